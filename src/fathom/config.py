@@ -1,0 +1,350 @@
+"""Typed, frozen experiment configs.
+
+One :class:`ExperimentConfig` (``data + model + train + task + seed``) describes a run. It is
+built from defaults, then a YAML file (read with ``yaml.safe_load``), then command-line
+overrides (``model.depth=16``); unknown keys, wrong types and invalid values raise a
+:class:`~fathom.errors.ConfigError` naming the key (and the flag the user typed, where one
+exists). Configs are turned into objects only at builder boundaries (``build_dataset``,
+``build_model``, ``build_optimizer``); layers below never see them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from fathom.errors import ConfigError
+
+__all__ = [
+    "DataConfig",
+    "ExperimentConfig",
+    "ModelConfig",
+    "SyntheticConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "parse_override",
+]
+
+C = TypeVar("C")
+
+# Flags of the CLI that map to config keys; validation errors name the flag as well.
+FLAG_FOR_KEY: dict[str, str] = {
+    "data.name": "--dataset",
+    "data.data_dir": "--data-dir",
+    "model.conv": "--conv",
+    "model.depth": "--depth",
+    "model.hidden": "--hidden",
+    "model.skip": "--skip",
+    "model.norm": "--norm",
+    "model.dropout": "--dropout",
+    "model.act": "--act",
+    "train.epochs": "--epochs",
+    "train.lr": "--lr",
+    "train.weight_decay": "--weight-decay",
+    "train.patience": "--patience",
+    "seed": "--seed",
+    "seeds": "--seeds",
+}
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Parameters of a generated graph (used when ``data.name`` is a generator)."""
+
+    num_nodes: int = 1000
+    """Number of nodes (approximate for grid / tree / barbell, which round to their shape)."""
+    num_classes: int = 3
+    """Number of classes."""
+    feature_dim: int = 32
+    """Node feature dimension."""
+    avg_degree: float = 10.0
+    """Expected average degree (CSBM)."""
+    homophily: float = 0.8
+    """Expected fraction of intra-class edges (CSBM)."""
+    separation: float = 1.0
+    """Distance scale between class means relative to unit feature noise (CSBM)."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which graph to train on and how to prepare it."""
+
+    name: str = "csbm"
+    """A registered dataset (``cora`` …), a synthetic generator (``csbm`` …) or a ``.npz``/``.pt`` path."""
+    data_dir: str | None = None
+    """Folder laid out like PyG's dataset roots; falls back to ``$FATHOM_DATA``, then the cache."""
+    split: int = 0
+    """Which of a dataset's fixed splits to use (Geom-GCN datasets have 10)."""
+    normalize_features: bool | None = None
+    """Row-normalise features to sum to one (``NormalizeFeatures``, as the Planetoid papers do);
+    ``None``: only when every feature is non-negative (bag-of-words datasets)."""
+    to_undirected: bool = True
+    """Symmetrise the graph (the Geom-GCN datasets are published as directed)."""
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    """Generator parameters when ``name`` is a synthetic generator."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A ``DeepGNN``: optional encoder -> ``depth`` message-passing layers -> head."""
+
+    conv: str = "gcn"
+    """Message-passing operator (see ``fathom.nn.convs.CONVS``)."""
+    depth: int = 2
+    """Number of message-passing layers (the conv head, if any, counts as one)."""
+    hidden: int = 64
+    """Hidden width (total over attention heads)."""
+    skip: str = "none"
+    """Skip connection between blocks (see ``fathom.nn.skips.SKIPS``)."""
+    norm: str = "none"
+    """Normalisation after each hidden conv (see ``fathom.nn.norms.NORMS``)."""
+    dropout: float = 0.5
+    """Dropout probability on the input of every layer."""
+    act: str = "relu"
+    """Activation after each hidden conv (see ``fathom.nn.activations.ACTIVATIONS``)."""
+    encoder: str = "none"
+    """``none``: the first conv maps input -> hidden (as PyG's ``BasicGNN``); ``linear``: a Linear layer does."""
+    head: str = "conv"
+    """``conv``: the last conv maps hidden -> classes (Kipf & Welling); ``linear``: a Linear layer does."""
+    heads: int = 8
+    """Attention heads of hidden attention layers (GAT): each head has ``hidden // heads`` channels."""
+    out_heads: int = 1
+    """Attention heads of an attention conv head (averaged)."""
+    attn_dropout: float = 0.6
+    """Dropout on attention coefficients (GAT)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Full-batch optimisation with early stopping."""
+
+    epochs: int = 200
+    """Maximum number of epochs."""
+    lr: float = 0.01
+    """Adam learning rate."""
+    weight_decay: float = 5e-4
+    """Adam (L2) weight decay on all parameters."""
+    patience: int = 100
+    """Stop after this many epochs without a better monitored value; 0 disables early stopping."""
+    monitor: str = "val_acc"
+    """``val_acc`` (ties broken by lower val_loss) or ``val_loss``."""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines a run: ``data + model + train + task + seed``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    task: str = "node"
+    """Learning task (``node``: transductive node classification)."""
+    seed: int = 0
+    """First seed; a run over ``seeds`` seeds uses ``seed, seed + 1, …``."""
+    seeds: int = 1
+    """Number of seeds (independent trainings) to run and aggregate."""
+
+    def validate(self) -> ExperimentConfig:
+        """Check value ranges and registered names; return ``self`` or raise ConfigError."""
+        _check_values(self)
+        return self
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _flag(key: str) -> str:
+    return f"{key} ({FLAG_FOR_KEY[key]})" if key in FLAG_FOR_KEY else key
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (int/float/str/bool/Optional/dataclass)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for opt in options:
+            if opt is type(None):
+                continue
+            try:
+                return _coerce(value, opt, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{_flag(key)} must not be null")
+    if is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{_flag(key)} must be a mapping, got {value!r}")
+        return _from_dict(tp, value, prefix=f"{key}.")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{_flag(key)} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{_flag(key)} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{_flag(key)} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{_flag(key)} must be a string, got {value!r}")
+    raise ConfigError(f"{_flag(key)} has unsupported type {_type_name(tp)}")
+
+
+def _from_dict(cls: type[C], raw: Mapping[str, Any], prefix: str = "") -> C:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = [k for k in raw if k not in names]
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]!r}; valid keys under "
+            f"{prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in raw.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from a nested mapping."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
+    return _from_dict(ExperimentConfig, raw).validate()
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """The fully resolved config as plain nested dicts (JSON/YAML serialisable)."""
+    return dataclasses.asdict(cfg)
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read a YAML config file (safe loader) over the defaults."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {p} is not valid YAML{where}") from None
+    return config_from_dict(raw)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``key=value``; the value is parsed as YAML (``16`` -> int, ``null`` -> None)."""
+    key, sep, value = text.partition("=")
+    key = key.strip().removeprefix("--")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key, parsed
+
+
+def apply_overrides(
+    cfg: ExperimentConfig, overrides: Mapping[str, Any] | Iterable[tuple[str, Any]]
+) -> ExperimentConfig:
+    """Return ``cfg`` with dotted keys (``model.depth``) replaced, then validated."""
+    raw = config_to_dict(cfg)
+    items = overrides.items() if isinstance(overrides, Mapping) else overrides
+    for key, value in items:
+        node = raw
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node.get(part), dict):
+                prefix = ".".join(parts[: i + 1])
+                raise ConfigError(f"unknown config key {prefix!r} in override {key}={value!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            section = ".".join(parts[:-1]) or "the top level"
+            raise ConfigError(
+                f"unknown config key {key!r}; valid keys under {section}: {', '.join(sorted(node))}"
+            )
+        node[parts[-1]] = value
+    return config_from_dict(raw)
+
+
+def with_seed(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
+    """A copy of ``cfg`` for one training run with ``seed`` (and ``seeds=1``)."""
+    return replace(cfg, seed=seed, seeds=1)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _require(ok: bool, key: str, msg: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{_flag(key)} {msg}, got {value!r}")
+
+
+def _check_values(cfg: ExperimentConfig) -> None:
+    # Registries are imported here, not at module level, so config stays import-light.
+    from fathom.models.build import ENCODERS, HEADS
+    from fathom.nn.activations import ACTIVATIONS
+    from fathom.nn.convs import CONVS
+    from fathom.nn.norms import NORMS
+    from fathom.nn.skips import SKIPS
+
+    m, t, d, s = cfg.model, cfg.train, cfg.data, cfg.data.synthetic
+    for key, registry, value in [
+        ("model.conv", CONVS, m.conv),
+        ("model.skip", SKIPS, m.skip),
+        ("model.norm", NORMS, m.norm),
+        ("model.act", ACTIVATIONS, m.act),
+        ("model.encoder", ENCODERS, m.encoder),
+        ("model.head", HEADS, m.head),
+    ]:
+        if value not in registry:
+            raise ConfigError(
+                f"unknown {_flag(key)} {value!r}; choose one of: {', '.join(registry.names())}"
+            )
+    _require(m.depth >= 1, "model.depth", "must be >= 1", m.depth)
+    _require(m.hidden >= 1, "model.hidden", "must be >= 1", m.hidden)
+    _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)", m.dropout)
+    _require(0.0 <= m.attn_dropout < 1.0, "model.attn_dropout", "must be in [0, 1)", m.attn_dropout)
+    _require(m.heads >= 1, "model.heads", "must be >= 1", m.heads)
+    _require(m.out_heads >= 1, "model.out_heads", "must be >= 1", m.out_heads)
+    _require(t.epochs >= 1, "train.epochs", "must be >= 1", t.epochs)
+    _require(t.lr > 0, "train.lr", "must be > 0", t.lr)
+    _require(t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
+    _require(t.patience >= 0, "train.patience", "must be >= 0 (0 disables)", t.patience)
+    _require(
+        t.monitor in ("val_acc", "val_loss"), "train.monitor", "must be val_acc or val_loss",
+        t.monitor,
+    )
+    _require(cfg.task == "node", "task", "must be 'node' (the only task so far)", cfg.task)
+    _require(cfg.seed >= 0, "seed", "must be >= 0", cfg.seed)
+    _require(cfg.seeds >= 1, "seeds", "must be >= 1", cfg.seeds)
+    _require(d.split >= 0, "data.split", "must be >= 0", d.split)
+    _require(bool(d.name), "data.name", "must not be empty", d.name)
+    _require(s.num_nodes >= 2, "data.synthetic.num_nodes", "must be >= 2", s.num_nodes)
+    _require(s.num_classes >= 2, "data.synthetic.num_classes", "must be >= 2", s.num_classes)
+    _require(s.feature_dim >= 1, "data.synthetic.feature_dim", "must be >= 1", s.feature_dim)
+    _require(s.avg_degree > 0, "data.synthetic.avg_degree", "must be > 0", s.avg_degree)
+    _require(0 <= s.homophily <= 1, "data.synthetic.homophily", "must be in [0, 1]", s.homophily)
+    _require(s.separation >= 0, "data.synthetic.separation", "must be >= 0", s.separation)

@@ -1,0 +1,113 @@
+"""Run one :class:`~fathom.config.ExperimentConfig` over its seeds and aggregate the results."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch_geometric.data import Data
+
+from fathom.config import ExperimentConfig, config_to_dict, with_seed
+
+from fathom.models.build import build_model
+from fathom.seeding import seed_everything
+from fathom.tasks.node import NodeClassification
+from fathom.train.loop import EpochCallback, FitResult, fit
+
+__all__ = ["ExperimentResult", "aggregate", "run_experiment", "train_one"]
+
+AGGREGATED = ("train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss",
+              "epochs", "time_s")
+
+
+@dataclass
+class ExperimentResult:
+    """Per-seed results of one config and their aggregate (mean, std over seeds)."""
+
+    config: ExperimentConfig
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    dataset: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def aggregate(self) -> dict[str, float | int]:
+        return aggregate(self.runs)
+
+    def to_dict(self, history: bool = True) -> dict[str, Any]:
+        runs = self.runs if history else [
+            {k: v for k, v in r.items() if k != "history"} for r in self.runs
+        ]
+        return {
+            "config": config_to_dict(self.config),
+            "dataset": self.dataset,
+            "aggregate": self.aggregate,
+            "runs": runs,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "torch_geometric": _pyg_version()},
+        }
+
+
+def _pyg_version() -> str:
+    import torch_geometric
+
+    return torch_geometric.__version__
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, float | int]:
+    """``<metric>_mean`` / ``<metric>_std`` (population std) over runs that have the metric,
+    plus ``n`` (runs), ``n_diverged``."""
+    out: dict[str, float | int] = {"n": len(runs),
+                                   "n_diverged": sum(r["status"] == "diverged" for r in runs)}
+    for key in AGGREGATED:
+        values = [float(r[key]) for r in runs if r.get(key) is not None]
+        if values:
+            out[f"{key}_mean"] = statistics.fmean(values)
+            out[f"{key}_std"] = statistics.pstdev(values)
+    return out
+
+
+def train_one(cfg: ExperimentConfig, data: Data,
+              callbacks: list[EpochCallback] | None = None) -> FitResult:
+    """Seed, build the model for ``data`` and fit it: one run of one seed."""
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, data.num_features, int(data.y.max()) + 1)
+    return fit(model, NodeClassification(), data, cfg.train, callbacks or [])
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    data: Data | None = None,
+    on_run_end: Callable[[int, dict[str, Any]], None] | None = None,
+    callbacks: list[EpochCallback] | None = None,
+) -> ExperimentResult:
+    """Train ``cfg.seeds`` models (seeds ``cfg.seed …``) on the same graph.
+
+    The graph (and its split) is built once with ``cfg.seed``; seeds vary the model's
+    initialisation and dropout. ``on_run_end(seed, run)`` is called after each seed.
+    """
+    if data is None:
+        from fathom.data.build import build_dataset
+
+        data = build_dataset(cfg.data, seed=cfg.seed)
+    result = ExperimentResult(cfg, dataset=_describe(data))
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        t0 = time.perf_counter()
+        fitted = train_one(with_seed(cfg, seed), data, callbacks)
+        run = {"seed": seed, **fitted.to_dict(), "wall_s": time.perf_counter() - t0}
+        result.runs.append(run)
+        if on_run_end is not None:
+            on_run_end(seed, run)
+    return result
+
+
+def _describe(data: Data) -> dict[str, Any]:
+    return {
+        "name": getattr(data, "name", None), "num_nodes": data.num_nodes,
+        "num_edges": data.num_edges, "num_features": data.num_features,
+        "num_classes": int(data.y.max()) + 1, "train": int(data.train_mask.sum()),
+        "val": int(data.val_mask.sum()), "test": int(data.test_mask.sum()),
+    }

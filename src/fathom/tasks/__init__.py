@@ -1,0 +1,1 @@
+"""Learning tasks: what a model's outputs are trained and evaluated on."""
