@@ -11,6 +11,7 @@ exists). Configs are turned into objects only at builder boundaries (``build_dat
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 C = TypeVar("C")
+
+# PyYAML (YAML 1.1) reads exponent literals without a dot ("1e-3", "5e-4") as strings.
+_EXP_FLOAT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
 
 # Flags of the CLI that map to config keys; validation errors name the flag as well.
 FLAG_FOR_KEY: dict[str, str] = {
@@ -80,7 +84,7 @@ class DataConfig:
     """Which graph to train on and how to prepare it."""
 
     name: str = "csbm"
-    """A registered dataset (``cora`` …), a synthetic generator (``csbm`` …) or a ``.npz``/``.pt`` path."""
+    """A registered dataset (``cora`` …), a generator (``csbm`` …) or a ``.npz``/``.pt`` path."""
     data_dir: str | None = None
     """Folder laid out like PyG's dataset roots; falls back to ``$FATHOM_DATA``, then the cache."""
     split: int = 0
@@ -113,11 +117,13 @@ class ModelConfig:
     act: str = "relu"
     """Activation after each hidden conv (see ``fathom.nn.activations.ACTIVATIONS``)."""
     encoder: str = "none"
-    """``none``: the first conv maps input -> hidden (as PyG's ``BasicGNN``); ``linear``: a Linear layer does."""
+    """``none``: the first conv maps input -> hidden (as PyG's ``BasicGNN``);
+    ``linear``: a Linear layer does."""
     head: str = "conv"
-    """``conv``: the last conv maps hidden -> classes (Kipf & Welling); ``linear``: a Linear layer does."""
+    """``conv``: the last conv maps hidden -> classes (Kipf & Welling);
+    ``linear``: a Linear layer does."""
     heads: int = 8
-    """Attention heads of hidden attention layers (GAT): each head has ``hidden // heads`` channels."""
+    """Attention heads of hidden attention layers (GAT), ``hidden // heads`` channels each."""
     out_heads: int = 1
     """Attention heads of an attention conv head (averaged)."""
     attn_dropout: float = 0.6
@@ -204,6 +210,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _EXP_FLOAT.fullmatch(value.strip()):
+            return float(value)
         raise ConfigError(f"{_flag(key)} must be a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):
@@ -220,7 +228,7 @@ def _from_dict(cls: type[C], raw: Mapping[str, Any], prefix: str = "") -> C:
     unknown = [k for k in raw if k not in names]
     if unknown:
         raise ConfigError(
-            f"unknown config key {prefix}{unknown[0]!r}; valid keys under "
+            f"unknown config key {f'{prefix}{unknown[0]}'!r}; valid keys under "
             f"{prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(names))}"
         )
     kwargs = {k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in raw.items()}

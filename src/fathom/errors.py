@@ -6,7 +6,7 @@ field and the offending value; the CLI prints that line (no traceback) and exits
 
 from __future__ import annotations
 
-__all__ = ["FathomError", "ConfigError", "DataError", "DataNotFoundError"]
+__all__ = ["ConfigError", "DataError", "DataNotFoundError", "FathomError"]
 
 
 class FathomError(Exception):

@@ -44,7 +44,7 @@ class Registry(Generic[T]):
         self._items[key] = obj
 
     def get(self, name: str) -> T:
-        """Return the object registered under ``name`` or raise a ConfigError listing the choices."""
+        """The object registered under ``name``; a ConfigError listing the choices if none."""
         try:
             return self._items[name.lower()]
         except KeyError:

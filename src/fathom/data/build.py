@@ -4,7 +4,9 @@ dataset names are resolved (named datasets, synthetic generators, or a user's fi
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch_geometric.data import Data
@@ -12,15 +14,12 @@ from torch_geometric.transforms import NormalizeFeatures
 from torch_geometric.utils import to_undirected
 
 from fathom.config import DataConfig
-from fathom.data.datasets import DATASETS, load_dataset, load_graph_file
+from fathom.data.datasets import DATASETS, GRAPH_FILE_SUFFIXES, load_dataset, load_graph_file
 from fathom.data.synthetic import GENERATORS, make_synthetic
 from fathom.data.validate import validate_graph
 from fathom.errors import ConfigError
 
 __all__ = ["build_dataset", "dataset_kind"]
-
-GRAPH_FILE_SUFFIXES = (".npz", ".pt", ".pth")
-
 
 def dataset_kind(name: str) -> str:
     """``named``, ``synthetic`` or ``file`` for a ``data.name`` value (else ConfigError)."""
@@ -47,7 +46,7 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Data:
     if kind == "named":
         data = load_dataset(cfg.name, data_dir=cfg.data_dir, split=cfg.split, seed=seed)
     elif kind == "synthetic":
-        data = make_synthetic(cfg.name, seed=seed, **dataclasses.asdict(cfg.synthetic))
+        data = make_synthetic(cfg.name, seed=seed, **_generator_kwargs(cfg))
     else:
         data = load_graph_file(cfg.name, seed=seed)
     if cfg.to_undirected:
@@ -60,3 +59,9 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Data:
     data.x = data.x.to(torch.float32)
     validate_graph(data)
     return data
+
+
+def _generator_kwargs(cfg: DataConfig) -> dict[str, Any]:
+    """The ``data.synthetic`` fields the chosen generator takes (CSBM takes them all)."""
+    accepted = inspect.signature(GENERATORS.get(cfg.name)).parameters
+    return {k: v for k, v in dataclasses.asdict(cfg.synthetic).items() if k in accepted}

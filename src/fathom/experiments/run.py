@@ -13,7 +13,6 @@ import torch
 from torch_geometric.data import Data
 
 from fathom.config import ExperimentConfig, config_to_dict, with_seed
-
 from fathom.models.build import build_model
 from fathom.seeding import seed_everything
 from fathom.tasks.node import NodeClassification

@@ -30,12 +30,12 @@ def build_model(cfg: ModelConfig, in_channels: int, out_channels: int) -> DeepGN
     ``cfg.depth`` counts message-passing layers: with a conv head there are ``depth - 1``
     hidden blocks and the conv head; with a linear head, ``depth`` blocks.
     """
-    ENCODERS.get(cfg.encoder)
+    encoder_is_linear = ENCODERS.get(cfg.encoder) == "linear"
     head_is_conv = HEADS.get(cfg.head) == "conv"
     conv_options = {"heads": cfg.heads, "out_heads": cfg.out_heads,
                     "attn_dropout": cfg.attn_dropout}
 
-    encoder = nn.Linear(in_channels, cfg.hidden) if cfg.encoder == "linear" else None
+    encoder = nn.Linear(in_channels, cfg.hidden) if encoder_is_linear else None
     width = cfg.hidden if encoder is not None else in_channels
     num_blocks = cfg.depth - 1 if head_is_conv else cfg.depth
     blocks = []

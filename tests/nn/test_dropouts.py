@@ -1,0 +1,99 @@
+"""Tests of fathom.nn.dropouts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fathom.nn.dropouts import Dropout, dropout_mask
+
+
+def test_eval_mode_is_identity() -> None:
+    drop = Dropout(0.5).eval()
+    x = torch.randn(20, 7)
+    assert drop(x) is x
+
+
+def test_p_zero_is_identity_in_training() -> None:
+    drop = Dropout(0.0)
+    assert drop.training
+    x = torch.randn(20, 7)
+    assert drop(x) is x
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_kept_fraction_and_scale(p: float) -> None:
+    torch.manual_seed(0)
+    x = torch.ones(1000, 2000)
+    out = Dropout(p)(x)
+    kept = out != 0
+    frac = kept.float().mean().item()
+    # 2M Bernoulli draws: std of the fraction is <= 0.00036; allow > 5 sigma.
+    assert abs(frac - (1 - p)) < 0.002
+    scale = torch.tensor(1.0 / (1.0 - p), dtype=torch.float32)
+    assert torch.equal(out[kept], scale.expand(int(kept.sum())))
+
+
+def test_scale_applies_to_values() -> None:
+    torch.manual_seed(1)
+    x = torch.randn(64, 33)
+    out = Dropout(0.25)(x)
+    kept = out != 0
+    assert torch.equal(out[kept], x[kept] * torch.tensor(1.0 / 0.75))
+    assert out.shape == x.shape and out.dtype == x.dtype
+
+
+def test_odd_number_of_entries_and_dtype() -> None:
+    torch.manual_seed(0)
+    x = torch.ones(3, 5, dtype=torch.float64)  # 15 entries, an odd count
+    out = Dropout(0.5)(x)
+    assert out.dtype == torch.float64 and out.shape == (3, 5)
+    assert set(out.unique().tolist()) <= {0.0, 2.0}
+
+
+def test_deterministic_under_manual_seed() -> None:
+    x = torch.randn(50, 40)
+    drop = Dropout(0.5)
+    torch.manual_seed(123)
+    a = drop(x)
+    torch.manual_seed(123)
+    b = drop(x)
+    c = drop(x)
+    assert torch.equal(a, b)
+    assert not torch.equal(b, c)
+
+
+def test_columns_and_rows_independent() -> None:
+    # The mask must not repeat across rows (e.g. from reusing random words).
+    torch.manual_seed(0)
+    out = Dropout(0.5)(torch.ones(200, 64))
+    rows = {tuple(r.tolist()) for r in (out != 0)}
+    assert len(rows) == 200
+
+
+def test_gradient_is_the_mask() -> None:
+    torch.manual_seed(0)
+    x = torch.ones(30, 10, requires_grad=True)
+    out = Dropout(0.4)(x)
+    out.sum().backward()
+    # For x = 1, out is exactly the mask (0 or 1 / (1 - p)).
+    assert torch.equal(x.grad, out.detach())
+    assert x.grad.unique().tolist() == [0.0, torch.tensor(1 / 0.6).item()]
+
+
+def test_dropout_mask_values() -> None:
+    torch.manual_seed(0)
+    mask = dropout_mask(torch.Size([100, 100]), 0.75)
+    assert mask.shape == (100, 100) and mask.dtype == torch.float32
+    assert set(mask.unique().tolist()) == {0.0, 4.0}
+    assert abs((mask != 0).float().mean().item() - 0.25) < 0.02
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+def test_invalid_p(p: float) -> None:
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        Dropout(p)
+
+
+def test_extra_repr() -> None:
+    assert repr(Dropout(0.3)) == "Dropout(p=0.3)"

@@ -1,0 +1,316 @@
+"""Tests of fathom.config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fathom.config import (
+    DataConfig,
+    ExperimentConfig,
+    ModelConfig,
+    SyntheticConfig,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    parse_override,
+    with_seed,
+)
+from fathom.errors import ConfigError
+
+
+def _error(fn, *args) -> str:
+    with pytest.raises(ConfigError) as info:
+        fn(*args)
+    msg = str(info.value)
+    assert "\n" not in msg, f"message is not one line: {msg!r}"
+    return msg
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+def test_defaults_validate() -> None:
+    cfg = ExperimentConfig()
+    assert cfg.validate() is cfg
+    assert cfg.model == ModelConfig(conv="gcn", depth=2, hidden=64, skip="none", norm="none",
+                                    dropout=0.5, act="relu", encoder="none", head="conv")
+    assert cfg.train == TrainConfig(epochs=200, lr=0.01, weight_decay=5e-4, patience=100,
+                                    monitor="val_acc")
+    assert cfg.data.name == "csbm"
+    assert cfg.data.synthetic == SyntheticConfig()
+    assert (cfg.task, cfg.seed, cfg.seeds) == ("node", 0, 1)
+
+
+def test_config_is_frozen() -> None:
+    cfg = ExperimentConfig()
+    with pytest.raises(AttributeError):
+        cfg.seed = 3  # type: ignore[misc]
+
+
+def test_empty_dict_gives_defaults() -> None:
+    assert config_from_dict({}) == ExperimentConfig()
+
+
+def test_with_seed() -> None:
+    cfg = ExperimentConfig(seed=2, seeds=5)
+    assert with_seed(cfg, 4) == ExperimentConfig(seed=4, seeds=1)
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+def test_load_yaml_with_nested_synthetic(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(
+        "data:\n"
+        "  name: csbm\n"
+        "  synthetic:\n"
+        "    num_nodes: 300\n"
+        "    homophily: 0.9\n"
+        "model:\n"
+        "  conv: gat\n"
+        "  depth: 4\n"
+        "  hidden: 16\n"
+        "  heads: 4\n"
+        "train:\n"
+        "  lr: 0.005\n"
+        "  weight_decay: 5e-4\n"
+        "seed: 7\n"
+    )
+    cfg = load_config(path)
+    assert cfg.data.synthetic == SyntheticConfig(num_nodes=300, homophily=0.9)
+    assert cfg.model == ModelConfig(conv="gat", depth=4, hidden=16, heads=4)
+    assert cfg.train == TrainConfig(lr=0.005, weight_decay=5e-4)
+    assert cfg.seed == 7
+    # Untouched sections keep their defaults.
+    assert cfg.data.split == 0
+
+
+def test_load_empty_yaml_gives_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    assert load_config(path) == ExperimentConfig()
+
+
+def test_load_invalid_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  depth: [1, 2\n")
+    msg = _error(load_config, path)
+    assert "not valid YAML" in msg
+    assert str(path) in msg
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    msg = _error(load_config, path)
+    assert msg == f"config file not found: {path}"
+
+
+def test_load_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    msg = _error(load_config, path)
+    assert "mapping" in msg and "list" in msg
+
+
+def test_load_yaml_with_invalid_value(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.yaml"
+    path.write_text("model:\n  depth: 0\n")
+    msg = _error(load_config, path)
+    assert "model.depth" in msg and "--depth" in msg
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("model.depth=16", ("model.depth", 16)),
+        ("model.dropout=0.5", ("model.dropout", 0.5)),
+        ("data.data_dir=null", ("data.data_dir", None)),
+        ("model.conv=gat", ("model.conv", "gat")),
+        ("data.normalize_features=true", ("data.normalize_features", True)),
+        ("--model.depth=3", ("model.depth", 3)),
+        (" seed = 4", ("seed", 4)),
+        ("data.name=", ("data.name", "")),
+        ("data.name=a=b", ("data.name", "a=b")),
+    ],
+)
+def test_parse_override(text: str, expected: tuple) -> None:
+    key, value = parse_override(text)
+    assert (key, value) == expected
+    assert type(value) is type(expected[1])
+
+
+@pytest.mark.parametrize("text", ["model.depth", "=3", ""])
+def test_parse_override_malformed(text: str) -> None:
+    msg = _error(parse_override, text)
+    assert "section.key=value" in msg
+
+
+def test_apply_overrides_nested_and_typed() -> None:
+    pairs = [parse_override(t) for t in
+             ("model.depth=16", "model.dropout=0.25", "data.data_dir=null",
+              "data.synthetic.num_nodes=50", "train.lr=1e-3", "seeds=3")]
+    cfg = apply_overrides(ExperimentConfig(data=DataConfig(data_dir="/x")), pairs)
+    assert cfg.model.depth == 16
+    assert cfg.model.dropout == 0.25
+    assert cfg.data.data_dir is None
+    assert cfg.data.synthetic.num_nodes == 50
+    assert cfg.train.lr == 1e-3 and isinstance(cfg.train.lr, float)
+    assert cfg.seeds == 3
+    # Everything else is unchanged.
+    assert cfg.model.conv == "gcn" and cfg.data.synthetic.num_classes == 3
+
+
+def test_apply_overrides_accepts_a_mapping_and_later_wins() -> None:
+    cfg = apply_overrides(ExperimentConfig(), {"model.hidden": 32})
+    assert cfg.model.hidden == 32
+    cfg = apply_overrides(ExperimentConfig(), [("model.hidden", 32), ("model.hidden", 8)])
+    assert cfg.model.hidden == 8
+
+
+def test_int_is_accepted_for_float() -> None:
+    cfg = apply_overrides(ExperimentConfig(), {"train.lr": 1})
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+
+
+def test_exponent_literal_without_dot_is_a_float(tmp_path: Path) -> None:
+    # PyYAML reads "5e-4" as a string; it must still be accepted for float keys.
+    assert parse_override("train.weight_decay=5e-4") == ("train.weight_decay", "5e-4")
+    cfg = apply_overrides(ExperimentConfig(), [parse_override("train.weight_decay=1e-5")])
+    assert cfg.train.weight_decay == 1e-5
+    path = tmp_path / "cfg.yaml"
+    path.write_text("train:\n  lr: 2E-3\n")
+    assert load_config(path).train.lr == 2e-3
+
+
+def test_unknown_override_keys() -> None:
+    msg = _error(apply_overrides, ExperimentConfig(), {"model.depht": 3})
+    assert "model.depht" in msg and "depth" in msg  # names the key and lists valid keys
+    msg = _error(apply_overrides, ExperimentConfig(), {"modle.depth": 3})
+    assert "'modle'" in msg
+    msg = _error(apply_overrides, ExperimentConfig(), {"data.synthetic.nodes": 3})
+    assert "data.synthetic.nodes" in msg and "num_nodes" in msg
+    msg = _error(apply_overrides, ExperimentConfig(), {"model.depth.x": 3})
+    assert "model.depth" in msg
+    msg = _error(apply_overrides, ExperimentConfig(), {"epochs": 3})
+    assert "'epochs'" in msg and "the top level" in msg
+
+
+# --------------------------------------------------------------------------- invalid values
+
+INVALID = [
+    # (key, value, flag or None, fragment of the message)
+    ("model.depth", 0, "--depth", ">= 1"),
+    ("model.depth", -3, "--depth", ">= 1"),
+    ("model.depth", "abc", "--depth", "integer"),
+    ("model.depth", 2.5, "--depth", "integer"),
+    ("model.depth", True, "--depth", "integer"),
+    ("model.hidden", 0, "--hidden", ">= 1"),
+    ("model.dropout", 1.0, "--dropout", "[0, 1)"),
+    ("model.dropout", -0.1, "--dropout", "[0, 1)"),
+    ("model.dropout", "half", "--dropout", "number"),
+    ("model.dropout", False, "--dropout", "number"),
+    ("model.attn_dropout", 1.0, None, "[0, 1)"),
+    ("model.conv", "gin2", "--conv", "gat, gcn"),
+    ("model.skip", "dense", "--skip", "none, res"),
+    ("model.norm", "group", "--norm", "batch, layer, none"),
+    ("model.act", "swish", "--act", "relu"),
+    ("model.encoder", "mlp", None, "linear, none"),
+    ("model.head", "mlp", None, "conv, linear"),
+    ("model.heads", 0, None, ">= 1"),
+    ("model.out_heads", 0, None, ">= 1"),
+    ("train.lr", 0.0, "--lr", "> 0"),
+    ("train.lr", -0.01, "--lr", "> 0"),
+    ("train.lr", float("nan"), "--lr", "> 0"),
+    ("train.epochs", 0, "--epochs", ">= 1"),
+    ("train.weight_decay", -1e-4, "--weight-decay", ">= 0"),
+    ("train.patience", -1, "--patience", ">= 0"),
+    ("train.monitor", "val_f1", None, "val_acc or val_loss"),
+    ("task", "graph", None, "'node'"),
+    ("seed", -1, "--seed", ">= 0"),
+    ("seeds", 0, "--seeds", ">= 1"),
+    ("data.name", "", "--dataset", "empty"),
+    ("data.split", -1, None, ">= 0"),
+    ("data.normalize_features", "yes", None, "true or false"),
+    ("data.to_undirected", 1, None, "true or false"),
+    ("data.synthetic.num_nodes", 1, None, ">= 2"),
+    ("data.synthetic.num_classes", 1, None, ">= 2"),
+    ("data.synthetic.feature_dim", 0, None, ">= 1"),
+    ("data.synthetic.avg_degree", 0, None, "> 0"),
+    ("data.synthetic.homophily", 1.5, None, "[0, 1]"),
+    ("data.synthetic.separation", -1.0, None, ">= 0"),
+    ("model", 3, None, "mapping"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "flag", "fragment"), INVALID)
+def test_invalid_value_rejected(key: str, value: object, flag: str | None,
+                                fragment: str) -> None:
+    msg = _error(apply_overrides, ExperimentConfig(), {key: value})
+    assert key in msg
+    if flag is not None:
+        assert f"{key} ({flag})" in msg
+    assert fragment in msg
+
+
+@pytest.mark.parametrize(("key", "value", "flag", "fragment"), INVALID)
+def test_invalid_value_rejected_from_dict(key: str, value: object, flag: str | None,
+                                          fragment: str) -> None:
+    raw: dict = {}
+    node = raw
+    *sections, last = key.split(".")
+    for part in sections:
+        node = node.setdefault(part, {})
+    node[last] = value
+    msg = _error(config_from_dict, raw)
+    assert key in msg and fragment in msg
+
+
+def test_unknown_keys_from_dict() -> None:
+    msg = _error(config_from_dict, {"modle": {}})
+    assert "'modle'" in msg and "the top level" in msg
+    msg = _error(config_from_dict, {"data": {"synthetic": {"size": 3}}})
+    assert "'data.synthetic.size'" in msg and "valid keys under data.synthetic" in msg
+
+
+def test_config_from_dict_rejects_non_mapping() -> None:
+    msg = _error(config_from_dict, [1, 2])
+    assert "mapping" in msg
+
+
+def test_registered_names_are_case_insensitive() -> None:
+    cfg = apply_overrides(ExperimentConfig(), {"model.conv": "GCN", "model.skip": "Res"})
+    assert cfg.model.conv == "GCN"
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_config_to_dict_round_trip(tmp_path: Path) -> None:
+    cfg = ExperimentConfig(
+        data=DataConfig(name="ring", data_dir="/data", normalize_features=False,
+                        synthetic=SyntheticConfig(num_nodes=40, homophily=0.5)),
+        model=ModelConfig(conv="gat", depth=8, hidden=32, heads=4, skip="res", norm="batch"),
+        train=TrainConfig(epochs=10, lr=1e-5, weight_decay=0.0, monitor="val_loss"),
+        seed=3, seeds=2,
+    )
+    raw = config_to_dict(cfg)
+    assert raw["data"]["synthetic"]["num_nodes"] == 40
+    assert raw["model"]["depth"] == 8
+    assert config_from_dict(raw) == cfg
+    path = tmp_path / "dump.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert load_config(path) == cfg
+
+
+def test_unknown_yaml_key_that_is_not_a_string() -> None:
+    msg = _error(config_from_dict, {"model": {1: 2}})
+    assert "'model.1'" in msg
