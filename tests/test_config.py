@@ -37,10 +37,20 @@ def _error(fn, *args) -> str:
 def test_defaults_validate() -> None:
     cfg = ExperimentConfig()
     assert cfg.validate() is cfg
-    assert cfg.model == ModelConfig(conv="gcn", depth=2, hidden=64, skip="none", norm="none",
-                                    dropout=0.5, act="relu", encoder="none", head="conv")
-    assert cfg.train == TrainConfig(epochs=200, lr=0.01, weight_decay=5e-4, patience=100,
-                                    monitor="val_acc")
+    assert cfg.model == ModelConfig(
+        conv="gcn",
+        depth=2,
+        hidden=64,
+        skip="none",
+        norm="none",
+        dropout=0.5,
+        act="relu",
+        encoder="none",
+        head="conv",
+    )
+    assert cfg.train == TrainConfig(
+        epochs=200, lr=0.01, weight_decay=5e-4, patience=100, monitor="val_acc"
+    )
     assert cfg.data.name == "csbm"
     assert cfg.data.synthetic == SyntheticConfig()
     assert (cfg.task, cfg.seed, cfg.seeds) == ("node", 0, 1)
@@ -155,9 +165,17 @@ def test_parse_override_malformed(text: str) -> None:
 
 
 def test_apply_overrides_nested_and_typed() -> None:
-    pairs = [parse_override(t) for t in
-             ("model.depth=16", "model.dropout=0.25", "data.data_dir=null",
-              "data.synthetic.num_nodes=50", "train.lr=1e-3", "seeds=3")]
+    pairs = [
+        parse_override(t)
+        for t in (
+            "model.depth=16",
+            "model.dropout=0.25",
+            "data.data_dir=null",
+            "data.synthetic.num_nodes=50",
+            "train.lr=1e-3",
+            "seeds=3",
+        )
+    ]
     cfg = apply_overrides(ExperimentConfig(data=DataConfig(data_dir="/x")), pairs)
     assert cfg.model.depth == 16
     assert cfg.model.dropout == 0.25
@@ -252,8 +270,7 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("key", "value", "flag", "fragment"), INVALID)
-def test_invalid_value_rejected(key: str, value: object, flag: str | None,
-                                fragment: str) -> None:
+def test_invalid_value_rejected(key: str, value: object, flag: str | None, fragment: str) -> None:
     msg = _error(apply_overrides, ExperimentConfig(), {key: value})
     assert key in msg
     if flag is not None:
@@ -262,8 +279,9 @@ def test_invalid_value_rejected(key: str, value: object, flag: str | None,
 
 
 @pytest.mark.parametrize(("key", "value", "flag", "fragment"), INVALID)
-def test_invalid_value_rejected_from_dict(key: str, value: object, flag: str | None,
-                                          fragment: str) -> None:
+def test_invalid_value_rejected_from_dict(
+    key: str, value: object, flag: str | None, fragment: str
+) -> None:
     raw: dict = {}
     node = raw
     *sections, last = key.split(".")
@@ -296,11 +314,16 @@ def test_registered_names_are_case_insensitive() -> None:
 
 def test_config_to_dict_round_trip(tmp_path: Path) -> None:
     cfg = ExperimentConfig(
-        data=DataConfig(name="ring", data_dir="/data", normalize_features=False,
-                        synthetic=SyntheticConfig(num_nodes=40, homophily=0.5)),
+        data=DataConfig(
+            name="ring",
+            data_dir="/data",
+            normalize_features=False,
+            synthetic=SyntheticConfig(num_nodes=40, homophily=0.5),
+        ),
         model=ModelConfig(conv="gat", depth=8, hidden=32, heads=4, skip="res", norm="batch"),
         train=TrainConfig(epochs=10, lr=1e-5, weight_decay=0.0, monitor="val_loss"),
-        seed=3, seeds=2,
+        seed=3,
+        seeds=2,
     )
     raw = config_to_dict(cfg)
     assert raw["data"]["synthetic"]["num_nodes"] == 40

@@ -65,34 +65,50 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = sub.add_parser("train", help="train a model over seeds and print the results",
-                           description="Train one config over seeds (node classification).")
+    train = sub.add_parser(
+        "train",
+        help="train a model over seeds and print the results",
+        description="Train one config over seeds (node classification).",
+    )
     train.add_argument("--config", metavar="FILE", help="YAML config file (safe-loaded)")
     for flag, (typ, text) in TRAIN_FLAGS.items():
         train.add_argument(flag, type=typ, help=text, dest=KEY_FOR_FLAG[flag])
-    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                       help="dotted config overrides, e.g. model.norm=batch train.monitor=val_loss")
+    train.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted config overrides, e.g. model.norm=batch train.monitor=val_loss",
+    )
     train.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    train.add_argument("--history", action="store_true",
-                       help="include per-epoch history in the JSON")
-    train.add_argument("--print-config", action="store_true",
-                       help="print the resolved config as YAML and exit")
+    train.add_argument(
+        "--history", action="store_true", help="include per-epoch history in the JSON"
+    )
+    train.add_argument(
+        "--print-config", action="store_true", help="print the resolved config as YAML and exit"
+    )
 
     datasets = sub.add_parser("datasets", help="list datasets, where they are and their size")
     datasets.add_argument("--data-dir", help="folder laid out like PyG dataset roots")
     datasets.add_argument("--json", metavar="PATH", help="write the list as JSON")
 
-    demo = sub.add_parser("demo", help="depth study on a generated graph: plain vs residual GCN",
-                          description="Plain vs residual GCN at several depths on a contextual "
-                                      "stochastic block model graph; prints a table, writes a "
-                                      "plot.")
+    demo = sub.add_parser(
+        "demo",
+        help="depth study on a generated graph: plain vs residual GCN",
+        description="Plain vs residual GCN at several depths on a contextual "
+        "stochastic block model graph; prints a table, writes a "
+        "plot.",
+    )
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     demo.add_argument("--depths", default="2,8,32", help="comma-separated depths (default 2,8,32)")
     demo.add_argument("--seeds", type=int, default=2, help="seeds per point (default 2)")
     demo.add_argument("--epochs", type=int, default=100, help="epochs per run (default 100)")
-    demo.add_argument("--dropout", type=float, default=0.1,
-                      help="dropout before every layer (default 0.1: at 0.5 the noise that 32 "
-                           "residual layers add up drowns the signal)")
+    demo.add_argument(
+        "--dropout",
+        type=float,
+        default=0.1,
+        help="dropout before every layer (default 0.1: at 0.5 the noise that 32 "
+        "residual layers add up drowns the signal)",
+    )
     demo.add_argument("--json", metavar="PATH", help="write the results as JSON")
     return parser
 
@@ -102,8 +118,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _train_config(args: argparse.Namespace) -> ExperimentConfig:
     cfg = load_config(args.config) if args.config else ExperimentConfig()
-    flag_overrides = [(key, getattr(args, key)) for key in KEY_FOR_FLAG.values()
-                      if getattr(args, key, None) is not None]
+    flag_overrides = [
+        (key, getattr(args, key))
+        for key in KEY_FOR_FLAG.values()
+        if getattr(args, key, None) is not None
+    ]
     dotted = [parse_override(text) for text in args.overrides]
     return apply_overrides(cfg, [*flag_overrides, *dotted])
 
@@ -122,15 +141,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     with err_console.status(f"loading {cfg.data.name} …"):
         data = build_dataset(cfg.data, seed=cfg.seed)
     m = cfg.model
-    title = (f"{cfg.data.name}: {m.conv} depth {m.depth}, skip {m.skip}, norm {m.norm} "
-             f"({data.num_nodes} nodes, {data.num_edges} edges)")
+    title = (
+        f"{cfg.data.name}: {m.conv} depth {m.depth}, skip {m.skip}, norm {m.norm} "
+        f"({data.num_nodes} nodes, {data.num_edges} edges)"
+    )
     state = {"seed": cfg.seed, "epochs_before": 0}
     with progress_bar() as progress:
         task = progress.add_task("training", total=cfg.seeds * cfg.train.epochs)
 
         def on_epoch(record: dict[str, float]) -> None:
-            progress.update(task, completed=state["epochs_before"] + int(record["epoch"]),
-                            description=f"seed {state['seed']}: val {100 * record['val_acc']:.1f}%")
+            progress.update(
+                task,
+                completed=state["epochs_before"] + int(record["epoch"]),
+                description=f"seed {state['seed']}: val {100 * record['val_acc']:.1f}%",
+            )
 
         def on_run_end(seed: int, run: dict[str, Any]) -> None:
             state["seed"] = seed + 1
@@ -157,8 +181,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     rows = list_datasets(args.data_dir)
     console.print(datasets_table(rows))
-    console.print(f"generated (no download): {', '.join(GENERATORS.names())}; "
-                  "or pass a .npz / .pt file to --dataset")
+    console.print(
+        f"generated (no download): {', '.join(GENERATORS.names())}; "
+        "or pass a .npz / .pt file to --dataset"
+    )
     if args.json:
         from fathom.report.files import write_json
 
@@ -184,8 +210,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from fathom.report.plots import plot_accuracy_vs_depth
 
     depths = _parse_depths(args.depths)
-    base = apply_overrides(ExperimentConfig(), {"seeds": args.seeds, "train.epochs": args.epochs,
-                                                "train.patience": 0, "model.dropout": args.dropout})
+    base = apply_overrides(
+        ExperimentConfig(),
+        {
+            "seeds": args.seeds,
+            "train.epochs": args.epochs,
+            "train.patience": 0,
+            "model.dropout": args.dropout,
+        },
+    )
     variants = {"GCN": {"model.skip": "none"}, "ResGCN (residual)": {"model.skip": "res"}}
     out = Path(args.out)
     start = time.perf_counter()
@@ -194,14 +227,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     err_console.print(
         f"CSBM graph: {data.num_nodes} nodes, {data.num_edges // 2} edges, {s.num_classes} "
         f"classes, homophily {s.homophily}; {len(variants)} models x depths {depths} x "
-        f"{args.seeds} seeds")
+        f"{args.seeds} seeds"
+    )
     total = len(variants) * len(depths) * args.seeds
     with progress_bar() as progress:
         task = progress.add_task("depth study", total=total)
 
         def on_run_end(name: str, depth: int, seed: int, run: dict[str, Any]) -> None:
-            progress.update(task, advance=1, description=f"{name} depth {depth} seed {seed}: "
-                                                         f"test {100 * run['test_acc']:.1f}%")
+            progress.update(
+                task,
+                advance=1,
+                description=f"{name} depth {depth} seed {seed}: test {100 * run['test_acc']:.1f}%",
+            )
 
         rows = depth_study(base, variants, depths, data=data, on_run_end=on_run_end)
     elapsed = time.perf_counter() - start

@@ -342,7 +342,9 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
     _require(t.patience >= 0, "train.patience", "must be >= 0 (0 disables)", t.patience)
     _require(
-        t.monitor in ("val_acc", "val_loss"), "train.monitor", "must be val_acc or val_loss",
+        t.monitor in ("val_acc", "val_loss"),
+        "train.monitor",
+        "must be val_acc or val_loss",
         t.monitor,
     )
     _require(cfg.task == "node", "task", "must be 'node' (the only task so far)", cfg.task)

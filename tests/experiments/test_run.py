@@ -20,11 +20,14 @@ from fathom.seeding import seed_everything
 VOLATILE = ("time_s", "wall_s")  # wall-clock timings are the only non-reproducible fields
 
 CFG = ExperimentConfig(
-    data=DataConfig(name="csbm", synthetic=SyntheticConfig(num_nodes=60, num_classes=3,
-                                                           feature_dim=8, avg_degree=6.0)),
+    data=DataConfig(
+        name="csbm",
+        synthetic=SyntheticConfig(num_nodes=60, num_classes=3, feature_dim=8, avg_degree=6.0),
+    ),
     model=ModelConfig(depth=2, hidden=8, dropout=0.5),
     train=TrainConfig(epochs=6, lr=0.05, patience=0),
-    seed=0, seeds=2,
+    seed=0,
+    seeds=2,
 )
 
 
@@ -88,14 +91,22 @@ def test_run_experiment_builds_the_dataset_from_the_config() -> None:
     cfg = replace(CFG, seeds=1)
     calls: list[tuple[int, dict]] = []
     result = run_experiment(cfg, on_run_end=lambda seed, run: calls.append((seed, run)))
-    assert result.dataset == {"name": "csbm", "num_nodes": 60, "num_edges":
-                              result.dataset["num_edges"], "num_features": 8, "num_classes": 3,
-                              "train": 36, "val": 12, "test": 12}
+    assert result.dataset == {
+        "name": "csbm",
+        "num_nodes": 60,
+        "num_edges": result.dataset["num_edges"],
+        "num_features": 8,
+        "num_classes": 3,
+        "train": 36,
+        "val": 12,
+        "test": 12,
+    }
     assert result.dataset["num_edges"] > 0
     assert len(calls) == 1 and calls[0][0] == 0 and calls[0][1] is result.runs[0]
     # The same graph passed explicitly gives the same numbers.
-    explicit = run_experiment(cfg, csbm(num_nodes=60, num_classes=3, feature_dim=8,
-                                        avg_degree=6.0, seed=0))
+    explicit = run_experiment(
+        cfg, csbm(num_nodes=60, num_classes=3, feature_dim=8, avg_degree=6.0, seed=0)
+    )
     assert _stable(explicit.runs) == _stable(result.runs)
 
 
@@ -112,8 +123,19 @@ def test_epoch_callbacks_and_result_dict(graph: Data) -> None:
     assert "history" in result.runs[0]  # to_dict(history=False) does not mutate the runs
     json.dumps(d)  # serialisable
     run = result.runs[0]
-    for key in ("seed", "status", "message", "best_epoch", "epochs", "time_s", "wall_s",
-                "train_acc", "val_acc", "test_acc", "history"):
+    for key in (
+        "seed",
+        "status",
+        "message",
+        "best_epoch",
+        "epochs",
+        "time_s",
+        "wall_s",
+        "train_acc",
+        "val_acc",
+        "test_acc",
+        "history",
+    ):
         assert key in run
 
 
@@ -136,15 +158,21 @@ def test_aggregate_exact_mean_and_population_std() -> None:
 
 
 def test_aggregate_single_run_and_diverged() -> None:
-    runs = [_run(test_acc=0.25, epochs=3),
-            _run("diverged", epochs=0),  # diverged at epoch 1: no metrics
-            _run("diverged", test_acc=0.75, epochs=5)]
+    runs = [
+        _run(test_acc=0.25, epochs=3),
+        _run("diverged", epochs=0),  # diverged at epoch 1: no metrics
+        _run("diverged", test_acc=0.75, epochs=5),
+    ]
     agg = aggregate(runs)
     assert agg["n"] == 3 and agg["n_diverged"] == 2
     assert agg["test_acc_mean"] == 0.5 and agg["test_acc_std"] == 0.25
     assert agg["epochs_mean"] == pytest.approx(8 / 3)
-    assert aggregate([_run(val_loss=1.5)]) == {"n": 1, "n_diverged": 0, "val_loss_mean": 1.5,
-                                               "val_loss_std": 0.0}
+    assert aggregate([_run(val_loss=1.5)]) == {
+        "n": 1,
+        "n_diverged": 0,
+        "val_loss_mean": 1.5,
+        "val_loss_std": 0.0,
+    }
 
 
 def test_aggregate_skips_none_values_and_empty() -> None:

@@ -35,16 +35,25 @@ def _convs(model: nn.Module) -> list[nn.Module]:
 
 
 ENC_HEAD = ["none-conv", "none-linear", "linear-conv", "linear-linear"]
-COMBOS = list(itertools.product([1, 2, 8], ["gcn", "gat"], ["none", "res"], ["none", "batch"],
-                                ENC_HEAD))
+COMBOS = list(
+    itertools.product([1, 2, 8], ["gcn", "gat"], ["none", "res"], ["none", "batch"], ENC_HEAD)
+)
 
 
 @pytest.mark.parametrize(("depth", "conv", "skip", "norm", "enc_head"), COMBOS)
-def test_build_and_forward(depth: int, conv: str, skip: str, norm: str,
-                           enc_head: str) -> None:
+def test_build_and_forward(depth: int, conv: str, skip: str, norm: str, enc_head: str) -> None:
     encoder, head = enc_head.split("-")
-    cfg = ModelConfig(conv=conv, depth=depth, hidden=8, heads=2, skip=skip, norm=norm,
-                      encoder=encoder, head=head, dropout=0.2)
+    cfg = ModelConfig(
+        conv=conv,
+        depth=depth,
+        hidden=8,
+        heads=2,
+        skip=skip,
+        norm=norm,
+        encoder=encoder,
+        head=head,
+        dropout=0.2,
+    )
     torch.manual_seed(0)
     model = build_model(cfg, IN, OUT)
     assert isinstance(model, DeepGNN)
@@ -67,12 +76,17 @@ def test_build_and_forward(depth: int, conv: str, skip: str, norm: str,
 
 @pytest.mark.parametrize(
     ("conv", "skip", "norm", "encoder", "head"),
-    [("gcn", "res", "batch", "none", "conv"), ("gcn", "none", "none", "linear", "linear"),
-     ("gat", "none", "none", "linear", "conv"), ("gat", "res", "batch", "none", "linear")],
+    [
+        ("gcn", "res", "batch", "none", "conv"),
+        ("gcn", "none", "none", "linear", "linear"),
+        ("gat", "none", "none", "linear", "conv"),
+        ("gat", "res", "batch", "none", "linear"),
+    ],
 )
 def test_depth_128(conv: str, skip: str, norm: str, encoder: str, head: str) -> None:
-    cfg = ModelConfig(conv=conv, depth=128, hidden=4, heads=2, skip=skip, norm=norm,
-                      encoder=encoder, head=head)
+    cfg = ModelConfig(
+        conv=conv, depth=128, hidden=4, heads=2, skip=skip, norm=norm, encoder=encoder, head=head
+    )
     torch.manual_seed(0)
     model = build_model(cfg, IN, OUT)
     assert model.num_layers == 128
@@ -112,8 +126,9 @@ def test_two_layer_gcn_equals_pyg_gcn_in_eval() -> None:
 
 @pytest.mark.parametrize("depth", [1, 2, 5])
 def test_linear_encoder_and_head_have_depth_convs(depth: int) -> None:
-    model = build_model(ModelConfig(depth=depth, hidden=8, encoder="linear", head="linear"),
-                        IN, OUT)
+    model = build_model(
+        ModelConfig(depth=depth, hidden=8, encoder="linear", head="linear"), IN, OUT
+    )
     assert len(model.blocks) == depth
     assert len(_convs(model)) == depth
     assert isinstance(model.encoder, nn.Linear) and model.encoder.weight.shape == (8, IN)
@@ -137,8 +152,9 @@ def test_residual_bypassed_only_where_widths_differ() -> None:
 
 
 def test_parts_come_from_the_config() -> None:
-    cfg = ModelConfig(depth=3, hidden=8, norm="batch", act="tanh", skip="res", dropout=0.3,
-                      encoder="linear")
+    cfg = ModelConfig(
+        depth=3, hidden=8, norm="batch", act="tanh", skip="res", dropout=0.3, encoder="linear"
+    )
     model = build_model(cfg, IN, OUT)
     for block in model.blocks:
         assert isinstance(block.norm, nn.BatchNorm1d) and block.norm.num_features == 8
@@ -169,8 +185,9 @@ def test_gat_head_averages_out_heads() -> None:
 
 
 def test_names_are_case_insensitive() -> None:
-    model = build_model(ModelConfig(conv="GCN", depth=2, hidden=8, encoder="Linear",
-                                    head="LINEAR"), IN, OUT)
+    model = build_model(
+        ModelConfig(conv="GCN", depth=2, hidden=8, encoder="Linear", head="LINEAR"), IN, OUT
+    )
     assert isinstance(model.encoder, nn.Linear)
     assert isinstance(model.head, nn.Linear)
 
@@ -241,8 +258,13 @@ def test_deep_gnn_noskip_identity_stack_is_identity() -> None:
 
 
 def test_deep_gnn_encoder_and_plain_head() -> None:
-    model = DeepGNN([_identity_block(Residual())], Scale(10.0), encoder=Scale(3.0),
-                    encoder_act=Scale(-1.0), head_is_conv=False)
+    model = DeepGNN(
+        [_identity_block(Residual())],
+        Scale(10.0),
+        encoder=Scale(3.0),
+        encoder_act=Scale(-1.0),
+        head_is_conv=False,
+    )
     assert model.num_layers == 1
     # encoder -> act: -3x; residual block: -6x; head: -60x.
     assert torch.equal(model(X, EI), -60 * X)

@@ -26,8 +26,14 @@ def test_names() -> None:
         ("leaky_relu", [-0.2, 0.0, 2.0]),
         ("elu", [math.exp(-1.0) - 1.0, 0.0, 2.0]),
         ("tanh", [math.tanh(-1.0), 0.0, math.tanh(2.0)]),
-        ("gelu", [-1.0 * 0.5 * (1 + math.erf(-1 / math.sqrt(2))), 0.0,
-                  2.0 * 0.5 * (1 + math.erf(2 / math.sqrt(2)))]),
+        (
+            "gelu",
+            [
+                -1.0 * 0.5 * (1 + math.erf(-1 / math.sqrt(2))),
+                0.0,
+                2.0 * 0.5 * (1 + math.erf(2 / math.sqrt(2))),
+            ],
+        ),
     ],
 )
 def test_values(name: str, expected: list[float]) -> None:

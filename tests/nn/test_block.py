@@ -42,8 +42,14 @@ class Double(nn.Module):
         return x * 2
 
 
-def _block(conv: nn.Module, skip: nn.Module, *, norm: nn.Module | None = None,
-           act: nn.Module | None = None, **kw) -> GNNBlock:
+def _block(
+    conv: nn.Module,
+    skip: nn.Module,
+    *,
+    norm: nn.Module | None = None,
+    act: nn.Module | None = None,
+    **kw,
+) -> GNNBlock:
     return GNNBlock(conv, norm or nn.Identity(), act or nn.Identity(), skip, **kw)
 
 

@@ -26,8 +26,7 @@ def test_noskip_returns_h() -> None:
 
 def test_residual_adds_last_history_entry() -> None:
     assert torch.equal(Residual()(H, [A]), H + A)
-    assert torch.equal(Residual()(H, [A, B]),
-                       torch.tensor([[101.0, 202.0], [303.0, 404.0]]))
+    assert torch.equal(Residual()(H, [A, B]), torch.tensor([[101.0, 202.0], [303.0, 404.0]]))
     assert Residual.needs_same_width is True
 
 

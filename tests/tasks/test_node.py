@@ -34,8 +34,14 @@ class FixedLogits(nn.Module):
 
 
 def _data() -> Data:
-    return Data(x=torch.zeros(6, 1), edge_index=torch.empty(2, 0, dtype=torch.long), y=Y,
-                train_mask=TRAIN, val_mask=VAL, test_mask=TEST)
+    return Data(
+        x=torch.zeros(6, 1),
+        edge_index=torch.empty(2, 0, dtype=torch.long),
+        y=Y,
+        train_mask=TRAIN,
+        val_mask=VAL,
+        test_mask=TEST,
+    )
 
 
 def _logits() -> Tensor:
@@ -44,8 +50,14 @@ def _logits() -> Tensor:
 
 def test_evaluate_exact_accuracy() -> None:
     metrics = NodeClassification().evaluate(FixedLogits(_logits()), _data())
-    assert set(metrics) == {"train_acc", "val_acc", "test_acc",
-                            "train_loss", "val_loss", "test_loss"}
+    assert set(metrics) == {
+        "train_acc",
+        "val_acc",
+        "test_acc",
+        "train_loss",
+        "val_loss",
+        "test_loss",
+    }
     assert metrics["train_acc"] == torch.tensor(2 / 3).item()
     assert metrics["val_acc"] == 0.5
     assert metrics["test_acc"] == 1.0

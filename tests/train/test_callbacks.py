@@ -17,8 +17,9 @@ def _m(val_acc: float, val_loss: float, **extra: float) -> dict[str, float]:
     return {"val_acc": val_acc, "val_loss": val_loss, **extra}
 
 
-def _run(stopper: EarlyStopping, seq: list[dict[str, float]],
-         model: nn.Module | None = None) -> int | None:
+def _run(
+    stopper: EarlyStopping, seq: list[dict[str, float]], model: nn.Module | None = None
+) -> int | None:
     """Feed epochs 1.. of ``seq``; return the epoch at which step() said stop (or None)."""
     model = model or nn.Linear(2, 2)
     for epoch, metrics in enumerate(seq, start=1):
@@ -78,8 +79,14 @@ def test_patience_zero_never_stops() -> None:
 
 def test_nan_metrics_never_become_best() -> None:
     stopper = EarlyStopping("val_acc", patience=100)
-    seq = [_m(NAN, NAN), _m(0.3, 1.0), _m(NAN, 0.1), _m(0.9, NAN), _m(0.5, 0.5, loss=math.inf),
-           _m(0.4, 0.9)]
+    seq = [
+        _m(NAN, NAN),
+        _m(0.3, 1.0),
+        _m(NAN, 0.1),
+        _m(0.9, NAN),
+        _m(0.5, 0.5, loss=math.inf),
+        _m(0.4, 0.9),
+    ]
     _run(stopper, seq)
     assert stopper.best_epoch == 6
     assert stopper.best_metrics == _m(0.4, 0.9)

@@ -22,13 +22,26 @@ METRIC_KEYS = {"train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "te
 @pytest.fixture(scope="module")
 def graph() -> Data:
     # Two classes, homophilous, moderately separated features: a GCN learns it in a few epochs.
-    return csbm(num_nodes=200, num_classes=2, feature_dim=8, avg_degree=8.0, homophily=0.9,
-                separation=1.5, seed=0)
+    return csbm(
+        num_nodes=200,
+        num_classes=2,
+        feature_dim=8,
+        avg_degree=8.0,
+        homophily=0.9,
+        separation=1.5,
+        seed=0,
+    )
 
 
 def _metrics(val_acc: float, val_loss: float) -> dict[str, float]:
-    return {"train_acc": 0.5, "train_loss": 1.0, "val_acc": val_acc, "val_loss": val_loss,
-            "test_acc": val_acc / 2, "test_loss": val_loss * 2}
+    return {
+        "train_acc": 0.5,
+        "train_loss": 1.0,
+        "val_acc": val_acc,
+        "val_loss": val_loss,
+        "test_acc": val_acc / 2,
+        "test_loss": val_loss * 2,
+    }
 
 
 class ScriptedTask:
@@ -81,8 +94,13 @@ def test_history_records(graph: Data) -> None:
     torch.manual_seed(0)
     model = build_model(ModelConfig(hidden=8), graph.num_features, 2)
     seen: list[dict[str, float]] = []
-    result = fit(model, NodeClassification(), graph, TrainConfig(epochs=5, patience=0),
-                 callbacks=[seen.append])
+    result = fit(
+        model,
+        NodeClassification(),
+        graph,
+        TrainConfig(epochs=5, patience=0),
+        callbacks=[seen.append],
+    )
     assert len(result.history) == 5
     assert [r["epoch"] for r in result.history] == [1.0, 2.0, 3.0, 4.0, 5.0]
     for record in result.history:
@@ -120,8 +138,9 @@ def test_early_stopping_in_fit() -> None:
     script = [_metrics(0.5, 1.0), _metrics(0.8, 0.5)] + [_metrics(0.7, 0.1)] * 20
     model = nn.Linear(2, 2)
     snaps, cb = _snapshots(model)
-    result = fit(model, ScriptedTask(script), Data(), TrainConfig(epochs=20, patience=3),
-                 callbacks=[cb])
+    result = fit(
+        model, ScriptedTask(script), Data(), TrainConfig(epochs=20, patience=3), callbacks=[cb]
+    )
     assert result.status == "done"
     assert result.best_epoch == 2
     assert result.epochs == 5 and len(result.history) == 5
@@ -147,8 +166,13 @@ def test_diverged_at_epoch_k_keeps_best_checkpoint() -> None:
     script = [_metrics(0.5, 1.0), _metrics(0.8, 0.5), _metrics(0.6, 0.4), _metrics(1.0, 0.0)]
     model = nn.Linear(2, 2)
     snaps, cb = _snapshots(model)
-    result = fit(model, ScriptedTask(script, nan_at=4), Data(),
-                 TrainConfig(epochs=10, patience=0), callbacks=[cb])
+    result = fit(
+        model,
+        ScriptedTask(script, nan_at=4),
+        Data(),
+        TrainConfig(epochs=10, patience=0),
+        callbacks=[cb],
+    )
     assert result.status == "diverged"
     assert result.message.startswith("diverged at epoch 4 ")
     assert result.message == "diverged at epoch 4 (training loss nan)"

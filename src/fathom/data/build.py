@@ -21,6 +21,7 @@ from fathom.errors import ConfigError
 
 __all__ = ["build_dataset", "dataset_kind"]
 
+
 def dataset_kind(name: str) -> str:
     """``named``, ``synthetic`` or ``file`` for a ``data.name`` value (else ConfigError)."""
     if name in DATASETS:

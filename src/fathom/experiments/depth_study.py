@@ -45,13 +45,21 @@ def depth_study(
         for depth in depths:
             cfg = apply_overrides(base, {**overrides, "model.depth": depth})
 
-            def report(seed: int, run: dict[str, Any], name: str = name,
-                       depth: int = depth) -> None:
+            def report(
+                seed: int, run: dict[str, Any], name: str = name, depth: int = depth
+            ) -> None:
                 if on_run_end is not None:
                     on_run_end(name, depth, seed, run)
 
             result: ExperimentResult = run_experiment(cfg, data, on_run_end=report)
             runs = [{k: v for k, v in r.items() if k != "history"} for r in result.runs]
-            rows.append({"model": name, "depth": depth, **result.aggregate,
-                         "config": config_to_dict(cfg), "runs": runs})
+            rows.append(
+                {
+                    "model": name,
+                    "depth": depth,
+                    **result.aggregate,
+                    "config": config_to_dict(cfg),
+                    "runs": runs,
+                }
+            )
     return rows

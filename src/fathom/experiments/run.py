@@ -20,8 +20,16 @@ from fathom.train.loop import EpochCallback, FitResult, fit
 
 __all__ = ["ExperimentResult", "aggregate", "run_experiment", "train_one"]
 
-AGGREGATED = ("train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss",
-              "epochs", "time_s")
+AGGREGATED = (
+    "train_acc",
+    "val_acc",
+    "test_acc",
+    "train_loss",
+    "val_loss",
+    "test_loss",
+    "epochs",
+    "time_s",
+)
 
 
 @dataclass
@@ -37,16 +45,21 @@ class ExperimentResult:
         return aggregate(self.runs)
 
     def to_dict(self, history: bool = True) -> dict[str, Any]:
-        runs = self.runs if history else [
-            {k: v for k, v in r.items() if k != "history"} for r in self.runs
-        ]
+        runs = (
+            self.runs
+            if history
+            else [{k: v for k, v in r.items() if k != "history"} for r in self.runs]
+        )
         return {
             "config": config_to_dict(self.config),
             "dataset": self.dataset,
             "aggregate": self.aggregate,
             "runs": runs,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "torch_geometric": _pyg_version()},
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "torch_geometric": _pyg_version(),
+            },
         }
 
 
@@ -59,8 +72,10 @@ def _pyg_version() -> str:
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, float | int]:
     """``<metric>_mean`` / ``<metric>_std`` (population std) over runs that have the metric,
     plus ``n`` (runs), ``n_diverged``."""
-    out: dict[str, float | int] = {"n": len(runs),
-                                   "n_diverged": sum(r["status"] == "diverged" for r in runs)}
+    out: dict[str, float | int] = {
+        "n": len(runs),
+        "n_diverged": sum(r["status"] == "diverged" for r in runs),
+    }
     for key in AGGREGATED:
         values = [float(r[key]) for r in runs if r.get(key) is not None]
         if values:
@@ -69,8 +84,9 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, float | int]:
     return out
 
 
-def train_one(cfg: ExperimentConfig, data: Data,
-              callbacks: list[EpochCallback] | None = None) -> FitResult:
+def train_one(
+    cfg: ExperimentConfig, data: Data, callbacks: list[EpochCallback] | None = None
+) -> FitResult:
     """Seed, build the model for ``data`` and fit it: one run of one seed."""
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.num_features, int(data.y.max()) + 1)
@@ -105,8 +121,12 @@ def run_experiment(
 
 def _describe(data: Data) -> dict[str, Any]:
     return {
-        "name": getattr(data, "name", None), "num_nodes": data.num_nodes,
-        "num_edges": data.num_edges, "num_features": data.num_features,
-        "num_classes": int(data.y.max()) + 1, "train": int(data.train_mask.sum()),
-        "val": int(data.val_mask.sum()), "test": int(data.test_mask.sum()),
+        "name": getattr(data, "name", None),
+        "num_nodes": data.num_nodes,
+        "num_edges": data.num_edges,
+        "num_features": data.num_features,
+        "num_classes": int(data.y.max()) + 1,
+        "train": int(data.train_mask.sum()),
+        "val": int(data.val_mask.sum()),
+        "test": int(data.test_mask.sum()),
     }

@@ -32,8 +32,11 @@ def build_model(cfg: ModelConfig, in_channels: int, out_channels: int) -> DeepGN
     """
     encoder_is_linear = ENCODERS.get(cfg.encoder) == "linear"
     head_is_conv = HEADS.get(cfg.head) == "conv"
-    conv_options = {"heads": cfg.heads, "out_heads": cfg.out_heads,
-                    "attn_dropout": cfg.attn_dropout}
+    conv_options = {
+        "heads": cfg.heads,
+        "out_heads": cfg.out_heads,
+        "attn_dropout": cfg.attn_dropout,
+    }
 
     encoder = nn.Linear(in_channels, cfg.hidden) if encoder_is_linear else None
     width = cfg.hidden if encoder is not None else in_channels
@@ -41,13 +44,26 @@ def build_model(cfg: ModelConfig, in_channels: int, out_channels: int) -> DeepGN
     blocks = []
     for _ in range(num_blocks):
         conv = build_conv(cfg.conv, width, cfg.hidden, **conv_options)
-        blocks.append(GNNBlock(conv, build_norm(cfg.norm, cfg.hidden), build_activation(cfg.act),
-                               build_skip(cfg.skip), dropout=cfg.dropout,
-                               same_width=width == cfg.hidden))
+        blocks.append(
+            GNNBlock(
+                conv,
+                build_norm(cfg.norm, cfg.hidden),
+                build_activation(cfg.act),
+                build_skip(cfg.skip),
+                dropout=cfg.dropout,
+                same_width=width == cfg.hidden,
+            )
+        )
         width = cfg.hidden
     if head_is_conv:
         head = build_conv(cfg.conv, width, out_channels, final=True, **conv_options)
     else:
         head = nn.Linear(width, out_channels)
-    return DeepGNN(blocks, head, encoder=encoder, dropout=cfg.dropout, head_is_conv=head_is_conv,
-                   encoder_act=build_activation(cfg.act) if encoder is not None else None)
+    return DeepGNN(
+        blocks,
+        head,
+        encoder=encoder,
+        dropout=cfg.dropout,
+        head_is_conv=head_is_conv,
+        encoder_act=build_activation(cfg.act) if encoder is not None else None,
+    )

@@ -33,9 +33,16 @@ class DeepGNN(nn.Module):
         ``[num_nodes, out_channels]``.
     """
 
-    def __init__(self, blocks: list[GNNBlock], head: nn.Module, *,
-                 encoder: nn.Module | None = None, dropout: float = 0.0,
-                 head_is_conv: bool = True, encoder_act: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        blocks: list[GNNBlock],
+        head: nn.Module,
+        *,
+        encoder: nn.Module | None = None,
+        dropout: float = 0.0,
+        head_is_conv: bool = True,
+        encoder_act: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.encoder_act = encoder_act if encoder_act is not None else nn.Identity()

@@ -25,8 +25,15 @@ class GNNBlock(nn.Module):
         x: ``[num_nodes, in_channels]`` -> ``[num_nodes, out_channels]``.
     """
 
-    def __init__(self, conv: nn.Module, norm: nn.Module, act: nn.Module, skip: nn.Module,
-                 dropout: float = 0.0, same_width: bool = True) -> None:
+    def __init__(
+        self,
+        conv: nn.Module,
+        norm: nn.Module,
+        act: nn.Module,
+        skip: nn.Module,
+        dropout: float = 0.0,
+        same_width: bool = True,
+    ) -> None:
         super().__init__()
         self.conv, self.norm, self.act, self.skip = conv, norm, act, skip
         self.dropout = Dropout(dropout)

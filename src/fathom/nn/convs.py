@@ -22,10 +22,6 @@ from fathom.registry import Registry
 
 __all__ = ["CONVS", "CachedGCNConv", "ConvFactory", "build_conv", "normalized_adjacency"]
 
-# torch flags CSR support as beta on first use; the operations used here are stable
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
-
 ConvFactory = Callable[..., nn.Module]
 CONVS: Registry[ConvFactory] = Registry("conv")
 
@@ -49,15 +45,20 @@ class CachedGCNConv(GCNConv):
         self._key: tuple[int, int] = (-1, -1)
         self._adj: Tensor | None = None
 
-    def forward(self, x: Tensor, edge_index: Tensor,  # type: ignore[override]
-                edge_weight: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,  # type: ignore[override]
+        edge_weight: Tensor | None = None,
+    ) -> Tensor:
         if edge_weight is not None or edge_index.layout != torch.strided:
             return super().forward(x, edge_index, edge_weight)
         key = (edge_index._version, x.size(0))
         if self._graph is not edge_index or self._key != key or self._adj is None:
             self._graph, self._key = edge_index, key
-            self._adj = normalized_adjacency(edge_index, x.size(0), dtype=x.dtype,
-                                             add_self_loops=self.add_self_loops)
+            self._adj = normalized_adjacency(
+                edge_index, x.size(0), dtype=x.dtype, add_self_loops=self.add_self_loops
+            )
         if self._adj.device != x.device:
             self._adj = self._adj.to(x.device)
         # normalize=False: the cached matrix is already normalised
@@ -68,8 +69,13 @@ class CachedGCNConv(GCNConv):
             self.normalize = normalize
 
 
-def normalized_adjacency(edge_index: Tensor, num_nodes: int, *, dtype: torch.dtype = torch.float32,
-                         add_self_loops: bool = True) -> Tensor:
+def normalized_adjacency(
+    edge_index: Tensor,
+    num_nodes: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    add_self_loops: bool = True,
+) -> Tensor:
     """:math:`\\hat D^{-1/2} (A + I) \\hat D^{-1/2}` as a ``[num_nodes, num_nodes]`` sparse CSR
     matrix whose row ``i`` holds node ``i``'s incoming edges (PyG's ``adj_t`` convention).
 
@@ -77,8 +83,13 @@ def normalized_adjacency(edge_index: Tensor, num_nodes: int, *, dtype: torch.dty
         edge_index: ``[2, num_edges]`` (source, target) -> ``[num_nodes, num_nodes]``.
     """
     ei, w = gcn_norm(edge_index, None, num_nodes, add_self_loops=add_self_loops, dtype=dtype)
-    adj = torch.sparse_coo_tensor(ei.flip(0), w, (num_nodes, num_nodes)).coalesce()
-    return adj.to_sparse_csr()
+    adj = torch.sparse_coo_tensor(
+        ei.flip(0), w, (num_nodes, num_nodes), check_invariants=False
+    ).coalesce()
+    with warnings.catch_warnings():
+        # torch flags CSR support as beta; the conversion and spmm used here are stable
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return adj.to_sparse_csr()
 
 
 @CONVS.register("gcn")
@@ -106,8 +117,9 @@ def gat(
     (so it outputs ``out_channels``); a final layer averages ``out_heads`` heads.
     """
     if final:
-        return GATConv(in_channels, out_channels, heads=out_heads, concat=False,
-                       dropout=attn_dropout)
+        return GATConv(
+            in_channels, out_channels, heads=out_heads, concat=False, dropout=attn_dropout
+        )
     if out_channels % heads:
         raise ConfigError(
             f"model.hidden ({out_channels}) must be divisible by model.heads ({heads}) for gat"
@@ -115,7 +127,8 @@ def gat(
     return GATConv(in_channels, out_channels // heads, heads=heads, dropout=attn_dropout)
 
 
-def build_conv(name: str, in_channels: int, out_channels: int, *, final: bool = False,
-               **options: Any) -> nn.Module:
+def build_conv(
+    name: str, in_channels: int, out_channels: int, *, final: bool = False, **options: Any
+) -> nn.Module:
     """Instantiate the conv registered as ``name``."""
     return CONVS.get(name)(in_channels, out_channels, final=final, **options)

@@ -19,8 +19,13 @@ __all__ = ["Dropout", "dropout_mask"]
 _LEVELS = 1 << 15
 
 
-def dropout_mask(shape: torch.Size, p: float, *, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str = "cpu") -> Tensor:
+def dropout_mask(
+    shape: torch.Size,
+    p: float,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> Tensor:
     """A ``shape``-shaped tensor of ``1 / (1 - p)`` (kept) and ``0`` (dropped) entries.
 
     Each entry is dropped independently with probability ``round(p * 32768) / 32768``.

@@ -17,8 +17,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-__all__ = ["console", "datasets_table", "depth_table", "err_console", "progress_bar",
-           "results_table"]
+__all__ = [
+    "console",
+    "datasets_table",
+    "depth_table",
+    "err_console",
+    "progress_bar",
+    "results_table",
+]
 
 # rich wraps to 80 columns when output is not a terminal; tables read better wider in logs
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -28,9 +34,16 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 def progress_bar() -> Progress:
     """A progress bar on stderr with count, elapsed time and ETA."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                    console=err_console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
 
 
 def pct(mean: float | None, std: float | None = None) -> str:
@@ -40,24 +53,43 @@ def pct(mean: float | None, std: float | None = None) -> str:
     return f"{100 * mean:.2f}" if std is None else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
-def results_table(title: str, runs: Sequence[Mapping[str, Any]],
-                  agg: Mapping[str, Any]) -> Table:
+def results_table(title: str, runs: Sequence[Mapping[str, Any]], agg: Mapping[str, Any]) -> Table:
     """Per-seed rows and a final mean ± std row (accuracies in %)."""
     table = Table(title=title, title_justify="left")
-    for col in ("seed", "train acc", "val acc", "test acc", "best epoch", "epochs", "time (s)",
-                "status"):
+    for col in (
+        "seed",
+        "train acc",
+        "val acc",
+        "test acc",
+        "best epoch",
+        "epochs",
+        "time (s)",
+        "status",
+    ):
         table.add_column(col, justify="left" if col in ("seed", "status") else "right")
     for r in runs:
-        table.add_row(str(r["seed"]), pct(r.get("train_acc")), pct(r.get("val_acc")),
-                      pct(r.get("test_acc")), str(r["best_epoch"]), str(r["epochs"]),
-                      f"{r['time_s']:.1f}", r["status"])
+        table.add_row(
+            str(r["seed"]),
+            pct(r.get("train_acc")),
+            pct(r.get("val_acc")),
+            pct(r.get("test_acc")),
+            str(r["best_epoch"]),
+            str(r["epochs"]),
+            f"{r['time_s']:.1f}",
+            r["status"],
+        )
     table.add_section()
-    table.add_row(f"mean ± std (n={agg['n']})", pct(agg.get("train_acc_mean"),
-                                                   agg.get("train_acc_std")),
-                  pct(agg.get("val_acc_mean"), agg.get("val_acc_std")),
-                  pct(agg.get("test_acc_mean"), agg.get("test_acc_std")), "",
-                  f"{agg.get('epochs_mean', 0):.0f}", f"{agg.get('time_s_mean', 0):.1f}",
-                  f"{agg['n_diverged']} diverged" if agg["n_diverged"] else "", style="bold")
+    table.add_row(
+        f"mean ± std (n={agg['n']})",
+        pct(agg.get("train_acc_mean"), agg.get("train_acc_std")),
+        pct(agg.get("val_acc_mean"), agg.get("val_acc_std")),
+        pct(agg.get("test_acc_mean"), agg.get("test_acc_std")),
+        "",
+        f"{agg.get('epochs_mean', 0):.0f}",
+        f"{agg.get('time_s_mean', 0):.1f}",
+        f"{agg['n_diverged']} diverged" if agg["n_diverged"] else "",
+        style="bold",
+    )
     return table
 
 
@@ -70,8 +102,15 @@ def depth_table(title: str, rows: Sequence[Mapping[str, Any]]) -> Table:
         table.add_column(f"depth {d}", justify="right")
     for model in dict.fromkeys(r["model"] for r in rows):
         cells = {r["depth"]: r for r in rows if r["model"] == model}
-        table.add_row(model, *(pct(cells[d].get("test_acc_mean"), cells[d].get("test_acc_std"))
-                               if d in cells else "–" for d in depths))
+        table.add_row(
+            model,
+            *(
+                pct(cells[d].get("test_acc_mean"), cells[d].get("test_acc_std"))
+                if d in cells
+                else "–"
+                for d in depths
+            ),
+        )
     return table
 
 
@@ -79,11 +118,19 @@ def datasets_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     """The registered datasets with statistics and where they were found."""
     table = Table(title="datasets", title_justify="left")
     for col in ("name", "nodes", "edges", "features", "classes", "split", "available", "path"):
-        table.add_column(col, justify="right" if col in ("nodes", "edges", "features",
-                                                         "classes") else "left")
+        table.add_column(
+            col, justify="right" if col in ("nodes", "edges", "features", "classes") else "left"
+        )
     for r in rows:
         where = r["availability"]
-        table.add_row(r["name"], f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['features']:,}",
-                      str(r["classes"]), r["split"],
-                      f"[red]{where}[/red]" if where == "missing" else where, str(r["path"] or ""))
+        table.add_row(
+            r["name"],
+            f"{r['nodes']:,}",
+            f"{r['edges']:,}",
+            f"{r['features']:,}",
+            str(r["classes"]),
+            r["split"],
+            f"[red]{where}[/red]" if where == "missing" else where,
+            str(r["path"] or ""),
+        )
     return table

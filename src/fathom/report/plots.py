@@ -16,9 +16,13 @@ from fathom.report.files import atomic_path
 __all__ = ["plot_accuracy_vs_depth"]
 
 
-def plot_accuracy_vs_depth(rows: Sequence[dict[str, Any]], path: str | Path, *,
-                           title: str = "Test accuracy vs depth",
-                           chance: float | None = None) -> Path:
+def plot_accuracy_vs_depth(
+    rows: Sequence[dict[str, Any]],
+    path: str | Path,
+    *,
+    title: str = "Test accuracy vs depth",
+    chance: float | None = None,
+) -> Path:
     """One line per model: mean test accuracy (%) against depth, with a ±1 std band.
 
     Args:
@@ -34,9 +38,14 @@ def plot_accuracy_vs_depth(rows: Sequence[dict[str, Any]], path: str | Path, *,
         mean = [100 * r["test_acc_mean"] for r in pts]
         std = [100 * r.get("test_acc_std", 0.0) for r in pts]
         (line,) = ax.plot(depths, mean, marker="o", label=model)
-        ax.fill_between(depths, [m - s for m, s in zip(mean, std, strict=True)],
-                        [m + s for m, s in zip(mean, std, strict=True)],
-                        color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.fill_between(
+            depths,
+            [m - s for m, s in zip(mean, std, strict=True)],
+            [m + s for m, s in zip(mean, std, strict=True)],
+            color=line.get_color(),
+            alpha=0.2,
+            linewidth=0,
+        )
     if chance is not None:
         ax.axhline(100 * chance, color="grey", linestyle="--", linewidth=1, label="majority class")
     depths_all = sorted({r["depth"] for r in rows})

@@ -44,8 +44,12 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "status": self.status, "message": self.message, "best_epoch": self.best_epoch,
-            "epochs": self.epochs, "time_s": self.time_s, **self.metrics,
+            "status": self.status,
+            "message": self.message,
+            "best_epoch": self.best_epoch,
+            "epochs": self.epochs,
+            "time_s": self.time_s,
+            **self.metrics,
             "history": self.history,
         }
 
@@ -53,8 +57,13 @@ class FitResult:
 EpochCallback = Callable[[dict[str, float]], None]
 
 
-def fit(model: nn.Module, task: Task, data: Data, cfg: TrainConfig,
-        callbacks: Sequence[EpochCallback] = ()) -> FitResult:
+def fit(
+    model: nn.Module,
+    task: Task,
+    data: Data,
+    cfg: TrainConfig,
+    callbacks: Sequence[EpochCallback] = (),
+) -> FitResult:
     """Train ``model`` on ``data`` for up to ``cfg.epochs`` epochs with early stopping.
 
     Each epoch: one optimiser step on ``task.loss``, then ``task.evaluate`` (eval mode);
@@ -87,5 +96,12 @@ def fit(model: nn.Module, task: Task, data: Data, cfg: TrainConfig,
     metrics = {k: v for k, v in (stopper.best_metrics or {}).items() if k not in ("epoch", "loss")}
     if stopper.best_metrics is None and status == "done":
         status, message = "diverged", f"diverged at epoch {epoch} (non-finite validation metrics)"
-    return FitResult(status=status, metrics=metrics, best_epoch=stopper.best_epoch,
-                     epochs=len(history), time_s=elapsed, history=history, message=message)
+    return FitResult(
+        status=status,
+        metrics=metrics,
+        best_epoch=stopper.best_epoch,
+        epochs=len(history),
+        time_s=elapsed,
+        history=history,
+        message=message,
+    )
