@@ -60,7 +60,7 @@ def test_build_and_forward(depth: int, conv: str, skip: str, norm: str, enc_head
     assert model.num_layers == depth
     convs = _convs(model)
     assert len(convs) == depth
-    assert all(type(c) is {"gcn": GCNConv, "gat": GATConv}[conv] for c in convs)
+    assert all(isinstance(c, {"gcn": GCNConv, "gat": GATConv}[conv]) for c in convs)
     assert (model.encoder is not None) == (encoder == "linear")
     assert model.head_is_conv == (head == "conv")
     x, edge_index = _graph()
@@ -99,7 +99,7 @@ def test_depth_128(conv: str, skip: str, norm: str, encoder: str, head: str) -> 
 def test_two_layer_gcn_is_kipf_welling() -> None:
     model = build_model(ModelConfig(depth=2, hidden=16), IN, OUT)
     convs = _convs(model)
-    assert len(convs) == 2 and all(type(c) is GCNConv for c in convs)
+    assert len(convs) == 2 and all(isinstance(c, GCNConv) for c in convs)
     assert model.encoder is None
     assert len(model.blocks) == 1 and model.head is convs[1]
     # Linear weights are stored [out, in]: in -> hidden, then hidden -> out.

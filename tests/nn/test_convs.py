@@ -20,7 +20,7 @@ def test_names() -> None:
 
 def test_gcn_matches_closed_form() -> None:
     conv = build_conv("gcn", 3, 2)
-    assert type(conv) is GCNConv
+    assert isinstance(conv, GCNConv)
     W = torch.tensor([[1.0, -2.0], [0.5, 0.0], [-1.0, 3.0]])  # [in, out]
     b = torch.tensor([0.25, -0.5])
     with torch.no_grad():
@@ -45,7 +45,7 @@ def test_gcn_matches_closed_form() -> None:
 
 def test_gcn_final_is_the_same_operator() -> None:
     conv = build_conv("gcn", 3, 5, final=True)
-    assert type(conv) is GCNConv
+    assert isinstance(conv, GCNConv)
     assert conv(torch.randn(NUM_NODES, 3), EDGE_INDEX).shape == (NUM_NODES, 5)
 
 
@@ -88,9 +88,34 @@ def test_gat_final_averages_heads() -> None:
 
 def test_options_are_ignored_by_gcn() -> None:
     conv = build_conv("gcn", 3, 2, heads=7, out_heads=2, attn_dropout=0.1)
-    assert type(conv) is GCNConv
+    assert isinstance(conv, GCNConv)
 
 
 def test_unknown_conv() -> None:
     with pytest.raises(ConfigError, match="unknown conv 'sage'; choose one of: gat, gcn"):
         build_conv("sage", 3, 2)
+
+
+def test_cached_gcn_matches_pyg_and_tracks_graph_changes() -> None:
+    torch.manual_seed(0)
+    ref = GCNConv(3, 4)
+    cached = build_conv("gcn", 3, 4)
+    cached.load_state_dict(ref.state_dict())
+    x = torch.randn(NUM_NODES, 3, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    out = cached(x, EDGE_INDEX)
+    expected = ref(x_ref, EDGE_INDEX)
+    torch.testing.assert_close(out, expected)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(cached.lin.weight.grad, ref.lin.weight.grad)
+
+    # another graph object (e.g. a DropEdge sample) must not reuse the cached adjacency
+    fewer = EDGE_INDEX[:, :2].clone()
+    torch.testing.assert_close(cached(x, fewer), ref(x, fewer))
+    # nor may an in-place edit of the same tensor
+    edited = EDGE_INDEX.clone()
+    cached(x, edited)
+    edited[1, 0] = 3
+    torch.testing.assert_close(cached(x, edited), ref(x, edited))
