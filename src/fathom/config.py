@@ -11,6 +11,8 @@ exists). Configs are turned into objects only at builder boundaries (``build_dat
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 import types
 import typing
@@ -31,9 +33,11 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
+    "config_hash",
     "config_to_dict",
     "load_config",
     "parse_override",
+    "with_seed",
 ]
 
 C = TypeVar("C")
@@ -295,6 +299,16 @@ def apply_overrides(
             )
         node[parts[-1]] = value
     return config_from_dict(raw)
+
+
+def config_hash(cfg: ExperimentConfig) -> str:
+    """A stable identity of a resolved config: sha256 of its canonical JSON (sorted keys).
+
+    Two configs hash equal iff every field is equal, whatever order they were written in;
+    this is a run's key in the results store.
+    """
+    canonical = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def with_seed(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
