@@ -23,3 +23,7 @@ class DataError(FathomError):
 
 class DataNotFoundError(DataError):
     """A dataset or data file that could not be found (the message says where fathom looked)."""
+
+
+class StoreError(FathomError):
+    """A results store that cannot be opened, read or written (or has another schema version)."""
