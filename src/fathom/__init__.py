@@ -1,5 +1,6 @@
 """fathom: build, train, diagnose and benchmark deep graph neural networks."""
 
+from fathom import report
 from fathom.config import (
     DataConfig,
     ExperimentConfig,
@@ -16,6 +17,8 @@ from fathom.data.validate import GraphReport, validate_graph
 from fathom.errors import ConfigError, DataError, DataNotFoundError, FathomError
 from fathom.experiments.depth_study import depth_study
 from fathom.experiments.run import ExperimentResult, run_experiment
+from fathom.experiments.store import RunStore
+from fathom.experiments.sweep import SweepSummary, sweep
 from fathom.models.build import build_model
 from fathom.models.deep_gnn import DeepGNN
 from fathom.tasks.node import NodeClassification
@@ -36,6 +39,8 @@ __all__ = [
     "GraphReport",
     "ModelConfig",
     "NodeClassification",
+    "RunStore",
+    "SweepSummary",
     "SyntheticConfig",
     "TrainConfig",
     "__version__",
@@ -49,6 +54,8 @@ __all__ = [
     "load_dataset",
     "load_graph_file",
     "make_synthetic",
+    "report",
     "run_experiment",
+    "sweep",
     "validate_graph",
 ]

@@ -110,6 +110,41 @@ def _build_parser() -> argparse.ArgumentParser:
         "residual layers add up drowns the signal)",
     )
     demo.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a sweep spec into a results store (resumable)",
+        description="Expand a sweep spec (base config + grid/zip axes + "
+        "exclusions) and run every run the store lacks.",
+    )
+    sweep.add_argument("spec", help="sweep YAML file")
+    sweep.add_argument("--store", default="runs.db", help="SQLite results store (default runs.db)")
+    sweep.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    sweep.add_argument("--threads", type=int, help="torch threads per run (default cores/workers)")
+    sweep.add_argument("--retry-failed", action="store_true", help="re-run runs that failed")
+    sweep.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
+    sweep.add_argument("--json", metavar="PATH", help="write the sweep summary as JSON")
+
+    runs = sub.add_parser("runs", help="list the runs in a results store")
+    runs.add_argument("store", help="SQLite results store")
+    runs.add_argument("--sweep", help="only runs of this sweep")
+    runs.add_argument(
+        "--status", help="only runs with this status (pending, running, done, failed, diverged)"
+    )
+    runs.add_argument("--json", metavar="PATH", help="write the listed runs as JSON")
+
+    export = sub.add_parser("export", help="write a store's runs as JSON or CSV")
+    export.add_argument("store", help="SQLite results store")
+    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.add_argument("--sweep", help="only runs of this sweep")
+    export.add_argument("--status", help="only runs with this status")
+    export.add_argument("--out", metavar="PATH", help="file to write (default: stdout)")
+    export.add_argument("--no-history", action="store_true", help="leave out per-epoch history")
+
+    report = sub.add_parser("report", help="tables and plots (Markdown, HTML, PNG) from a store")
+    report.add_argument("store", help="SQLite results store")
+    report.add_argument("--sweep", help="only runs of this sweep")
+    report.add_argument("--out", default="report", help="output folder (default: report)")
+    report.add_argument("--json", metavar="PATH", help="write the aggregated groups as JSON")
     return parser
 
 
@@ -254,7 +289,121 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "datasets": cmd_datasets, "demo": cmd_demo}
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from fathom.experiments.spec import describe, expand, load_spec
+    from fathom.experiments.sweep import sweep
+    from fathom.report.console import console, err_console, pct, progress_bar
+    from fathom.report.files import write_json
+
+    spec = load_spec(args.spec)
+    if args.dry_run:
+        info = describe(spec)
+        configs = expand(spec)
+        console.print(
+            f"sweep {spec.name!r}: {len(configs)} runs over axes {', '.join(info.get('axes', []))}"
+        )
+        for cfg in configs:
+            m = cfg.model
+            console.print(
+                f"  {cfg.data.name} conv={m.conv} depth={m.depth} skip={m.skip} "
+                f"norm={m.norm} seed={cfg.seed}"
+            )
+        if args.json:
+            write_json(args.json, {**info, "runs": [config_to_dict(c) for c in configs]})
+        return 0
+    with progress_bar() as progress:
+        task = progress.add_task(f"sweep {spec.name}", total=None)
+
+        def on_run_end(done: int, total: int, record: dict[str, Any]) -> None:
+            cfg, met = record["config"], record["metrics"]
+            latest = (
+                f"depth {cfg['model']['depth']} skip {cfg['model']['skip']} seed "
+                f"{cfg['seed']}: {record['status']} test {pct(met.get('test_acc'))}%"
+            )
+            progress.update(task, total=total, completed=done, description=latest)
+
+        summary = sweep(
+            spec,
+            args.store,
+            workers=args.workers,
+            retry_failed=args.retry_failed,
+            threads=args.threads,
+            on_run_end=on_run_end,
+        )
+    err_console.print(summary.line())
+    if args.json:
+        write_json(args.json, summary.__dict__)
+    return 130 if summary.interrupted else 0
+
+
+def _open_store(path: str) -> Any:
+    from fathom.experiments.store import RunStore
+
+    return RunStore(path, create=False)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from fathom.report.console import console, runs_table
+
+    with _open_store(args.store) as store:
+        records = store.runs(sweep=args.sweep, status=args.status)
+        counts = store.counts(sweep=args.sweep)
+    console.print(runs_table(records))
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    if args.json:
+        from fathom.report.files import write_json
+
+        write_json(args.json, [{k: v for k, v in r.items() if k != "history"} for r in records])
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from fathom.experiments.export import records_to_csv, records_to_json
+
+    with _open_store(args.store) as store:
+        records = store.runs(sweep=args.sweep, status=args.status)
+    if args.no_history:
+        records = [{**r, "history": []} for r in records]
+    text = records_to_json(records) if args.format == "json" else records_to_csv(records)
+    if args.out:
+        from fathom.report.files import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from fathom.report.console import console, err_console
+    from fathom.report.files import write_json
+    from fathom.report.from_store import report_store
+    from fathom.report.tables import depth_pivot_rich, rich_table
+
+    files = report_store(args.store, args.out, sweep=args.sweep)
+    title = f"{args.sweep or Path(args.store).name}: results"
+    console.print(rich_table(files.groups, title))
+    pivot = depth_pivot_rich(files.groups, f"{title}: test accuracy (%) by depth")
+    if pivot is not None:
+        console.print(pivot)
+    err_console.print(f"wrote {files.html}, {files.markdown} and {len(files.plots)} plots")
+    if args.json:
+        write_json(
+            args.json, {"summary": files.summary, "groups": [g.to_dict() for g in files.groups]}
+        )
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "datasets": cmd_datasets,
+    "demo": cmd_demo,
+    "sweep": cmd_sweep,
+    "runs": cmd_runs,
+    "export": cmd_export,
+    "report": cmd_report,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -134,3 +134,39 @@ def datasets_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             str(r["path"] or ""),
         )
     return table
+
+
+def runs_table(records: Sequence[Mapping[str, Any]]) -> Table:
+    """One row per stored run: key, status, the model's main axes, seed and test accuracy."""
+    table = Table(title=f"{len(records)} runs", title_justify="left")
+    for col in (
+        "run",
+        "status",
+        "dataset",
+        "conv",
+        "depth",
+        "skip",
+        "norm",
+        "seed",
+        "test acc",
+        "time (s)",
+    ):
+        table.add_column(
+            col, justify="right" if col in ("depth", "seed", "test acc", "time (s)") else "left"
+        )
+    for r in records:
+        cfg, m = r["config"], r["config"]["model"]
+        time_s = r.get("time_s")
+        table.add_row(
+            r["run_key"][:10],
+            r["status"],
+            str(cfg["data"]["name"]),
+            m["conv"],
+            str(m["depth"]),
+            m["skip"],
+            m["norm"],
+            str(cfg["seed"]),
+            pct(r["metrics"].get("test_acc")),
+            f"{time_s:.1f}" if time_s is not None else "–",
+        )
+    return table

@@ -28,6 +28,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise FathomError(f"cannot create folder {target.parent}: {exc.strerror}") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    # mkstemp makes the file private (0600); results are ordinary files (0666 & ~umask)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield Path(tmp)
         os.replace(tmp, target)

@@ -1,0 +1,636 @@
+"""The results store: one SQLite row per run, keyed by the hash of its resolved config.
+
+A store is a single SQLite file (stdlib :mod:`sqlite3`, WAL journal, 30 s busy timeout) with
+``PRAGMA user_version`` = :data:`SCHEMA_VERSION` and four tables:
+
+* ``meta`` (key, value): ``schema_version``, ``fathom_version``, ``created_at``;
+* ``runs``: one row per run (``run_key`` unique), JSON columns stored as TEXT;
+* ``sweeps`` (name, created_at) and ``sweep_runs`` (sweep, run_key): a run can belong to
+  several sweeps, and is stored once.
+
+A run moves ``pending`` -> ``running`` (:meth:`RunStore.claim`) -> ``done`` / ``failed`` /
+``diverged`` (:meth:`RunStore.finish`); an interrupted run goes back to ``pending``
+(:meth:`RunStore.release`, or :meth:`RunStore.recover_stale` once its process is gone).
+Every write is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction, so a process killed at any
+moment leaves the store at its previous consistent state, and a transition is applied by
+exactly one of several concurrent processes.
+
+Opening a store reads it only: an existing file is not modified until a write is requested,
+and a file that is not a fathom store (or has another schema version) is left byte-identical.
+A :class:`RunStore` must not be carried across ``fork``: open one per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fathom.errors import StoreError
+
+__all__ = ["FINAL_STATUSES", "SCHEMA_VERSION", "STATUSES", "RunStore"]
+
+SCHEMA_VERSION = 1
+"""The layout this fathom reads and writes (``PRAGMA user_version``)."""
+
+STATUSES = ("pending", "running", "done", "failed", "diverged")
+"""Every status a run can have."""
+
+FINAL_STATUSES = ("done", "failed", "diverged")
+"""The statuses :meth:`RunStore.finish` may set."""
+
+BUSY_TIMEOUT_S = 30.0
+"""How long a write waits for another process's transaction before failing."""
+
+# a process that started this much later than a run's started_at cannot have claimed it
+# (its pid was reused); generous against clock granularity (``btime`` is in whole seconds)
+_PID_REUSE_SLACK_S = 5.0
+
+_SCHEMA = f"""
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_key     TEXT NOT NULL UNIQUE,
+    status      TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
+    config      TEXT NOT NULL,
+    metrics     TEXT NOT NULL DEFAULT '{{}}',
+    history     TEXT NOT NULL DEFAULT '[]',
+    diagnostics TEXT NOT NULL DEFAULT '{{}}',
+    time_s      REAL,
+    peak_mem_mb REAL,
+    error       TEXT,
+    message     TEXT NOT NULL DEFAULT '',
+    versions    TEXT NOT NULL DEFAULT '{{}}',
+    host        TEXT,
+    pid         INTEGER,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    created_at  TEXT NOT NULL,
+    started_at  TEXT,
+    ended_at    TEXT
+);
+CREATE INDEX runs_status ON runs (status);
+CREATE TABLE sweeps (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE sweep_runs (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    sweep   TEXT NOT NULL REFERENCES sweeps (name),
+    run_key TEXT NOT NULL REFERENCES runs (run_key),
+    UNIQUE (sweep, run_key)
+);
+CREATE INDEX sweep_runs_run ON sweep_runs (run_key);
+"""
+
+_JSON_COLUMNS = ("config", "metrics", "history", "diagnostics", "versions")
+_COLUMNS = (
+    "run_key, status, config, metrics, history, diagnostics, time_s, peak_mem_mb, error, "
+    "message, versions, host, pid, attempts, created_at, started_at, ended_at"
+)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _fathom_version() -> str:
+    # fathom/__init__ imports torch: read the installed distribution's version instead
+    from importlib.metadata import PackageNotFoundError, version
+
+    loaded = getattr(sys.modules.get("fathom"), "__version__", None)
+    if loaded:
+        return str(loaded)
+    try:
+        return version("fathom-gnn")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _json_default(value: Any) -> Any:
+    """numpy / torch scalars and arrays (``.item()`` / ``.tolist()``), paths, sets."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _dumps(value: Any, name: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=True, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} cannot be stored as JSON: {_one_line(exc)}") from None
+
+
+def _number(value: float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or None, got {value!r}") from None
+    return out
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"unknown run status {status!r}; choose one of: {', '.join(STATUSES)}")
+
+
+def _proc_start_epoch(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from /proc; None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+        with open("/proc/stat") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _pid_alive(pid: int, started_at: str | None = None) -> bool:
+    """Whether ``pid`` is a live process that may be the one that claimed a run at
+    ``started_at``: not a zombie, and (on Linux) not a newer process that reused the pid."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            if stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X"):
+                return False  # exited, not yet reaped by its parent
+        except (OSError, ValueError, IndexError):
+            pass
+        if started_at is not None:
+            began = _proc_start_epoch(pid)
+            try:
+                claimed = datetime.fromisoformat(started_at).timestamp()
+            except ValueError:
+                return True
+            if began is not None and began > claimed + _PID_REUSE_SLACK_S:
+                return False
+    return True
+
+
+class RunStore:
+    """A SQLite results store of runs, keyed by config hash (see the module docstring).
+
+    Args:
+        path: the store file.
+        create: create the file (and its folder) if missing, and initialise an empty file;
+            with ``False`` a missing or empty file raises :class:`StoreError` (for readers).
+
+    Raises:
+        StoreError: one line: the file is missing (``create=False``), not a SQLite database,
+            a SQLite database that is not a fathom store, unreadable, or of another schema
+            version. The file is left untouched in every case.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        p = self.path
+        if p.exists() and not p.is_file():
+            raise StoreError(f"results store {p} is not a file")
+        if not p.exists():
+            if not create:
+                raise StoreError(f"results store not found: {p}")
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create results store {p}: {_one_line(exc)}") from None
+        elif not os.access(p, os.R_OK):
+            raise StoreError(f"cannot read results store {p}: permission denied")
+        try:
+            conn = sqlite3.connect(
+                str(p), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open results store {p}: {_one_line(exc)}") from None
+        self._conn = conn
+        try:
+            self._open(create)
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    def _open(self, create: bool) -> None:
+        conn, p = self.conn, self.path
+        try:
+            # reads only: the file is not modified until the checks pass
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"results store {p} is not a SQLite database ({_one_line(exc)})"
+            ) from None
+        if version not in (0, SCHEMA_VERSION):
+            raise StoreError(
+                f"results store {p} has schema version {version}, this fathom reads "
+                f"{SCHEMA_VERSION}; use another store (--store) or a matching fathom"
+            )
+        if version == 0 and tables:
+            raise StoreError(
+                f"results store {p} is a SQLite database but not a fathom results store "
+                f"(tables: {', '.join(sorted(tables))})"
+            )
+        if version == SCHEMA_VERSION and "runs" not in tables:
+            raise StoreError(f"results store {p} has schema version {version} but no runs table")
+        if version == 0 and not create:
+            raise StoreError(f"results store {p} is empty (no fathom results store was created)")
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            if version == 0:
+                self._initialise()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open results store {p}: {_one_line(exc)}") from None
+
+    def _initialise(self) -> None:
+        with self._write() as conn:
+            # another process may have initialised the file since we looked
+            if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                return
+            # executescript() would COMMIT first: run the statements one by one
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            now = _now()
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("fathom_version", _fathom_version()),
+                    ("created_at", now),
+                ],
+            )
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The open connection (raises StoreError once closed)."""
+        if self._conn is None:
+            raise StoreError(f"results store {self.path} is closed")
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r})"
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on error)."""
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write results store {self.path}: {_one_line(exc)}") from None
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            raise StoreError(f"cannot write results store {self.path}: {_one_line(exc)}") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same snapshot."""
+        conn = self.conn
+        try:
+            conn.execute("BEGIN")
+            yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read results store {self.path}: {_one_line(exc)}") from None
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+
+    def _status_of(self, conn: sqlite3.Connection, run_key: str) -> str:
+        row = conn.execute("SELECT status FROM runs WHERE run_key = ?", (run_key,)).fetchone()
+        if row is None:
+            raise StoreError(f"run {run_key!r} not found in results store {self.path}")
+        return row[0]
+
+    # ------------------------------------------------------------------ writes
+
+    def register(self, sweep: str, runs: Sequence[tuple[str, dict[str, Any]]]) -> int:
+        """Add ``(run_key, config)`` runs as ``pending`` (those not stored yet) and record them
+        as members of ``sweep``, in one transaction.
+
+        A run already stored keeps its row (status, results and config); it is never
+        duplicated. Returns how many runs were new.
+        """
+        if not isinstance(sweep, str) or not sweep:
+            raise ValueError(f"sweep name must be a non-empty string, got {sweep!r}")
+        rows = []
+        for item in runs:
+            key, config = item
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"run_key must be a non-empty string, got {key!r}")
+            if not isinstance(config, dict):
+                raise ValueError(f"config of run {key!r} must be a dict, got {config!r}")
+            rows.append((key, _dumps(config, f"config of run {key!r}")))
+        now = _now()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO sweeps (name, created_at) VALUES (?, ?)", (sweep, now)
+            )
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO runs (run_key, status, config, created_at) "
+                "VALUES (?, 'pending', ?, ?)",
+                [(key, config, now) for key, config in rows],
+            )
+            new = conn.total_changes - before
+            conn.executemany(
+                "INSERT OR IGNORE INTO sweep_runs (sweep, run_key) VALUES (?, ?)",
+                [(sweep, key) for key, _ in rows],
+            )
+        return new
+
+    def claim(
+        self,
+        run_key: str,
+        *,
+        retry_failed: bool = False,
+        pid: int | None = None,
+        host: str | None = None,
+    ) -> bool:
+        """Atomically move a ``pending`` run (or a ``failed`` one, with ``retry_failed``) to
+        ``running``: ``attempts += 1``, ``started_at`` = now, earlier results cleared.
+
+        Args:
+            run_key: the run.
+            retry_failed: also claim a ``failed`` run (never a ``diverged`` one).
+            pid: the process that will finish it (default: this process).
+            host: its host (default: this host).
+
+        Returns:
+            True if this call claimed it; False if it was not claimable (running, done …).
+
+        Raises:
+            StoreError: no run ``run_key``.
+        """
+        claimable = ("pending", "failed") if retry_failed else ("pending",)
+        pid = os.getpid() if pid is None else int(pid)
+        host = socket.gethostname() if host is None else host
+        with self._write() as conn:
+            if self._status_of(conn, run_key) not in claimable:
+                return False
+            conn.execute(
+                "UPDATE runs SET status = 'running', attempts = attempts + 1, started_at = ?, "
+                "ended_at = NULL, pid = ?, host = ?, metrics = '{}', history = '[]', "
+                "diagnostics = '{}', time_s = NULL, peak_mem_mb = NULL, error = NULL, "
+                "message = '' WHERE run_key = ?",
+                (_now(), pid, host, run_key),
+            )
+        return True
+
+    def finish(
+        self,
+        run_key: str,
+        *,
+        status: str,
+        metrics: dict[str, Any],
+        history: list[dict[str, Any]],
+        diagnostics: dict[str, list[float]] | None = None,
+        time_s: float | None = None,
+        peak_mem_mb: float | None = None,
+        error: str | None = None,
+        message: str = "",
+        versions: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the outcome of a ``running`` run (``done``, ``failed`` or ``diverged``) and
+        ``ended_at`` = now, in one transaction. NaN / inf in ``metrics``, ``history`` and
+        ``diagnostics`` are stored and read back; a NaN ``time_s`` / ``peak_mem_mb`` is
+        stored as None.
+
+        Raises:
+            ValueError: ``status`` is not a final status, or a value cannot be stored.
+            StoreError: no run ``run_key``, or it is not ``running`` (a stale worker must not
+                overwrite a run that was re-claimed or finished).
+        """
+        _check_status(status)
+        if status not in FINAL_STATUSES:
+            raise ValueError(
+                f"finish status must be one of {', '.join(FINAL_STATUSES)}, got {status!r}"
+            )
+        values = (
+            status,
+            _dumps(dict(metrics or {}), "metrics"),
+            _dumps(list(history or []), "history"),
+            _dumps(dict(diagnostics or {}), "diagnostics"),
+            _number(time_s, "time_s"),
+            _number(peak_mem_mb, "peak_mem_mb"),
+            None if error is None else str(error),
+            str(message or ""),
+            _dumps(dict(versions or {}), "versions"),
+            _now(),
+            run_key,
+        )
+        with self._write() as conn:
+            current = self._status_of(conn, run_key)
+            if current != "running":
+                raise StoreError(
+                    f"run {run_key!r} is {current}, not running: cannot finish it as {status}"
+                )
+            conn.execute(
+                "UPDATE runs SET status = ?, metrics = ?, history = ?, diagnostics = ?, "
+                "time_s = ?, peak_mem_mb = ?, error = ?, message = ?, versions = ?, "
+                "ended_at = ? WHERE run_key = ?",
+                values,
+            )
+
+    def release(self, run_key: str) -> None:
+        """Return an interrupted ``running`` run to ``pending`` (clearing ``pid`` and
+        ``started_at``); a run in any other status is left as it is.
+
+        Raises:
+            StoreError: no run ``run_key``.
+        """
+        with self._write() as conn:
+            if self._status_of(conn, run_key) == "running":
+                conn.execute(
+                    "UPDATE runs SET status = 'pending', pid = NULL, started_at = NULL "
+                    "WHERE run_key = ?",
+                    (run_key,),
+                )
+
+    def recover_stale(self, *, host: str | None = None) -> list[str]:
+        """Return to ``pending`` the ``running`` runs of ``host`` (default: this host) whose
+        process is gone, or that have no pid; runs of other hosts are left alone.
+
+        A process counts as gone when it does not exist, is a zombie, or (on Linux) started
+        after the run was claimed (its pid was reused). Returns the keys reset, in order.
+        """
+        host = socket.gethostname() if host is None else host
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT run_key, pid, started_at FROM runs WHERE status = 'running' "
+                "AND (host = ? OR host IS NULL) ORDER BY id",
+                (host,),
+            ).fetchall()
+            stale = [
+                key for key, pid, started in rows if pid is None or not _pid_alive(pid, started)
+            ]
+            conn.executemany(
+                "UPDATE runs SET status = 'pending', pid = NULL, started_at = NULL "
+                "WHERE run_key = ? AND status = 'running'",
+                [(key,) for key in stale],
+            )
+        return stale
+
+    # ------------------------------------------------------------------ reads
+
+    def _records(
+        self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]
+    ) -> list[dict[str, Any]]:
+        keys = [row[0] for row in rows]
+        member: dict[str, list[str]] = {key: [] for key in keys}
+        if keys:
+            query = "SELECT run_key, sweep FROM sweep_runs ORDER BY id"
+            if len(keys) == 1:
+                query = "SELECT run_key, sweep FROM sweep_runs WHERE run_key = ? ORDER BY id"
+            for key, sweep in conn.execute(query, keys if len(keys) == 1 else ()):
+                if key in member:
+                    member[key].append(sweep)
+        names = [c.strip() for c in _COLUMNS.split(",")]
+        out = []
+        for row in rows:
+            record = dict(zip(names, row, strict=True))
+            for col in _JSON_COLUMNS:
+                record[col] = json.loads(record[col])
+            record["sweeps"] = member[record["run_key"]]
+            out.append(
+                {
+                    "run_key": record["run_key"],
+                    "sweeps": record["sweeps"],
+                    **{k: v for k, v in record.items() if k not in ("run_key", "sweeps")},
+                }
+            )
+        return out
+
+    def get(self, run_key: str) -> dict[str, Any] | None:
+        """The record of ``run_key`` (see :meth:`runs`), or None if it is not stored."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM runs WHERE run_key = ?", (run_key,)
+            ).fetchall()
+            return self._records(conn, rows)[0] if rows else None
+
+    def runs(
+        self, *, sweep: str | None = None, status: str | Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run records, in insertion order (of the sweep's membership, with ``sweep``).
+
+        Each record has ``run_key``, ``sweeps`` (list of names), ``status``, ``config``,
+        ``metrics`` ({} until finished), ``history`` (per-epoch dicts), ``diagnostics``
+        (name -> per-layer floats), ``time_s``, ``peak_mem_mb``, ``error``, ``message``,
+        ``versions``, ``host``, ``pid``, ``attempts``, ``created_at``, ``started_at`` and
+        ``ended_at`` (ISO-8601 UTC strings or None).
+
+        Args:
+            sweep: only the runs of this sweep (none if it is unknown).
+            status: only runs with this status (or one of these statuses).
+
+        Raises:
+            ValueError: an unknown status.
+        """
+        wanted: list[str] | None = None
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            for s in wanted:
+                _check_status(s)
+        where, params = [], []
+        if wanted is not None:
+            where.append(f"r.status IN ({', '.join('?' * len(wanted))})")
+            params.extend(wanted)
+        cols = ", ".join(f"r.{c.strip()}" for c in _COLUMNS.split(","))
+        if sweep is not None:
+            sql = f"SELECT {cols} FROM sweep_runs m JOIN runs r ON r.run_key = m.run_key"
+            where.insert(0, "m.sweep = ?")
+            params.insert(0, sweep)
+            order = "m.id"
+        else:
+            sql, order = f"SELECT {cols} FROM runs r", "r.id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {order}"
+        with self._read() as conn:
+            return self._records(conn, conn.execute(sql, params).fetchall())
+
+    def counts(self, *, sweep: str | None = None) -> dict[str, int]:
+        """How many runs have each status (every status present, 0 by default)."""
+        if sweep is None:
+            sql, params = "SELECT status, COUNT(*) FROM runs GROUP BY status", ()
+        else:
+            sql = (
+                "SELECT r.status, COUNT(*) FROM sweep_runs m JOIN runs r "
+                "ON r.run_key = m.run_key WHERE m.sweep = ? GROUP BY r.status"
+            )
+            params = (sweep,)
+        out = dict.fromkeys(STATUSES, 0)
+        with self._read() as conn:
+            for status, n in conn.execute(sql, params):
+                out[status] = n
+        return out
+
+    def sweeps(self) -> list[str]:
+        """The names of the sweeps registered in the store, oldest first."""
+        with self._read() as conn:
+            return [row[0] for row in conn.execute("SELECT name FROM sweeps ORDER BY id")]
+
+    def meta(self) -> dict[str, str]:
+        """The ``meta`` table: ``schema_version``, ``fathom_version``, ``created_at``."""
+        with self._read() as conn:
+            return dict(conn.execute("SELECT key, value FROM meta"))

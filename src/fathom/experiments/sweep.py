@@ -1,0 +1,279 @@
+"""Run a sweep: expand a spec into single-seed runs and execute what the store lacks.
+
+The store is the only state: every run is registered as ``pending`` by its config hash, a
+worker ``claim``\\ s it (``running``), trains it, and ``finish``\\ es it (``done`` / ``diverged``
+/ ``failed``) in one transaction. Killing the sweep at any moment leaves runs that were in
+flight as ``running`` with a dead pid; the next invocation returns them to ``pending``
+(:meth:`RunStore.recover_stale`) and runs them again, so every run ends up stored exactly
+once. Workers are spawned processes with a fixed torch thread count, and die with the parent
+(``PR_SET_PDEATHSIG``) so that a killed sweep leaves no orphan writing to the store.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import ctypes
+import multiprocessing
+import os
+import platform
+import resource
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fathom.config import config_from_dict, config_hash, config_to_dict
+from fathom.errors import FathomError
+from fathom.experiments.spec import SweepSpec, expand, load_spec
+from fathom.experiments.store import RunStore
+
+__all__ = ["SweepSummary", "execute_run", "sweep"]
+
+ProgressCallback = Callable[[int, int, dict[str, Any]], None]
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep invocation found and did."""
+
+    sweep: str
+    store: str
+    total: int
+    already_done: int
+    ran: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False
+    wall_s: float = 0.0
+    threads: int = 1
+    workers: int = 1
+
+    def line(self) -> str:
+        """One line: what the store holds for this sweep now."""
+        held = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n)
+        verb = "interrupted" if self.interrupted else "finished"
+        return (
+            f"sweep {self.sweep!r} {verb}: ran {self.ran} runs in {self.wall_s:.0f} s; "
+            f"store {self.store} holds {held or 'nothing'} of {self.total}"
+        )
+
+
+# --------------------------------------------------------------------------- one run
+
+_DATA_CACHE: dict[str, Any] = {}
+
+
+def _dataset_for(cfg: Any) -> Any:
+    """The graph of ``cfg`` (built once per process per data config and seed)."""
+    from fathom.data.build import build_dataset
+
+    key = repr((config_to_dict(cfg.data), cfg.seed))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = build_dataset(cfg.data, seed=cfg.seed)
+    return _DATA_CACHE[key]
+
+
+def _versions() -> dict[str, str]:
+    import torch_geometric
+
+    from fathom import __version__
+
+    return {
+        "fathom": __version__,
+        "torch": torch.__version__,
+        "torch_geometric": torch_geometric.__version__,
+        "python": platform.python_version(),
+        "threads": str(torch.get_num_threads()),
+    }
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux: the process's peak so far (a worker's, across its runs)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def execute_run(store_path: str, run_key: str, retry_failed: bool = False) -> dict[str, Any] | None:
+    """Claim, train and finish one run in this process; ``None`` if it was not claimable.
+
+    Bad input (a :class:`FathomError`) and unexpected exceptions mark the run ``failed``
+    with a one-line message; an interrupt returns it to ``pending``.
+    """
+    from fathom.experiments.run import train_one
+
+    with RunStore(store_path) as store:
+        if not store.claim(
+            run_key, retry_failed=retry_failed, pid=os.getpid(), host=socket.gethostname()
+        ):
+            return None
+        record = store.get(run_key)
+        assert record is not None
+        start = time.perf_counter()
+        try:
+            cfg = config_from_dict(record["config"])
+            fitted = train_one(cfg, _dataset_for(cfg))
+        except KeyboardInterrupt:
+            store.release(run_key)
+            raise
+        except Exception as exc:  # recorded, not raised: one bad run must not stop a sweep
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            if not isinstance(exc, FathomError):
+                message = f"{type(exc).__name__}: {message}"
+            store.finish(
+                run_key,
+                status="failed",
+                metrics={},
+                history=[],
+                error=message,
+                time_s=time.perf_counter() - start,
+                peak_mem_mb=_peak_rss_mb(),
+                versions=_versions(),
+            )
+            return store.get(run_key)
+        metrics = {**fitted.metrics, "best_epoch": fitted.best_epoch, "epochs": fitted.epochs}
+        store.finish(
+            run_key,
+            status=fitted.status,
+            metrics=metrics,
+            history=fitted.history,
+            time_s=fitted.time_s,
+            peak_mem_mb=_peak_rss_mb(),
+            message=fitted.message,
+            versions=_versions(),
+        )
+        return store.get(run_key)
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no orphans after a kill -9)."""
+    if sys.platform.startswith("linux"):
+        try:
+            pr_set_pdeathsig = 1
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _init_worker(threads: int) -> None:
+    _die_with_parent()
+    # the parent owns Ctrl-C: it stops dispatching and reclaims in-flight runs
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def sweep(
+    spec: SweepSpec | str | Path,
+    store: str | Path,
+    *,
+    workers: int = 1,
+    retry_failed: bool = False,
+    threads: int | None = None,
+    on_run_end: ProgressCallback | None = None,
+) -> SweepSummary:
+    """Run every run of ``spec`` that ``store`` does not hold as finished.
+
+    Args:
+        spec: a :class:`SweepSpec` or the path of a sweep YAML file.
+        store: SQLite results store (created if missing).
+        workers: parallel worker processes (1: run in this process).
+        retry_failed: also re-run runs stored as ``failed``.
+        threads: torch threads per run (default: CPU cores // workers, at least 1).
+        on_run_end: called as ``(finished, to_run, record)`` after each run.
+
+    Returns:
+        A :class:`SweepSummary`; ``interrupted`` is True after Ctrl-C / SIGTERM, when
+        in-flight runs were returned to ``pending``.
+    """
+    if workers < 1:
+        raise FathomError(f"--workers must be >= 1, got {workers}")
+    if not isinstance(spec, SweepSpec):
+        spec = load_spec(spec)
+    configs = expand(spec)
+    keyed = [(config_hash(c), config_to_dict(c)) for c in configs]
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    start = time.perf_counter()
+    with RunStore(store) as st:
+        st.recover_stale(host=socket.gethostname())
+        st.register(spec.name, keyed)
+        wanted = {"pending", "failed"} if retry_failed else {"pending"}
+        status = {r["run_key"]: r["status"] for r in st.runs(sweep=spec.name)}
+    todo = [key for key, _ in keyed if status.get(key) in wanted]
+    summary = SweepSummary(
+        spec.name,
+        str(store),
+        total=len(keyed),
+        already_done=len(keyed) - len(todo),
+        threads=threads,
+        workers=workers,
+    )
+
+    def finished(record: dict[str, Any] | None) -> None:
+        if record is not None:
+            summary.ran += 1
+            if on_run_end is not None:
+                on_run_end(summary.ran, len(todo), record)
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        if workers == 1:
+            torch_threads = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                for key in todo:
+                    finished(execute_run(str(store), key, retry_failed))
+            finally:
+                torch.set_num_threads(torch_threads)
+        else:
+            _run_pool(str(store), todo, workers, threads, retry_failed, finished)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        with RunStore(store) as st:
+            # runs whose worker is gone (interrupted, killed) go back to pending
+            st.recover_stale(host=socket.gethostname())
+            summary.counts = st.counts(sweep=spec.name)
+        summary.wall_s = time.perf_counter() - start
+    return summary
+
+
+def _run_pool(
+    store: str,
+    todo: list[str],
+    workers: int,
+    threads: int,
+    retry_failed: bool,
+    finished: Callable[[dict[str, Any] | None], None],
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    pool = cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+    )
+    try:
+        futures = [pool.submit(execute_run, store, key, retry_failed) for key in todo]
+        for future in cf.as_completed(futures):
+            try:
+                finished(future.result())
+            except cf.process.BrokenProcessPool:
+                raise FathomError(
+                    "a sweep worker died (killed or out of memory); its run was returned to "
+                    "pending: run the same command again to resume"
+                ) from None
+    except BaseException:
+        # stop now: kill the workers rather than let them finish queued runs
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

@@ -1,0 +1,455 @@
+"""Tests of fathom.experiments.store: the SQLite results store."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fathom.errors import StoreError
+from fathom.experiments.store import SCHEMA_VERSION, STATUSES, RunStore
+
+RECORD_KEYS = [
+    "run_key",
+    "sweeps",
+    "status",
+    "config",
+    "metrics",
+    "history",
+    "diagnostics",
+    "time_s",
+    "peak_mem_mb",
+    "error",
+    "message",
+    "versions",
+    "host",
+    "pid",
+    "attempts",
+    "created_at",
+    "started_at",
+    "ended_at",
+]
+
+
+def _runs(n: int, prefix: str = "k") -> list[tuple[str, dict]]:
+    return [(f"{prefix}{i:03d}", {"model": {"depth": i}, "seed": 0}) for i in range(n)]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with RunStore(tmp_path / "runs.db") as st:
+        yield st
+
+
+def _fork_ctx():
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs the fork start method")
+    return multiprocessing.get_context("fork")
+
+
+# --------------------------------------------------------------------------- basics
+
+
+def test_new_store_is_wal_with_schema_version_and_meta(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "runs.db"
+    with RunStore(path) as st:
+        assert st.counts() == dict.fromkeys(STATUSES, 0)
+        assert st.sweeps() == [] and st.runs() == []
+        meta = st.meta()
+    assert meta["schema_version"] == str(SCHEMA_VERSION) and meta["created_at"]
+    assert meta["fathom_version"]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    with RunStore(path, create=False) as st:  # reopening an existing store
+        assert st.counts()["pending"] == 0
+
+
+def test_register_twice_does_not_duplicate_and_tracks_membership(store: RunStore) -> None:
+    assert store.register("a", _runs(5)) == 5
+    assert store.register("a", _runs(5)) == 0
+    assert store.register("b", _runs(7)[3:]) == 2  # k003, k004 exist; k005, k006 are new
+    assert len(store.runs()) == 7
+    assert [r["run_key"] for r in store.runs()] == [f"k{i:03d}" for i in range(7)]
+    assert [r["run_key"] for r in store.runs(sweep="b")] == ["k003", "k004", "k005", "k006"]
+    assert store.get("k003")["sweeps"] == ["a", "b"]
+    assert store.get("k000")["sweeps"] == ["a"]
+    assert store.get("k006")["sweeps"] == ["b"]
+    assert store.sweeps() == ["a", "b"]
+    assert store.counts(sweep="a")["pending"] == 5
+    assert store.counts(sweep="b") == {**dict.fromkeys(STATUSES, 0), "pending": 4}
+    assert store.counts(sweep="nope") == dict.fromkeys(STATUSES, 0)
+    assert store.runs(sweep="nope") == []
+    assert store.get("missing") is None
+
+
+def test_record_format(store: RunStore) -> None:
+    store.register("a", _runs(1))
+    record = store.get("k000")
+    assert list(record) == RECORD_KEYS
+    assert record["status"] == "pending" and record["config"] == {"model": {"depth": 0}, "seed": 0}
+    assert record["metrics"] == {} and record["history"] == [] and record["diagnostics"] == {}
+    assert record["attempts"] == 0 and record["started_at"] is None and record["ended_at"] is None
+    assert record["created_at"].endswith("+00:00")
+    assert store.runs()[0] == record
+
+
+def test_claim_finish_release_state_machine(store: RunStore) -> None:
+    store.register("a", _runs(3))
+    assert store.claim("k000", pid=os.getpid(), host="h1")
+    assert not store.claim("k000")  # already running
+    running = store.get("k000")
+    assert running["status"] == "running" and running["attempts"] == 1
+    assert running["pid"] == os.getpid() and running["host"] == "h1" and running["started_at"]
+    store.finish(
+        "k000",
+        status="done",
+        metrics={"test_acc": 0.8},
+        history=[{"epoch": 0, "loss": 1.0}],
+        diagnostics={"dirichlet": [1.0, 0.5]},
+        time_s=1.5,
+        peak_mem_mb=12.0,
+        message="ok",
+        versions={"fathom": "0.1.0"},
+    )
+    done = store.get("k000")
+    assert done["status"] == "done" and done["metrics"] == {"test_acc": 0.8}
+    assert done["history"] == [{"epoch": 0, "loss": 1.0}]
+    assert done["diagnostics"] == {"dirichlet": [1.0, 0.5]}
+    assert (done["time_s"], done["peak_mem_mb"], done["message"]) == (1.5, 12.0, "ok")
+    assert done["versions"] == {"fathom": "0.1.0"} and done["ended_at"] >= done["started_at"]
+    assert not store.claim("k000") and not store.claim("k000", retry_failed=True)
+
+    # finishing a run that is not running raises (a stale worker cannot overwrite)
+    with pytest.raises(StoreError, match="'k000' is done, not running"):
+        store.finish("k000", status="failed", metrics={}, history=[], error="late")
+    with pytest.raises(StoreError, match="'k001' is pending, not running"):
+        store.finish("k001", status="done", metrics={}, history=[])
+    assert store.get("k000")["metrics"] == {"test_acc": 0.8}
+
+    # release: an interrupted run goes back to pending and can be claimed again
+    assert store.claim("k001")
+    store.release("k001")
+    released = store.get("k001")
+    assert released["status"] == "pending" and released["pid"] is None
+    assert released["started_at"] is None
+    store.release("k001")  # not running: left alone
+    assert store.claim("k001") and store.get("k001")["attempts"] == 2
+    assert store.counts() == {**dict.fromkeys(STATUSES, 0), "pending": 1, "running": 1, "done": 1}
+    assert [r["run_key"] for r in store.runs(status=["running", "done"])] == ["k000", "k001"]
+    assert [r["run_key"] for r in store.runs(sweep="a", status="pending")] == ["k002"]
+
+
+def test_retry_failed_semantics(store: RunStore) -> None:
+    store.register("a", _runs(2))
+    for key, status in [("k000", "failed"), ("k001", "diverged")]:
+        assert store.claim(key)
+        store.finish(key, status=status, metrics={"x": 1}, history=[], error="boom")
+    assert not store.claim("k000")  # failed runs only on request
+    assert store.claim("k000", retry_failed=True)
+    retried = store.get("k000")
+    assert retried["attempts"] == 2 and retried["error"] is None and retried["metrics"] == {}
+    assert retried["ended_at"] is None
+    assert not store.claim("k001", retry_failed=True)  # diverged is a result, not retried
+
+
+def test_invalid_input(store: RunStore) -> None:
+    store.register("a", _runs(1))
+    store.claim("k000")
+    with pytest.raises(ValueError, match="unknown run status 'bogus'"):
+        store.finish("k000", status="bogus", metrics={}, history=[])
+    with pytest.raises(ValueError, match="finish status must be one of done"):
+        store.finish("k000", status="pending", metrics={}, history=[])
+    with pytest.raises(ValueError, match="metrics cannot be stored as JSON"):
+        store.finish("k000", status="done", metrics={"f": object()}, history=[])
+    assert store.get("k000")["status"] == "running"  # nothing was written
+    with pytest.raises(ValueError, match="unknown run status"):
+        store.runs(status="finished")
+    with pytest.raises(ValueError, match="unknown run status"):
+        store.runs(status=["done", "nope"])
+    for call in (
+        lambda: store.claim("nope"),
+        lambda: store.release("nope"),
+        lambda: store.finish("nope", status="done", metrics={}, history=[]),
+    ):
+        with pytest.raises(StoreError, match="run 'nope' not found"):
+            call()
+    with pytest.raises(ValueError, match="sweep name"):
+        store.register("", _runs(1))
+    with pytest.raises(ValueError, match="run_key"):
+        store.register("a", [("", {})])
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(StoreError, match="closed"):
+        store.get("k000")
+
+
+def test_nan_and_inf_round_trip(store: RunStore) -> None:
+    store.register("a", _runs(1))
+    store.claim("k000")
+    store.finish(
+        "k000",
+        status="diverged",
+        metrics={"test_acc": float("nan"), "val_loss": float("inf")},
+        history=[{"epoch": 0, "loss": float("nan")}],
+        diagnostics={"dirichlet": [1.0, float("nan")]},
+        time_s=float("nan"),
+    )
+    record = store.get("k000")
+    assert math.isnan(record["metrics"]["test_acc"]) and record["metrics"]["val_loss"] == math.inf
+    assert math.isnan(record["history"][0]["loss"])
+    assert math.isnan(record["diagnostics"]["dirichlet"][1])
+    assert record["time_s"] is None  # a NaN scalar column is stored as NULL (SQLite)
+
+
+def test_recover_stale(store: RunStore) -> None:
+    store.register("a", _runs(5))
+    here = socket.gethostname()
+    dead = _dead_pid()
+    assert store.claim("k000", pid=dead, host=here)
+    assert store.claim("k001", pid=os.getpid(), host=here)  # alive
+    assert store.claim("k002", pid=dead, host="another-host")  # cannot tell: left alone
+    assert store.claim("k003", pid=os.getpid(), host=here)
+    assert store.claim("k004", pid=os.getpid(), host=here)
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE runs SET pid = NULL WHERE run_key = 'k003'")  # no pid: stale
+    if sys.platform.startswith("linux"):
+        # claimed long before this process started: its pid was reused by this process
+        conn.execute(
+            "UPDATE runs SET started_at = '2000-01-01T00:00:00+00:00' WHERE run_key = 'k004'"
+        )
+    conn.commit()
+    conn.close()
+    expected = ["k000", "k003", "k004"] if sys.platform.startswith("linux") else ["k000", "k003"]
+    assert store.recover_stale(host=here) == expected
+    assert [r["status"] for r in store.runs()][:4] == ["pending", "running", "running", "pending"]
+    assert store.get("k000")["pid"] is None and store.get("k000")["attempts"] == 1
+    assert store.recover_stale() == []  # default host: this one; nothing left to recover
+    assert store.recover_stale(host="another-host") == ["k002"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_recover_stale_treats_a_zombie_as_dead(store: RunStore) -> None:
+    store.register("a", _runs(1))
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # wait for it to exit, without reaping it
+            state = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state == "Z":
+                break
+            time.sleep(0.01)
+        store.claim("k000", pid=proc.pid)
+        assert store.recover_stale() == ["k000"]
+    finally:
+        proc.wait()
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def test_missing_store_with_create_false(tmp_path: Path) -> None:
+    path = tmp_path / "none.db"
+    with pytest.raises(StoreError, match="results store not found"):
+        RunStore(path, create=False)
+    assert not path.exists()
+
+
+def test_schema_version_mismatch_leaves_the_file_byte_identical(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with RunStore(path) as st:
+        st.register("a", _runs(2))
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    for create in (True, False):
+        with pytest.raises(StoreError) as info:
+            RunStore(path, create=create)
+        message = str(info.value)
+        assert "\n" not in message and str(path) in message
+        assert "schema version 99, this fathom reads 1" in message
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.db"]
+
+
+def test_rollback_journal_database_of_another_version_is_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE runs (x)")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="schema version 2"):
+        RunStore(path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_garbage_file_is_a_one_line_error_and_untouched(tmp_path: Path, create: bool) -> None:
+    path = tmp_path / "runs.db"
+    path.write_bytes(b"hello")
+    with pytest.raises(StoreError) as info:
+        RunStore(path, create=create)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(f"results store {path} is not a SQLite database")
+    assert path.read_bytes() == b"hello"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db"]
+
+
+def test_other_sqlite_database_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE things (x)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"not a fathom results store \(tables: things\)"):
+        RunStore(path)
+    assert path.read_bytes() == before
+
+
+def test_directory_and_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is not a file"):
+        RunStore(tmp_path)
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    with pytest.raises(StoreError, match="is empty"):
+        RunStore(empty, create=False)
+    assert empty.read_bytes() == b""
+    with RunStore(empty) as st:  # an empty file is a new store when creating
+        assert st.register("a", _runs(1)) == 1
+
+
+def test_reading_a_store_does_not_modify_it(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    with RunStore(path) as st:
+        st.register("a", _runs(3))
+    before = path.read_bytes()
+    with RunStore(path, create=False) as st:
+        assert len(st.runs()) == 3 and st.counts()["pending"] == 3 and st.sweeps() == ["a"]
+    assert path.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _register_and_claim(path: str, keys: int, barrier, queue) -> None:
+    with RunStore(path) as st:
+        new = st.register("race", _runs(keys))
+        barrier.wait()
+        claimed = [key for key, _ in _runs(keys) if st.claim(key)]
+    queue.put((new, claimed))
+
+
+def test_concurrent_writers_claim_each_run_exactly_once(tmp_path: Path) -> None:
+    ctx = _fork_ctx()
+    path = str(tmp_path / "runs.db")
+    RunStore(path).close()  # created up front; both workers also race on register
+    barrier, queue = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_register_and_claim, args=(path, 40, barrier, queue)) for _ in "ab"]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    (new_a, claimed_a), (new_b, claimed_b) = results
+    assert new_a + new_b == 40
+    assert not set(claimed_a) & set(claimed_b)
+    assert sorted(claimed_a + claimed_b) == [key for key, _ in _runs(40)]
+    with RunStore(path) as st:
+        records = st.runs()
+        assert len(records) == 40 and st.counts()["running"] == 40
+        assert all(r["attempts"] == 1 for r in records)
+
+
+def _churn(path: str, worker: int) -> None:
+    """Write forever: register batches, claim, finish (some failed), release some."""
+    rng = random.Random(worker)
+    with RunStore(path) as st:
+        batch = 0
+        while True:
+            runs = _runs(10, prefix=f"w{worker}b{batch}-")
+            st.register("churn", runs)
+            for key, _ in runs:
+                if not st.claim(key):
+                    continue
+                roll = rng.random()
+                if roll < 0.2:
+                    st.release(key)
+                    continue
+                st.finish(
+                    key,
+                    status="done" if roll < 0.9 else "failed",
+                    metrics={"test_acc": roll, "nan": float("nan")},
+                    history=[{"epoch": e, "loss": 1.0 / (e + 1)} for e in range(20)],
+                    time_s=roll,
+                    error=None if roll < 0.9 else "boom",
+                )
+            batch += 1
+
+
+def _check_consistent(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    with RunStore(path, create=False) as st:
+        records = st.runs()
+        for r in records:
+            assert r["sweeps"] == ["churn"]
+            if r["status"] in ("done", "failed"):
+                assert r["metrics"]["test_acc"] == r["time_s"] and math.isnan(r["metrics"]["nan"])
+                assert len(r["history"]) == 20 and r["ended_at"] and r["started_at"]
+                assert (r["error"] == "boom") == (r["status"] == "failed")
+            elif r["status"] == "running":
+                assert r["metrics"] == {} and r["pid"] and r["started_at"] and not r["ended_at"]
+            else:
+                assert r["status"] == "pending"
+                assert r["metrics"] == {} and r["history"] == [] and r["started_at"] is None
+        counts = st.counts()
+        assert sum(counts.values()) == len(records) == len(st.runs(sweep="churn"))
+        return counts
+
+
+def test_sigkill_mid_write_leaves_a_consistent_store(tmp_path: Path) -> None:
+    ctx = _fork_ctx()
+    path = tmp_path / "runs.db"
+    RunStore(path).close()
+    rng = random.Random(0)
+    for round_ in range(3):
+        proc = ctx.Process(target=_churn, args=(str(path), round_))
+        proc.start()
+        deadline = time.monotonic() + 30
+        with RunStore(path, create=False) as st:
+            while st.counts()["done"] < 5 * (round_ + 1) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.1))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(timeout=30)
+        assert proc.exitcode == -signal.SIGKILL
+        counts = _check_consistent(path)
+        assert counts["done"] >= 5 * (round_ + 1)
+        with RunStore(path) as st:  # the killed writer's run is re-runnable, not done
+            stale = st.recover_stale()
+            assert len(stale) == counts["running"]
+            assert st.counts()["running"] == 0
