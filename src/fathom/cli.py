@@ -22,6 +22,7 @@ from fathom.config import (
     parse_override,
 )
 from fathom.errors import FathomError
+from fathom.experiments.store import STATUSES
 
 __all__ = ["main"]
 
@@ -58,6 +59,16 @@ TRAIN_FLAGS: dict[str, tuple[type, str]] = {
     "--seeds": (int, "number of seeds to train and aggregate"),
 }
 KEY_FOR_FLAG = {flag: key for key, flag in FLAG_FOR_KEY.items()}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -118,8 +129,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("spec", help="sweep YAML file")
     sweep.add_argument("--store", default="runs.db", help="SQLite results store (default runs.db)")
-    sweep.add_argument("--workers", type=int, default=1, help="parallel worker processes")
-    sweep.add_argument("--threads", type=int, help="torch threads per run (default cores/workers)")
+    sweep.add_argument("--workers", type=_positive_int, default=1, help="parallel worker processes")
+    sweep.add_argument(
+        "--threads", type=_positive_int, help="torch threads per run (default cores/workers)"
+    )
     sweep.add_argument("--retry-failed", action="store_true", help="re-run runs that failed")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
     sweep.add_argument("--json", metavar="PATH", help="write the sweep summary as JSON")
@@ -128,7 +141,10 @@ def _build_parser() -> argparse.ArgumentParser:
     runs.add_argument("store", help="SQLite results store")
     runs.add_argument("--sweep", help="only runs of this sweep")
     runs.add_argument(
-        "--status", help="only runs with this status (pending, running, done, failed, diverged)"
+        "--status",
+        choices=STATUSES,
+        metavar="STATUS",
+        help=f"only runs with this status ({', '.join(STATUSES)})",
     )
     runs.add_argument("--json", metavar="PATH", help="write the listed runs as JSON")
 
@@ -136,7 +152,12 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("store", help="SQLite results store")
     export.add_argument("--format", choices=("json", "csv"), default="json")
     export.add_argument("--sweep", help="only runs of this sweep")
-    export.add_argument("--status", help="only runs with this status")
+    export.add_argument(
+        "--status",
+        choices=STATUSES,
+        metavar="STATUS",
+        help=f"only runs with this status ({', '.join(STATUSES)})",
+    )
     export.add_argument("--out", metavar="PATH", help="file to write (default: stdout)")
     export.add_argument("--no-history", action="store_true", help="leave out per-epoch history")
 
@@ -296,9 +317,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from fathom.report.files import write_json
 
     spec = load_spec(args.spec)
+    # every bad input fails here, in one line, before the progress bar draws on stderr: a bad
+    # point of the spec, then a store that is not a fathom store of this schema (left as is)
+    configs = expand(spec)
     if args.dry_run:
         info = describe(spec)
-        configs = expand(spec)
         console.print(
             f"sweep {spec.name!r}: {len(configs)} runs over axes {', '.join(info.get('axes', []))}"
         )
@@ -311,6 +334,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.json:
             write_json(args.json, {**info, "runs": [config_to_dict(c) for c in configs]})
         return 0
+    from fathom.experiments.store import RunStore
+
+    RunStore(args.store).close()
     with progress_bar() as progress:
         task = progress.add_task(f"sweep {spec.name}", total=None)
 
@@ -330,7 +356,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             threads=args.threads,
             on_run_end=on_run_end,
         )
-    err_console.print(summary.line())
+    # one line, however long the store's path (no wrapping) and whatever it holds (no markup)
+    err_console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)
     if args.json:
         write_json(args.json, summary.__dict__)
     return 130 if summary.interrupted else 0

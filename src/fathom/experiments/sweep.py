@@ -20,6 +20,7 @@ import resource
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,18 +152,25 @@ def execute_run(store_path: str, run_key: str, retry_failed: bool = False) -> di
 # --------------------------------------------------------------------------- workers
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (no orphans after a kill -9)."""
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no orphans after a kill -9).
+
+    A spawned worker gets here only after importing torch (seconds): if ``parent`` died in
+    the meantime the death signal will never come, so exit now rather than run the calls
+    still queued in the pipe as an orphan writing to the store.
+    """
     if sys.platform.startswith("linux"):
         try:
             pr_set_pdeathsig = 1
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
         except OSError:
             pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
-def _init_worker(threads: int) -> None:
-    _die_with_parent()
+def _init_worker(threads: int, parent: int) -> None:
+    _die_with_parent(parent)
     # the parent owns Ctrl-C: it stops dispatching and reclaims in-flight runs
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
@@ -197,6 +205,8 @@ def sweep(
     """
     if workers < 1:
         raise FathomError(f"--workers must be >= 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise FathomError(f"--threads must be >= 1, got {threads}")
     if not isinstance(spec, SweepSpec):
         spec = load_spec(spec)
     configs = expand(spec)
@@ -224,14 +234,19 @@ def sweep(
             if on_run_end is not None:
                 on_run_end(summary.ran, len(todo), record)
 
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # signal handlers can only be set from the main thread (sweep() may run in another)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
+    current: str | None = None  # the run this process is executing (workers == 1)
     try:
         if workers == 1:
             torch_threads = torch.get_num_threads()
             torch.set_num_threads(threads)
             try:
                 for key in todo:
+                    current = key
                     finished(execute_run(str(store), key, retry_failed))
+                current = None
             finally:
                 torch.set_num_threads(torch_threads)
         else:
@@ -239,10 +254,21 @@ def sweep(
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         with RunStore(store) as st:
             # runs whose worker is gone (interrupted, killed) go back to pending
             st.recover_stale(host=socket.gethostname())
+            # and so does the run this process claimed and did not finish (an interrupt
+            # outside training, e.g. in finish's transaction, skips execute_run's release)
+            record = st.get(current) if current is not None else None
+            if (
+                record is not None
+                and record["status"] == "running"
+                and record["pid"] == os.getpid()
+                and record["host"] == socket.gethostname()
+            ):
+                st.release(current)
             summary.counts = st.counts(sweep=spec.name)
         summary.wall_s = time.perf_counter() - start
     return summary
@@ -258,10 +284,22 @@ def _run_pool(
 ) -> None:
     ctx = multiprocessing.get_context("spawn")
     pool = cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(threads, os.getpid()),
     )
     try:
-        futures = [pool.submit(execute_run, store, key, retry_failed) for key in todo]
+        # workers are spawned by submit() and inherit this thread's signal mask across exec:
+        # with SIGINT blocked meanwhile, a Ctrl-C while they import torch does not print
+        # their tracebacks (the parent handles it; it is delivered here once unblocked)
+        unix = hasattr(signal, "pthread_sigmask")
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if unix else None
+        try:
+            futures = [pool.submit(execute_run, store, key, retry_failed) for key in todo]
+        finally:
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for future in cf.as_completed(futures):
             try:
                 finished(future.result())
