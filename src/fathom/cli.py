@@ -71,6 +71,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_status_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--status",
+        choices=STATUSES,
+        metavar="STATUS",
+        help=f"only runs with this status ({', '.join(STATUSES)})",
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fathom", description="Build, train, diagnose and benchmark deep GNNs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -140,24 +149,14 @@ def _build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list the runs in a results store")
     runs.add_argument("store", help="SQLite results store")
     runs.add_argument("--sweep", help="only runs of this sweep")
-    runs.add_argument(
-        "--status",
-        choices=STATUSES,
-        metavar="STATUS",
-        help=f"only runs with this status ({', '.join(STATUSES)})",
-    )
+    _add_status_flag(runs)
     runs.add_argument("--json", metavar="PATH", help="write the listed runs as JSON")
 
     export = sub.add_parser("export", help="write a store's runs as JSON or CSV")
     export.add_argument("store", help="SQLite results store")
     export.add_argument("--format", choices=("json", "csv"), default="json")
     export.add_argument("--sweep", help="only runs of this sweep")
-    export.add_argument(
-        "--status",
-        choices=STATUSES,
-        metavar="STATUS",
-        help=f"only runs with this status ({', '.join(STATUSES)})",
-    )
+    _add_status_flag(export)
     export.add_argument("--out", metavar="PATH", help="file to write (default: stdout)")
     export.add_argument("--no-history", action="store_true", help="leave out per-epoch history")
 

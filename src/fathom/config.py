@@ -35,6 +35,7 @@ __all__ = [
     "config_from_dict",
     "config_hash",
     "config_to_dict",
+    "flatten",
     "load_config",
     "parse_override",
     "with_seed",
@@ -244,6 +245,18 @@ def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
     return _from_dict(ExperimentConfig, raw).validate()
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings to dotted keys: ``{"model": {"depth": 2}}`` -> ``{"model.depth": 2}``."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -8,7 +8,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["flatten", "records_to_csv", "records_to_json"]
+from fathom.config import flatten
+
+__all__ = ["records_to_csv", "records_to_json"]
 
 # scalar columns first, in this order; then config.* and metrics.*
 LEADING = (
@@ -24,18 +26,6 @@ LEADING = (
     "started_at",
     "ended_at",
 )
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model": {"depth": 2}}`` -> ``{"model.depth": 2}``."""
-    out: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def records_to_json(records: Sequence[Mapping[str, Any]]) -> str:

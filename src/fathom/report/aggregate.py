@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from statistics import fmean, pstdev
 from typing import Any
 
+from fathom.config import flatten
+
 __all__ = [
     "AGGREGATED_STATUSES",
     "CURVE_KEYS",
@@ -50,18 +52,9 @@ _IGNORED_KEYS = frozenset({"seed"})
 # --------------------------------------------------------------------------- helpers
 
 
-def flatten_config(config: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+def flatten_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """``{"model": {"depth": 2}, "seed": 0}`` -> ``{"model.depth": 2}`` (``seed`` removed)."""
-    out: dict[str, Any] = {}
-    for key, value in (config or {}).items():
-        name = f"{prefix}{key}"
-        if not prefix and name in _IGNORED_KEYS:
-            continue
-        if isinstance(value, Mapping):
-            out.update(flatten_config(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
+    return {k: v for k, v in flatten(config or {}).items() if k not in _IGNORED_KEYS}
 
 
 def _freeze(value: Any) -> str:
