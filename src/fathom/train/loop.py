@@ -80,12 +80,13 @@ def fit(
     for epoch in range(1, cfg.epochs + 1):
         optimizer.zero_grad(set_to_none=True)
         loss = task.loss(model, data)
-        if not math.isfinite(loss.item()):
-            status, message = "diverged", f"diverged at epoch {epoch} (training loss {loss.item()})"
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            status, message = "diverged", f"diverged at epoch {epoch} (training loss {loss_value})"
             break
         loss.backward()
         optimizer.step()
-        record = {"epoch": float(epoch), "loss": loss.item(), **task.evaluate(model, data)}
+        record = {"epoch": float(epoch), "loss": loss_value, **task.evaluate(model, data)}
         history.append(record)
         for callback in callbacks:
             callback(record)
