@@ -44,13 +44,28 @@ class _Parser(argparse.ArgumentParser):
 TRAIN_FLAGS: dict[str, tuple[type, str]] = {
     "--dataset": (str, "dataset name (see `fathom datasets`), generator, or .npz/.pt file"),
     "--data-dir": (str, "folder laid out like PyG dataset roots (default: $FATHOM_DATA, cache)"),
-    "--conv": (str, "message-passing operator: gcn, gat"),
-    "--depth": (int, "number of message-passing layers"),
+    "--arch": (str, "model family: deep (blocks), sgc, gfnn, appnp, sign, incep, dgi"),
+    "--conv": (
+        str,
+        "message-passing operator: gcn, gat, gatv2, sage, gin, gcn2, gcn2-star, gen, gated, "
+        "transformer, cheb, mlp",
+    ),
+    "--depth": (int, "number of message-passing layers (propagation steps for sgc/appnp/…)"),
     "--hidden": (int, "hidden width"),
-    "--skip": (str, "skip connection: none, res"),
-    "--norm": (str, "normalisation: none, batch, layer"),
+    "--skip": (str, "skip connection: none, res, res+, dense, initial, jk"),
+    "--jk": (str, "jumping-knowledge mode of --skip jk: cat, max, lstm"),
+    "--norm": (
+        str,
+        "normalisation: none, batch, layer, pair, pair-si, pair-scs, node, mean, group, graph",
+    ),
+    "--aggr": (str, "neighbourhood aggregation where the conv allows it: sum, mean, max, min"),
+    "--alpha": (float, "initial-residual / teleport weight (GCNII, APPNP, --skip initial)"),
+    "--theta": (float, "GCNII's lambda (identity-mapping strength)"),
     "--dropout": (float, "dropout probability in [0, 1)"),
+    "--drop-edge": (float, "DropEdge: fraction of edges dropped each epoch"),
+    "--drop-node": (float, "DropNode: probability of dropping a node's input features"),
     "--act": (str, "activation: relu, elu, gelu, leaky_relu, tanh, identity"),
+    "--label-smoothing": (float, "label smoothing of the training loss"),
     "--epochs": (int, "maximum number of epochs"),
     "--lr": (float, "learning rate"),
     "--weight-decay": (float, "weight decay"),
@@ -90,7 +105,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="train a model over seeds and print the results",
         description="Train one config over seeds (node classification).",
     )
-    train.add_argument("--config", metavar="FILE", help="YAML config file (safe-loaded)")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="FILE", help="YAML config file (safe-loaded)")
+    source.add_argument(
+        "--preset", metavar="NAME", help="a published configuration (see `fathom presets`)"
+    )
     for flag, (typ, text) in TRAIN_FLAGS.items():
         train.add_argument(flag, type=typ, help=text, dest=KEY_FOR_FLAG[flag])
     train.add_argument(
@@ -106,6 +125,38 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--print-config", action="store_true", help="print the resolved config as YAML and exit"
     )
+
+    presets = sub.add_parser("presets", help="list the published configurations (presets)")
+    presets.add_argument("--json", metavar="PATH", help="write the list as JSON")
+
+    reproduce = sub.add_parser(
+        "reproduce",
+        help="run a reproduction suite: ours vs published, side by side",
+        description="Run the presets of a reproduction suite over seeds through the "
+        "experiment engine (resumable store) and compare with the published figures.",
+    )
+    reproduce.add_argument("suite", help="planetoid, depth or heterophily")
+    reproduce.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
+    reproduce.add_argument("--models", help="comma-separated subset of the suite's models")
+    reproduce.add_argument("--depths", help="comma-separated depths (default: the suite's)")
+    reproduce.add_argument(
+        "--seeds", type=_positive_int, default=10, help="seeds (splits for heterophily)"
+    )
+    reproduce.add_argument(
+        "--store",
+        default="runs/reproduce.db",
+        help="SQLite results store (default runs/reproduce.db)",
+    )
+    reproduce.add_argument("--workers", type=_positive_int, default=1, help="worker processes")
+    reproduce.add_argument(
+        "--threads", type=_positive_int, help="torch threads per run (default cores/workers)"
+    )
+    reproduce.add_argument("--retry-failed", action="store_true", help="re-run failed runs")
+    reproduce.add_argument("--dry-run", action="store_true", help="list the cells, run nothing")
+    reproduce.add_argument(
+        "--report", metavar="DIR", help="write a Markdown report (and depth plots) here"
+    )
+    reproduce.add_argument("--json", metavar="PATH", help="write one row per cell as JSON")
 
     datasets = sub.add_parser("datasets", help="list datasets, where they are and their size")
     datasets.add_argument("--data-dir", help="folder laid out like PyG dataset roots")
@@ -172,7 +223,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _train_config(args: argparse.Namespace) -> ExperimentConfig:
-    cfg = load_config(args.config) if args.config else ExperimentConfig()
+    if args.preset:
+        from fathom.models.presets import load_preset
+
+        cfg = load_preset(args.preset)
+    else:
+        cfg = load_config(args.config) if args.config else ExperimentConfig()
     flag_overrides = [
         (key, getattr(args, key))
         for key in KEY_FOR_FLAG.values()
@@ -196,10 +252,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     with err_console.status(f"loading {cfg.data.name} …"):
         data = build_dataset(cfg.data, seed=cfg.seed)
     m = cfg.model
-    title = (
-        f"{cfg.data.name}: {m.conv} depth {m.depth}, skip {m.skip}, norm {m.norm} "
-        f"({data.num_nodes} nodes, {data.num_edges} edges)"
+    what = (
+        f"{m.conv} depth {m.depth}, skip {m.skip}, norm {m.norm}"
+        if m.arch == "deep"
+        else f"{m.arch} depth {m.depth}"
     )
+    title = f"{cfg.data.name}: {what} ({data.num_nodes} nodes, {data.num_edges} edges)"
     state = {"seed": cfg.seed, "epochs_before": 0}
     with progress_bar() as progress:
         task = progress.add_task("training", total=cfg.seeds * cfg.train.epochs)
@@ -208,7 +266,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.update(
                 task,
                 completed=state["epochs_before"] + int(record["epoch"]),
-                description=f"seed {state['seed']}: val {100 * record['val_acc']:.1f}%",
+                description=f"seed {state['seed']}: "
+                + (
+                    f"val {100 * record['val_acc']:.1f}%"
+                    if "val_acc" in record
+                    else f"loss {record['loss']:.3f}"
+                ),
             )
 
         def on_run_end(seed: int, run: dict[str, Any]) -> None:
@@ -421,8 +484,131 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_presets(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from fathom.models.presets import list_presets, load_preset, preset_source
+    from fathom.report.console import console
+
+    rows = []
+    for name in list_presets():
+        cfg = load_preset(name)
+        what = cfg.model.conv if cfg.model.arch == "deep" else cfg.model.arch
+        rows.append(
+            {
+                "name": name,
+                "dataset": cfg.data.name,
+                "model": what,
+                "depth": cfg.model.depth,
+                "source": preset_source(name),
+            }
+        )
+    table = Table(title="presets (fathom train --preset NAME)", title_justify="left")
+    for col in ("name", "dataset", "model", "depth", "source"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["dataset"], r["model"], str(r["depth"]), r["source"])
+    console.print(table)
+    if args.json:
+        from fathom.report.files import write_json
+
+        write_json(args.json, rows)
+    return 0
+
+
+def _csv(text: str | None, kind: type = str) -> list[Any] | None:
+    if not text:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        return [kind(t) for t in items]
+    except ValueError:
+        raise FathomError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    import platform
+    import shlex
+
+    import torch
+
+    from fathom.experiments import reproduce as rp
+    from fathom.experiments.store import RunStore
+    from fathom.report.console import console, err_console, pct, progress_bar
+    from fathom.report.files import write_json
+    from fathom.report.reproduce import reproduce_table, write_reproduce_report
+
+    cells = rp.build_cells(
+        args.suite,
+        datasets=_csv(args.datasets),
+        models=_csv(args.models),
+        depths=_csv(args.depths, int),
+        seeds=args.seeds,
+    )
+    suite = rp.SUITES[args.suite]
+    total = sum(len(c.configs) for c in cells)
+    if args.dry_run:
+        console.print(f"reproduce {args.suite}: {len(cells)} cells, {total} runs")
+        for c in cells:
+            console.print(
+                f"  {c.dataset} {c.model} depth {c.depth}: {len(c.configs)} runs, "
+                f"published {c.published.value if c.published.value is not None else '–'}"
+            )
+        return 0
+    RunStore(args.store).close()  # a bad store fails here, in one line
+    start = time.perf_counter()
+    with progress_bar() as progress:
+        task = progress.add_task(f"reproduce {args.suite}", total=None)
+
+        def on_run_end(done: int, todo: int, record: dict[str, Any]) -> None:
+            cfg, met = record["config"], record["metrics"]
+            m = cfg["model"]
+            what = m["conv"] if m["arch"] == "deep" else m["arch"]
+            latest = (
+                f"{cfg['data']['name']} {what} depth {m['depth']} seed {cfg['seed']}: "
+                f"{record['status']} test {pct(met.get('test_acc'))}%"
+            )
+            progress.update(task, total=todo, completed=done, description=latest)
+
+        summary = rp.run_suite(
+            cells,
+            args.store,
+            name=f"reproduce-{args.suite}",
+            workers=args.workers,
+            threads=args.threads,
+            retry_failed=args.retry_failed,
+            on_run_end=on_run_end,
+        )
+    wall = time.perf_counter() - start
+    rows = rp.suite_rows(cells, args.store)
+    console.print(
+        reproduce_table(f"reproduce {args.suite}: {suite.description}", rows, rp.TOLERANCE)
+    )
+    err_console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)
+    meta = {
+        "suite": args.suite,
+        "command": "fathom reproduce " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+        "wall_s": wall,
+        "runs_executed": summary.ran,
+        "store": str(args.store),
+        "host": f"{platform.node()} ({torch.get_num_threads()} threads)",
+        "versions": f"torch {torch.__version__}, python {platform.python_version()}",
+        "tolerance": rp.TOLERANCE,
+        "notes": list(suite.notes),
+    }
+    if args.report:
+        for path in write_reproduce_report(args.report, args.suite, suite.description, rows, meta):
+            err_console.print(f"wrote {path}")
+    if args.json:
+        write_json(args.json, {**meta, "rows": rows})
+        err_console.print(f"wrote {args.json}")
+    return 130 if summary.interrupted else 0
+
+
 COMMANDS = {
     "train": cmd_train,
+    "presets": cmd_presets,
+    "reproduce": cmd_reproduce,
     "datasets": cmd_datasets,
     "demo": cmd_demo,
     "sweep": cmd_sweep,

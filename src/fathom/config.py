@@ -57,6 +57,14 @@ FLAG_FOR_KEY: dict[str, str] = {
     "model.norm": "--norm",
     "model.dropout": "--dropout",
     "model.act": "--act",
+    "model.arch": "--arch",
+    "model.aggr": "--aggr",
+    "model.alpha": "--alpha",
+    "model.theta": "--theta",
+    "model.drop_edge": "--drop-edge",
+    "model.drop_node": "--drop-node",
+    "model.jk": "--jk",
+    "train.label_smoothing": "--label-smoothing",
     "train.epochs": "--epochs",
     "train.lr": "--lr",
     "train.weight_decay": "--weight-decay",
@@ -107,6 +115,11 @@ class DataConfig:
 class ModelConfig:
     """A ``DeepGNN``: optional encoder -> ``depth`` message-passing layers -> head."""
 
+    arch: str = "deep"
+    """``deep``: a stack of blocks (conv/skip/norm below); or a model that does not fit the
+    block pattern: ``sgc``, ``gfnn``, ``appnp``, ``sign``, ``incep``, ``dgi`` (see
+    ``fathom.models.build.ARCHS``). For ``sgc``/``gfnn``/``appnp``/``sign``, ``depth`` is the
+    number of propagation steps K."""
     conv: str = "gcn"
     """Message-passing operator (see ``fathom.nn.convs.CONVS``)."""
     depth: int = 2
@@ -133,6 +146,33 @@ class ModelConfig:
     """Attention heads of an attention conv head (averaged)."""
     attn_dropout: float = 0.6
     """Dropout on attention coefficients (GAT)."""
+    aggr: str | None = None
+    """Neighbourhood aggregation (``sum``/``mean``/``max``/``min``; ``softmax``/``powermean``
+    for ``gen``) where the conv allows a choice; ``None``: the conv's own default."""
+    alpha: float = 0.1
+    """Teleport / initial-residual weight: GCNII's and APPNP's alpha, the ``initial`` skip."""
+    theta: float = 0.5
+    """GCNII's lambda: identity-mapping strength ``beta_l = log(theta / l + 1)``."""
+    cheb_k: int = 2
+    """Chebyshev filter order K (``cheb``)."""
+    msg_norm: bool = False
+    """Message normalisation (MsgNorm, DeeperGCN) in ``gen``."""
+    jk: str = "cat"
+    """Jumping-knowledge aggregation of the ``jk`` skip: ``cat``, ``max`` or ``lstm``."""
+    norm_scale: float = 1.0
+    """PairNorm's scale ``s``."""
+    norm_groups: int = 10
+    """Number of groups of DiffGroupNorm (``group``)."""
+    input_dropout: float | None = None
+    """Dropout on the raw input features; ``None``: same as ``dropout``."""
+    drop_edge: float = 0.0
+    """DropEdge (Rong et al., ICLR 2020): fraction of edges removed, resampled every
+    training forward pass."""
+    drop_node: float = 0.0
+    """DropNode: probability of zeroing a node's whole input feature row in training
+    (survivors rescaled by ``1 / (1 - p)``)."""
+    share_weights: bool = False
+    """Share one conv's parameters across all hidden blocks (parameter-sharing remedy)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +189,14 @@ class TrainConfig:
     """Stop after this many epochs without a better monitored value; 0 disables early stopping."""
     monitor: str = "val_acc"
     """``val_acc`` (ties broken by lower val_loss) or ``val_loss``."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the training cross-entropy."""
+    conv_weight_decay: float | None = None
+    """Weight decay of message-passing layers (GCNII: 0.01, dense layers ``weight_decay``);
+    ``None``: ``weight_decay`` for every parameter."""
+    layerwise: int = 0
+    """Greedy layer-wise training: train ``layerwise`` blocks (plus head), freeze them, add
+    ``layerwise`` more, … until all blocks are in; ``epochs`` per stage. 0: train jointly."""
 
 
 @dataclass(frozen=True)
@@ -339,7 +387,7 @@ def _require(ok: bool, key: str, msg: str, value: Any) -> None:
 
 def _check_values(cfg: ExperimentConfig) -> None:
     # Registries are imported here, not at module level, so config stays import-light.
-    from fathom.models.build import ENCODERS, HEADS
+    from fathom.models.build import ARCHS, ENCODERS, HEADS
     from fathom.nn.activations import ACTIVATIONS
     from fathom.nn.convs import CONVS
     from fathom.nn.norms import NORMS
@@ -347,6 +395,7 @@ def _check_values(cfg: ExperimentConfig) -> None:
 
     m, t, d, s = cfg.model, cfg.train, cfg.data, cfg.data.synthetic
     for key, registry, value in [
+        ("model.arch", ARCHS, m.arch),
         ("model.conv", CONVS, m.conv),
         ("model.skip", SKIPS, m.skip),
         ("model.norm", NORMS, m.norm),
@@ -364,10 +413,39 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(0.0 <= m.attn_dropout < 1.0, "model.attn_dropout", "must be in [0, 1)", m.attn_dropout)
     _require(m.heads >= 1, "model.heads", "must be >= 1", m.heads)
     _require(m.out_heads >= 1, "model.out_heads", "must be >= 1", m.out_heads)
+    _require(0.0 <= m.alpha <= 1.0, "model.alpha", "must be in [0, 1]", m.alpha)
+    _require(m.theta > 0, "model.theta", "must be > 0", m.theta)
+    _require(m.cheb_k >= 1, "model.cheb_k", "must be >= 1", m.cheb_k)
+    _require(m.jk in ("cat", "max", "lstm"), "model.jk", "must be cat, max or lstm", m.jk)
+    _require(m.norm_scale > 0, "model.norm_scale", "must be > 0", m.norm_scale)
+    _require(m.norm_groups >= 1, "model.norm_groups", "must be >= 1", m.norm_groups)
+    for key, p in [
+        ("model.input_dropout", m.input_dropout),
+        ("model.drop_edge", m.drop_edge),
+        ("model.drop_node", m.drop_node),
+    ]:
+        _require(p is None or 0.0 <= p < 1.0, key, "must be in [0, 1)", p)
+    if m.aggr is not None:
+        from fathom.nn.convs import check_aggr
+
+        check_aggr(m.conv, m.aggr)
     _require(t.epochs >= 1, "train.epochs", "must be >= 1", t.epochs)
     _require(t.lr > 0, "train.lr", "must be > 0", t.lr)
     _require(t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
     _require(t.patience >= 0, "train.patience", "must be >= 0 (0 disables)", t.patience)
+    _require(
+        0.0 <= t.label_smoothing < 1.0,
+        "train.label_smoothing",
+        "must be in [0, 1)",
+        t.label_smoothing,
+    )
+    _require(
+        t.conv_weight_decay is None or t.conv_weight_decay >= 0,
+        "train.conv_weight_decay",
+        "must be >= 0",
+        t.conv_weight_decay,
+    )
+    _require(t.layerwise >= 0, "train.layerwise", "must be >= 0 (0 disables)", t.layerwise)
     _require(
         t.monitor in ("val_acc", "val_loss"),
         "train.monitor",

@@ -2,20 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
-from torch_geometric.nn import GATConv, GCNConv
+from torch import Tensor, nn
+from torch_geometric.nn import (
+    GATConv,
+    GatedGraphConv,
+    GATv2Conv,
+    GCN2Conv,
+    GCNConv,
+    GENConv,
+    GINConv,
+    SAGEConv,
+    TransformerConv,
+)
 
+import fathom.nn.adjacency as adjacency
+import fathom.nn.convs as convs
 from fathom.errors import ConfigError
-from fathom.nn.convs import CONVS, build_conv
+from fathom.nn.convs import AGGREGATIONS, CONVS, build_conv, check_aggr
 
 # Star-ish graph 0-1, 1-2, 1-3 stored in both directions.
 EDGE_INDEX = torch.tensor([[0, 1, 1, 2, 1, 3], [1, 0, 2, 1, 3, 1]])
 NUM_NODES = 4
 
 
+ALL_NAMES = [
+    "cheb",
+    "gat",
+    "gated",
+    "gatv2",
+    "gcn",
+    "gcn2",
+    "gcn2-star",
+    "gen",
+    "gin",
+    "mlp",
+    "sage",
+    "transformer",
+]
+
+
 def test_names() -> None:
-    assert CONVS.names() == ["gat", "gcn"]
+    assert CONVS.names() == ALL_NAMES
 
 
 def test_gcn_matches_closed_form() -> None:
@@ -92,8 +123,9 @@ def test_options_are_ignored_by_gcn() -> None:
 
 
 def test_unknown_conv() -> None:
-    with pytest.raises(ConfigError, match="unknown conv 'sage'; choose one of: gat, gcn"):
-        build_conv("sage", 3, 2)
+    with pytest.raises(ConfigError) as info:
+        build_conv("graphormer", 3, 2)
+    assert str(info.value) == f"unknown conv 'graphormer'; choose one of: {', '.join(ALL_NAMES)}"
 
 
 def test_cached_gcn_matches_pyg_and_tracks_graph_changes() -> None:
@@ -119,3 +151,294 @@ def test_cached_gcn_matches_pyg_and_tracks_graph_changes() -> None:
     cached(x, edited)
     edited[1, 0] = 3
     torch.testing.assert_close(cached(x, edited), ref(x, edited))
+
+
+# --------------------------------------------------------------------------- every conv
+
+# 6-cycle plus the chord 0-3, both directions.
+CYCLE = torch.tensor(
+    [[0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 0, 0, 3], [1, 0, 2, 1, 3, 2, 4, 3, 5, 4, 0, 5, 3, 0]]
+)
+ALL_OPTIONS: dict[str, Any] = {
+    "layer": 3,
+    "aggr": None,
+    "heads": 2,
+    "out_heads": 2,
+    "attn_dropout": 0.1,
+    "alpha": 0.2,
+    "theta": 0.5,
+    "cheb_k": 3,
+    "msg_norm": True,
+}
+CAN_BE_FINAL = [n for n in ALL_NAMES if n not in ("gcn2", "gcn2-star")]
+
+
+def _run(conv: nn.Module, x: Tensor, edge_index: Tensor) -> Tensor:
+    if getattr(conv, "needs_x0", False):
+        return conv(x, x, edge_index)
+    return conv(x, edge_index)
+
+
+def _forward_backward(conv: nn.Module, in_channels: int, out_channels: int) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(6, in_channels, requires_grad=True)
+    out = _run(conv, x, CYCLE)
+    assert out.shape == (6, out_channels)
+    assert torch.isfinite(out).all()
+    out.square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    grads = [p.grad for p in conv.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_hidden_conv_forward_backward(name: str) -> None:
+    # gcn2 and gated need in <= out (gcn2: equal), so hidden layers here keep the width
+    in_channels = 8 if name in ("gcn2", "gcn2-star") else 5
+    conv = build_conv(name, in_channels, 8, **ALL_OPTIONS)
+    _forward_backward(conv, in_channels, 8)
+
+
+@pytest.mark.parametrize("name", CAN_BE_FINAL)
+def test_final_conv_forward_backward(name: str) -> None:
+    in_channels = 3 if name == "gated" else 8
+    conv = build_conv(name, in_channels, 3, final=True, **ALL_OPTIONS)
+    _forward_backward(conv, in_channels, 3)
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_every_factory_accepts_every_option(name: str) -> None:
+    conv = CONVS.get(name)(8, 8, final=False, unknown_option=1, **ALL_OPTIONS)
+    assert isinstance(conv, nn.Module)
+
+
+def test_only_gcnii_needs_x0() -> None:
+    needs = {n for n in ALL_NAMES if getattr(build_conv(n, 8, 8), "needs_x0", False)}
+    assert needs == {"gcn2", "gcn2-star"}
+
+
+def test_aggregations_document_every_conv() -> None:
+    assert sorted(AGGREGATIONS) == ALL_NAMES
+
+
+# --------------------------------------------------------------------------- gcn cache
+
+
+def test_gcn_layers_share_one_cached_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    adjacency.clear_cache()
+    built: list[Tensor] = []
+    returned: list[Tensor] = []
+    build, lookup = adjacency.normalized_adjacency, convs.gcn_adjacency
+
+    def counting_build(*args: Any, **kwargs: Any) -> Tensor:
+        built.append(build(*args, **kwargs))
+        return built[-1]
+
+    def recording_lookup(*args: Any, **kwargs: Any) -> Tensor:
+        returned.append(lookup(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(adjacency, "normalized_adjacency", counting_build)
+    monkeypatch.setattr(convs, "gcn_adjacency", recording_lookup)
+    first, second = build_conv("gcn", 5, 8), build_conv("gcn", 8, 8)
+    gcnii = build_conv("gcn2", 8, 8)
+    x = torch.randn(6, 5)
+    h = second(first(x, CYCLE), CYCLE)
+    gcnii(h, h, CYCLE)
+    assert len(built) == 1 and len(returned) == 3
+    assert returned[0] is returned[1] is returned[2] is built[0]
+    assert adjacency.gcn_adjacency(CYCLE, 6) is built[0]
+    # another edge_index object (a DropEdge sample) gets its own matrix
+    first(x, CYCLE.clone())
+    assert len(built) == 2 and returned[-1] is not built[0]
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_gcn2_matches_pyg(shared: bool) -> None:
+    torch.manual_seed(0)
+    name = "gcn2" if shared else "gcn2-star"
+    conv = build_conv(name, 8, 8, layer=3, alpha=0.2, theta=0.7)
+    ref = GCN2Conv(8, alpha=0.2, theta=0.7, layer=3, shared_weights=shared, normalize=True)
+    assert isinstance(conv, GCN2Conv) and (conv.weight2 is None) == shared
+    ref.load_state_dict(conv.state_dict())
+    assert conv.beta == ref.beta == pytest.approx(torch.log(torch.tensor(0.7 / 3 + 1)).item())
+    x = torch.randn(6, 8, requires_grad=True)
+    x0 = torch.randn(6, 8, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    x0_ref = x0.detach().clone().requires_grad_(True)
+    out, expected = conv(x, x0, CYCLE), ref(x_ref, x0_ref, CYCLE)
+    torch.testing.assert_close(out, expected)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(x0.grad, x0_ref.grad)
+    torch.testing.assert_close(conv.weight1.grad, ref.weight1.grad)
+    assert conv.normalize  # restored after the cached call
+
+
+@pytest.mark.parametrize("name", ["gcn2", "gcn2-star"])
+@pytest.mark.parametrize(("in_channels", "out_channels", "final"), [(5, 8, False), (8, 8, True)])
+def test_gcn2_needs_linear_encoder_and_head(
+    name: str, in_channels: int, out_channels: int, final: bool
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_conv(name, in_channels, out_channels, final=final)
+    got = "a final layer" if final else "5 -> 8 channels"
+    assert str(info.value) == (
+        f"model.conv (--conv) {name} needs in_channels == out_channels and cannot be the "
+        f"final layer, got {got}; use model.encoder=linear and model.head=linear"
+    )
+
+
+# --------------------------------------------------------------------------- operators
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"), [("gat", GATConv), ("gatv2", GATv2Conv), ("transformer", TransformerConv)]
+)
+def test_attention_head_semantics(name: str, cls: type[nn.Module]) -> None:
+    hidden = build_conv(name, 5, 8, heads=4, attn_dropout=0.2)
+    assert type(hidden) is cls
+    assert (hidden.heads, hidden.out_channels, hidden.concat) == (4, 2, True)
+    assert hidden.dropout == 0.2
+    final = build_conv(name, 8, 3, final=True, heads=4, out_heads=2)
+    assert (final.heads, final.out_channels, final.concat) == (2, 3, False)
+    with pytest.raises(ConfigError, match=rf"divisible by model.heads \(3\) for {name}$"):
+        build_conv(name, 5, 8, heads=3)
+
+
+def test_gin_mlp_and_eps() -> None:
+    conv = build_conv("gin", 5, 8)
+    assert isinstance(conv, GINConv) and isinstance(conv.eps, nn.Parameter)
+    layers = list(conv.nn)
+    assert [type(m) for m in layers] == [nn.Linear, nn.ReLU, nn.Linear]
+    assert (layers[0].in_features, layers[0].out_features) == (5, 8)
+    assert (layers[2].in_features, layers[2].out_features) == (8, 8)
+
+
+def test_cheb_order() -> None:
+    conv = build_conv("cheb", 5, 8, cheb_k=4)
+    assert len(conv.lins) == 4
+
+
+def test_gen_options() -> None:
+    softmax = build_conv("gen", 5, 8)
+    assert isinstance(softmax, GENConv) and not hasattr(softmax, "msg_norm")
+    assert isinstance(softmax.aggr_module.t, nn.Parameter)  # learn_t
+    power = build_conv("gen", 5, 8, aggr="powermean", msg_norm=True)
+    assert isinstance(power.aggr_module.p, nn.Parameter)  # learn_p
+    assert power.msg_norm.scale.requires_grad  # learn_msg_scale
+
+
+def test_gated_is_one_gru_step() -> None:
+    conv = build_conv("gated", 5, 8)
+    assert isinstance(conv, GatedGraphConv) and conv.num_layers == 1
+
+
+@pytest.mark.parametrize("final", [False, True])
+def test_gated_rejects_narrowing(final: bool) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_conv("gated", 8, 3, final=final)
+    assert str(info.value) == (
+        "model.conv (--conv) gated needs in_channels <= out_channels (it zero-pads its input), "
+        "got 8 > 3; use model.encoder=linear and model.head=linear"
+    )
+
+
+def test_mlp_ignores_the_graph() -> None:
+    conv = build_conv("mlp", 5, 3)
+    x = torch.randn(6, 5)
+    expected = x @ conv.weight.t() + conv.bias
+    torch.testing.assert_close(conv(x, CYCLE), expected)
+    torch.testing.assert_close(conv(x, EDGE_INDEX[:, :0]), expected)
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+@pytest.mark.parametrize(
+    ("conv", "aggr"),
+    [(c, a) for c, allowed in AGGREGATIONS.items() for a in allowed]
+    + [("unknown-conv", "anything"), ("SAGE", "max")],
+)
+def test_check_aggr_accepts(conv: str, aggr: str) -> None:
+    check_aggr(conv, aggr)
+
+
+@pytest.mark.parametrize(
+    ("conv", "aggr", "message"),
+    [
+        ("gcn", "mean", "'mean' is not allowed: gcn has a fixed aggregation (sum)"),
+        ("gat", "max", "'max' is not allowed: gat has a fixed aggregation (sum)"),
+        ("gcn2-star", "min", "'min' is not allowed: gcn2-star has a fixed aggregation (sum)"),
+        ("mlp", "sum", "'sum' is not allowed: mlp has a fixed aggregation (none)"),
+        (
+            "sage",
+            "softmax",
+            "'softmax' is not allowed for sage; choose one of: mean, max, sum, min",
+        ),
+        ("gin", "lstm", "'lstm' is not allowed for gin; choose one of: sum, mean, max, min"),
+        (
+            "gen",
+            "median",
+            "'median' is not allowed for gen; choose one of: "
+            "softmax, powermean, sum, mean, max, min",
+        ),
+    ],
+)
+def test_check_aggr_rejects(conv: str, aggr: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        check_aggr(conv, aggr)
+    assert str(info.value) == f"model.aggr (--aggr) {message}"
+    # and the factory checks it too
+    with pytest.raises(ConfigError) as info:
+        build_conv(conv, 8, 8, aggr=aggr)
+    assert str(info.value) == f"model.aggr (--aggr) {message}"
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"), [("sage", SAGEConv), ("gin", GINConv), ("gated", GatedGraphConv)]
+)
+@pytest.mark.parametrize("aggr", ["sum", "mean", "max", "min"])
+def test_aggr_reaches_the_layer(name: str, cls: type[nn.Module], aggr: str) -> None:
+    conv = build_conv(name, 5, 8, aggr=aggr)
+    assert isinstance(conv, cls) and conv.aggr == aggr
+    _forward_backward(conv, 5, 8)
+
+
+def test_default_aggregations() -> None:
+    assert build_conv("sage", 5, 8).aggr == "mean"
+    assert build_conv("gin", 5, 8).aggr in ("add", "sum")
+    assert build_conv("gated", 5, 8).aggr == "sum"
+    assert build_conv("gen", 5, 8).aggr == "softmax"
+
+
+def _identity_sage(aggr: str) -> nn.Module:
+    # out_i = aggr_{j -> i} x_j + x_i
+    conv = build_conv("sage", 2, 2, aggr=aggr)
+    with torch.no_grad():
+        conv.lin_l.weight.copy_(torch.eye(2))
+        conv.lin_l.bias.zero_()
+        conv.lin_r.weight.copy_(torch.eye(2))
+    return conv
+
+
+# Star: centre 0, leaves 1, 2, 3, both directions.
+STAR = torch.tensor([[1, 0, 2, 0, 3, 0], [0, 1, 0, 2, 0, 3]])
+STAR_X = torch.tensor([[2.0, -3.0], [1.0, -2.0], [3.0, 5.0], [-1.0, 4.0]])
+
+
+def test_sage_max_on_a_star_is_exact() -> None:
+    out = _identity_sage("max")(STAR_X, STAR)
+    # centre: max of the leaves (3, 5) + itself; each leaf: the centre + itself
+    expected = torch.tensor([[5.0, 2.0], [3.0, -5.0], [5.0, 2.0], [1.0, 1.0]])
+    assert torch.equal(out, expected)
+
+
+def test_sage_mean_and_max_differ() -> None:
+    mean = _identity_sage("mean")(STAR_X, STAR)
+    maxed = _identity_sage("max")(STAR_X, STAR)
+    # leaves have one neighbour, so only the centre differs: mean of leaves (1, 7/3)
+    torch.testing.assert_close(mean[0], torch.tensor([3.0, 7.0 / 3.0 - 3.0]))
+    assert torch.equal(mean[1:], maxed[1:])
+    assert not torch.equal(mean[0], maxed[0])

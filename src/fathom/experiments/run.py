@@ -13,9 +13,12 @@ import torch
 from torch_geometric.data import Data
 
 from fathom.config import ExperimentConfig, config_to_dict, with_seed
+from fathom.errors import ConfigError
 from fathom.models.build import build_model
+from fathom.models.deep_gnn import DeepGNN
 from fathom.seeding import seed_everything
 from fathom.tasks.node import NodeClassification
+from fathom.train.layerwise import fit_layerwise
 from fathom.train.loop import EpochCallback, FitResult, fit
 
 __all__ = ["ExperimentResult", "aggregate", "run_experiment", "train_one"]
@@ -87,10 +90,35 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, float | int]:
 def train_one(
     cfg: ExperimentConfig, data: Data, callbacks: list[EpochCallback] | None = None
 ) -> FitResult:
-    """Seed, build the model for ``data`` and fit it: one run of one seed."""
+    """Seed, build the model for ``data`` and fit it: one run of one seed.
+
+    DGI is pre-trained self-supervised and evaluated with a linear probe; with
+    ``train.layerwise`` the blocks are trained greedily; otherwise the whole model is
+    trained end to end.
+    """
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.num_features, int(data.y.max()) + 1)
-    return fit(model, NodeClassification(), data, cfg.train, callbacks or [])
+    t = cfg.train
+    if cfg.model.arch == "dgi":
+        from fathom.models.dgi import fit_dgi
+
+        return fit_dgi(
+            model,  # type: ignore[arg-type]
+            data,
+            epochs=t.epochs,
+            lr=t.lr,
+            weight_decay=t.weight_decay,
+            patience=t.patience,
+            callbacks=callbacks or [],
+        )
+    task = NodeClassification(label_smoothing=t.label_smoothing)
+    if t.layerwise:
+        if not isinstance(model, DeepGNN):
+            raise ConfigError(
+                f"train.layerwise needs model.arch 'deep' (blocks to grow), got {cfg.model.arch!r}"
+            )
+        return fit_layerwise(model, task, data, t, callbacks or [])
+    return fit(model, task, data, t, callbacks or [])
 
 
 def run_experiment(

@@ -22,19 +22,19 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fathom.config import config_from_dict, config_hash, config_to_dict
+from fathom.config import ExperimentConfig, config_from_dict, config_hash, config_to_dict
 from fathom.errors import FathomError
 from fathom.experiments.spec import SweepSpec, expand, load_spec
 from fathom.experiments.store import RunStore
 
-__all__ = ["SweepSummary", "execute_run", "sweep"]
+__all__ = ["SweepSummary", "execute_run", "run_configs", "sweep"]
 
 ProgressCallback = Callable[[int, int, dict[str, Any]], None]
 
@@ -203,24 +203,49 @@ def sweep(
         A :class:`SweepSummary`; ``interrupted`` is True after Ctrl-C / SIGTERM, when
         in-flight runs were returned to ``pending``.
     """
+    if not isinstance(spec, SweepSpec):
+        spec = load_spec(spec)
+    return run_configs(
+        spec.name,
+        expand(spec),
+        store,
+        workers=workers,
+        retry_failed=retry_failed,
+        threads=threads,
+        on_run_end=on_run_end,
+    )
+
+
+def run_configs(
+    name: str,
+    configs: Sequence[ExperimentConfig],
+    store: str | Path,
+    *,
+    workers: int = 1,
+    retry_failed: bool = False,
+    threads: int | None = None,
+    on_run_end: ProgressCallback | None = None,
+) -> SweepSummary:
+    """Register single-seed ``configs`` under the sweep ``name`` and run those ``store`` does
+    not hold as finished (the engine behind :func:`sweep` and ``fathom reproduce``).
+
+    Arguments as for :func:`sweep`.
+    """
     if workers < 1:
         raise FathomError(f"--workers must be >= 1, got {workers}")
     if threads is not None and threads < 1:
         raise FathomError(f"--threads must be >= 1, got {threads}")
-    if not isinstance(spec, SweepSpec):
-        spec = load_spec(spec)
-    configs = expand(spec)
     keyed = [(config_hash(c), config_to_dict(c)) for c in configs]
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     start = time.perf_counter()
     with RunStore(store) as st:
         st.recover_stale(host=socket.gethostname())
-        st.register(spec.name, keyed)
+        st.register(name, keyed)
         wanted = {"pending", "failed"} if retry_failed else {"pending"}
-        status = {r["run_key"]: r["status"] for r in st.runs(sweep=spec.name)}
+        status = {r["run_key"]: r["status"] for r in st.runs(sweep=name)}
     todo = [key for key, _ in keyed if status.get(key) in wanted]
     summary = SweepSummary(
-        spec.name,
+        name,
         str(store),
         total=len(keyed),
         already_done=len(keyed) - len(todo),
@@ -269,7 +294,7 @@ def sweep(
                 and record["host"] == socket.gethostname()
             ):
                 st.release(current)
-            summary.counts = st.counts(sweep=spec.name)
+            summary.counts = st.counts(sweep=name)
         summary.wall_s = time.perf_counter() - start
     return summary
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
+from torch_geometric.nn import JumpingKnowledge
 
 from fathom.config import ModelConfig
+from fathom.errors import ConfigError
 from fathom.models.deep_gnn import DeepGNN
 from fathom.nn.activations import build_activation
 from fathom.nn.block import GNNBlock
@@ -13,7 +17,7 @@ from fathom.nn.norms import build_norm
 from fathom.nn.skips import build_skip
 from fathom.registry import Registry
 
-__all__ = ["ENCODERS", "HEADS", "build_model"]
+__all__ = ["ARCHS", "ENCODERS", "HEADS", "build_deep_gnn", "build_model"]
 
 # Encoder / head kinds: kept as registries so validation and error messages list choices.
 ENCODERS: Registry[str] = Registry("encoder")
@@ -23,8 +27,18 @@ HEADS: Registry[str] = Registry("head")
 HEADS.add("conv", "conv")
 HEADS.add("linear", "linear")
 
+ArchBuilder = Callable[[ModelConfig, int, int], nn.Module]
+ARCHS: Registry[ArchBuilder] = Registry("arch")
 
-def build_model(cfg: ModelConfig, in_channels: int, out_channels: int) -> DeepGNN:
+
+def build_model(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """Build the model described by ``cfg`` for ``in_channels`` features and
+    ``out_channels`` outputs (``cfg.arch`` picks the builder)."""
+    return ARCHS.get(cfg.arch)(cfg, in_channels, out_channels)
+
+
+@ARCHS.register("deep")
+def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> DeepGNN:
     """Build the :class:`DeepGNN` described by ``cfg``.
 
     ``cfg.depth`` counts message-passing layers: with a conv head there are ``depth - 1``
@@ -36,34 +50,126 @@ def build_model(cfg: ModelConfig, in_channels: int, out_channels: int) -> DeepGN
         "heads": cfg.heads,
         "out_heads": cfg.out_heads,
         "attn_dropout": cfg.attn_dropout,
+        "aggr": cfg.aggr,
+        "alpha": cfg.alpha,
+        "theta": cfg.theta,
+        "cheb_k": cfg.cheb_k,
+        "msg_norm": cfg.msg_norm,
     }
+    norm_options = {"scale": cfg.norm_scale, "groups": cfg.norm_groups}
+    input_dropout = cfg.dropout if cfg.input_dropout is None else cfg.input_dropout
 
     encoder = nn.Linear(in_channels, cfg.hidden) if encoder_is_linear else None
     width = cfg.hidden if encoder is not None else in_channels
     num_blocks = cfg.depth - 1 if head_is_conv else cfg.depth
+    if cfg.skip == "jk" and num_blocks < 1:
+        raise ConfigError(
+            "model.skip (--skip) 'jk' needs at least one hidden block: raise model.depth"
+        )
+    history_widths = [width]
+    shared: dict[int, nn.Module] = {}  # input width -> the conv shared by blocks of that width
     blocks = []
-    for _ in range(num_blocks):
-        conv = build_conv(cfg.conv, width, cfg.hidden, **conv_options)
+    for layer in range(1, num_blocks + 1):
+        skip = build_skip(
+            cfg.skip, cfg.hidden, layer=layer, history_widths=list(history_widths), alpha=cfg.alpha
+        )
+        if cfg.share_weights and width in shared:
+            conv = shared[width]
+        else:
+            conv = build_conv(cfg.conv, width, cfg.hidden, layer=layer, **conv_options)
+            if cfg.share_weights and getattr(conv, "needs_x0", False):
+                raise ConfigError(
+                    f"model.share_weights cannot be used with model.conv {cfg.conv!r}: its "
+                    "layers differ by a depth-dependent constant"
+                )
+            if cfg.share_weights:
+                shared[width] = conv
+        pre_activation = getattr(skip, "pre_activation", False)
         blocks.append(
             GNNBlock(
                 conv,
-                build_norm(cfg.norm, cfg.hidden),
+                build_norm(cfg.norm, width if pre_activation else cfg.hidden, **norm_options),
                 build_activation(cfg.act),
-                build_skip(cfg.skip),
-                dropout=cfg.dropout,
-                same_width=width == cfg.hidden,
+                skip,
+                dropout=input_dropout if layer == 1 and encoder is None else cfg.dropout,
             )
         )
         width = cfg.hidden
+        history_widths.append(width)
+
+    jk = None
+    if cfg.skip == "jk":
+        jk = JumpingKnowledge(cfg.jk, channels=cfg.hidden, num_layers=num_blocks)
+        width = cfg.hidden * num_blocks if cfg.jk == "cat" else cfg.hidden
     if head_is_conv:
-        head = build_conv(cfg.conv, width, out_channels, final=True, **conv_options)
+        head_dropout = input_dropout if num_blocks == 0 and encoder is None else cfg.dropout
+        head = build_conv(
+            cfg.conv, width, out_channels, final=True, layer=num_blocks + 1, **conv_options
+        )
     else:
+        head_dropout = cfg.dropout
         head = nn.Linear(width, out_channels)
     return DeepGNN(
         blocks,
         head,
         encoder=encoder,
-        dropout=cfg.dropout,
+        dropout=head_dropout,
+        input_dropout=input_dropout,
         head_is_conv=head_is_conv,
         encoder_act=build_activation(cfg.act) if encoder is not None else None,
+        jk=jk,
+        drop_edge=cfg.drop_edge,
+        drop_node=cfg.drop_node,
     )
+
+
+@ARCHS.register("sgc")
+def _sgc(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """SGC: a linear classifier on ``S^K X`` (``K = depth``)."""
+    from fathom.models.decoupled import SGC
+
+    return SGC(in_channels, out_channels, K=cfg.depth)
+
+
+@ARCHS.register("gfnn")
+def _gfnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """gfNN: a 2-layer MLP on ``S^K X`` (``K = depth``)."""
+    from fathom.models.decoupled import GfNN
+
+    return GfNN(in_channels, cfg.hidden, out_channels, K=cfg.depth, dropout=cfg.dropout)
+
+
+@ARCHS.register("appnp")
+def _appnp(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """APPNP: a 2-layer MLP, then ``K = depth`` personalised-PageRank steps with ``alpha``."""
+    from fathom.models.decoupled import APPNP
+
+    return APPNP(
+        in_channels, cfg.hidden, out_channels, K=cfg.depth, alpha=cfg.alpha, dropout=cfg.dropout
+    )
+
+
+@ARCHS.register("sign")
+def _sign(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """SIGN: one linear branch per hop ``S^k X``, k = 0…depth, concatenated."""
+    from fathom.models.decoupled import SIGN
+
+    return SIGN(in_channels, cfg.hidden, out_channels, K=cfg.depth, dropout=cfg.dropout)
+
+
+@ARCHS.register("incep")
+def _incep(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """IncepGCN (DropEdge paper): parallel GCN branches of depth 1…depth-2, concatenated."""
+    from fathom.models.inception import IncepGCN
+
+    if cfg.depth < 2:
+        raise ConfigError(f"model.depth (--depth) must be >= 2 for incep, got {cfg.depth}")
+    return IncepGCN(in_channels, cfg.hidden, out_channels, depth=cfg.depth, dropout=cfg.dropout)
+
+
+@ARCHS.register("dgi")
+def _dgi(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """Deep Graph Infomax encoder (one GCN layer + PReLU), trained self-supervised."""
+    from fathom.models.dgi import DGI
+
+    return DGI(in_channels, cfg.hidden)

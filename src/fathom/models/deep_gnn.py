@@ -1,22 +1,39 @@
-"""The deep GNN every fathom node model is built from."""
+"""The deep GNN every fathom block model is built from."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch_geometric.utils import dropout_edge
 
 from fathom.nn.block import GNNBlock
-from fathom.nn.dropouts import Dropout
+from fathom.nn.dropouts import Dropout, dropout_mask
 
-__all__ = ["DeepGNN"]
+__all__ = ["DeepGNN", "drop_nodes"]
+
+
+def drop_nodes(x: Tensor, p: float) -> Tensor:
+    """DropNode: zero whole rows of ``x`` with probability ``p``, scale survivors by
+    ``1 / (1 - p)`` (as in GRAND, Feng et al. NeurIPS 2020, and the Bag-of-Tricks benchmark).
+
+    Shapes:
+        x: ``[num_nodes, channels]`` -> same.
+    """
+    mask = dropout_mask(torch.Size([x.size(0), 1]), p, dtype=x.dtype, device=x.device)
+    return x * mask
 
 
 class DeepGNN(nn.Module):
-    """``encoder -> blocks -> head``: a stack of :class:`~fathom.nn.block.GNNBlock` between an
-    optional input encoder and an output head.
+    """``encoder -> blocks -> [jumping knowledge] -> head``: a stack of
+    :class:`~fathom.nn.block.GNNBlock` between an optional input encoder and an output head.
 
     With ``encoder=None`` the first block's conv maps input features to the hidden width, and
     with a conv ``head`` the last message-passing layer maps to the output classes, so a
     2-layer GCN is exactly Kipf & Welling's model (and PyG's ``GCN(in, hidden, 2, out)``).
+
+    In training mode the input graph is thinned by DropEdge (Rong et al., ICLR 2020: a new
+    random ``drop_edge`` fraction of edges removed at every forward pass, i.e. every epoch)
+    and input rows by DropNode; evaluation uses the full graph.
 
     Args:
         blocks: the hidden layers, applied in order.
@@ -24,9 +41,15 @@ class DeepGNN(nn.Module):
             module called as ``head(x, edge_index)`` (``head_is_conv=True``) or a plain
             module called as ``head(x)``.
         encoder: optional module applied to the input features first (``encoder(x)``).
-        dropout: dropout probability on the head's input and on the encoder's input.
+        dropout: dropout probability on the head's input.
+        input_dropout: dropout probability on the encoder's input (with an encoder; without
+            one, the first block's own dropout plays this role).
         head_is_conv: whether ``head`` takes ``edge_index``.
         encoder_act: activation after the encoder.
+        jk: jumping-knowledge module combining every block's output (Xu et al., ICML 2018),
+            called as ``jk([x_1, …, x_L])``; ``None``: the head reads the last block.
+        drop_edge: DropEdge probability.
+        drop_node: DropNode probability.
 
     Shapes:
         x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]`` ->
@@ -40,16 +63,26 @@ class DeepGNN(nn.Module):
         *,
         encoder: nn.Module | None = None,
         dropout: float = 0.0,
+        input_dropout: float | None = None,
         head_is_conv: bool = True,
         encoder_act: nn.Module | None = None,
+        jk: nn.Module | None = None,
+        drop_edge: float = 0.0,
+        drop_node: float = 0.0,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.encoder_act = encoder_act if encoder_act is not None else nn.Identity()
         self.blocks = nn.ModuleList(blocks)
+        self.jk = jk
         self.head = head
         self.head_is_conv = head_is_conv
         self.dropout = Dropout(dropout)
+        self.input_dropout = Dropout(dropout if input_dropout is None else input_dropout)
+        self.drop_edge = drop_edge
+        self.drop_node = drop_node
+        self.active_blocks: int | None = None
+        """Use only the first ``active_blocks`` blocks (greedy layer-wise training)."""
 
     @property
     def num_layers(self) -> int:
@@ -57,12 +90,19 @@ class DeepGNN(nn.Module):
         return len(self.blocks) + int(self.head_is_conv)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        if self.training and self.drop_edge > 0:
+            edge_index = dropout_edge(edge_index, p=self.drop_edge)[0]
+        if self.training and self.drop_node > 0:
+            x = drop_nodes(x, self.drop_node)
         if self.encoder is not None:
-            x = self.encoder_act(self.encoder(self.dropout(x)))
+            x = self.encoder_act(self.encoder(self.input_dropout(x)))
         history = [x]
-        for block in self.blocks:
+        blocks = self.blocks if self.active_blocks is None else self.blocks[: self.active_blocks]
+        for block in blocks:
             x = block(x, edge_index, history)
             history.append(x)
+        if self.jk is not None:
+            x = self.jk(history[1:])
         x = self.dropout(x)
         return self.head(x, edge_index) if self.head_is_conv else self.head(x)
 

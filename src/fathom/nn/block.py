@@ -10,16 +10,27 @@ __all__ = ["GNNBlock"]
 
 
 class GNNBlock(nn.Module):
-    """``x_l = skip(act(norm(conv(dropout(x_{l-1})))), history)``.
+    """One message-passing layer with its normalisation, activation, dropout and skip.
+
+    Post-activation (the default, Kipf & Welling; ResGCN)::
+
+        x_l = skip(act(norm(conv(dropout(x_{l-1})))), history)
+
+    Pre-activation, when the skip says so (``skip.pre_activation``; the ``res+`` block of
+    DeeperGCN, Li et al. 2020)::
+
+        x_l = skip(conv(dropout(act(norm(x_{l-1})))), history)
+
+    ``history = [x_0, …, x_{l-1}]`` holds the representations that entered the blocks so
+    far. A conv with ``needs_x0`` (GCNII) is called as ``conv(x, x_0, edge_index)``.
 
     Args:
         conv: message-passing operator called as ``conv(x, edge_index)``.
-        norm: normalisation module over the conv's output channels.
+        norm: normalisation module (over the conv's output channels, or over the input
+            channels in pre-activation order).
         act: activation module.
         skip: skip module called as ``skip(h, history)``.
-        dropout: dropout probability on the block's input.
-        same_width: whether input and output widths match; a skip that needs matching
-            widths (``skip.needs_same_width``) is bypassed otherwise.
+        dropout: dropout probability on the conv's input.
 
     Shapes:
         x: ``[num_nodes, in_channels]`` -> ``[num_nodes, out_channels]``.
@@ -32,18 +43,26 @@ class GNNBlock(nn.Module):
         act: nn.Module,
         skip: nn.Module,
         dropout: float = 0.0,
-        same_width: bool = True,
     ) -> None:
         super().__init__()
         self.conv, self.norm, self.act, self.skip = conv, norm, act, skip
         self.dropout = Dropout(dropout)
-        self.use_skip = same_width or not getattr(skip, "needs_same_width", False)
+        self.pre_activation = bool(getattr(skip, "pre_activation", False))
+        self.needs_x0 = bool(getattr(conv, "needs_x0", False))
+
+    def _conv(self, x: Tensor, edge_index: Tensor, history: list[Tensor]) -> Tensor:
+        if self.needs_x0:
+            return self.conv(x, history[0], edge_index)
+        return self.conv(x, edge_index)
 
     def forward(self, x: Tensor, edge_index: Tensor, history: list[Tensor]) -> Tensor:
-        h = self.act(self.norm(self.conv(self.dropout(x), edge_index)))
-        return self.skip(h, history) if self.use_skip else h
+        if self.pre_activation:
+            h = self._conv(self.dropout(self.act(self.norm(x))), edge_index, history)
+        else:
+            h = self.act(self.norm(self._conv(self.dropout(x), edge_index, history)))
+        return self.skip(h, history)
 
     def reset_parameters(self) -> None:
-        for module in (self.conv, self.norm):
+        for module in (self.conv, self.norm, self.skip):
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()

@@ -1,49 +1,152 @@
 """Message-passing operators, by name, wrapping PyTorch Geometric.
 
-Every factory has the signature ``factory(in_channels, out_channels, *, final, **options)``
-and returns a module called as ``conv(x, edge_index)``. ``final`` is True for a conv that
-produces the model's output (class logits), where attention heads are averaged rather
-than concatenated. Adding an operator is one small function registered in :data:`CONVS`.
+Every factory in :data:`CONVS` is called as::
+
+    factory(in_channels, out_channels, *, final=False, layer=1, aggr=None, heads=8,
+            out_heads=1, attn_dropout=0.6, alpha=0.1, theta=0.5, cheb_k=2, msg_norm=False)
+
+and accepts all of these keywords, ignoring those it does not use (each factory names the
+ones it uses and swallows the rest in ``**_``), so a builder can pass one option dict to
+any conv. ``final`` is True for a conv that produces the model's output (class logits),
+where attention heads are averaged rather than concatenated; ``layer`` is the 1-based index
+of the block (GCNII's identity-mapping strength depends on it); ``aggr`` picks the
+neighbourhood aggregation where the conv allows a choice (see :data:`AGGREGATIONS` and
+:func:`check_aggr`), ``None`` meaning the conv's default.
+
+The returned module is called as ``conv(x, edge_index)``, except for a module whose class
+has ``needs_x0 = True`` (GCNII), called as ``conv(x, x_0, edge_index)`` with ``x_0`` the
+initial representation; a module without the attribute does not need ``x_0``.
+
+Adding an operator is one small function registered in :data:`CONVS` plus its entry in
+:data:`AGGREGATIONS`.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv, GCNConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.nn import (
+    ChebConv,
+    GATConv,
+    GatedGraphConv,
+    GATv2Conv,
+    GCN2Conv,
+    GCNConv,
+    GENConv,
+    GINConv,
+    SAGEConv,
+    TransformerConv,
+)
 
 from fathom.errors import ConfigError
+from fathom.nn.adjacency import gcn_adjacency, propagate
 from fathom.registry import Registry
 
-__all__ = ["CONVS", "CachedGCNConv", "ConvFactory", "build_conv", "normalized_adjacency"]
+__all__ = [
+    "AGGREGATIONS",
+    "CONVS",
+    "CachedGCN2Conv",
+    "CachedGCNConv",
+    "ConvFactory",
+    "LinearConv",
+    "build_conv",
+    "check_aggr",
+]
 
 ConvFactory = Callable[..., nn.Module]
 CONVS: Registry[ConvFactory] = Registry("conv")
 
+AGGREGATIONS: dict[str, tuple[str, ...]] = {
+    # fixed: the operator is defined by its (weighted or attention-weighted) sum
+    "gcn": ("sum",),
+    "gat": ("sum",),
+    "gatv2": ("sum",),
+    "transformer": ("sum",),
+    "cheb": ("sum",),
+    "gcn2": ("sum",),
+    "gcn2-star": ("sum",),
+    "mlp": (),  # ignores the graph
+    # selectable
+    "sage": ("mean", "max", "sum", "min"),
+    "gin": ("sum", "mean", "max", "min"),
+    "gated": ("sum", "mean", "max", "min"),
+    "gen": ("softmax", "powermean", "sum", "mean", "max", "min"),
+}
+"""Aggregations each conv allows, its default first; a conv with at most one has a fixed
+aggregation (``mlp`` has none: it does not look at the graph)."""
 
-class CachedGCNConv(GCNConv):
-    """:class:`~torch_geometric.nn.GCNConv` that normalises the adjacency once per graph.
+_AGGR_FLAG = "model.aggr (--aggr)"
 
-    The first call with a given ``edge_index`` tensor builds
-    :math:`\\hat D^{-1/2} (A + I) \\hat D^{-1/2}` as a sparse CSR matrix and keeps it while
-    the same tensor (same object, unmodified) is passed again; a new ``edge_index`` (another
-    graph, a DropEdge sample) rebuilds it. Sparse-dense products on CSR are several times
-    faster on CPU than gather/scatter message passing (benchmarked: ~3x for forward +
-    backward on a 1000-node, 10K-edge graph), and deep models pay the normalisation once,
-    not once per layer. Calls with ``edge_weight`` or a sparse adjacency fall through to
-    :class:`GCNConv` unchanged.
+
+def check_aggr(conv: str, aggr: str) -> None:
+    """Raise :class:`~fathom.errors.ConfigError` if ``conv`` does not allow ``aggr``.
+
+    An unknown ``conv`` is not checked here: the registry reports it with the valid names.
+
+    Args:
+        conv: registered conv name (``sage`` …).
+        aggr: aggregation name (``sum``, ``mean``, ``max``, ``min``, ``softmax``,
+            ``powermean``).
     """
+    allowed = AGGREGATIONS.get(conv.lower())
+    if allowed is None or aggr in allowed:
+        return
+    if len(allowed) <= 1:
+        raise ConfigError(
+            f"{_AGGR_FLAG} {aggr!r} is not allowed: {conv} has a fixed aggregation "
+            f"({allowed[0] if allowed else 'none'})"
+        )
+    raise ConfigError(
+        f"{_AGGR_FLAG} {aggr!r} is not allowed for {conv}; choose one of: {', '.join(allowed)}"
+    )
 
-    def __init__(self, in_channels: int, out_channels: int, **kwargs: Any) -> None:
-        super().__init__(in_channels, out_channels, **kwargs)
-        self._graph: Tensor | None = None  # holding it keeps its address from being reused
-        self._key: tuple[int, int] = (-1, -1)
-        self._adj: Tensor | None = None
+
+def _aggr(conv: str, aggr: str | None) -> str:
+    """``aggr`` checked against ``conv``, or the conv's default when ``None``."""
+    if aggr is None:
+        return AGGREGATIONS[conv][0]
+    check_aggr(conv, aggr)
+    return aggr
+
+
+# --------------------------------------------------------------------------- modules
+
+
+class _FastSparseAggregation:
+    """Aggregate with :func:`fathom.nn.adjacency.propagate` when PyG hands over a CSR
+    matrix: its backward reuses a cached transpose instead of rebuilding it per layer."""
+
+    def message_and_aggregate(self, adj_t: Any, x: Tensor) -> Tensor:
+        if isinstance(adj_t, Tensor) and adj_t.layout == torch.sparse_csr:
+            return propagate(adj_t, x)
+        return super().message_and_aggregate(adj_t, x)  # type: ignore[misc]
+
+
+class CachedGCNConv(_FastSparseAggregation, GCNConv):
+    """:class:`~torch_geometric.nn.GCNConv` (Kipf & Welling, ICLR 2017) propagating with the
+    shared cached adjacency of :func:`~fathom.nn.adjacency.gcn_adjacency`.
+
+    .. math::
+        \\mathbf{X}' = \\hat{\\mathbf{D}}^{-1/2} (\\mathbf{A} + \\mathbf{I})
+        \\hat{\\mathbf{D}}^{-1/2} \\mathbf{X} \\mathbf{\\Theta} + \\mathbf{b}
+
+    The normalised matrix is built once per ``edge_index`` object and reused by every layer
+    of the model (a CSR sparse-dense product is several times faster on CPU than
+    gather/scatter message passing; see :mod:`fathom.nn.adjacency`). Calls with
+    ``edge_weight`` or a sparse adjacency fall through to :class:`GCNConv` unchanged.
+
+    Args:
+        in_channels: size of each input sample.
+        out_channels: size of each output sample.
+        **kwargs: further arguments of :class:`~torch_geometric.nn.GCNConv`.
+
+    Shapes:
+        x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]``
+        -> ``[num_nodes, out_channels]``.
+    """
 
     def forward(
         self,
@@ -53,51 +156,133 @@ class CachedGCNConv(GCNConv):
     ) -> Tensor:
         if edge_weight is not None or edge_index.layout != torch.strided:
             return super().forward(x, edge_index, edge_weight)
-        key = (edge_index._version, x.size(0))
-        if self._graph is not edge_index or self._key != key or self._adj is None:
-            self._graph, self._key = edge_index, key
-            self._adj = normalized_adjacency(
-                edge_index, x.size(0), dtype=x.dtype, add_self_loops=self.add_self_loops
-            )
-        if self._adj.device != x.device:
-            self._adj = self._adj.to(x.device)
+        adj = gcn_adjacency(
+            edge_index,
+            x.size(0),
+            dtype=x.dtype,
+            add_self_loops=self.add_self_loops,
+            device=x.device,
+        )
         # normalize=False: the cached matrix is already normalised
         normalize, self.normalize = self.normalize, False
         try:
-            return super().forward(x, self._adj)
+            return super().forward(x, adj)
         finally:
             self.normalize = normalize
 
 
-def normalized_adjacency(
-    edge_index: Tensor,
-    num_nodes: int,
-    *,
-    dtype: torch.dtype = torch.float32,
-    add_self_loops: bool = True,
-) -> Tensor:
-    """:math:`\\hat D^{-1/2} (A + I) \\hat D^{-1/2}` as a ``[num_nodes, num_nodes]`` sparse CSR
-    matrix whose row ``i`` holds node ``i``'s incoming edges (PyG's ``adj_t`` convention).
+class CachedGCN2Conv(_FastSparseAggregation, GCN2Conv):
+    """:class:`~torch_geometric.nn.GCN2Conv` (GCNII, Chen et al., "Simple and Deep Graph
+    Convolutional Networks", ICML 2020) propagating with the shared cached adjacency of
+    :func:`~fathom.nn.adjacency.gcn_adjacency`.
+
+    .. math::
+        \\mathbf{X}' = \\left((1 - \\alpha) \\hat{\\mathbf{P}} \\mathbf{X}
+        + \\alpha \\mathbf{X}^{(0)}\\right) \\left((1 - \\beta_\\ell) \\mathbf{I}
+        + \\beta_\\ell \\mathbf{\\Theta}\\right), \\qquad
+        \\beta_\\ell = \\log(\\theta / \\ell + 1)
+
+    with :math:`\\hat{\\mathbf{P}}` the normalised adjacency with self-loops. With
+    ``shared_weights=False`` (GCNII*) the two terms get their own weight matrices. The
+    class attribute ``needs_x0`` tells the block to pass the initial representation.
+    Calls with ``edge_weight`` or a sparse adjacency fall through to :class:`GCN2Conv`.
+
+    Args:
+        channels: size of each input and output sample.
+        alpha: initial-residual strength :math:`\\alpha`.
+        theta: identity-mapping hyper-parameter :math:`\\theta` (the paper's lambda).
+        layer: 1-based layer index :math:`\\ell`.
+        shared_weights: ``False`` for GCNII*.
+        **kwargs: further arguments of :class:`~torch_geometric.nn.GCN2Conv`.
 
     Shapes:
-        edge_index: ``[2, num_edges]`` (source, target) -> ``[num_nodes, num_nodes]``.
+        x, x_0: ``[num_nodes, channels]``, edge_index: ``[2, num_edges]``
+        -> ``[num_nodes, channels]``.
     """
-    ei, w = gcn_norm(edge_index, None, num_nodes, add_self_loops=add_self_loops, dtype=dtype)
-    adj = torch.sparse_coo_tensor(
-        ei.flip(0), w, (num_nodes, num_nodes), check_invariants=False
-    ).coalesce()
-    with warnings.catch_warnings():
-        # torch flags CSR support as beta; the conversion and spmm used here are stable
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return adj.to_sparse_csr()
+
+    needs_x0 = True
+
+    def forward(
+        self,
+        x: Tensor,
+        x_0: Tensor,
+        edge_index: Tensor,  # type: ignore[override]
+        edge_weight: Tensor | None = None,
+    ) -> Tensor:
+        if edge_weight is not None or edge_index.layout != torch.strided:
+            return super().forward(x, x_0, edge_index, edge_weight)
+        adj = gcn_adjacency(
+            edge_index,
+            x.size(0),
+            dtype=x.dtype,
+            add_self_loops=self.add_self_loops,
+            device=x.device,
+        )
+        # GCN2Conv would re-normalise a sparse tensor too (it is a Tensor), so switch it off
+        normalize, self.normalize = self.normalize, False
+        try:
+            return super().forward(x, x_0, adj)
+        finally:
+            self.normalize = normalize
+
+
+class LinearConv(nn.Linear):
+    """A :class:`~torch.nn.Linear` layer in a conv's place: :math:`\\mathbf{X}' =
+    \\mathbf{X} \\mathbf{W}^\\top + \\mathbf{b}`, ignoring the graph (the MLP baseline).
+
+    Args:
+        in_channels: size of each input sample.
+        out_channels: size of each output sample.
+
+    Shapes:
+        x: ``[num_nodes, in_channels]`` -> ``[num_nodes, out_channels]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels)
+
+    def forward(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        return super().forward(x)
+
+
+# --------------------------------------------------------------------------- factories
 
 
 @CONVS.register("gcn")
-def gcn(in_channels: int, out_channels: int, *, final: bool = False, **_: Any) -> nn.Module:
+def gcn(
+    in_channels: int,
+    out_channels: int,
+    *,
+    final: bool = False,
+    aggr: str | None = None,
+    **_: Any,
+) -> nn.Module:
     """Graph convolution (Kipf & Welling, ICLR 2017):
-    :math:`X' = \\hat D^{-1/2} (A + I) \\hat D^{-1/2} X W + b`.
+    :math:`X' = \\hat D^{-1/2} (A + I) \\hat D^{-1/2} X W + b`; see :class:`CachedGCNConv`.
     """
+    _aggr("gcn", aggr)
     return CachedGCNConv(in_channels, out_channels)
+
+
+def _heads(
+    name: str,
+    cls: Callable[..., nn.Module],
+    in_channels: int,
+    out_channels: int,
+    final: bool,
+    heads: int,
+    out_heads: int,
+    attn_dropout: float,
+) -> nn.Module:
+    """An attention conv: hidden concatenates ``heads`` heads of ``out // heads`` channels,
+    final averages ``out_heads`` heads of ``out`` channels."""
+    if final:
+        return cls(in_channels, out_channels, heads=out_heads, concat=False, dropout=attn_dropout)
+    if out_channels % heads:
+        raise ConfigError(
+            f"model.hidden ({out_channels}) must be divisible by model.heads ({heads}) for {name}"
+        )
+    return cls(in_channels, out_channels // heads, heads=heads, dropout=attn_dropout)
 
 
 @CONVS.register("gat")
@@ -106,29 +291,269 @@ def gat(
     out_channels: int,
     *,
     final: bool = False,
+    aggr: str | None = None,
     heads: int = 8,
     out_heads: int = 1,
     attn_dropout: float = 0.6,
     **_: Any,
 ) -> nn.Module:
-    """Graph attention (Veličković et al., ICLR 2018).
+    """Graph attention (Veličković et al., ICLR 2018):
+    :math:`x_i' = \\Vert_{k} \\sum_{j \\in N(i) \\cup \\{i\\}} \\alpha^k_{ij} W^k x_j` with
+    :math:`\\alpha_{ij} = \\mathrm{softmax}_j(\\mathrm{LeakyReLU}(a^\\top [W x_i \\Vert W x_j]))`.
 
     A hidden layer concatenates ``heads`` heads of ``out_channels // heads`` channels each
     (so it outputs ``out_channels``); a final layer averages ``out_heads`` heads.
     """
-    if final:
-        return GATConv(
-            in_channels, out_channels, heads=out_heads, concat=False, dropout=attn_dropout
-        )
-    if out_channels % heads:
+    _aggr("gat", aggr)
+    return _heads("gat", GATConv, in_channels, out_channels, final, heads, out_heads, attn_dropout)
+
+
+@CONVS.register("gatv2")
+def gatv2(
+    in_channels: int,
+    out_channels: int,
+    *,
+    final: bool = False,
+    aggr: str | None = None,
+    heads: int = 8,
+    out_heads: int = 1,
+    attn_dropout: float = 0.6,
+    **_: Any,
+) -> nn.Module:
+    """GATv2 (Brody et al., "How Attentive are Graph Attention Networks?", ICLR 2022):
+    dynamic attention :math:`\\alpha_{ij} = \\mathrm{softmax}_j(a^\\top
+    \\mathrm{LeakyReLU}(W [x_i \\Vert x_j]))`. Heads as in ``gat``.
+    """
+    _aggr("gatv2", aggr)
+    return _heads(
+        "gatv2", GATv2Conv, in_channels, out_channels, final, heads, out_heads, attn_dropout
+    )
+
+
+@CONVS.register("transformer")
+def transformer(
+    in_channels: int,
+    out_channels: int,
+    *,
+    final: bool = False,
+    aggr: str | None = None,
+    heads: int = 8,
+    out_heads: int = 1,
+    attn_dropout: float = 0.6,
+    **_: Any,
+) -> nn.Module:
+    """Graph transformer (Shi et al., "Masked Label Prediction", IJCAI 2021):
+    :math:`x_i' = W_1 x_i + \\sum_{j \\in N(i)} \\alpha_{ij} W_2 x_j` with
+    :math:`\\alpha_{ij} = \\mathrm{softmax}_j((W_3 x_i)^\\top (W_4 x_j) / \\sqrt{d})`.
+    Heads as in ``gat``.
+    """
+    _aggr("transformer", aggr)
+    return _heads(
+        "transformer",
+        TransformerConv,
+        in_channels,
+        out_channels,
+        final,
+        heads,
+        out_heads,
+        attn_dropout,
+    )
+
+
+@CONVS.register("sage")
+def sage(
+    in_channels: int,
+    out_channels: int,
+    *,
+    aggr: str | None = None,
+    **_: Any,
+) -> nn.Module:
+    """GraphSAGE (Hamilton et al., NeurIPS 2017):
+    :math:`x_i' = W_1 x_i + W_2 \\cdot \\mathrm{aggr}_{j \\in N(i)} x_j`, ``aggr`` one of
+    mean (default), max, sum, min.
+    """
+    return SAGEConv(in_channels, out_channels, aggr=_aggr("sage", aggr))
+
+
+@CONVS.register("gin")
+def gin(
+    in_channels: int,
+    out_channels: int,
+    *,
+    aggr: str | None = None,
+    **_: Any,
+) -> nn.Module:
+    """Graph isomorphism network (Xu et al., ICLR 2019):
+    :math:`x_i' = \\mathrm{MLP}((1 + \\epsilon) x_i + \\mathrm{aggr}_{j \\in N(i)} x_j)` with
+    a learnt :math:`\\epsilon` and ``MLP = Linear(in, out) -> ReLU -> Linear(out, out)``;
+    ``aggr`` one of sum (default), mean, max, min.
+    """
+    mlp = nn.Sequential(
+        nn.Linear(in_channels, out_channels),
+        nn.ReLU(),
+        nn.Linear(out_channels, out_channels),
+    )
+    return GINConv(mlp, train_eps=True, aggr=_aggr("gin", aggr))
+
+
+@CONVS.register("cheb")
+def cheb(
+    in_channels: int,
+    out_channels: int,
+    *,
+    aggr: str | None = None,
+    cheb_k: int = 2,
+    **_: Any,
+) -> nn.Module:
+    """Chebyshev spectral convolution (Defferrard et al., NeurIPS 2016):
+    :math:`X' = \\sum_{k=0}^{K-1} T_k(\\hat L) X W_k` with ``K = cheb_k`` and
+    :math:`\\hat L = L_{sym} - I` (PyG's ``lambda_max = 2``).
+    """
+    _aggr("cheb", aggr)
+    return ChebConv(in_channels, out_channels, K=cheb_k)
+
+
+@CONVS.register("gen")
+def gen(
+    in_channels: int,
+    out_channels: int,
+    *,
+    aggr: str | None = None,
+    msg_norm: bool = False,
+    **_: Any,
+) -> nn.Module:
+    """Generalised graph convolution of DeeperGCN (Li et al., "DeeperGCN: All You Need to
+    Train Deeper GCNs", 2020):
+    :math:`x_i' = \\mathrm{MLP}(x_i + \\mathrm{aggr}_{j \\in N(i)} (\\mathrm{ReLU}(x_j)
+    + \\epsilon))`.
+
+    ``aggr``: ``softmax`` (default; learnt inverse temperature ``t``), ``powermean`` (learnt
+    power ``p``), or sum/mean/max/min. ``msg_norm`` rescales the aggregated message to the
+    norm of ``x_i`` times a learnt scale (MsgNorm). The MLP is PyG's default (two layers,
+    expansion 2, batch norm inside).
+    """
+    return GENConv(
+        in_channels,
+        out_channels,
+        aggr=_aggr("gen", aggr),
+        learn_t=True,
+        learn_p=True,
+        msg_norm=msg_norm,
+        learn_msg_scale=msg_norm,
+    )
+
+
+@CONVS.register("gated")
+def gated(
+    in_channels: int,
+    out_channels: int,
+    *,
+    aggr: str | None = None,
+    **_: Any,
+) -> nn.Module:
+    """Gated graph convolution (Li et al., "Gated Graph Sequence Neural Networks", ICLR
+    2016), one GRU step per block:
+    :math:`x_i' = \\mathrm{GRU}(\\mathrm{aggr}_{j \\in N(i)} W x_j, x_i)`, ``aggr`` one of
+    sum (default), mean, max, min.
+
+    The input is zero-padded to ``out_channels``, so ``in_channels <= out_channels``.
+    """
+    if in_channels > out_channels:
         raise ConfigError(
-            f"model.hidden ({out_channels}) must be divisible by model.heads ({heads}) for gat"
+            f"model.conv (--conv) gated needs in_channels <= out_channels (it zero-pads its "
+            f"input), got {in_channels} > {out_channels}; use model.encoder=linear and "
+            f"model.head=linear"
         )
-    return GATConv(in_channels, out_channels // heads, heads=heads, dropout=attn_dropout)
+    return GatedGraphConv(out_channels, num_layers=1, aggr=_aggr("gated", aggr))
+
+
+def _gcn2(
+    name: str,
+    in_channels: int,
+    out_channels: int,
+    final: bool,
+    aggr: str | None,
+    layer: int,
+    alpha: float,
+    theta: float,
+    shared_weights: bool,
+) -> nn.Module:
+    _aggr(name, aggr)
+    if final or in_channels != out_channels:
+        # x_0 enters every layer, so widths must match; the head must map to the classes
+        got = "a final layer" if final else f"{in_channels} -> {out_channels} channels"
+        raise ConfigError(
+            f"model.conv (--conv) {name} needs in_channels == out_channels and cannot be the "
+            f"final layer, got {got}; use model.encoder=linear and model.head=linear"
+        )
+    return CachedGCN2Conv(
+        out_channels, alpha=alpha, theta=theta, layer=layer, shared_weights=shared_weights
+    )
+
+
+@CONVS.register("gcn2")
+def gcn2(
+    in_channels: int,
+    out_channels: int,
+    *,
+    final: bool = False,
+    layer: int = 1,
+    aggr: str | None = None,
+    alpha: float = 0.1,
+    theta: float = 0.5,
+    **_: Any,
+) -> nn.Module:
+    """GCNII (Chen et al., ICML 2020) with shared weights; see :class:`CachedGCN2Conv`.
+
+    Needs ``in_channels == out_channels`` and a non-final position (a linear encoder and
+    head, as in the paper); called as ``conv(x, x_0, edge_index)``.
+    """
+    return _gcn2("gcn2", in_channels, out_channels, final, aggr, layer, alpha, theta, True)
+
+
+@CONVS.register("gcn2-star")
+def gcn2_star(
+    in_channels: int,
+    out_channels: int,
+    *,
+    final: bool = False,
+    layer: int = 1,
+    aggr: str | None = None,
+    alpha: float = 0.1,
+    theta: float = 0.5,
+    **_: Any,
+) -> nn.Module:
+    """GCNII* (Chen et al., ICML 2020): separate weights for the propagated and the initial
+    term; otherwise as ``gcn2``.
+    """
+    return _gcn2("gcn2-star", in_channels, out_channels, final, aggr, layer, alpha, theta, False)
+
+
+@CONVS.register("mlp")
+def mlp(
+    in_channels: int,
+    out_channels: int,
+    *,
+    aggr: str | None = None,
+    **_: Any,
+) -> nn.Module:
+    """A Linear layer that ignores the graph (the MLP baseline); see :class:`LinearConv`."""
+    if aggr is not None:
+        check_aggr("mlp", aggr)
+    return LinearConv(in_channels, out_channels)
 
 
 def build_conv(
     name: str, in_channels: int, out_channels: int, *, final: bool = False, **options: Any
 ) -> nn.Module:
-    """Instantiate the conv registered as ``name``."""
+    """Instantiate the conv registered as ``name``.
+
+    Args:
+        name: registered name (see :data:`CONVS`); an unknown one raises a
+            :class:`~fathom.errors.ConfigError` listing the choices.
+        in_channels: size of each input sample.
+        out_channels: size of each output sample.
+        final: whether the conv produces the model's output.
+        **options: the keywords of the factory signature (module docstring).
+    """
     return CONVS.get(name)(in_channels, out_channels, final=final, **options)

@@ -36,7 +36,8 @@ def plot_accuracy_vs_depth(
     """One line per model: mean test accuracy (%) against depth, with a ±1 std band.
 
     Args:
-        rows: dicts with ``model``, ``depth``, ``test_acc_mean``, ``test_acc_std`` (fractions).
+        rows: dicts with ``model``, ``depth``, ``test_acc_mean``, ``test_acc_std`` (fractions),
+            and optionally ``published`` (fraction or None), drawn dashed in the model's colour.
         path: PNG file to write (atomically).
         title: figure title.
         chance: accuracy of guessing the majority class (fraction), drawn as a dashed line.
@@ -56,6 +57,16 @@ def plot_accuracy_vs_depth(
             alpha=0.2,
             linewidth=0,
         )
+        published = [(r["depth"], 100 * r["published"]) for r in pts if r.get("published")]
+        if published:
+            ax.plot(
+                [d for d, _ in published],
+                [v for _, v in published],
+                linestyle="--",
+                marker="x",
+                color=line.get_color(),
+                alpha=0.8,
+            )
     if chance is not None:
         ax.axhline(100 * chance, color="grey", linestyle="--", linewidth=1, label="majority class")
     depths_all = sorted({r["depth"] for r in rows})
@@ -66,7 +77,7 @@ def plot_accuracy_vs_depth(
     ax.set_ylim(0, 100)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small", ncol=2 if len(ax.get_legend_handles_labels()[0]) > 5 else 1)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

@@ -16,12 +16,20 @@ class NodeClassification:
     """Cross-entropy on the training nodes; accuracy and loss on every split.
 
     Full batch: one forward pass over the whole graph per step.
+
+    Args:
+        label_smoothing: label smoothing of the training loss (Szegedy et al. 2016; one of
+            the Bag-of-Tricks remedies); evaluation losses are never smoothed.
     """
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = label_smoothing
 
     def loss(self, model: nn.Module, data: Data) -> Tensor:
         """Training loss (model in train mode, dropout active)."""
         out = model(data.x, data.edge_index)
-        return F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
+        mask = data.train_mask
+        return F.cross_entropy(out[mask], data.y[mask], label_smoothing=self.label_smoothing)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Data) -> dict[str, float]:

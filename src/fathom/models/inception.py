@@ -1,0 +1,85 @@
+"""IncepGCN: a GCN whose hidden block runs branches of every depth side by side."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from fathom.nn.convs import CachedGCNConv
+from fathom.nn.dropouts import Dropout
+
+__all__ = ["IncepGCN"]
+
+
+class IncepGCN(nn.Module):
+    """IncepGCN from `"DropEdge: Towards Deep Graph Convolutional Networks on Node
+    Classification" <https://arxiv.org/abs/1907.10903>`_ (Rong et al., ICLR 2020), as in
+    the authors' ``InecptionGCNBlock`` (DropEdge/DropEdge, ``src/layers.py``).
+
+    An input GCN layer, one inception block whose branch :math:`j` is a stack of :math:`j`
+    GCN layers on the input layer's output, and an output GCN layer on the concatenation:
+
+    .. math::
+        H &= \\mathrm{drop}(\\mathrm{ReLU}(\\mathrm{GCN}_{in}(X))), \\\\
+        B_j &= (\\mathrm{drop} \\circ \\mathrm{ReLU} \\circ \\mathrm{GCN}_{j,j}) \\circ \\dots
+        \\circ (\\mathrm{drop} \\circ \\mathrm{ReLU} \\circ \\mathrm{GCN}_{j,1})(H),
+        \\quad j = 1, \\dots, L - 2, \\\\
+        \\hat Y &= \\mathrm{GCN}_{out}(H \\,\\Vert\\, B_1 \\,\\Vert \\dots \\Vert\\, B_{L-2}),
+
+    where :math:`L` is ``depth`` (the longest path has ``depth`` GCN layers). Every branch
+    starts from :math:`H`, so the block holds :math:`\\sum_j j = (L-2)(L-1)/2` GCN layers:
+    parameters and compute grow quadratically with depth, as in the original (a 64-deep
+    IncepGCN has 1953 hidden layers). The original's batch norm and separate self-loop
+    weight (``withbn``, ``withloop``) are left out; every layer is a plain GCN
+    (:class:`~fathom.nn.convs.CachedGCNConv`, normalising the adjacency once per graph).
+
+    Args:
+        in_channels: input feature size.
+        hidden_channels: width of every hidden GCN layer.
+        out_channels: number of classes.
+        depth: length of the longest input-to-output path, ``>= 2`` (``2``: no branches,
+            a 2-layer GCN).
+        dropout: dropout probability after the input layer and after every branch layer.
+
+    Shapes:
+        x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]`` ->
+        ``[num_nodes, out_channels]``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        depth: int,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"IncepGCN depth must be >= 2, got {depth}")
+        self.depth = depth
+        self.input_conv = CachedGCNConv(in_channels, hidden_channels)
+        self.branches = nn.ModuleList(
+            nn.ModuleList(CachedGCNConv(hidden_channels, hidden_channels) for _ in range(j))
+            for j in range(1, depth - 1)
+        )
+        self.output_conv = CachedGCNConv(hidden_channels * (depth - 1), out_channels)
+        self.dropout = Dropout(dropout)
+
+    def reset_parameters(self) -> None:
+        self.input_conv.reset_parameters()
+        for branch in self.branches:
+            for conv in branch:
+                conv.reset_parameters()
+        self.output_conv.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        h = self.dropout(self.input_conv(x, edge_index).relu())
+        outs = [h]
+        for branch in self.branches:
+            b = h
+            for conv in branch:
+                b = self.dropout(conv(b, edge_index).relu())
+            outs.append(b)
+        # no activation or dropout before the output layer, as in the original
+        return self.output_conv(torch.cat(outs, dim=-1), edge_index)  # in: [N, hidden*(depth-1)]

@@ -1,0 +1,45 @@
+"""Published model configurations, shipped as YAML config files with their source cited.
+
+A preset is an ordinary experiment config (``src/fathom/presets/<name>.yaml``) whose header
+comment names the paper and code it comes from (``# Source: …``) and how fathom's setting
+differs, if at all. ``fathom train --preset gcnii-cora`` starts from it; flags and
+``--set key=value`` overrides apply on top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fathom.config import ExperimentConfig, load_config
+from fathom.errors import ConfigError
+
+__all__ = ["PRESETS_DIR", "list_presets", "load_preset", "preset_path", "preset_source"]
+
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
+
+
+def list_presets() -> list[str]:
+    """Names of every shipped preset, sorted."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    """The YAML file of preset ``name``; unknown names raise :class:`ConfigError` listing
+    the choices."""
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown --preset {name!r}; choose one of: {', '.join(list_presets())}")
+    return path
+
+
+def load_preset(name: str) -> ExperimentConfig:
+    """The validated config of preset ``name``."""
+    return load_config(preset_path(name))
+
+
+def preset_source(name: str) -> str:
+    """The ``# Source:`` line of preset ``name`` (the paper / code it reproduces)."""
+    for line in preset_path(name).read_text().splitlines():
+        if line.startswith("# Source:"):
+            return line.removeprefix("# Source:").strip()
+    return ""

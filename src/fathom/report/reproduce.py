@@ -1,0 +1,136 @@
+"""Reports of reproduction suites: ours vs published, as a console table, Markdown and plots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from fathom.report.files import atomic_path
+from fathom.report.plots import plot_accuracy_vs_depth
+
+__all__ = ["reproduce_table", "write_reproduce_report"]
+
+
+def _num(value: float | None, digits: int = 1, sign: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _ours(row: Mapping[str, Any]) -> str:
+    if row["ours_mean"] is None:
+        return "not run"
+    text = f"{row['ours_mean']:.1f} ± {row['ours_std']:.1f}"
+    if row["n"] < row["n_planned"]:
+        text += f" ({row['n']}/{row['n_planned']} runs)"
+    return text
+
+
+def _flag(row: Mapping[str, Any], tolerance: float) -> str:
+    if row["diff"] is None:
+        return ""
+    return "" if abs(row["diff"]) <= tolerance else "!"
+
+
+def reproduce_table(title: str, rows: Sequence[Mapping[str, Any]], tolerance: float) -> Table:
+    """Rich table: dataset, model, depth, ours (mean ± std), published, difference."""
+    table = Table(title=title, title_justify="left")
+    for name, justify in [
+        ("dataset", "left"),
+        ("model", "left"),
+        ("depth", "right"),
+        ("ours (%)", "right"),
+        ("published", "right"),
+        ("diff", "right"),
+    ]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        diff = _num(row["diff"], sign=True)
+        if _flag(row, tolerance):
+            diff = f"[bold red]{diff}[/]"
+        table.add_row(
+            row["dataset"],
+            row["model"],
+            str(row["depth"]),
+            _ours(row),
+            _num(row["published"], 2 if row["published"] and row["published"] * 100 % 10 else 1),
+            diff,
+        )
+    return table
+
+
+def _markdown(
+    suite: str, description: str, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]
+) -> str:
+    tol = meta.get("tolerance", 3.0)
+    lines = [
+        f"# Reproduction: {suite}",
+        "",
+        description + ".",
+        "",
+        f"Command: `{meta.get('command', '')}`  ",
+        f"Measured on: {meta.get('host', '')}; {meta.get('versions', '')}  ",
+        f"Wall time of this invocation: {meta.get('wall_s', 0):.0f} s; runs stored in "
+        f"`{meta.get('store', '')}` (sweep `reproduce-{suite}`).",
+        "",
+        "Test accuracy in %, mean ± population std over seeds (or splits); `diff` = ours − "
+        f"published; `!` marks a difference over {tol:g} points.",
+        "",
+        "| dataset | model | depth | ours | published | diff | source / note |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        note = row["source"] + (f"; {row['note']}" if row["note"] else "")
+        flag = _flag(row, tol)
+        lines.append(
+            f"| {row['dataset']} | {row['model']} | {row['depth']} | {_ours(row)} | "
+            f"{_num(row['published'], 2)} | {_num(row['diff'], sign=True)}{flag} | {note} |"
+        )
+    notes = meta.get("notes") or []
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_reproduce_report(
+    out_dir: str | Path,
+    suite: str,
+    description: str,
+    rows: Sequence[Mapping[str, Any]],
+    meta: Mapping[str, Any],
+) -> list[Path]:
+    """Write ``reproduce-<suite>.md`` (the table) and, when the rows span several depths, one
+    accuracy-vs-depth plot per dataset (``reproduce-<suite>-<dataset>.png``) with the
+    published figures dashed. Files are written atomically; returns their paths."""
+    out = Path(out_dir)
+    paths = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        ds_rows = [r for r in rows if r["dataset"] == dataset and r["ours_mean"] is not None]
+        if len({r["depth"] for r in ds_rows}) < 2:
+            continue
+        plot_rows = [
+            {
+                "model": r["model"],
+                "depth": r["depth"],
+                "test_acc_mean": r["ours_mean"] / 100,
+                "test_acc_std": r["ours_std"] / 100,
+                "published": None if r["published"] is None else r["published"] / 100,
+            }
+            for r in ds_rows
+        ]
+        name = f"reproduce-{suite}-{dataset}.png"
+        paths.append(
+            plot_accuracy_vs_depth(
+                plot_rows,
+                out / name,
+                title=f"{dataset}: ours (solid) vs published (dashed)",
+            )
+        )
+    md = _markdown(suite, description, rows, meta)
+    images = "".join(f"\n![{p.stem}]({p.name})\n" for p in paths)
+    with atomic_path(out / f"reproduce-{suite}.md") as tmp:
+        tmp.write_text(md + images)
+    return [out / f"reproduce-{suite}.md", *paths]

@@ -1,0 +1,118 @@
+"""Tests of fathom.models.dgi: the DGI model and fit_dgi (unsupervised + linear probe)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch_geometric.data import Data
+from torch_geometric.utils import stochastic_blockmodel_graph
+
+from fathom.models.dgi import DGI, corrupt, fit_dgi, summarize
+
+IN, HIDDEN = 16, 32
+METRIC_KEYS = {"train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss"}
+
+
+def _sbm(per_block: int = 30, seed: int = 0) -> Data:
+    """Two dense blocks, sparse across; features carry a weak class signal under noise."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # stochastic_blockmodel_graph draws from the global generator
+    edge_index = stochastic_blockmodel_graph([per_block, per_block], [[0.3, 0.02], [0.02, 0.3]])
+    y = torch.arange(2).repeat_interleave(per_block)
+    x = torch.randn(2 * per_block, IN, generator=g)
+    x[:, 0] += 1.0 * (2 * y - 1)
+    perm = torch.randperm(2 * per_block, generator=g)
+    masks = {}
+    for name, idx in (("train", perm[:10]), ("val", perm[10:30]), ("test", perm[30:])):
+        masks[f"{name}_mask"] = torch.zeros(2 * per_block, dtype=torch.bool).index_fill_(
+            0, idx, True
+        )
+    return Data(x=x, edge_index=edge_index, y=y, **masks)
+
+
+def test_shapes_and_parts() -> None:
+    torch.manual_seed(0)
+    data = _sbm()
+    model = DGI(IN, HIDDEN)
+    z = model(data.x, data.edge_index)
+    assert z.shape == (60, HIDDEN)
+    assert summarize(z).shape == (HIDDEN,)
+    assert torch.all((summarize(z) > 0) & (summarize(z) < 1))
+    x_c, ei_c = corrupt(data.x, data.edge_index)
+    assert ei_c is data.edge_index
+    # a row shuffle: the same multiset of rows
+    assert torch.equal(x_c.sort(dim=0).values, data.x.sort(dim=0).values)
+    loss = model.loss(data.x, data.edge_index)
+    assert loss.dim() == 0 and math.isfinite(loss.item())
+    # BCE of an uninformed discriminator is about log 2
+    assert 0.3 < loss.item() < 1.5
+    before = [p.detach().clone() for p in model.parameters()]
+    model.reset_parameters()
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+
+
+def test_loss_decreases() -> None:
+    torch.manual_seed(0)
+    data = _sbm()
+    model = DGI(IN, HIDDEN)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(40):
+        opt.zero_grad()
+        loss = model.loss(data.x, data.edge_index)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_fit_dgi_probe_beats_chance() -> None:
+    torch.manual_seed(0)
+    data = _sbm()
+    model = DGI(IN, HIDDEN)
+    records: list[dict[str, float]] = []
+    result = fit_dgi(
+        model, data, epochs=60, lr=0.01, weight_decay=0.0, patience=20, callbacks=[records.append]
+    )
+    assert result.status == "done", result.message
+    assert set(result.metrics) == METRIC_KEYS
+    assert all(isinstance(v, float) for v in result.metrics.values())
+    assert result.metrics["test_acc"] >= 0.85
+    assert result.history == records
+    assert all(set(r) == {"epoch", "loss"} for r in records)
+    assert result.epochs == len(records) and 1 <= result.best_epoch <= result.epochs
+    assert result.time_s > 0
+
+
+def test_early_stopping_restores_best_weights() -> None:
+    torch.manual_seed(0)
+    data = _sbm()
+    model = DGI(IN, HIDDEN)
+    # weights in force at epoch e: before training for e = 1, else after epoch e - 1's step
+    states = [{k: v.clone() for k, v in model.state_dict().items()}]
+
+    def snapshot(_record: dict[str, float]) -> None:
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    # the loss is noisy (a fresh corruption each epoch), so patience=3 stops it early
+    result = fit_dgi(
+        model, data, epochs=300, lr=0.01, weight_decay=0.0, patience=3, callbacks=[snapshot]
+    )
+    losses = [r["loss"] for r in result.history]
+    assert result.epochs == result.best_epoch + 3 < 300
+    assert result.best_epoch > 1
+    assert result.best_epoch == 1 + losses.index(min(losses))
+    best = states[result.best_epoch - 1]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, best[k]), k
+
+
+def test_non_finite_loss_is_diverged() -> None:
+    data = _sbm()
+    data.x = data.x.clone()
+    data.x[0, 0] = float("nan")
+    result = fit_dgi(DGI(IN, HIDDEN), data, epochs=5, lr=0.01, weight_decay=0.0, patience=0)
+    assert result.status == "diverged"
+    assert "epoch 1" in result.message
+    assert result.metrics == {}

@@ -1,0 +1,78 @@
+"""Tests of fathom.models.inception.IncepGCN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+from torch_geometric.nn import GCNConv
+
+from fathom.models.inception import IncepGCN
+
+IN, HIDDEN, OUT, N = 6, 8, 3, 30
+
+
+def _graph(n: int = N) -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, IN, generator=g)
+    i = torch.arange(n)
+    ring = torch.stack([i, (i + 1) % n])
+    edge_index = torch.cat([ring, ring.flip(0)], dim=1)
+    return x, edge_index
+
+
+def test_depth_2_is_a_two_layer_gcn() -> None:
+    torch.manual_seed(0)
+    model = IncepGCN(IN, HIDDEN, OUT, depth=2, dropout=0.5).eval()
+    assert len(model.branches) == 0
+    assert model.input_conv.lin.weight.shape == (HIDDEN, IN)
+    assert model.output_conv.lin.weight.shape == (OUT, HIDDEN)
+    x, edge_index = _graph()
+    # same weights in PyG's GCNConv (message passing, no cache) give the same logits
+    conv1, conv2 = GCNConv(IN, HIDDEN), GCNConv(HIDDEN, OUT)
+    conv1.load_state_dict(model.input_conv.state_dict())
+    conv2.load_state_dict(model.output_conv.state_dict())
+    expected = conv2(conv1(x, edge_index).relu(), edge_index)
+    torch.testing.assert_close(model(x, edge_index), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_depth_5_branches_and_shapes() -> None:
+    model = IncepGCN(IN, HIDDEN, OUT, depth=5)
+    # branches of 1, 2 and 3 layers: quadratic in depth
+    assert [len(b) for b in model.branches] == [1, 2, 3]
+    for branch in model.branches:
+        for conv in branch:
+            assert conv.lin.weight.shape == (HIDDEN, HIDDEN)
+    assert model.output_conv.lin.weight.shape == (OUT, 4 * HIDDEN)
+    assert sum(1 for m in model.modules() if isinstance(m, GCNConv)) == 1 + 6 + 1
+
+
+@pytest.mark.parametrize("depth", [2, 5])
+def test_forward_backward_finite(depth: int) -> None:
+    torch.manual_seed(0)
+    model = IncepGCN(IN, HIDDEN, OUT, depth=depth, dropout=0.5)
+    x, edge_index = _graph()
+    out = model(x, edge_index)
+    assert out.shape == (N, OUT)
+    out.square().mean().backward()
+    for p in model.parameters():
+        assert p.grad is not None and p.grad.isfinite().all()
+    before = [p.detach().clone() for p in model.parameters()]
+    model.reset_parameters()
+    # weights are redrawn (biases start at zero and stay zero)
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+
+
+def test_dropout_only_in_training() -> None:
+    torch.manual_seed(0)
+    model = IncepGCN(IN, HIDDEN, OUT, depth=4, dropout=0.5)
+    x, edge_index = _graph()
+    model.eval()
+    assert torch.equal(model(x, edge_index), model(x, edge_index))
+    model.train()
+    assert not torch.equal(model(x, edge_index), model(x, edge_index))
+
+
+def test_depth_below_2_raises() -> None:
+    with pytest.raises(ValueError, match="depth must be >= 2"):
+        IncepGCN(IN, HIDDEN, OUT, depth=1)
