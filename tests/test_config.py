@@ -21,6 +21,16 @@ from fathom.config import (
     with_seed,
 )
 from fathom.errors import ConfigError
+from fathom.models.build import ARCHS, ENCODERS, HEADS
+from fathom.nn.activations import ACTIVATIONS
+from fathom.nn.convs import CONVS
+from fathom.nn.norms import NORMS
+from fathom.nn.skips import SKIPS
+
+
+def _choices(registry) -> str:
+    """The choice list a validation error shows for ``registry``."""
+    return f"choose one of: {', '.join(registry.names())}"
 
 
 def _error(fn, *args) -> str:
@@ -51,6 +61,20 @@ def test_defaults_validate() -> None:
     assert cfg.train == TrainConfig(
         epochs=200, lr=0.01, weight_decay=5e-4, patience=100, monitor="val_acc"
     )
+    m = cfg.model
+    assert (m.arch, m.aggr, m.alpha, m.theta, m.cheb_k, m.msg_norm, m.jk) == (
+        "deep",
+        None,
+        0.1,
+        0.5,
+        2,
+        False,
+        "cat",
+    )
+    assert (m.norm_scale, m.norm_groups, m.input_dropout) == (1.0, 10, None)
+    assert (m.drop_edge, m.drop_node, m.share_weights) == (0.0, 0.0, False)
+    t = cfg.train
+    assert (t.label_smoothing, t.conv_weight_decay, t.layerwise) == (0.0, None, 0)
     assert cfg.data.name == "csbm"
     assert cfg.data.synthetic == SyntheticConfig()
     assert (cfg.task, cfg.seed, cfg.seeds) == ("node", 0, 1)
@@ -237,14 +261,35 @@ INVALID = [
     ("model.dropout", "half", "--dropout", "number"),
     ("model.dropout", False, "--dropout", "number"),
     ("model.attn_dropout", 1.0, None, "[0, 1)"),
-    ("model.conv", "gin2", "--conv", "gat, gcn"),
-    ("model.skip", "dense", "--skip", "none, res"),
-    ("model.norm", "group", "--norm", "batch, layer, none"),
-    ("model.act", "swish", "--act", "relu"),
-    ("model.encoder", "mlp", None, "linear, none"),
-    ("model.head", "mlp", None, "conv, linear"),
+    ("model.arch", "gcnii", "--arch", _choices(ARCHS)),
+    ("model.conv", "gin2", "--conv", _choices(CONVS)),
+    ("model.skip", "highway", "--skip", _choices(SKIPS)),
+    ("model.norm", "instance", "--norm", _choices(NORMS)),
+    ("model.act", "swish", "--act", _choices(ACTIVATIONS)),
+    ("model.encoder", "mlp", None, _choices(ENCODERS)),
+    ("model.head", "mlp", None, _choices(HEADS)),
     ("model.heads", 0, None, ">= 1"),
     ("model.out_heads", 0, None, ">= 1"),
+    ("model.aggr", "max", "--aggr", "gcn has a fixed aggregation (sum)"),
+    ("model.aggr", "median", "--aggr", "fixed aggregation"),
+    ("model.alpha", -0.1, "--alpha", "[0, 1]"),
+    ("model.alpha", 1.5, "--alpha", "[0, 1]"),
+    ("model.theta", 0.0, "--theta", "> 0"),
+    ("model.cheb_k", 0, None, ">= 1"),
+    ("model.msg_norm", "yes", None, "true or false"),
+    ("model.jk", "sum", "--jk", "cat, max or lstm"),
+    ("model.norm_scale", 0.0, None, "> 0"),
+    ("model.norm_groups", 0, None, ">= 1"),
+    ("model.input_dropout", 1.0, None, "[0, 1)"),
+    ("model.input_dropout", -0.5, None, "[0, 1)"),
+    ("model.drop_edge", 1.0, "--drop-edge", "[0, 1)"),
+    ("model.drop_node", -0.1, "--drop-node", "[0, 1)"),
+    ("model.share_weights", 1, None, "true or false"),
+    ("train.label_smoothing", 1.0, "--label-smoothing", "[0, 1)"),
+    ("train.label_smoothing", -0.1, "--label-smoothing", "[0, 1)"),
+    ("train.conv_weight_decay", -0.01, None, ">= 0"),
+    ("train.layerwise", -1, None, ">= 0"),
+    ("train.layerwise", 1.5, None, "integer"),
     ("train.lr", 0.0, "--lr", "> 0"),
     ("train.lr", -0.01, "--lr", "> 0"),
     ("train.lr", float("nan"), "--lr", "> 0"),
@@ -302,6 +347,62 @@ def test_unknown_keys_from_dict() -> None:
 def test_config_from_dict_rejects_non_mapping() -> None:
     msg = _error(config_from_dict, [1, 2])
     assert "mapping" in msg
+
+
+@pytest.mark.parametrize(
+    ("key", "registry"),
+    [
+        ("model.arch", ARCHS),
+        ("model.conv", CONVS),
+        ("model.skip", SKIPS),
+        ("model.norm", NORMS),
+        ("model.act", ACTIVATIONS),
+        ("model.encoder", ENCODERS),
+        ("model.head", HEADS),
+    ],
+)
+def test_every_registered_name_is_accepted(key: str, registry) -> None:
+    assert len(registry) > 0
+    section, field_name = key.split(".")
+    for name in registry.names():
+        cfg = apply_overrides(ExperimentConfig(), {key: name})
+        assert getattr(getattr(cfg, section), field_name) == name
+
+
+def test_new_registry_entries_are_choices() -> None:
+    # The zoo's names reach validation (a name missing from a registry would be rejected).
+    assert {"deep", "sgc", "gfnn", "appnp", "sign", "incep", "dgi"} <= set(ARCHS.names())
+    assert {"gatv2", "sage", "gin", "gcn2", "gcn2-star", "gen", "gated"} <= set(CONVS.names())
+    assert {"transformer", "cheb", "mlp"} <= set(CONVS.names())
+    assert {"res+", "dense", "initial", "jk"} <= set(SKIPS.names())
+    assert {"pair", "pair-si", "pair-scs", "node", "mean", "group", "graph"} <= set(NORMS.names())
+
+
+def test_aggr_checked_against_the_conv() -> None:
+    cfg = apply_overrides(ExperimentConfig(), {"model.conv": "sage", "model.aggr": "max"})
+    assert cfg.model.aggr == "max"
+    msg = _error(
+        apply_overrides, ExperimentConfig(), {"model.conv": "sage", "model.aggr": "softmax"}
+    )
+    assert "model.aggr (--aggr)" in msg and "mean, max, sum, min" in msg
+    cfg = apply_overrides(ExperimentConfig(), {"model.conv": "gen", "model.aggr": "softmax"})
+    assert cfg.model.aggr == "softmax"
+
+
+def test_optional_fields_accept_null() -> None:
+    cfg = apply_overrides(
+        ExperimentConfig(),
+        [parse_override("model.input_dropout=0.8"), parse_override("train.conv_weight_decay=0.01")],
+    )
+    assert (cfg.model.input_dropout, cfg.train.conv_weight_decay) == (0.8, 0.01)
+    cfg = apply_overrides(
+        cfg,
+        [
+            parse_override("model.input_dropout=null"),
+            parse_override("train.conv_weight_decay=null"),
+        ],
+    )
+    assert (cfg.model.input_dropout, cfg.train.conv_weight_decay) == (None, None)
 
 
 def test_registered_names_are_case_insensitive() -> None:

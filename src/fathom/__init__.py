@@ -18,9 +18,10 @@ from fathom.errors import ConfigError, DataError, DataNotFoundError, FathomError
 from fathom.experiments.depth_study import depth_study
 from fathom.experiments.run import ExperimentResult, run_experiment
 from fathom.experiments.store import RunStore
-from fathom.experiments.sweep import SweepSummary, sweep
+from fathom.experiments.sweep import SweepSummary, run_configs, sweep
 from fathom.models.build import build_model
 from fathom.models.deep_gnn import DeepGNN
+from fathom.models.presets import list_presets, load_preset
 from fathom.tasks.node import NodeClassification
 from fathom.train.loop import FitResult, fit
 
@@ -50,11 +51,14 @@ __all__ = [
     "depth_study",
     "fit",
     "list_datasets",
+    "list_presets",
     "load_config",
     "load_dataset",
     "load_graph_file",
+    "load_preset",
     "make_synthetic",
     "report",
+    "run_configs",
     "run_experiment",
     "sweep",
     "validate_graph",

@@ -587,7 +587,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     err_console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)
     meta = {
         "suite": args.suite,
-        "command": "fathom reproduce " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+        "command": "fathom " + " ".join(shlex.quote(a) for a in args.argv),
         "wall_s": wall,
         "runs_executed": summary.ran,
         "store": str(args.store),
@@ -620,7 +620,9 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fathom`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
+    args.argv = argv  # recorded by commands that write what they ran
     try:
         return COMMANDS[args.command](args)
     except FathomError as exc:

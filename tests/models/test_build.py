@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 import torch
@@ -12,8 +13,8 @@ from torch_geometric.nn.models import GCN
 
 from fathom.config import ModelConfig
 from fathom.errors import ConfigError
-from fathom.models.build import ENCODERS, HEADS, build_model
-from fathom.models.deep_gnn import DeepGNN
+from fathom.models.build import ARCHS, ENCODERS, HEADS, build_model
+from fathom.models.deep_gnn import DeepGNN, drop_nodes
 from fathom.nn.block import GNNBlock
 from fathom.nn.skips import NoSkip, Residual
 
@@ -142,13 +143,24 @@ def test_depth_one_conv_head_maps_input_to_output() -> None:
     assert model.head.lin.weight.shape == (OUT, IN)
 
 
-def test_residual_bypassed_only_where_widths_differ() -> None:
+@pytest.mark.parametrize("skip", ["res", "res+", "initial"])
+def test_residual_bypassed_only_where_widths_differ(skip: str) -> None:
+    model = build_model(ModelConfig(depth=4, hidden=8, skip=skip), IN, OUT)
+    # res / res+ read x_{l-1} (raw width only in block 1); initial reads x_0 in every block
+    expected = [False] * 3 if skip == "initial" else [False, True, True]
+    assert [b.skip.active for b in model.blocks] == expected
+    model = build_model(ModelConfig(depth=4, hidden=IN, skip=skip), IN, OUT)
+    assert [b.skip.active for b in model.blocks] == [True, True, True]
+    model = build_model(ModelConfig(depth=4, hidden=8, skip=skip, encoder="linear"), IN, OUT)
+    assert [b.skip.active for b in model.blocks] == [True, True, True]
+
+
+def test_skips_get_layer_and_history_widths() -> None:
     model = build_model(ModelConfig(depth=4, hidden=8, skip="res"), IN, OUT)
-    assert [b.use_skip for b in model.blocks] == [False, True, True]
-    model = build_model(ModelConfig(depth=4, hidden=IN, skip="res"), IN, OUT)
-    assert [b.use_skip for b in model.blocks] == [True, True, True]
-    model = build_model(ModelConfig(depth=4, hidden=8, skip="res", encoder="linear"), IN, OUT)
-    assert [b.use_skip for b in model.blocks] == [True, True, True]
+    assert [b.skip.layer for b in model.blocks] == [1, 2, 3]
+    assert [b.skip.history_widths for b in model.blocks] == [(IN,), (IN, 8), (IN, 8, 8)]
+    model = build_model(ModelConfig(depth=2, hidden=8, skip="initial", alpha=0.3), IN, OUT)
+    assert model.blocks[0].skip.alpha == 0.3
 
 
 def test_parts_come_from_the_config() -> None:
@@ -242,24 +254,29 @@ def _identity_block(skip: nn.Module) -> GNNBlock:
     return GNNBlock(IdentityConv(), nn.Identity(), nn.Identity(), skip)
 
 
+def _res(layer: int, channels: int = 2) -> Residual:
+    return Residual(channels, layer=layer, history_widths=[channels] * layer)
+
+
 X = torch.tensor([[1.0, -2.0], [3.0, 0.5]])
 EI = torch.tensor([[0, 1], [1, 0]])
 
 
 def test_deep_gnn_residual_identity_stack_doubles_per_block() -> None:
-    model = DeepGNN([_identity_block(Residual()) for _ in range(3)], IdentityConv())
+    model = DeepGNN([_identity_block(_res(layer)) for layer in (1, 2, 3)], IdentityConv())
     assert model.num_layers == 4
     assert torch.equal(model(X, EI), 8 * X)
 
 
 def test_deep_gnn_noskip_identity_stack_is_identity() -> None:
-    model = DeepGNN([_identity_block(NoSkip()) for _ in range(3)], IdentityConv())
+    blocks = [_identity_block(NoSkip(2, layer=i, history_widths=[2] * i)) for i in (1, 2, 3)]
+    model = DeepGNN(blocks, IdentityConv())
     assert torch.equal(model(X, EI), X)
 
 
 def test_deep_gnn_encoder_and_plain_head() -> None:
     model = DeepGNN(
-        [_identity_block(Residual())],
+        [_identity_block(_res(1))],
         Scale(10.0),
         encoder=Scale(3.0),
         encoder_act=Scale(-1.0),
@@ -274,8 +291,6 @@ def test_deep_gnn_history_passed_to_skips() -> None:
     seen: list[int] = []
 
     class Record(nn.Module):
-        needs_same_width = False
-
         def forward(self, h: Tensor, history: list[Tensor]) -> Tensor:
             seen.append(len(history))
             return h + history[0]
@@ -284,3 +299,249 @@ def test_deep_gnn_history_passed_to_skips() -> None:
     # x1 = 2x, x2 = x1 + x = 3x, x3 = 4x.
     assert torch.equal(model(X, EI), 4 * X)
     assert seen == [1, 2, 3]
+
+
+# --------------------------------------------------------------------------- model features
+
+
+class Recorder(nn.Module):
+    """Wraps a module, records the arguments of every call, then delegates."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls: list[tuple[Tensor, ...]] = []
+
+    def forward(self, *args: Tensor) -> Tensor:
+        self.calls.append(args)
+        return self.inner(*args)
+
+
+def _head_in_width(model: DeepGNN) -> int:
+    return model.head.in_channels if model.head_is_conv else model.head.in_features
+
+
+@pytest.mark.parametrize("jk", ["cat", "max", "lstm"])
+@pytest.mark.parametrize("head", ["conv", "linear"])
+def test_jumping_knowledge_head_width_and_output(jk: str, head: str) -> None:
+    depth, hidden = 4, 8
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig(depth=depth, hidden=hidden, skip="jk", jk=jk, head=head), IN, OUT
+    )
+    num_blocks = depth - 1 if head == "conv" else depth
+    assert len(model.blocks) == num_blocks
+    assert model.jk is not None and model.jk.mode == jk
+    assert _head_in_width(model) == (hidden * num_blocks if jk == "cat" else hidden)
+    x, edge_index = _graph()
+    out = model(x, edge_index)
+    assert out.shape == (N, OUT) and torch.isfinite(out).all()
+    out.sum().backward()
+    model.eval()
+    assert model(x, edge_index).shape == (N, OUT)
+
+
+def test_jumping_knowledge_reads_every_block() -> None:
+    model = build_model(
+        ModelConfig(depth=4, hidden=8, skip="jk", jk="cat", head="linear", dropout=0.0), IN, OUT
+    )
+    model.jk = Recorder(model.jk)
+    model.eval()
+    x, edge_index = _graph()
+    model(x, edge_index)
+    (xs,) = model.jk.calls[0]
+    assert len(xs) == 4 and all(t.shape == (N, 8) for t in xs)
+
+
+def test_jumping_knowledge_needs_a_hidden_block() -> None:
+    with pytest.raises(ConfigError, match="'jk' needs at least one hidden block"):
+        build_model(ModelConfig(depth=1, skip="jk"), IN, OUT)
+    # With a linear head, depth 1 is one block.
+    model = build_model(ModelConfig(depth=1, skip="jk", head="linear", hidden=8), IN, OUT)
+    assert len(model.blocks) == 1 and model.head.in_features == 8
+
+
+@pytest.mark.parametrize("encoder", ["none", "linear"])
+def test_dense_skip_shapes(encoder: str) -> None:
+    hidden = 8
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(depth=4, hidden=hidden, skip="dense", encoder=encoder), IN, OUT)
+    x0 = IN if encoder == "none" else hidden
+    # block l concatenates x_0 … x_{l-1} and h, then projects back to the hidden width
+    expected = [x0 + hidden * layer for layer in (1, 2, 3)]
+    assert [b.skip.lin.in_features for b in model.blocks] == expected
+    assert all(b.skip.lin.out_features == hidden for b in model.blocks)
+    assert all(b.skip.active for b in model.blocks)
+    x, edge_index = _graph()
+    out = model(x, edge_index)
+    assert out.shape == (N, OUT) and torch.isfinite(out).all()
+
+
+def _num_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())  # shared parameters counted once
+
+
+@pytest.mark.parametrize("conv", ["gcn", "sage", "gat"])
+def test_share_weights_with_encoder_shares_one_conv(conv: str) -> None:
+    def build(depth: int) -> DeepGNN:
+        cfg = ModelConfig(
+            conv=conv,
+            depth=depth,
+            hidden=8,
+            heads=2,
+            encoder="linear",
+            head="linear",
+            share_weights=True,
+        )
+        return build_model(cfg, IN, OUT)
+
+    model = build(4)
+    first = model.blocks[0].conv
+    assert all(b.conv is first for b in model.blocks)
+    one_conv = _num_params(first)
+    dense = (IN * 8 + 8) + (8 * OUT + OUT)
+    assert _num_params(model) == dense + one_conv
+    assert _num_params(build(2)) == _num_params(build(7)) == dense + one_conv
+    unshared = build_model(
+        ModelConfig(conv=conv, depth=4, hidden=8, heads=2, encoder="linear", head="linear"),
+        IN,
+        OUT,
+    )
+    assert _num_params(unshared) == dense + 4 * one_conv
+    x, edge_index = _graph()
+    model(x, edge_index).sum().backward()
+    assert next(first.parameters()).grad is not None
+
+
+def test_share_weights_without_encoder_shares_blocks_after_the_first() -> None:
+    model = build_model(ModelConfig(depth=6, hidden=8, share_weights=True), IN, OUT)
+    convs = [b.conv for b in model.blocks]
+    assert convs[0].lin.weight.shape == (8, IN)  # the input conv has its own width
+    assert all(c is convs[1] for c in convs[2:]) and convs[1] is not convs[0]
+    assert model.head is not convs[1]  # the conv head maps to the classes
+    assert _num_params(model) == _num_params(
+        build_model(ModelConfig(depth=3, hidden=8, share_weights=True), IN, OUT)
+    )
+    # Norms and skips stay per block.
+    model = build_model(ModelConfig(depth=4, hidden=8, norm="batch", share_weights=True), IN, OUT)
+    assert len({id(b.norm) for b in model.blocks}) == 3
+
+
+def test_share_weights_off_by_default() -> None:
+    model = build_model(ModelConfig(depth=4, hidden=8, encoder="linear"), IN, OUT)
+    assert len({id(b.conv) for b in model.blocks}) == 3
+
+
+@pytest.mark.parametrize("conv", ["gcn2", "gcn2-star"])
+def test_share_weights_rejected_for_gcn2(conv: str) -> None:
+    cfg = ModelConfig(
+        conv=conv, depth=4, hidden=8, encoder="linear", head="linear", share_weights=True
+    )
+    with pytest.raises(ConfigError, match=r"share_weights cannot be used with model\.conv"):
+        build_model(cfg, IN, OUT)
+
+
+def _recording_model(**kw) -> DeepGNN:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(depth=3, hidden=8, dropout=0.0, **kw), IN, OUT)
+    model.blocks[0].conv = Recorder(model.blocks[0].conv)
+    model.head = Recorder(model.head)
+    return model
+
+
+def _edge_set(edge_index: Tensor) -> set[tuple[int, int]]:
+    return set(map(tuple, edge_index.t().tolist()))
+
+
+def test_drop_edge_resamples_in_training_only() -> None:
+    p, n = 0.3, 200
+    model = _recording_model(drop_edge=p)
+    x, edge_index = _graph(n)
+    num_edges = edge_index.size(1)  # 800 directed edges
+    model(x, edge_index)
+    model(x, edge_index)
+    seen = [call[-1] for call in model.blocks[0].conv.calls]
+    # within one forward the head sees the same thinned graph as the blocks
+    assert [call[-1] for call in model.head.calls] == seen
+    assert not torch.equal(seen[0], seen[1])  # a fresh draw every forward
+    std = (num_edges * p * (1 - p)) ** 0.5
+    full = _edge_set(edge_index)
+    for ei in seen:
+        assert abs(ei.size(1) - (1 - p) * num_edges) < 5 * std
+        assert _edge_set(ei) <= full
+    model.eval()
+    model(x, edge_index)
+    assert model.blocks[0].conv.calls[-1][-1] is edge_index
+    assert model.head.calls[-1][-1] is edge_index
+
+
+def test_no_drop_edge_keeps_the_graph_in_training() -> None:
+    model = _recording_model()
+    x, edge_index = _graph()
+    model(x, edge_index)
+    assert model.blocks[0].conv.calls[0][-1] is edge_index
+
+
+def test_drop_nodes_zeroes_whole_rows_and_rescales() -> None:
+    torch.manual_seed(0)
+    p = 0.25
+    x = torch.rand(1000, 6) + 0.5  # no zero entries
+    out = drop_nodes(x, p)
+    dropped = (out == 0).all(dim=1)
+    kept = (out != 0).all(dim=1)
+    assert bool((dropped | kept).all())  # rows are dropped whole
+    torch.testing.assert_close(out[kept], x[kept] / (1 - p))
+    assert abs(dropped.float().mean().item() - p) < 0.06
+
+
+def test_drop_node_in_training_only() -> None:
+    p = 0.4
+    model = _recording_model(drop_node=p)
+    x, edge_index = _graph(300)
+    x = x.abs() + 0.1
+    model(x, edge_index)
+    seen = model.blocks[0].conv.calls[0][0]
+    dropped = (seen == 0).all(dim=1)
+    kept = ~dropped
+    assert 0 < int(dropped.sum()) < 300
+    torch.testing.assert_close(seen[kept], x[kept] / (1 - p))
+    model.eval()
+    model(x, edge_index)
+    assert model.blocks[0].conv.calls[-1][0] is x
+
+
+def test_input_dropout_without_encoder_is_the_first_blocks_dropout() -> None:
+    model = build_model(ModelConfig(depth=4, hidden=8, dropout=0.5, input_dropout=0.1), IN, OUT)
+    assert [b.dropout.p for b in model.blocks] == [0.1, 0.5, 0.5]
+    assert model.dropout.p == 0.5  # the head's input
+    # None: the same as dropout
+    model = build_model(ModelConfig(depth=4, hidden=8, dropout=0.3), IN, OUT)
+    assert [b.dropout.p for b in model.blocks] == [0.3, 0.3, 0.3]
+    assert model.input_dropout.p == 0.3
+    # depth 1: the conv head reads the raw input
+    model = build_model(ModelConfig(depth=1, dropout=0.5, input_dropout=0.1), IN, OUT)
+    assert model.dropout.p == 0.1
+
+
+def test_input_dropout_with_encoder_is_applied_to_the_raw_input() -> None:
+    cfg = ModelConfig(depth=3, hidden=8, dropout=0.0, input_dropout=0.5, encoder="linear")
+    model = build_model(cfg, IN, OUT)
+    assert model.input_dropout.p == 0.5
+    assert all(b.dropout.p == 0.0 for b in model.blocks) and model.dropout.p == 0.0
+    model.encoder = Recorder(model.encoder)
+    x = torch.ones(100, IN)
+    _, edge_index = _graph(100)
+    torch.manual_seed(0)
+    model(x, edge_index)
+    (seen,) = model.encoder.calls[0]
+    assert set(seen.unique().tolist()) == {0.0, 2.0}
+    model.eval()
+    model(x, edge_index)
+    assert model.encoder.calls[-1][0] is x
+
+
+def test_unknown_arch_lists_the_choices() -> None:
+    msg = f"unknown arch 'gcnii'; choose one of: {', '.join(ARCHS.names())}"
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        build_model(ModelConfig(arch="gcnii"), IN, OUT)
+    assert isinstance(build_model(ModelConfig(arch="DEEP", hidden=8), IN, OUT), DeepGNN)

@@ -80,6 +80,9 @@ class Suite:
     """``(model key, dataset, depth or None, seeds) -> Cell`` (``None``: no such cell)."""
     max_seeds: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    expensive: tuple[tuple[str, int], ...] = ()
+    """(model key, depth) cells left out of the default grid for their cost; named
+    explicitly with ``--models`` and ``--depths`` they run."""
 
 
 # --------------------------------------------------------------------------- published
@@ -306,7 +309,11 @@ SUITES: dict[str, Suite] = {
         notes=(
             "The DropEdge paper tuned hyper-parameters per cell; fathom runs one setting per "
             "model (see each depth-* preset).",
+            "IncepGCN's cost is quadratic in depth (1953 GCN layers per forward pass at 64): "
+            "its 64-layer cell is not in the default grid; run it with "
+            "`--models incepgcn --depths 64`.",
         ),
+        expensive=(("incepgcn", 64),),
     ),
     "heterophily": Suite(
         "heterophily",
@@ -351,16 +358,19 @@ def build_cells(
         raise ConfigError(
             f"--seeds must be <= {s.max_seeds} for {suite} (one run per fixed split), got {seeds}"
         )
-    all_models = list(s.models) + (["gcnii-star"] if suite == "planetoid" else [])
-    chosen_models = _choose("models", models, all_models)
+    extra = ["gcnii-star"] if suite == "planetoid" else []  # on request only
+    chosen_models = _choose("models", models, [*s.models, *extra]) if models else list(s.models)
     chosen_datasets = _choose("datasets", datasets, s.datasets)
     if depths is not None and any(d < 1 for d in depths):
         raise ConfigError(f"--depths must be >= 1, got {list(depths)}")
     chosen_depths: list[int | None] = list(depths) if depths else list(s.depths or [None])
+    explicit = bool(models) and bool(depths)
     cells = []
     for dataset in chosen_datasets:
         for key in chosen_models:
             for depth in chosen_depths:
+                if (key, depth) in s.expensive and not explicit:
+                    continue
                 cell = s.cell(key, dataset, depth, seeds)
                 if cell is not None:
                     cells.append(cell)

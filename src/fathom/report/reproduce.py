@@ -20,6 +20,11 @@ def _num(value: float | None, digits: int = 1, sign: bool = False) -> str:
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
+def _digits(value: float | None) -> int:
+    """1 for figures published with one decimal (81.5), 2 for two (82.06)."""
+    return 2 if value is not None and round(value * 100) % 10 else 1
+
+
 def _ours(row: Mapping[str, Any]) -> str:
     if row["ours_mean"] is None:
         return "not run"
@@ -56,7 +61,7 @@ def reproduce_table(title: str, rows: Sequence[Mapping[str, Any]], tolerance: fl
             row["model"],
             str(row["depth"]),
             _ours(row),
-            _num(row["published"], 2 if row["published"] and row["published"] * 100 % 10 else 1),
+            _num(row["published"], _digits(row["published"])),
             diff,
         )
     return table
@@ -87,7 +92,7 @@ def _markdown(
         flag = _flag(row, tol)
         lines.append(
             f"| {row['dataset']} | {row['model']} | {row['depth']} | {_ours(row)} | "
-            f"{_num(row['published'], 2)} | {_num(row['diff'], sign=True)}{flag} | {note} |"
+            f"{_num(row['published'], _digits(row['published']))} | {_num(row['diff'], sign=True)}{flag} | {note} |"
         )
     notes = meta.get("notes") or []
     if notes:

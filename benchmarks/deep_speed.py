@@ -1,0 +1,783 @@
+"""Speed guard: fathom's deep GNNs against the same models written idiomatically with PyG.
+
+Three workloads, each trained side by side by fathom and by plain PyTorch Geometric code:
+
+``gcn2``
+    2-layer GCN on Cora: fathom's ``gcn-cora`` preset against the model of PyG's
+    ``examples/gcn.py`` (two ``GCNConv(cached=True)``, dropout 0.5 on the input of each).
+``gcnii64``
+    64-layer GCNII on Cora: fathom's ``gcnii-cora`` preset against the model of PyG's
+    ``examples/gcn2_cora.py`` (``Linear`` -> 64 x ``GCN2Conv(shared_weights=True)`` -> ``Linear``,
+    dropout 0.6 and ReLU), on ``edge_index`` with ``normalize=True, cached=True`` (the
+    example's ``SparseTensor`` path needs ``torch-sparse``, which is not installed here).
+``res16``
+    16-layer residual GCN (linear encoder and head, hidden 64, dropout 0.5) on a seeded
+    100K-node CSBM graph (~1M directed edges, 64 features, 5 classes): fathom's
+    ``ModelConfig(conv="gcn", depth=16, skip="res", encoder="linear", head="linear")``
+    against ``Linear`` -> 16 x (``x + relu(GCNConv(cached=True)(dropout(x)))``) -> ``Linear``.
+
+Both sides of a workload have parameters of identical shapes (checked), the same Adam
+optimiser (learning rate and weight decay of fathom's config; GCNII: 0.01 on the convs and
+5e-4 on the dense layers, as the paper and PyG's example), the same data object and the
+same seed. An epoch is one training step plus one evaluation forward pass: on fathom's side
+the body of :func:`fathom.fit` (``NodeClassification.loss`` -> backward -> step ->
+``NodeClassification.evaluate``), on PyG's side the ``train()`` + ``test()`` functions of
+PyG's examples.
+
+**Time** is measured in one process, interleaved: after ``--warmup`` untimed epochs of each
+implementation, every round times one fathom epoch and one PyG epoch, alternating which goes
+first, so drift and contention hit both alike. The figure is the median epoch time.
+
+**Peak memory** is measured for each (workload, implementation) in a fresh process forked from
+a ``multiprocessing`` fork server that has only imported torch, PyG and fathom (so every child
+starts from the same heap and no thread pool): the child loads the data and builds the model
+and optimiser, resets the kernel's peak-RSS counter (``VmHWM``, via ``/proc/self/clear_refs``),
+reads its RSS as the baseline, trains a few epochs, and reports ``VmHWM - baseline``: the
+resident memory training adds on top of data and parameters (activations, gradients, Adam
+state, adjacency caches, allocator overhead).
+
+Ratios are fathom / PyG; the guard is that every ratio is <= 1.0 (``--check`` exits 1 when
+one is not).
+
+Usage::
+
+    FATHOM_DATA=/path/to/datasets .venv/bin/python benchmarks/deep_speed.py \\
+        --json runs/deep_speed.json --md runs/deep_speed.md
+    .venv/bin/python benchmarks/deep_speed.py --tiny --json /tmp/tiny.json   # smoke run
+
+Cora is read like fathom reads it (``$FATHOM_DATA`` or ``--data-dir``); ``--tiny`` replaces it
+with a small synthetic graph and needs no data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torch_geometric
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.nn import GCN2Conv, GCNConv
+
+import fathom
+from fathom import (
+    DataConfig,
+    FathomError,
+    ModelConfig,
+    NodeClassification,
+    SyntheticConfig,
+    TrainConfig,
+    build_dataset,
+    build_model,
+)
+from fathom.models.presets import load_preset
+from fathom.train.optim import build_optimizer
+
+WORKLOADS = ("gcn2", "gcnii64", "res16")
+IMPLS = ("fathom", "pyg")
+MIB = 1 << 20
+SEED = 0
+
+TIMING_METHOD = (
+    "interleaved in one process: after the warm-up, each round times one fathom and one PyG "
+    "epoch, alternating which goes first; median over rounds"
+)
+MEMORY_METHOD = (
+    "fresh process per (workload, implementation), forked from a fork server that only "
+    "imported torch/PyG/fathom; peak RSS (VmHWM, reset via /proc/self/clear_refs) during "
+    "training minus RSS after data loading and model/optimiser construction"
+)
+
+
+# --------------------------------------------------------------------------- PyG models
+
+
+class PyGGCN(nn.Module):
+    """Kipf & Welling's 2-layer GCN as in PyG's ``examples/gcn.py`` (cached normalisation)."""
+
+    def __init__(
+        self, in_channels: int, hidden_channels: int, out_channels: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.conv1 = GCNConv(in_channels, hidden_channels, cached=True)
+        self.conv2 = GCNConv(hidden_channels, out_channels, cached=True)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = self.conv1(x, edge_index).relu()
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        return self.conv2(x, edge_index)
+
+
+class PyGGCNII(nn.Module):
+    """GCNII as in PyG's ``examples/gcn2_cora.py``, propagating on ``edge_index``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        num_layers: int,
+        alpha: float,
+        theta: float,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.lins = nn.ModuleList(
+            [nn.Linear(in_channels, hidden_channels), nn.Linear(hidden_channels, out_channels)]
+        )
+        self.convs = nn.ModuleList(
+            GCN2Conv(
+                hidden_channels,
+                alpha,
+                theta,
+                layer + 1,
+                shared_weights=True,
+                normalize=True,
+                cached=True,
+            )
+            for layer in range(num_layers)
+        )
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        x = F.dropout(x, self.dropout, training=self.training)
+        x = x_0 = self.lins[0](x).relu()
+        for conv in self.convs:
+            x = F.dropout(x, self.dropout, training=self.training)
+            x = conv(x, x_0, edge_index).relu()
+        x = F.dropout(x, self.dropout, training=self.training)
+        return self.lins[1](x).log_softmax(dim=-1)
+
+
+class PyGResGCN(nn.Module):
+    """Residual GCN (ResGCN): ``Linear`` encoder, ``num_layers`` x
+    ``x = x + relu(GCNConv(dropout(x)))``, ``Linear`` head."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        num_layers: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.lin_in = nn.Linear(in_channels, hidden_channels)
+        self.convs = nn.ModuleList(
+            GCNConv(hidden_channels, hidden_channels, cached=True) for _ in range(num_layers)
+        )
+        self.lin_out = nn.Linear(hidden_channels, out_channels)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        x = F.dropout(x, self.dropout, training=self.training)
+        x = self.lin_in(x).relu()
+        for conv in self.convs:
+            h = F.dropout(x, self.dropout, training=self.training)
+            x = x + conv(h, edge_index).relu()
+        x = F.dropout(x, self.dropout, training=self.training)
+        return self.lin_out(x)
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One comparison: a graph, fathom's model config and its PyG twin."""
+
+    name: str
+    title: str
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    pyg_model: Callable[[ModelConfig, int, int], nn.Module]
+    pyg_param_groups: Callable[[nn.Module, TrainConfig], list[dict[str, Any]]]
+    pyg_loss: Callable[[Tensor, Tensor], Tensor]
+
+
+def _single_group(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    return [{"params": list(model.parameters()), "weight_decay": cfg.weight_decay}]
+
+
+def _gcnii_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    assert isinstance(model, PyGGCNII)
+    return [
+        {"params": list(model.convs.parameters()), "weight_decay": cfg.conv_weight_decay},
+        {"params": list(model.lins.parameters()), "weight_decay": cfg.weight_decay},
+    ]
+
+
+def _pyg_gcn(m: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    return PyGGCN(in_channels, m.hidden, out_channels, m.dropout)
+
+
+def _pyg_gcnii(m: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    return PyGGCNII(in_channels, m.hidden, out_channels, m.depth, m.alpha, m.theta, m.dropout)
+
+
+def _pyg_res(m: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    return PyGResGCN(in_channels, m.hidden, out_channels, m.depth, m.dropout)
+
+
+def make_workloads(tiny: bool, nodes: int) -> dict[str, Workload]:
+    """The three workloads; ``tiny`` swaps Cora for a small synthetic graph."""
+    gcn_cora, gcnii_cora = load_preset("gcn-cora"), load_preset("gcnii-cora")
+    cora = gcn_cora.data
+    if tiny:
+        cora = DataConfig(
+            name="csbm",
+            synthetic=SyntheticConfig(
+                num_nodes=1000, num_classes=7, feature_dim=256, avg_degree=4.0
+            ),
+        )
+    big = DataConfig(
+        name="csbm",
+        synthetic=SyntheticConfig(num_nodes=nodes, num_classes=5, feature_dim=64, avg_degree=10.0),
+    )
+    res = ModelConfig(
+        conv="gcn", depth=16, skip="res", encoder="linear", head="linear", hidden=64, dropout=0.5
+    )
+    graph = "synthetic stand-in for Cora" if tiny else "Cora"
+    return {
+        "gcn2": Workload(
+            "gcn2",
+            f"GCN, 2 layers, {graph}",
+            cora,
+            gcn_cora.model,
+            gcn_cora.train,
+            _pyg_gcn,
+            _single_group,
+            F.cross_entropy,
+        ),
+        "gcnii64": Workload(
+            "gcnii64",
+            f"GCNII, 64 layers, {graph}",
+            cora,
+            gcnii_cora.model,
+            gcnii_cora.train,
+            _pyg_gcnii,
+            _gcnii_groups,
+            F.nll_loss,
+        ),
+        "res16": Workload(
+            "res16",
+            f"residual GCN, 16 layers, CSBM {nodes:,} nodes",
+            big,
+            res,
+            TrainConfig(lr=0.01, weight_decay=5e-4),
+            _pyg_res,
+            _single_group,
+            F.cross_entropy,
+        ),
+    }
+
+
+def load_data(workload: Workload) -> Data:
+    return build_dataset(workload.data, seed=SEED)
+
+
+def _shapes(model: nn.Module) -> list[tuple[int, ...]]:
+    return sorted(tuple(p.shape) for p in model.parameters())
+
+
+Epoch = Callable[[], None]
+
+
+def build_impl(workload: Workload, impl: str, data: Data) -> tuple[nn.Module, Epoch]:
+    """The model of ``impl`` and a closure running one epoch (train step + evaluation)."""
+    in_channels, out_channels = data.num_features, int(data.y.max()) + 1
+    torch.manual_seed(SEED)
+    if impl == "fathom":
+        model = build_model(workload.model, in_channels, out_channels)
+        optimizer = build_optimizer(model, workload.train)
+        task = NodeClassification(workload.train.label_smoothing)
+
+        def fathom_epoch() -> None:
+            # the body of fathom.fit's epoch loop
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            loss = task.loss(model, data)
+            loss.item()
+            loss.backward()
+            optimizer.step()
+            task.evaluate(model, data)
+
+        return model, fathom_epoch
+
+    model = workload.pyg_model(workload.model, in_channels, out_channels)
+    optimizer = torch.optim.Adam(
+        workload.pyg_param_groups(model, workload.train), lr=workload.train.lr
+    )
+    criterion = workload.pyg_loss
+    masks = [data.train_mask, data.val_mask, data.test_mask]
+
+    def pyg_epoch() -> None:
+        # train() and test() of PyG's examples
+        model.train()
+        optimizer.zero_grad()
+        out = model(data.x, data.edge_index)
+        loss = criterion(out[data.train_mask], data.y[data.train_mask])
+        loss.backward()
+        optimizer.step()
+        float(loss.detach())
+        model.eval()
+        with torch.no_grad():
+            pred = model(data.x, data.edge_index).argmax(dim=-1)
+            [int((pred[m] == data.y[m]).sum()) / int(m.sum()) for m in masks]
+
+    return model, pyg_epoch
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def time_workload(
+    workload: Workload, data: Data, epochs: int, warmup: int
+) -> tuple[dict[str, list[float]], int]:
+    """Epoch times (seconds) of both implementations, interleaved; and the parameter count."""
+    built = {impl: build_impl(workload, impl, data) for impl in IMPLS}
+    shapes = {impl: _shapes(model) for impl, (model, _) in built.items()}
+    if shapes["fathom"] != shapes["pyg"]:
+        raise AssertionError(
+            f"{workload.name}: fathom and PyG parameter shapes differ: "
+            f"{shapes['fathom']} vs {shapes['pyg']}"
+        )
+    num_params = sum(p.numel() for p in built["fathom"][0].parameters())
+    for _ in range(warmup):
+        for impl in IMPLS:
+            built[impl][1]()
+    times: dict[str, list[float]] = {impl: [] for impl in IMPLS}
+    for r in range(epochs):
+        for impl in IMPLS if r % 2 == 0 else IMPLS[::-1]:
+            start = time.perf_counter()
+            built[impl][1]()
+            times[impl].append(time.perf_counter() - start)
+    return times, num_params
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no {field} in /proc/self/status")
+    return int(match.group(1))
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) to the current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def measure_memory(spec: dict[str, Any]) -> dict[str, Any]:
+    """Peak RSS increase while training ``spec['impl']`` on ``spec['workload']``, measured
+    in the calling process (meant to be a fresh one)."""
+    torch.set_num_threads(spec["threads"])
+    workload = make_workloads(spec["tiny"], spec["nodes"])[spec["workload"]]
+    data = load_data(workload)
+    _, epoch = build_impl(workload, spec["impl"], data)
+    gc.collect()
+    reset = _reset_peak_rss()
+    baseline = _status_kib("VmRSS")
+    for _ in range(spec["epochs"]):
+        epoch()
+    peak = _status_kib("VmHWM")
+    return {
+        "baseline_mib": baseline * 1024 / MIB,
+        "peak_mib": max(peak - baseline, 0) * 1024 / MIB,
+        "peak_reset": reset,
+    }
+
+
+def _memory_child(spec: dict[str, Any], conn: Any) -> None:
+    try:
+        conn.send({"ok": measure_memory(spec)})
+    except BaseException:  # the parent reports it
+        conn.send({"error": traceback.format_exc()})
+    finally:
+        conn.close()
+
+
+def memory_in_fresh_process(ctx: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_memory_child, args=(spec, send), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        reply = receive.recv()
+    except EOFError:
+        reply = {"error": "the measuring process died without a reply"}
+    proc.join()
+    if "error" in reply or proc.exitcode != 0:
+        raise RuntimeError(
+            f"memory measurement of {spec['workload']}/{spec['impl']} failed "
+            f"(exit code {proc.exitcode}):\n{reply.get('error', '')}"
+        )
+    return reply["ok"]
+
+
+def _fork_server() -> Any:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "torch_geometric", "fathom"])
+    # children unpickle _memory_child by module name: make this file importable for them
+    here = str(Path(__file__).resolve().parent)
+    if __name__ not in ("__main__", "__mp_main__") and here not in sys.path:
+        sys.path.insert(0, here)
+    return ctx
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b
+
+
+def _environment(threads: int) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            match = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.MULTILINE)
+        cpu = match.group(1).strip() if match else cpu
+    except OSError:
+        pass
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_geometric": torch_geometric.__version__,
+        "fathom": fathom.__version__,
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "load_average": list(os.getloadavg()),
+    }
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _table_rows(result: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for row in result["rows"]:
+        fa, py = row["fathom"], row["pyg"]
+        rows.append(
+            [
+                row["workload"],
+                _fmt(fa["ms_per_epoch"], ".2f"),
+                _fmt(py["ms_per_epoch"], ".2f"),
+                _fmt(row["time_ratio"], ".3f"),
+                _fmt(fa["peak_mib"], ".1f"),
+                _fmt(py["peak_mib"], ".1f"),
+                _fmt(row["mem_ratio"], ".3f"),
+                "ok" if row["pass"] else "SLOWER/LARGER",
+            ]
+        )
+    return rows
+
+
+HEADERS = [
+    "workload",
+    "fathom ms/epoch",
+    "PyG ms/epoch",
+    "time ratio",
+    "fathom peak MiB",
+    "PyG peak MiB",
+    "mem ratio",
+    "guard",
+]
+
+
+def print_table(result: dict[str, Any]) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(" | ".join(HEADERS))
+        for cells in _table_rows(result):
+            print(" | ".join(cells))
+        return
+    s = result["settings"]
+    table = Table(
+        title=f"deep_speed: fathom / PyG ({'TINY, ' if s['tiny'] else ''}{s['epochs']} timed "
+        f"epochs after {s['warmup']} warm-up, {s['threads']} threads)"
+    )
+    for i, header in enumerate(HEADERS):
+        table.add_column(header, justify="left" if i in (0, 7) else "right")
+    for cells in _table_rows(result):
+        table.add_row(*cells)
+    console = Console()
+    console.print(table)
+    for row in result["rows"]:
+        console.print(f"  {row['workload']}: {row['title']}; {row['num_params']:,} parameters")
+    console.print(f"  time: {s['timing']}")
+    console.print(f"  memory: {s['memory']}")
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    s, env = result["settings"], result["environment"]
+    lines = [
+        "# deep_speed: fathom vs idiomatic PyG",
+        "",
+        f"{'**Tiny smoke run: not a benchmark result.** ' if s['tiny'] else ''}"
+        f"{s['epochs']} timed epochs after {s['warmup']} warm-up epochs, "
+        f"{s['threads']} threads; torch {env['torch']}, PyG {env['torch_geometric']}, "
+        f"fathom {env['fathom']}, Python {env['python']} on {env['cpu']} "
+        f"(load average at start {env['load_average'][0]:.2f}).",
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "|".join(["---"] + ["---:"] * 6 + ["---"]) + "|",
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _table_rows(result)]
+    lines += [""]
+    lines += [
+        f"- `{r['workload']}`: {r['title']}; {r['num_params']:,} parameters" for r in result["rows"]
+    ]
+    lines += [
+        f"- Time: {s['timing']}.",
+        f"- Memory: {s['memory']}.",
+        "- Ratios are fathom / PyG; the guard asks every ratio to be <= "
+        f"{s['max_ratio']}. All pass: {'yes' if result['all_pass'] else 'no'}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _workload_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown workload(s) {', '.join(unknown) or '(none)'}; "
+            f"choose from {','.join(WORKLOADS)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="deep_speed.py",
+        description="Epoch time and peak memory of fathom's deep GNNs against idiomatic PyG "
+        "twins, as ratios fathom / PyG.",
+    )
+    parser.add_argument(
+        "--workloads",
+        type=_workload_list,
+        default=list(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)",
+    )
+    parser.add_argument(
+        "--epochs", type=_positive, help="timed epochs per implementation (default 50; tiny 3)"
+    )
+    parser.add_argument(
+        "--warmup", type=_non_negative, help="untimed epochs first (default 5; tiny 1)"
+    )
+    parser.add_argument(
+        "--mem-epochs",
+        type=_positive,
+        default=3,
+        help="epochs trained by each memory-measuring process (default 3)",
+    )
+    parser.add_argument(
+        "--threads", type=_positive, help="torch threads (default: all available cores)"
+    )
+    parser.add_argument(
+        "--nodes",
+        type=_positive,
+        help="nodes of res16's synthetic graph (default 100000; tiny 2000)",
+    )
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="small graphs and few epochs (a smoke run; needs no datasets)",
+    )
+    parser.add_argument(
+        "--max-ratio",
+        type=float,
+        default=1.0,
+        help="the guard: every ratio must be <= this (default 1.0)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit with status 1 when a ratio breaks the guard"
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the result as JSON")
+    parser.add_argument("--md", type=Path, metavar="PATH", help="write the result as Markdown")
+    args = parser.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = 3 if args.tiny else 50
+    if args.warmup is None:
+        args.warmup = 1 if args.tiny else 5
+    if args.nodes is None:
+        args.nodes = 2000 if args.tiny else 100_000
+    if args.threads is None:
+        args.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return args
+
+
+def _summary(times: list[float], memory: dict[str, Any]) -> dict[str, Any]:
+    ms = [t * 1000 for t in times]
+    return {
+        "ms_per_epoch": statistics.median(ms),
+        "ms_min": min(ms),
+        "ms_mean": statistics.fmean(ms),
+        "epoch_ms": ms,
+        "peak_mib": memory["peak_mib"],
+        "baseline_mib": memory["baseline_mib"],
+        "peak_reset": memory["peak_reset"],
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    workloads = make_workloads(args.tiny, args.nodes)
+    env = _environment(args.threads)
+    datasets: dict[DataConfig, Data] = {}
+    for name in args.workloads:
+        cfg = workloads[name].data
+        if cfg not in datasets:
+            print(f"loading data for {name} ...", file=sys.stderr, flush=True)
+            try:
+                datasets[cfg] = load_data(workloads[name])
+            except FathomError as exc:
+                raise type(exc)(f"workload {name} needs data {cfg.name!r}: {exc}") from None
+
+    ctx = _fork_server()
+    rows = []
+    for name in args.workloads:
+        workload = workloads[name]
+        data = datasets[workload.data]
+        print(f"{name}: timing ...", file=sys.stderr, flush=True)
+        times, num_params = time_workload(workload, data, args.epochs, args.warmup)
+        memory = {}
+        for impl in IMPLS:
+            print(f"{name}: peak memory of {impl} ...", file=sys.stderr, flush=True)
+            spec = {
+                "workload": name,
+                "impl": impl,
+                "tiny": args.tiny,
+                "nodes": args.nodes,
+                "threads": args.threads,
+                "epochs": args.mem_epochs,
+            }
+            memory[impl] = memory_in_fresh_process(ctx, spec)
+        fa, py = (_summary(times[impl], memory[impl]) for impl in IMPLS)
+        time_ratio = _ratio(fa["ms_per_epoch"], py["ms_per_epoch"])
+        mem_ratio = _ratio(fa["peak_mib"], py["peak_mib"])
+        ok = all(r is not None and r <= args.max_ratio for r in (time_ratio, mem_ratio))
+        rows.append(
+            {
+                "workload": name,
+                "title": workload.title,
+                "graph": {
+                    "name": workload.data.name,
+                    "num_nodes": data.num_nodes,
+                    "num_edges": data.num_edges,
+                    "num_features": data.num_features,
+                    "num_classes": int(data.y.max()) + 1,
+                },
+                "model": {
+                    "conv": workload.model.conv,
+                    "depth": workload.model.depth,
+                    "hidden": workload.model.hidden,
+                    "skip": workload.model.skip,
+                },
+                "num_params": num_params,
+                "fathom": fa,
+                "pyg": py,
+                "time_ratio": time_ratio,
+                "mem_ratio": mem_ratio,
+                "pass": ok,
+            }
+        )
+    env["load_average_end"] = list(os.getloadavg())
+    return {
+        "benchmark": "deep_speed",
+        "settings": {
+            "workloads": args.workloads,
+            "epochs": args.epochs,
+            "warmup": args.warmup,
+            "mem_epochs": args.mem_epochs,
+            "threads": args.threads,
+            "nodes": args.nodes,
+            "tiny": args.tiny,
+            "max_ratio": args.max_ratio,
+            "timing": TIMING_METHOD,
+            "memory": MEMORY_METHOD,
+        },
+        "environment": env,
+        "rows": rows,
+        "all_pass": all(row["pass"] for row in rows),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        result = run(args)
+    except FathomError as exc:
+        print(f"deep_speed.py: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        torch.set_num_threads(threads)
+    print_table(result)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    if args.md is not None:
+        args.md.parent.mkdir(parents=True, exist_ok=True)
+        args.md.write_text(to_markdown(result))
+        print(f"wrote {args.md}", file=sys.stderr)
+    if args.check and not result["all_pass"]:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""Tests of fathom.experiments.reproduce: suites, cells, rows read back from a results store.
+
+Cells are built from the shipped presets (no data is loaded); the store tests write fake
+records by hand, and the one end-to-end test trains a hand-made cell on a tiny generated graph.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fathom.config import ExperimentConfig, apply_overrides, config_hash, config_to_dict
+from fathom.errors import ConfigError
+from fathom.experiments import reproduce as rp
+from fathom.experiments.reproduce import (
+    Cell,
+    Published,
+    build_cells,
+    run_suite,
+    suite_rows,
+    within_tolerance,
+)
+from fathom.experiments.store import RunStore
+
+
+def _one(cells: list[Cell]) -> Cell:
+    assert len(cells) == 1, cells
+    return cells[0]
+
+
+# --------------------------------------------------------------------------- build_cells
+
+
+def test_subsets_of_datasets_models_and_depths() -> None:
+    cells = build_cells("depth", datasets=["cora", "pubmed"], models=["gcn", "jknet"], seeds=1)
+    assert [(c.dataset, c.key, c.depth) for c in cells] == [
+        (ds, key, d) for ds in ("cora", "pubmed") for key in ("gcn", "jknet") for d in rp.DEPTHS
+    ]
+    cells = build_cells("depth", datasets=["citeseer"], models=["gcn"], depths=[4, 16], seeds=2)
+    assert [(c.dataset, c.model, c.depth, len(c.configs)) for c in cells] == [
+        ("citeseer", "GCN", 4, 2),
+        ("citeseer", "GCN", 16, 2),
+    ]
+    for c in cells:
+        assert all(cfg.data.name == "citeseer" and cfg.model.depth == c.depth for cfg in c.configs)
+    cells = build_cells("planetoid", datasets=["cora"], seeds=1)
+    assert [c.key for c in cells] == list(rp.SUITES["planetoid"].models)
+    assert "gcnii-star" not in rp.SUITES["planetoid"].models  # on request only
+    assert {c.dataset for c in cells} == {"cora"}
+
+
+def test_expensive_cells_run_only_when_named() -> None:
+    assert ("incepgcn", 64) in rp.SUITES["depth"].expensive
+    default = build_cells("depth", datasets=["cora"], seeds=1)
+    assert ("incepgcn", 64) not in {(c.key, c.depth) for c in default}
+    assert ("incepgcn", 32) in {(c.key, c.depth) for c in default}
+    assert ("gcn", 64) in {(c.key, c.depth) for c in default}
+    models_only = build_cells("depth", datasets=["cora"], models=["incepgcn"], seeds=1)
+    assert [c.depth for c in models_only] == [2, 4, 8, 16, 32]
+    named = build_cells("depth", datasets=["cora"], models=["incepgcn"], depths=[64], seeds=1)
+    assert [(c.key, c.depth) for c in named] == [("incepgcn", 64)]
+
+
+@pytest.mark.parametrize(
+    ("suite", "kwargs"),
+    [
+        ("planetoid", {"datasets": ["cora", "citeseer"]}),
+        ("depth", {"datasets": ["cora"], "models": ["gcn", "gcn-dropedge", "gcnii"]}),
+        ("heterophily", {"datasets": ["texas", "actor"]}),
+    ],
+)
+def test_configs_are_single_seed_and_distinct(suite: str, kwargs: dict[str, Any]) -> None:
+    cells = build_cells(suite, seeds=3, **kwargs)
+    hashes = []
+    for cell in cells:
+        assert len(cell.configs) == 3
+        assert [(c.seed, c.seeds) for c in cell.configs] == [(0, 1), (1, 1), (2, 1)]
+        hashes += [config_hash(c) for c in cell.configs]
+    assert len(set(hashes)) == len(hashes)
+
+
+def test_a_run_shared_by_two_suites_has_one_key() -> None:
+    # GCNII on Cora at 64 layers is both the planetoid cell and the depth suite's 64-layer
+    # point: the same config, so a store runs it once for both
+    planetoid = _one(build_cells("planetoid", datasets=["cora"], models=["gcnii"], seeds=2))
+    depth = _one(build_cells("depth", datasets=["cora"], models=["gcnii"], depths=[64], seeds=2))
+    assert [config_hash(c) for c in planetoid.configs] == [config_hash(c) for c in depth.configs]
+
+
+def test_planetoid_published_figure_only_at_the_published_depth() -> None:
+    cell = _one(build_cells("planetoid", datasets=["cora"], models=["gcn"], seeds=2))
+    assert (cell.suite, cell.model, cell.depth) == ("planetoid", "GCN", 2)
+    assert cell.published == Published(81.5, rp.KIPF)
+    assert cell.configs[0].model.hidden == 16  # the gcn-cora preset
+    same = _one(build_cells("planetoid", datasets=["cora"], models=["gcn"], depths=[2], seeds=1))
+    assert same.published.value == 81.5
+    deeper = _one(build_cells("planetoid", datasets=["cora"], models=["gcn"], depths=[8], seeds=1))
+    assert deeper.depth == 8 and deeper.configs[0].model.depth == 8
+    assert deeper.published.value is None
+    assert "depth 2" in deeper.published.source
+    star = _one(build_cells("planetoid", datasets=["pubmed"], models=["gcnii-star"], seeds=1))
+    assert (star.model, star.published.value) == ("GCNII*", 80.3)
+    gat = _one(build_cells("planetoid", datasets=["pubmed"], models=["gat"], seeds=1))
+    assert gat.published.value is None
+
+
+@pytest.mark.parametrize(
+    ("model", "dataset", "depth", "value"),
+    [
+        ("gcn", "cora", 64, 28.7),
+        ("gcn", "cora", 2, 81.1),
+        ("gcn-dropedge", "pubmed", 32, 77.0),
+        ("resgcn-dropedge", "cora", 4, 83.3),
+        ("resgcn", "cora", 2, None),  # a dash in the published table
+        ("incepgcn", "pubmed", 64, None),
+        ("jknet-dropedge", "citeseer", 64, 72.2),
+        ("gcnii", "cora", 16, 84.69),
+        ("gcnii", "cora", 64, 85.5),
+        ("gcnii", "citeseer", 64, None),
+        ("pairnorm", "cora", 8, None),
+        ("gcn", "cora", 3, None),  # not a depth of the table
+    ],
+)
+def test_depth_cells_carry_the_published_value(
+    model: str, dataset: str, depth: int, value: float | None
+) -> None:
+    cell = _one(build_cells("depth", datasets=[dataset], models=[model], depths=[depth], seeds=1))
+    assert (cell.suite, cell.key, cell.dataset, cell.depth) == ("depth", model, dataset, depth)
+    assert cell.published.value == value
+    assert cell.published.source
+    cfg = cell.configs[0]
+    assert (cfg.data.name, cfg.model.depth) == (dataset, depth)
+
+
+def test_depth_cells_models_and_notes() -> None:
+    cells = build_cells("depth", datasets=["cora"], depths=[4], seeds=1)
+    by_key = {c.key: c for c in cells}
+    assert list(by_key) == list(rp.DEPTH_MODELS)
+    assert by_key["gcn-dropedge"].configs[0].model.drop_edge == 0.3
+    assert by_key["gcn"].configs[0].model.drop_edge == 0.0
+    assert by_key["gcnii"].configs[0].model.conv == "gcn2"
+    assert by_key["resgcn-dropedge"].model == "ResGCN + DropEdge"
+    assert "BatchNorm" in by_key["resgcn-dropedge"].note
+    assert "BatchNorm" in by_key["resgcn"].note
+    assert by_key["gcn"].note == ""
+    assert by_key["resgcn-dropedge"].published.source == rp.DROPEDGE
+    assert by_key["gcnii"].published.source == rp.NOT_FOUND
+    assert by_key["gcnii"].published.value is None  # GCNII at 4 layers: not published
+
+
+def test_heterophily_cells_use_split_i_with_seed_i() -> None:
+    cells = build_cells("heterophily", datasets=["cornell"], seeds=4)
+    assert [c.key for c in cells] == ["gcn", "gcnii", "mlp"]
+    for cell in cells:
+        assert [(c.data.split, c.seed, c.seeds) for c in cell.configs] == [
+            (i, i, 1) for i in range(4)
+        ]
+        assert all(c.data.name == "cornell" for c in cell.configs)
+    gcnii = cells[1]
+    assert gcnii.published.value == 76.49
+    assert gcnii.depth == gcnii.configs[0].model.depth
+    assert cells[0].published.value is None  # GCN on cornell: no figure located
+    ten = build_cells("heterophily", datasets=["texas"], models=["gcnii"], seeds=10)
+    assert len(_one(ten).configs) == 10
+    other = build_cells("heterophily", datasets=["texas"], models=["gcnii"], depths=[3], seeds=1)
+    assert _one(other).depth == 3 and _one(other).published.value is None
+
+
+@pytest.mark.parametrize(
+    ("suite", "kwargs", "words"),
+    [
+        ("nosuch", {}, ["'nosuch'", "planetoid", "depth", "heterophily"]),
+        ("depth", {"models": ["nosuch"]}, ["--models", "'nosuch'", "gcn-dropedge", "gcnii"]),
+        ("planetoid", {"datasets": ["texas"]}, ["--datasets", "'texas'", "cora, citeseer"]),
+        ("heterophily", {"datasets": ["cora"]}, ["--datasets", "cornell", "actor"]),
+        ("heterophily", {"models": ["gat"]}, ["--models", "gcn, gcnii, mlp"]),
+        ("heterophily", {"seeds": 11}, ["--seeds", "10", "11"]),
+        ("planetoid", {"seeds": 0}, ["--seeds", ">= 1"]),
+        ("depth", {"depths": [4, 0]}, ["--depths", ">= 1"]),
+    ],
+)
+def test_bad_selections_raise_one_line_config_errors(
+    suite: str, kwargs: dict[str, Any], words: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_cells(suite, **kwargs)
+    text = str(info.value)
+    assert "\n" not in text
+    for word in words:
+        assert word in text, text
+
+
+# --------------------------------------------------------------------------- suite_rows
+
+
+def _fill(store: Path, cfg: ExperimentConfig, status: str, acc: float | None, **kw: Any) -> None:
+    """Register ``cfg`` and finish it as ``status`` with test accuracy ``acc`` (a fraction)."""
+    key = config_hash(cfg)
+    with RunStore(store) as st:
+        st.register("reproduce-fake", [(key, config_to_dict(cfg))])
+        assert st.claim(key)
+        metrics = {} if acc is None else {"test_acc": acc, "epochs": kw.get("epochs", 10)}
+        st.finish(key, status=status, metrics=metrics, history=[], time_s=kw.get("time_s", 1.0))
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> tuple[list[Cell], Path]:
+    """Four planetoid cells (3 seeds each) and a store holding fake results for them."""
+    cells = build_cells("planetoid", datasets=["cora"], models=["gcn", "gat", "sgc"], seeds=3)
+    cells += build_cells("planetoid", datasets=["pubmed"], models=["gat"], seeds=3)
+    store = tmp_path / "fake.db"
+    gcn, gat, _sgc, gat_pubmed = cells
+    for cfg, acc, epochs in zip(gcn.configs, (0.80, 0.82, 0.84), (10, 20, 30), strict=True):
+        _fill(store, cfg, "done", acc, epochs=epochs, time_s=epochs / 10)
+    _fill(store, gat.configs[0], "done", 0.70)
+    _fill(store, gat.configs[1], "failed", None)  # gat.configs[2]: never run
+    # sgc: nothing stored
+    _fill(store, gat_pubmed.configs[0], "done", 0.75)
+    _fill(store, gat_pubmed.configs[1], "diverged", 0.25)
+    _fill(store, gat_pubmed.configs[2], "done", 0.80)
+    return cells, store
+
+
+def test_suite_rows_read_the_store(filled: tuple[list[Cell], Path]) -> None:
+    cells, store = filled
+    gcn, gat, sgc, gat_pubmed = suite_rows(cells, store)
+
+    assert (gcn["suite"], gcn["model"], gcn["model_key"], gcn["dataset"], gcn["depth"]) == (
+        "planetoid",
+        "GCN",
+        "gcn",
+        "cora",
+        2,
+    )
+    assert gcn["ours_mean"] == pytest.approx(82.0)
+    assert gcn["ours_std"] == pytest.approx(statistics.pstdev([80.0, 82.0, 84.0]))
+    assert (gcn["n"], gcn["n_planned"], gcn["n_failed"], gcn["n_diverged"]) == (3, 3, 0, 0)
+    assert gcn["published"] == 81.5
+    assert gcn["diff"] == pytest.approx(0.5)
+    assert gcn["source"] == rp.KIPF
+    assert gcn["epochs_mean"] == pytest.approx(20.0)
+    assert gcn["time_s_mean"] == pytest.approx(2.0)
+    assert within_tolerance(gcn) is True
+
+    assert gat["ours_mean"] == pytest.approx(70.0) and gat["ours_std"] == 0.0
+    assert (gat["n"], gat["n_planned"], gat["n_failed"]) == (1, 3, 1)
+    assert gat["diff"] == pytest.approx(70.0 - 83.0)
+    assert within_tolerance(gat) is False
+    assert within_tolerance(gat, tolerance=20.0) is True
+
+    assert sgc["ours_mean"] is None and sgc["ours_std"] is None
+    assert (sgc["n"], sgc["n_failed"], sgc["diff"], sgc["published"]) == (0, 0, None, 81.0)
+    assert within_tolerance(sgc) is None
+
+    # a diverged run counts (its accuracy too); no published figure: no diff
+    assert gat_pubmed["n"] == 3 and gat_pubmed["n_diverged"] == 1
+    assert gat_pubmed["ours_mean"] == pytest.approx(60.0)
+    assert (gat_pubmed["published"], gat_pubmed["diff"]) == (None, None)
+    assert within_tolerance(gat_pubmed) is None
+
+
+def test_within_tolerance_boundaries() -> None:
+    assert within_tolerance({"diff": 3.0}) is True
+    assert within_tolerance({"diff": -3.0}) is True
+    assert within_tolerance({"diff": -3.01}) is False
+    assert within_tolerance({"diff": 0.0}) is True
+    assert within_tolerance({"diff": None}) is None
+    assert within_tolerance({"diff": 1.0}, tolerance=0.5) is False
+    assert rp.TOLERANCE == 3.0
+
+
+# --------------------------------------------------------------------------- run_suite
+
+
+def _tiny_cell(depth: int, seeds: int = 2) -> Cell:
+    base = apply_overrides(
+        ExperimentConfig(),
+        {
+            "data.name": "csbm",
+            "data.synthetic.num_nodes": 60,
+            "data.synthetic.feature_dim": 8,
+            "model.hidden": 8,
+            "model.depth": depth,
+            "train.epochs": 3,
+            "train.patience": 0,
+        },
+    )
+    configs = tuple(apply_overrides(base, {"seed": s, "seeds": 1}) for s in range(seeds))
+    return Cell("tiny", "GCN", "gcn", "csbm", depth, configs, Published(50.0, "made up"))
+
+
+def test_run_suite_trains_what_the_store_lacks_then_resumes(tmp_path: Path) -> None:
+    cells = [_tiny_cell(1), _tiny_cell(2)]
+    store = tmp_path / "r.db"
+    seen: list[tuple[int, int]] = []
+    summary = run_suite(
+        cells,
+        store,
+        name="reproduce-tiny",
+        threads=1,
+        on_run_end=lambda d, t, r: seen.append((d, t)),
+    )
+    assert (summary.total, summary.already_done, summary.ran) == (4, 0, 4)
+    assert summary.counts["done"] == 4 and not summary.interrupted
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    with RunStore(store) as st:
+        runs = st.runs(sweep="reproduce-tiny")
+    assert {r["run_key"] for r in runs} == {config_hash(c) for cell in cells for c in cell.configs}
+    assert all(r["status"] == "done" and r["attempts"] == 1 for r in runs)
+
+    rows = suite_rows(cells, store)
+    for row in rows:
+        assert row["n"] == 2 and row["n_failed"] == 0
+        assert 0.0 <= row["ours_mean"] <= 100.0
+        assert math.isclose(row["diff"], row["ours_mean"] - 50.0)
+        assert row["epochs_mean"] == 3.0
+
+    again = run_suite(cells, store, name="reproduce-tiny", threads=1)
+    assert (again.total, again.already_done, again.ran) == (4, 4, 0)
+    with RunStore(store) as st:
+        assert [r["attempts"] for r in st.runs(sweep="reproduce-tiny")] == [1] * 4

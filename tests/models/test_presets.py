@@ -1,0 +1,72 @@
+"""Tests of fathom.models.presets: the shipped published configurations (no training)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fathom.errors import ConfigError
+from fathom.experiments.reproduce import SUITES, build_cells
+from fathom.models.presets import (
+    PRESETS_DIR,
+    list_presets,
+    load_preset,
+    preset_path,
+    preset_source,
+)
+
+
+def test_presets_are_listed_sorted_from_the_yaml_files() -> None:
+    names = list_presets()
+    assert names == sorted(names)
+    assert names == sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+    assert {"gcn-cora", "gcnii-cora", "depth-gcn", "hetero-mlp"} <= set(names)
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_validates_and_cites_its_source(name: str) -> None:
+    cfg = load_preset(name)
+    assert cfg.model.depth >= 1
+    source = preset_source(name)
+    assert source, f"preset {name} has no source"
+    lines = preset_path(name).read_text().splitlines()
+    source_lines = [line for line in lines if line.startswith("# Source:")]
+    assert len(source_lines) == 1
+    assert source_lines[0].removeprefix("# Source:").strip() == source
+
+
+def test_gcnii_cora_has_the_published_setting() -> None:
+    cfg = load_preset("gcnii-cora")
+    m, t = cfg.model, cfg.train
+    assert cfg.data.name == "cora"
+    assert (m.conv, m.depth, m.hidden, m.alpha, m.theta, m.dropout) == (
+        "gcn2",
+        64,
+        64,
+        0.1,
+        0.5,
+        0.6,
+    )
+    assert (m.encoder, m.head) == ("linear", "linear")
+    assert (t.conv_weight_decay, t.weight_decay, t.lr) == (0.01, 5e-4, 0.01)
+    assert (t.monitor, t.patience, t.epochs) == ("val_loss", 100, 1500)
+    assert "ICML 2020" in preset_source("gcnii-cora")
+
+
+def test_unknown_preset_raises_config_error_listing_the_choices() -> None:
+    for call in (load_preset, preset_path, preset_source):
+        with pytest.raises(ConfigError) as info:
+            call("nosuch")
+        text = str(info.value)
+        assert "nosuch" in text and "--preset" in text
+        assert "gcn-cora" in text and "gcnii-cora" in text
+        assert "\n" not in text
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+def test_every_suite_cell_refers_to_existing_presets(suite: str) -> None:
+    cells = build_cells(suite, seeds=1)
+    s = SUITES[suite]
+    assert cells
+    assert {c.dataset for c in cells} == set(s.datasets)
+    assert {c.key for c in cells} >= set(s.models)
+    assert all(len(c.configs) == 1 for c in cells)

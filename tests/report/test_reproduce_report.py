@@ -1,0 +1,145 @@
+"""Tests of fathom.report.reproduce: the ours-vs-published table, Markdown report and plots."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from fathom.report.reproduce import reproduce_table, write_reproduce_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _row(
+    dataset: str,
+    model: str,
+    depth: int,
+    ours: float | None,
+    published: float | None,
+    *,
+    std: float = 0.5,
+    n: int = 3,
+    n_planned: int = 3,
+    note: str = "",
+    source: str = "Some et al., 2020",
+) -> dict[str, Any]:
+    return {
+        "suite": "depth",
+        "model": model,
+        "model_key": model.lower(),
+        "dataset": dataset,
+        "depth": depth,
+        "ours_mean": ours,
+        "ours_std": None if ours is None else std,
+        "n": n if ours is not None else 0,
+        "n_planned": n_planned,
+        "n_diverged": 0,
+        "n_failed": 0,
+        "published": published,
+        "diff": None if ours is None or published is None else ours - published,
+        "source": source,
+        "note": note,
+        "epochs_mean": None,
+        "time_s_mean": None,
+    }
+
+
+ROWS = [
+    _row("cora", "GCN", 2, 81.0, 81.5),
+    _row("cora", "GCN", 8, 60.0, 69.5),  # 9.5 points short: flagged
+    _row("cora", "ResGCN", 2, 80.0, None, note="fathom adds BatchNorm"),
+    _row("cora", "ResGCN", 8, 78.2, 75.6, n=2, std=1.25),
+    _row("citeseer", "GCN", 2, 70.0, 70.8),
+    _row("citeseer", "GCN", 8, None, 30.2),  # not run
+    _row("pubmed", "GCN", 2, 79.0, 79.0),  # one depth only: no plot
+]
+META = {
+    "command": "fathom reproduce depth --depths 2,8",
+    "host": "testhost (1 threads)",
+    "versions": "torch x, python y",
+    "wall_s": 12.3,
+    "store": "runs/r.db",
+    "tolerance": 3.0,
+    "notes": ["One setting per model, not tuned per cell."],
+}
+
+
+def test_markdown_report_and_one_plot_per_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    paths = write_reproduce_report(out, "depth", "Accuracy by depth", ROWS, META)
+    md = out / "reproduce-depth.md"
+    cora, citeseer = out / "reproduce-depth-cora.png", out / "reproduce-depth-citeseer.png"
+    # citeseer has one run depth only, pubmed one depth: a plot for cora alone
+    assert paths == [md, cora]
+    assert cora.read_bytes()[:8] == PNG_MAGIC
+    assert not citeseer.exists()
+    # written atomically: no temporary file left beside the results
+    assert sorted(p.name for p in out.iterdir()) == [cora.name, md.name]
+
+    text = md.read_text()
+    lines = text.splitlines()
+    assert lines[0] == "# Reproduction: depth"
+    assert "Accuracy by depth." in lines
+    assert "`fathom reproduce depth --depths 2,8`" in text
+    assert "testhost (1 threads)" in text and "`runs/r.db`" in text
+    assert "sweep `reproduce-depth`" in text
+    assert "over 3 points" in text
+    assert "| dataset | model | depth | ours | published | diff | source / note |" in lines
+    table = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    assert table == [
+        "| cora | GCN | 2 | 81.0 ± 0.5 | 81.5 | -0.5 | Some et al., 2020 |",
+        "| cora | GCN | 8 | 60.0 ± 0.5 | 69.5 | -9.5! | Some et al., 2020 |",
+        "| cora | ResGCN | 2 | 80.0 ± 0.5 | – | – | Some et al., 2020; fathom adds BatchNorm |",
+        "| cora | ResGCN | 8 | 78.2 ± 1.2 (2/3 runs) | 75.6 | +2.6 | Some et al., 2020 |",
+        "| citeseer | GCN | 2 | 70.0 ± 0.5 | 70.8 | -0.8 | Some et al., 2020 |",
+        "| citeseer | GCN | 8 | not run | 30.2 | – | Some et al., 2020 |",
+        "| pubmed | GCN | 2 | 79.0 ± 0.5 | 79.0 | +0.0 | Some et al., 2020 |",
+    ]
+    assert "## Notes" in lines and "- One setting per model, not tuned per cell." in lines
+    assert "![reproduce-depth-cora](reproduce-depth-cora.png)" in text
+
+
+def test_tolerance_from_meta_and_no_notes(tmp_path: Path) -> None:
+    meta = {**META, "tolerance": 10.0, "notes": []}
+    rows = [r for r in ROWS if r["dataset"] == "cora" and r["model"] == "GCN"]
+    (md,) = write_reproduce_report(tmp_path, "t", "Tiny", [rows[1]], meta)
+    text = md.read_text()
+    assert "-9.5 |" in text and "!" not in text.split("| dataset |")[1]
+    assert "over 10 points" in text
+    assert "## Notes" not in text and ".png" not in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reproduce-t.md"]
+
+
+def test_rewrite_replaces_the_report(tmp_path: Path) -> None:
+    write_reproduce_report(tmp_path, "depth", "First", ROWS, META)
+    write_reproduce_report(tmp_path, "depth", "Second", ROWS, META)
+    text = (tmp_path / "reproduce-depth.md").read_text()
+    assert "Second." in text and "First." not in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "reproduce-depth-cora.png",
+        "reproduce-depth.md",
+    ]
+
+
+def _render(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    Console(file=buf, width=200, color_system=None).print(reproduce_table("T", rows, 3.0))
+    return buf.getvalue()
+
+
+def test_console_table_shows_ours_published_and_diff() -> None:
+    text = _render(ROWS)
+    assert "not run" in text and "(2/3 runs)" in text
+    assert "81.0 ± 0.5" in text and "-9.5" in text and "+2.6" in text
+    for col in ("dataset", "model", "depth", "ours (%)", "published", "diff"):
+        assert col in text
+
+
+@pytest.mark.parametrize("value", [81.1, 80.4])
+def test_console_table_prints_one_decimal_published_figures_with_one_digit(value: float) -> None:
+    text = _render([_row("cora", "GCN", 2, 81.0, value)])
+    assert f"{value:.1f}" in text and f"{value:.2f}" not in text
