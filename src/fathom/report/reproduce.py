@@ -90,9 +90,10 @@ def _markdown(
     for row in rows:
         note = row["source"] + (f"; {row['note']}" if row["note"] else "")
         flag = _flag(row, tol)
+        published = _num(row["published"], _digits(row["published"]))
         lines.append(
             f"| {row['dataset']} | {row['model']} | {row['depth']} | {_ours(row)} | "
-            f"{_num(row['published'], _digits(row['published']))} | {_num(row['diff'], sign=True)}{flag} | {note} |"
+            f"{published} | {_num(row['diff'], sign=True)}{flag} | {note} |"
         )
     notes = meta.get("notes") or []
     if notes:
