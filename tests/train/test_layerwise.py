@@ -112,13 +112,6 @@ def test_first_stages_train_new_blocks_and_freeze_earlier_ones(spy_run) -> None:
     assert {k for k, v in s2["changed"].items() if v} == {"block2", "block3", "head"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/fathom/train/layerwise.py: `frozen = active - step` unfreezes block 3 (trained "
-    "in stage 2) in the last, partial stage (5 blocks, layerwise=2: stage 3 has active=5, "
-    "frozen=3); the docstring says blocks trained in earlier stages are frozen, i.e. "
-    "frozen = (stage - 1) * step = 4",
-)
 def test_last_partial_stage_freezes_every_earlier_block(spy_run) -> None:
     _, _, stages = spy_run(encoder="linear")
     s3 = stages[2]

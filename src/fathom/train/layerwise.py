@@ -27,7 +27,8 @@ def fit_layerwise(
     in earlier stages (and the encoder after the first stage) and trains the new blocks and
     the head with :func:`~fathom.train.loop.fit` (``cfg.epochs`` epochs, early stopping per
     stage), in the spirit of layer-wise pre-training (Bengio et al., NeurIPS 2006) applied to
-    deep GNNs. The result has the final stage's metrics and every stage's history, each
+    deep GNNs. Frozen blocks get no gradient; their dropout and BatchNorm statistics still
+    follow train mode. The result has the final stage's metrics and every stage's history, each
     record tagged with its ``stage``.
     """
     step = cfg.layerwise
@@ -44,7 +45,7 @@ def fit_layerwise(
     active = 0
     for stage, end in enumerate(range(step, num_blocks + step, step), start=1):
         active = min(end, num_blocks)
-        frozen = active - step if stage > 1 else 0
+        frozen = (stage - 1) * step  # every block trained in an earlier stage
         for i, block in enumerate(model.blocks):
             block.requires_grad_(i >= frozen)
         if model.encoder is not None:
