@@ -10,6 +10,8 @@ a multiple of 1/32768. On other devices it calls :func:`torch.nn.functional.drop
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -17,6 +19,33 @@ from torch import Tensor, nn
 __all__ = ["Dropout", "dropout_mask"]
 
 _LEVELS = 1 << 15
+
+
+def _keep_mask(shape: torch.Size, p: float, device: torch.device | str) -> Tensor:
+    """A boolean ``shape``-shaped mask, each entry False with probability ``≈ p``."""
+    n = 1
+    for s in shape:
+        n *= s
+    # random_() on int32 fills bits 0..30 uniformly: both int16 halves have 15 uniform bits
+    words = torch.empty((n + 1) // 2, dtype=torch.int32, device=device).random_()
+    uniforms = words.view(torch.int16)[:n] & (_LEVELS - 1)
+    return (uniforms >= round(p * _LEVELS)).view(shape)
+
+
+class _MaskedScale(torch.autograd.Function):
+    """``x * keep / (1 - p)`` that saves the boolean ``keep`` (1 byte per entry) for the
+    backward pass rather than a float mask (4 bytes), as torch's own dropout does."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, keep: Tensor, scale: float) -> Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return x * keep * scale
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (keep,) = ctx.saved_tensors
+        return grad * keep * ctx.scale, None, None
 
 
 def dropout_mask(
@@ -30,13 +59,7 @@ def dropout_mask(
 
     Each entry is dropped independently with probability ``round(p * 32768) / 32768``.
     """
-    n = 1
-    for s in shape:
-        n *= s
-    # random_() on int32 fills bits 0..30 uniformly: both int16 halves have 15 uniform bits
-    words = torch.empty((n + 1) // 2, dtype=torch.int32, device=device).random_()
-    uniforms = words.view(torch.int16)[:n] & (_LEVELS - 1)
-    keep = (uniforms >= round(p * _LEVELS)).view(shape).to(dtype)
+    keep = _keep_mask(shape, p, device).to(dtype)
     return keep.mul_(1.0 / (1.0 - p))
 
 
@@ -58,7 +81,8 @@ class Dropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, training=True)
-        return x * dropout_mask(x.shape, self.p, dtype=x.dtype, device=x.device)
+        keep = _keep_mask(x.shape, self.p, x.device)
+        return _MaskedScale.apply(x, keep, 1.0 / (1.0 - self.p))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
