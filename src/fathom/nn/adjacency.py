@@ -79,14 +79,16 @@ def gcn_adjacency(
     adj = normalized_adjacency(edge_index, num_nodes, dtype=dtype, add_self_loops=add_self_loops)
     adj = adj.to(device)
     # the weak reference tells a live entry from one whose tensor died and whose id was reused
-    ref = weakref.ref(edge_index, lambda _ref, key=key: _CACHE.pop(key, None))
+    ref = weakref.ref(edge_index, lambda _ref, key=key, cache=_CACHE: cache.pop(key, None))
     _CACHE[key] = (ref, adj)
     while len(_CACHE) > _MAX_ENTRIES:
         _CACHE.popitem(last=False)
     return adj
 
 
-_TRANSPOSED: dict[int, tuple[weakref.ref[Tensor], Tensor]] = {}
+# id(adj) -> (weak reference to adj, its transpose; None when adj is symmetric: holding adj
+# itself here would keep it alive forever)
+_TRANSPOSED: dict[int, tuple[weakref.ref[Tensor], Tensor | None]] = {}
 
 
 def transposed(adj: Tensor) -> Tensor:
@@ -94,7 +96,7 @@ def transposed(adj: Tensor) -> Tensor:
     the normalised adjacency of an undirected graph is)."""
     hit = _TRANSPOSED.get(id(adj))
     if hit is not None and hit[0]() is adj:
-        return hit[1]
+        return adj if hit[1] is None else hit[1]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         adj_t = adj.t().to_sparse_csr()
@@ -103,10 +105,11 @@ def transposed(adj: Tensor) -> Tensor:
         and torch.equal(adj_t.col_indices(), adj.col_indices())
         and torch.equal(adj_t.values(), adj.values())
     )
-    result = adj if symmetric else adj_t
     key = id(adj)
-    _TRANSPOSED[key] = (weakref.ref(adj, lambda _ref: _TRANSPOSED.pop(key, None)), result)
-    return result
+    # the cache is bound as a default: the callback may run at interpreter exit
+    ref = weakref.ref(adj, lambda _ref, key=key, cache=_TRANSPOSED: cache.pop(key, None))
+    _TRANSPOSED[key] = (ref, None if symmetric else adj_t)
+    return adj if symmetric else adj_t
 
 
 class _SparseDenseMM(torch.autograd.Function):
