@@ -28,7 +28,8 @@ def _keep_mask(shape: torch.Size, p: float, device: torch.device | str) -> Tenso
         n *= s
     # random_() on int32 fills bits 0..30 uniformly: both int16 halves have 15 uniform bits
     words = torch.empty((n + 1) // 2, dtype=torch.int32, device=device).random_()
-    uniforms = words.view(torch.int16)[:n] & (_LEVELS - 1)
+    # in place: the mask's temporaries count towards a small model's peak memory
+    uniforms = words.view(torch.int16)[:n].bitwise_and_(_LEVELS - 1)
     return (uniforms >= round(p * _LEVELS)).view(shape)
 
 
@@ -40,12 +41,12 @@ class _MaskedScale(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, keep: Tensor, scale: float) -> Tensor:
         ctx.save_for_backward(keep)
         ctx.scale = scale
-        return x * keep * scale
+        return torch.mul(x, keep).mul_(scale)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         (keep,) = ctx.saved_tensors
-        return grad * keep * ctx.scale, None, None
+        return torch.mul(grad, keep).mul_(ctx.scale), None, None
 
 
 def dropout_mask(
