@@ -101,9 +101,10 @@ TIMING_METHOD = (
 )
 MEMORY_METHOD = (
     "fresh process per (workload, implementation), forked from a fork server that only "
-    "imported torch/PyG/fathom; peak RSS (VmHWM, reset via /proc/self/clear_refs) during "
-    "training minus RSS after data loading and model/optimiser construction (file_mib: growth "
-    "of file-backed RSS, i.e. library code paged in, which is included)"
+    "imported torch/PyG/fathom, with glibc's mmap threshold fixed at 128 KiB so that RSS "
+    "tracks live memory; peak RSS (VmHWM, reset via /proc/self/clear_refs) during training "
+    "minus RSS after data loading, model/optimiser construction and one warm-up epoch "
+    "(file_mib: growth of file-backed RSS, i.e. library code paged in, which is included)"
 )
 
 
@@ -406,12 +407,16 @@ def _reset_peak_rss() -> bool:
 
 
 def measure_memory(spec: dict[str, Any]) -> dict[str, Any]:
-    """Peak RSS increase while training ``spec['impl']`` on ``spec['workload']``, measured
-    in the calling process (meant to be a fresh one)."""
+    """Peak RSS increase while training ``spec['impl']`` on ``spec['workload']`` (after one
+    untimed warm-up epoch), measured in the calling process (meant to be a fresh one)."""
     torch.set_num_threads(spec["threads"])
     workload = make_workloads(spec["tiny"], spec["nodes"])[spec["workload"]]
     data = load_data(workload)
     _, epoch = build_impl(workload, spec["impl"], data)
+    # one epoch first: lazy one-time costs (modules imported on first use, kernel code paged
+    # in, Adam's state) are not what depth or composition costs; what follows is the
+    # working set of training itself (activations kept for backward, gradients, temporaries)
+    epoch()
     gc.collect()
     reset = _reset_peak_rss()
     baseline, baseline_file = _status_kib("VmRSS"), _status_kib("RssFile")
@@ -455,7 +460,17 @@ def memory_in_fresh_process(ctx: Any, spec: dict[str, Any]) -> dict[str, Any]:
     return reply["ok"]
 
 
+# glibc serves large blocks from mmap only below a threshold that it raises after every free
+# of a large block, so which blocks stay in RSS depends on the allocation history, and peak
+# RSS of a small model varied by 2x between identical runs. A fixed threshold makes every
+# block over 128 KiB its own mapping, returned on free: RSS then tracks live memory.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+
+
 def _fork_server() -> Any:
+    # the fork server (and so every measuring process) inherits the environment at its start
+    for key, value in MALLOC_ENV.items():
+        os.environ.setdefault(key, value)
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["torch", "torch_geometric", "fathom"])
     # children unpickle _memory_child by module name: make this file importable for them

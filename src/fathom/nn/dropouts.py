@@ -21,32 +21,43 @@ __all__ = ["Dropout", "dropout_mask"]
 _LEVELS = 1 << 15
 
 
-def _keep_mask(shape: torch.Size, p: float, device: torch.device | str) -> Tensor:
-    """A boolean ``shape``-shaped mask, each entry False with probability ``≈ p``."""
+_CHUNK = 1 << 18
+"""Entries drawn per batch of random words: bounds the words' memory (1 MiB of int32) so
+that the mask costs 1 byte per entry at its peak, as torch's own dropout mask does."""
+
+
+def _drop_mask(shape: torch.Size, p: float, device: torch.device | str) -> Tensor:
+    """A boolean ``shape``-shaped mask, each entry True (dropped) with probability ``≈ p``."""
     n = 1
     for s in shape:
         n *= s
-    # random_() on int32 fills bits 0..30 uniformly: both int16 halves have 15 uniform bits
-    words = torch.empty((n + 1) // 2, dtype=torch.int32, device=device).random_()
-    # in place: the mask's temporaries count towards a small model's peak memory
-    uniforms = words.view(torch.int16)[:n].bitwise_and_(_LEVELS - 1)
-    return (uniforms >= round(p * _LEVELS)).view(shape)
+    drop = torch.empty(n, dtype=torch.bool, device=device)
+    threshold = round(p * _LEVELS)
+    for start in range(0, n, _CHUNK):
+        m = min(_CHUNK, n - start)
+        # random_() on int32 fills bits 0..30 uniformly: both int16 halves have 15 uniform bits
+        words = torch.empty((m + 1) // 2, dtype=torch.int32, device=device).random_()
+        uniforms = words.view(torch.int16)[:m].bitwise_and_(_LEVELS - 1)
+        torch.lt(uniforms, threshold, out=drop[start : start + m])
+    return drop.view(shape)
 
 
 class _MaskedScale(torch.autograd.Function):
-    """``x * keep / (1 - p)`` that saves the boolean ``keep`` (1 byte per entry) for the
-    backward pass rather than a float mask (4 bytes), as torch's own dropout does."""
+    """``x`` with dropped entries zeroed, scaled by ``1 / (1 - p)``; the boolean mask (1 byte
+    per entry) is what the backward pass keeps, as in torch's own dropout."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, keep: Tensor, scale: float) -> Tensor:
-        ctx.save_for_backward(keep)
+    def forward(ctx: Any, x: Tensor, drop: Tensor, scale: float) -> Tensor:
+        ctx.save_for_backward(drop)
         ctx.scale = scale
-        return torch.mul(x, keep).mul_(scale)
+        # masked_fill, not x * mask: a float x bool product would cast the mask to a float
+        # temporary as large as x
+        return x.masked_fill(drop, 0.0).mul_(scale)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        (keep,) = ctx.saved_tensors
-        return torch.mul(grad, keep).mul_(ctx.scale), None, None
+        (drop,) = ctx.saved_tensors
+        return grad.masked_fill(drop, 0.0).mul_(ctx.scale), None, None
 
 
 def dropout_mask(
@@ -60,7 +71,7 @@ def dropout_mask(
 
     Each entry is dropped independently with probability ``round(p * 32768) / 32768``.
     """
-    keep = _keep_mask(shape, p, device).to(dtype)
+    keep = (~_drop_mask(shape, p, device)).to(dtype)
     return keep.mul_(1.0 / (1.0 - p))
 
 
@@ -82,8 +93,8 @@ class Dropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, training=True)
-        keep = _keep_mask(x.shape, self.p, x.device)
-        return _MaskedScale.apply(x, keep, 1.0 / (1.0 - self.p))
+        drop = _drop_mask(x.shape, self.p, x.device)
+        return _MaskedScale.apply(x, drop, 1.0 / (1.0 - self.p))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
