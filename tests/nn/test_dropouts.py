@@ -97,3 +97,30 @@ def test_invalid_p(p: float) -> None:
 
 def test_extra_repr() -> None:
     assert repr(Dropout(0.3)) == "Dropout(p=0.3)"
+
+
+def test_backward_keeps_only_a_boolean_mask() -> None:
+    """What autograd saves for the backward pass is 1 byte per entry, not a float mask."""
+    saved: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    x = torch.randn(64, 32, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = Dropout(0.5).train()(x)
+    assert [t.dtype for t in saved] == [torch.bool]
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, y != 0)
+
+
+def test_masks_larger_than_one_chunk_are_drawn_in_full() -> None:
+    from fathom.nn import dropouts
+
+    n = dropouts._CHUNK * 2 + 123  # a partial last chunk
+    y = Dropout(0.25).train()(torch.ones(n))
+    assert abs((y == 0).float().mean().item() - 0.25) < 0.01
+    # every chunk got its own draws (no repeated block)
+    c = dropouts._CHUNK
+    assert not torch.equal(y[:c], y[c : 2 * c])
