@@ -143,3 +143,15 @@ def test_console_table_shows_ours_published_and_diff() -> None:
 def test_console_table_prints_one_decimal_published_figures_with_one_digit(value: float) -> None:
     text = _render([_row("cora", "GCN", 2, 81.0, value)])
     assert f"{value:.1f}" in text and f"{value:.2f}" not in text
+
+
+def test_explain_says_what_the_measurements_show() -> None:
+    from fathom.report.reproduce import explain
+
+    base = {"diff": -20.0, "train_mean": 21.0}
+    assert "fits only 21% of its training nodes" in explain(base, 3.0)
+    assert "generalises worse" in explain({**base, "train_mean": 99.0}, 3.0)
+    assert "above the published figure" in explain({"diff": 8.0, "train_mean": 99.0}, 3.0)
+    assert explain({"diff": -2.0, "train_mean": 10.0}, 3.0) == ""  # within tolerance
+    assert explain({"diff": None, "train_mean": 10.0}, 3.0) == ""
+    assert explain({"diff": -9.0}, 3.0) == ""  # rows from older stores

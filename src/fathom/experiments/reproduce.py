@@ -423,6 +423,13 @@ def suite_rows(cells: Sequence[Cell], store: str | Path) -> list[dict[str, Any]]
             if r["metrics"].get("test_acc") is not None
         ]
         mean, std = _mean_std(accs)
+        train, _ = _mean_std(
+            [
+                100 * r["metrics"]["train_acc"]
+                for r in finished
+                if r["metrics"].get("train_acc") is not None
+            ]
+        )
         epochs, _ = _mean_std([float(r["metrics"].get("epochs", 0)) for r in finished])
         time_s, _ = _mean_std([float(r["time_s"] or 0.0) for r in finished])
         pub = cell.published.value
@@ -443,6 +450,7 @@ def suite_rows(cells: Sequence[Cell], store: str | Path) -> list[dict[str, Any]]
                 "diff": None if mean is None or pub is None else mean - pub,
                 "source": cell.published.source,
                 "note": cell.note,
+                "train_mean": train,
                 "epochs_mean": epochs,
                 "time_s_mean": time_s,
             }

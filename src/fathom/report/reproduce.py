@@ -34,6 +34,28 @@ def _ours(row: Mapping[str, Any]) -> str:
     return text
 
 
+UNFIT = 60.0
+"""Training accuracy (%) below which a flagged cell is reported as not fitting its
+training set."""
+
+
+def explain(row: Mapping[str, Any], tolerance: float) -> str:
+    """What the measurements say about a cell further than ``tolerance`` points from its
+    published figure (empty for cells within it): whether the model fit its training nodes
+    at all (an optimisation failure) or fit them and generalised differently."""
+    diff, train = row["diff"], row.get("train_mean")
+    if diff is None or abs(diff) <= tolerance or train is None:
+        return ""
+    if diff > 0:
+        return f"above the published figure (train {train:.0f}%)"
+    if train < UNFIT:
+        return (
+            f"fits only {train:.0f}% of its training nodes: it does not train in fathom's "
+            "single setting (the paper tuned each cell)"
+        )
+    return f"fits its training nodes ({train:.0f}%) but generalises worse than published"
+
+
 def _flag(row: Mapping[str, Any], tolerance: float) -> str:
     if row["diff"] is None:
         return ""
@@ -88,7 +110,8 @@ def _markdown(
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        note = row["source"] + (f"; {row['note']}" if row["note"] else "")
+        why = explain(row, tol)
+        note = row["source"] + "".join(f"; {n}" for n in (row["note"], why) if n)
         flag = _flag(row, tol)
         published = _num(row["published"], _digits(row["published"]))
         lines.append(
