@@ -275,3 +275,21 @@ def test_reproduce_records_the_command_it_ran(
     command = first.data["command"]
     assert command.startswith("fathom reproduce tiny ") and "--seeds 2" in command
     assert f"`{command}`" in (first.report / "reproduce-tiny.md").read_text()
+
+
+def test_reproduce_no_run_reports_the_store_without_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, out = tmp_path / "r.db", tmp_path / "rows.json"
+    argv = ["reproduce", "planetoid", "--datasets", "cora", "--models", "gcn,sgc"]
+    code = main([*argv, "--seeds", "2", "--no-run", "--store", str(store), "--json", str(out)])
+    assert code == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["model"], r["n"], r["n_planned"], r["ours_mean"]) for r in rows] == [
+        ("GCN", 0, 2, None),
+        ("SGC", 0, 2, None),
+    ]
+    assert rows[0]["published"] == 81.5
+    with RunStore(store) as st:
+        assert st.runs() == []  # nothing registered, nothing trained
+    assert "not run" in capsys.readouterr().out

@@ -154,6 +154,11 @@ def _build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--retry-failed", action="store_true", help="re-run failed runs")
     reproduce.add_argument("--dry-run", action="store_true", help="list the cells, run nothing")
     reproduce.add_argument(
+        "--no-run",
+        action="store_true",
+        help="report what the store holds for these cells, train nothing",
+    )
+    reproduce.add_argument(
         "--report", metavar="DIR", help="write a Markdown report (and depth plots) here"
     )
     reproduce.add_argument("--json", metavar="PATH", help="write one row per cell as JSON")
@@ -557,7 +562,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     RunStore(args.store).close()  # a bad store fails here, in one line
     start = time.perf_counter()
-    with progress_bar() as progress:
+    summary = None
+    with progress_bar(disable=args.no_run) as progress:
         task = progress.add_task(f"reproduce {args.suite}", total=None)
 
         def on_run_end(done: int, todo: int, record: dict[str, Any]) -> None:
@@ -570,26 +576,28 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             )
             progress.update(task, total=todo, completed=done, description=latest)
 
-        summary = rp.run_suite(
-            cells,
-            args.store,
-            name=f"reproduce-{args.suite}",
-            workers=args.workers,
-            threads=args.threads,
-            retry_failed=args.retry_failed,
-            on_run_end=on_run_end,
-        )
+        if not args.no_run:
+            summary = rp.run_suite(
+                cells,
+                args.store,
+                name=f"reproduce-{args.suite}",
+                workers=args.workers,
+                threads=args.threads,
+                retry_failed=args.retry_failed,
+                on_run_end=on_run_end,
+            )
     wall = time.perf_counter() - start
     rows = rp.suite_rows(cells, args.store)
     console.print(
         reproduce_table(f"reproduce {args.suite}: {suite.description}", rows, rp.TOLERANCE)
     )
-    err_console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)
+    if summary is not None:
+        err_console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)
     meta = {
         "suite": args.suite,
         "command": "fathom " + " ".join(shlex.quote(a) for a in args.argv),
         "wall_s": wall,
-        "runs_executed": summary.ran,
+        "runs_executed": 0 if summary is None else summary.ran,
         "store": str(args.store),
         "host": f"{platform.node()} ({torch.get_num_threads()} threads)",
         "versions": f"torch {torch.__version__}, python {platform.python_version()}",
@@ -602,7 +610,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, {**meta, "rows": rows})
         err_console.print(f"wrote {args.json}")
-    return 130 if summary.interrupted else 0
+    return 130 if summary is not None and summary.interrupted else 0
 
 
 COMMANDS = {

@@ -32,8 +32,8 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
-def progress_bar() -> Progress:
-    """A progress bar on stderr with count, elapsed time and ETA."""
+def progress_bar(disable: bool = False) -> Progress:
+    """A progress bar on stderr with count, elapsed time and ETA (``disable``: draw nothing)."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -43,6 +43,7 @@ def progress_bar() -> Progress:
         TimeRemainingColumn(),
         console=err_console,
         transient=False,
+        disable=disable,
     )
 
 
