@@ -28,7 +28,10 @@ def _digits(value: float | None) -> int:
 def _ours(row: Mapping[str, Any]) -> str:
     if row["ours_mean"] is None:
         return "not run"
-    text = f"{row['ours_mean']:.1f} ± {row['ours_std']:.1f}"
+    if row["n"] == 1:
+        text = f"{row['ours_mean']:.1f} (1 run)"
+    else:
+        text = f"{row['ours_mean']:.1f} ± {row['ours_std']:.1f}"
     if row["n"] < row["n_planned"]:
         text += f" ({row['n']}/{row['n_planned']} runs)"
     return text
@@ -89,6 +92,10 @@ def reproduce_table(title: str, rows: Sequence[Mapping[str, Any]], tolerance: fl
     return table
 
 
+def _train_minutes(rows: Sequence[Mapping[str, Any]]) -> float:
+    return sum((r.get("time_s_mean") or 0.0) * r["n"] for r in rows) / 60
+
+
 def _markdown(
     suite: str, description: str, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]
 ) -> str:
@@ -101,7 +108,8 @@ def _markdown(
         f"Command: `{meta.get('command', '')}`  ",
         f"Measured on: {meta.get('host', '')}; {meta.get('versions', '')}  ",
         f"Wall time of this invocation: {meta.get('wall_s', 0):.0f} s; runs stored in "
-        f"`{meta.get('store', '')}` (sweep `reproduce-{suite}`).",
+        f"`{meta.get('store', '')}` (sweep `reproduce-{suite}`); training time summed over "
+        f"the {sum(r['n'] for r in rows)} stored runs: {_train_minutes(rows):.0f} min.",
         "",
         "Test accuracy in %, mean ± population std over seeds (or splits); `diff` = ours − "
         f"published; `!` marks a difference over {tol:g} points.",
