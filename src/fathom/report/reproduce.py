@@ -29,7 +29,7 @@ def _ours(row: Mapping[str, Any]) -> str:
     if row["ours_mean"] is None:
         return "not run"
     if row["n"] == 1:
-        text = f"{row['ours_mean']:.1f} (1 run)"
+        text = f"{row['ours_mean']:.1f}" + (" (1 run)" if row["n_planned"] == 1 else "")
     else:
         text = f"{row['ours_mean']:.1f} ± {row['ours_std']:.1f}"
     if row["n"] < row["n_planned"]:
@@ -139,15 +139,16 @@ def write_reproduce_report(
     rows: Sequence[Mapping[str, Any]],
     meta: Mapping[str, Any],
 ) -> list[Path]:
-    """Write ``reproduce-<suite>.md`` (the table) and, when the rows span several depths, one
-    accuracy-vs-depth plot per dataset (``reproduce-<suite>-<dataset>.png``) with the
+    """Write ``reproduce-<suite>.md`` (the table) and, when a model was run at several depths,
+    one accuracy-vs-depth plot per dataset (``reproduce-<suite>-<dataset>.png``) with the
     published figures dashed. Files are written atomically; returns their paths."""
     out = Path(out_dir)
     paths = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         ds_rows = [r for r in rows if r["dataset"] == dataset and r["ours_mean"] is not None]
-        if len({r["depth"] for r in ds_rows}) < 2:
-            continue
+        models = {r["model"] for r in ds_rows}
+        if all(len({r["depth"] for r in ds_rows if r["model"] == m}) < 2 for m in models):
+            continue  # no model at two depths: nothing to draw against depth
         plot_rows = [
             {
                 "model": r["model"],
