@@ -521,14 +521,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _csv(text: str | None, kind: type = str) -> list[Any] | None:
+def _csv(text: str | None) -> list[str] | None:
+    """A comma-separated flag value as a list (``None`` when not given)."""
     if not text:
         return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    try:
-        return [kind(t) for t in items]
-    except ValueError:
-        raise FathomError(f"expected comma-separated integers, got {text!r}") from None
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -547,7 +544,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         args.suite,
         datasets=_csv(args.datasets),
         models=_csv(args.models),
-        depths=_csv(args.depths, int),
+        depths=_parse_depths(args.depths) if args.depths else None,
         seeds=args.seeds,
     )
     suite = rp.SUITES[args.suite]

@@ -247,11 +247,12 @@ def _depth_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell |
 
 def _heterophily_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell | None:
     name = f"gcnii-{dataset}" if key == "gcnii" else f"hetero-{key}"
-    cfg = apply_overrides(load_preset(name), {"data.name": dataset})
+    preset = load_preset(name)
+    cfg = apply_overrides(preset, {"data.name": dataset})
     if depth is not None:
         cfg = apply_overrides(cfg, {"model.depth": depth})
     published = HETEROPHILY_PUBLISHED.get(key, {}).get(dataset, Published(None, NOT_FOUND))
-    if depth is not None and key == "gcnii" and depth != load_preset(name).model.depth:
+    if depth is not None and key == "gcnii" and depth != preset.model.depth:
         published = Published(None, "published at the preset's depth only")
     # one run per Geom-GCN split: split i with seed i
     configs = tuple(with_seed(apply_overrides(cfg, {"data.split": i}), i) for i in range(seeds))
@@ -409,13 +410,12 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
 def suite_rows(cells: Sequence[Cell], store: str | Path) -> list[dict[str, Any]]:
     """One row per cell from what ``store`` holds: ours (mean ± population std over
     finished runs, in %) beside the published figure and their difference."""
+    keys = [[config_hash(c) for c in cell.configs] for cell in cells]
     with RunStore(store) as st:
-        records = {
-            key: st.get(key) for cell in cells for key in (config_hash(c) for c in cell.configs)
-        }
+        records = {key: st.get(key) for cell_keys in keys for key in cell_keys}
     rows = []
-    for cell in cells:
-        recs = [records.get(config_hash(c)) for c in cell.configs]
+    for cell, cell_keys in zip(cells, keys, strict=True):
+        recs = [records[key] for key in cell_keys]
         finished = [r for r in recs if r is not None and r["status"] in ("done", "diverged")]
         accs = [
             100 * r["metrics"]["test_acc"]
