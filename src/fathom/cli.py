@@ -44,6 +44,8 @@ class _Parser(argparse.ArgumentParser):
 TRAIN_FLAGS: dict[str, tuple[type, str]] = {
     "--dataset": (str, "dataset name (see `fathom datasets`), generator, or .npz/.pt file"),
     "--data-dir": (str, "folder laid out like PyG dataset roots (default: $FATHOM_DATA, cache)"),
+    "--rewire": (str, "graph rewiring against over-squashing: none, sdrf, fosr"),
+    "--rewire-iterations": (int, "rewiring steps (SDRF loops / FoSR added edges; default 50)"),
     "--arch": (str, "model family: deep (blocks), sgc, gfnn, appnp, sign, incep, dgi"),
     "--conv": (
         str,
@@ -125,6 +127,66 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--print-config", action="store_true", help="print the resolved config as YAML and exit"
     )
+    train.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="save the first seed's trained model (weights + config) here, for `fathom diagnose`",
+    )
+    train.add_argument(
+        "--diagnose-every",
+        type=_positive_int,
+        metavar="K",
+        help="measure per-layer over-smoothing metrics every K epochs (kept in the JSON)",
+    )
+
+    diagnose = sub.add_parser(
+        "diagnose",
+        help="measure over-smoothing and over-squashing: graph structure, per-layer metrics",
+        description=(
+            "Diagnose a graph (structure report, curvature, effective resistance) and, given a "
+            "model (--conv/--depth/… flags, --config, --preset or --checkpoint), its per-layer "
+            "over-smoothing metrics and Jacobian sensitivity by hop. Writes plots to --out."
+        ),
+    )
+    dsource = diagnose.add_mutually_exclusive_group()
+    dsource.add_argument("--config", metavar="FILE", help="YAML config file of the model")
+    dsource.add_argument("--preset", metavar="NAME", help="a published configuration")
+    dsource.add_argument(
+        "--checkpoint", metavar="FILE", help="a trained model saved by `fathom train --checkpoint`"
+    )
+    for flag, (typ, text) in TRAIN_FLAGS.items():
+        diagnose.add_argument(flag, type=typ, help=text, dest=KEY_FOR_FLAG[flag])
+    diagnose.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides"
+    )
+    diagnose.add_argument(
+        "--train",
+        action="store_true",
+        help="train the model (first seed) and diagnose it before and after",
+    )
+    diagnose.add_argument(
+        "--metrics", default="all", help="per-layer metrics, comma-separated, or 'all' (default)"
+    )
+    diagnose.add_argument(
+        "--targets",
+        type=_positive_int,
+        default=16,
+        help="target nodes of the Jacobian sensitivity (default 16)",
+    )
+    diagnose.add_argument(
+        "--hops", type=_positive_int, default=8, help="receptive-field hops (default 8)"
+    )
+    diagnose.add_argument(
+        "--quick",
+        action="store_true",
+        help="skip curvature, effective resistance and Jacobian sensitivity",
+    )
+    diagnose.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder for plots and diagnosis.md (default: runs/diagnose/<dataset>)",
+    )
+    diagnose.add_argument("--json", metavar="PATH", help="write the diagnosis as JSON")
 
     presets = sub.add_parser("presets", help="list the published configurations (presets)")
     presets.add_argument("--json", metavar="PATH", help="write the list as JSON")
@@ -135,7 +197,11 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Run the presets of a reproduction suite over seeds through the "
         "experiment engine (resumable store) and compare with the published figures.",
     )
-    reproduce.add_argument("suite", help="planetoid, depth or heterophily")
+    reproduce.add_argument(
+        "suite",
+        help="planetoid, depth, heterophily (trained through the store); oversmoothing "
+        "(Dirichlet energy by layer: GCN vs remedies); neighbors-match (Tree-NeighborsMatch)",
+    )
     reproduce.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
     reproduce.add_argument("--models", help="comma-separated subset of the suite's models")
     reproduce.add_argument("--depths", help="comma-separated depths (default: the suite's)")
@@ -162,6 +228,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "--report", metavar="DIR", help="write a Markdown report (and depth plots) here"
     )
     reproduce.add_argument("--json", metavar="PATH", help="write one row per cell as JSON")
+    reproduce.add_argument(
+        "--epochs",
+        type=_positive_int,
+        help="cap on training epochs (oversmoothing, neighbors-match)",
+    )
+    reproduce.add_argument(
+        "--radii", help="neighbors-match: comma-separated tree radii (default 2..6)"
+    )
+    reproduce.add_argument(
+        "--device", default="cpu", help="neighbors-match: torch device (cpu, cuda)"
+    )
 
     datasets = sub.add_parser("datasets", help="list datasets, where they are and their size")
     datasets.add_argument("--data-dir", help="folder laid out like PyG dataset roots")
@@ -284,7 +361,34 @@ def cmd_train(args: argparse.Namespace) -> int:
             state["epochs_before"] += cfg.train.epochs
             progress.update(task, completed=state["epochs_before"])
 
-        result = run_experiment(cfg, data, on_run_end=on_run_end, callbacks=[on_epoch])
+        saved: dict[str, Any] = {}
+
+        def on_model(seed: int, model: Any) -> None:
+            if args.checkpoint and seed == cfg.seed:
+                saved["model"] = model
+
+        result = run_experiment(
+            cfg,
+            data,
+            on_run_end=on_run_end,
+            callbacks=[on_epoch],
+            diagnose_every=args.diagnose_every or 0,
+            on_model=on_model,
+        )
+    if args.checkpoint and "model" in saved:
+        from fathom.config import with_seed
+        from fathom.experiments.checkpoint import save_checkpoint
+
+        first = result.runs[0]
+        save_checkpoint(
+            args.checkpoint,
+            with_seed(cfg, cfg.seed),
+            saved["model"],
+            num_features=data.num_features,
+            num_classes=int(data.y.max()) + 1,
+            metrics={k: first[k] for k in ("train_acc", "val_acc", "test_acc") if k in first},
+        )
+        err_console.print(f"wrote checkpoint {args.checkpoint}")
     console.print(results_table(title, result.runs, result.aggregate))
     for run in result.runs:
         if run["status"] != "done":
@@ -295,6 +399,160 @@ def cmd_train(args: argparse.Namespace) -> int:
         write_json(args.json, result.to_dict(history=args.history))
         err_console.print(f"wrote {args.json}")
     return 0
+
+
+MODEL_FLAG_KEYS = tuple(
+    KEY_FOR_FLAG[f] for f in TRAIN_FLAGS if KEY_FOR_FLAG[f].startswith("model.")
+)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    import shlex
+
+    from fathom.data.build import build_dataset
+    from fathom.diagnostics.diagnose import diagnose_graph, diagnose_model
+    from fathom.diagnostics.probes import resolve_metrics
+    from fathom.report.console import console, err_console
+    from fathom.report.diagnose import decay_lines, diagnosis_tables, write_diagnosis_report
+    from fathom.report.files import write_json
+
+    if args.metrics != "all":
+        resolve_metrics(args.metrics)  # fail fast on a bad name
+    payload = None
+    if args.checkpoint:
+        from fathom.experiments.checkpoint import load_checkpoint
+
+        payload = load_checkpoint(args.checkpoint)
+        flags = [
+            (key, getattr(args, key))
+            for key in KEY_FOR_FLAG.values()
+            if getattr(args, key, None) is not None
+        ]
+        if any(key in MODEL_FLAG_KEYS for key, _ in flags):
+            raise FathomError(
+                "--checkpoint fixes the model; drop the model flags (--conv, --depth, …)"
+            )
+        cfg = apply_overrides(
+            payload["config"], [*flags, *(parse_override(t) for t in args.overrides)]
+        )
+    else:
+        cfg = _train_config(args)
+    has_model = bool(
+        payload is not None
+        or args.config
+        or args.preset
+        or args.train
+        or any(getattr(args, key, None) is not None for key in MODEL_FLAG_KEYS)
+    )
+    with err_console.status(f"loading {cfg.data.name} …"):
+        data = build_dataset(cfg.data, seed=cfg.seed)
+    result: dict[str, Any] = {
+        "command": "fathom " + shlex.join(args.argv),
+        "dataset": {
+            "name": cfg.data.name,
+            "num_nodes": data.num_nodes,
+            "num_edges": data.num_edges,
+        },
+    }
+    with err_console.status("diagnosing …") as status:
+
+        def say(message: str) -> None:
+            status.update(f"{message} …")
+
+        result.update(
+            diagnose_graph(
+                data,
+                max_hops=args.hops,
+                curvature=not args.quick,
+                resistance=not args.quick,
+                seed=cfg.seed,
+                progress=say,
+            )
+        )
+        reference = _grid_reference(data.num_nodes, args.hops, cfg.seed)
+        if has_model:
+            result.update(_diagnose_model(args, cfg, data, payload, say, diagnose_model))
+    out = Path(args.out) if args.out else Path("runs") / "diagnose" / Path(cfg.data.name).stem
+    paths = write_diagnosis_report(out, result, reference)
+    for table in diagnosis_tables(result):
+        console.print(table)
+    for line in decay_lines(result):
+        console.print(line)
+    for p in paths:
+        err_console.print(f"wrote {p}")
+    if args.json:
+        write_json(args.json, result)
+        err_console.print(f"wrote {args.json}")
+    return 0
+
+
+def _grid_reference(num_nodes: int, hops: int, seed: int) -> dict[str, Any]:
+    """The structure report of a square grid with about ``num_nodes`` nodes (the plot's
+    contrast: a lattice's receptive field grows quadratically, a small world's
+    exponentially)."""
+    import math
+
+    from fathom.data.synthetic import make_synthetic
+    from fathom.diagnostics.structure import structure_report
+
+    side = max(2, round(math.sqrt(num_nodes)))
+    grid = make_synthetic("grid", height=side, width=side, seed=seed)
+    report = structure_report(grid.edge_index, grid.num_nodes, max_hops=hops, seed=seed)
+    return {f"grid {side}x{side}": report.to_dict()}
+
+
+def _diagnose_model(
+    args: argparse.Namespace,
+    cfg: ExperimentConfig,
+    data: Any,
+    payload: dict[str, Any] | None,
+    say: Any,
+    diagnose_model: Any,
+) -> dict[str, Any]:
+    from fathom.config import with_seed
+    from fathom.models.build import build_model
+    from fathom.seeding import seed_everything
+
+    num_classes = int(data.y.max()) + 1
+    m = cfg.model
+    name = (
+        f"{m.conv} x{m.depth}"
+        + (f" skip={m.skip}" if m.skip != "none" else "")
+        + (f" norm={m.norm}" if m.norm != "none" else "")
+        if m.arch == "deep"
+        else f"{m.arch} K={m.depth}"
+    )
+    common = {
+        "metrics": args.metrics,
+        "targets": args.targets,
+        "sensitivity": not args.quick,
+        "seed": cfg.seed,
+        "progress": say,
+    }
+    out: dict[str, Any] = {"model_name": name, "config": config_to_dict(cfg)}
+    if payload is not None:
+        from fathom.experiments.checkpoint import build_from_checkpoint
+
+        model = build_from_checkpoint(payload, data.num_features, num_classes)
+        out["training"] = payload.get("metrics", {})
+        out.update(diagnose_model(model, data, **common))
+        return out
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, data.num_features, num_classes)
+    if not args.train:
+        out.update(diagnose_model(model, data, **common))
+        return out
+    from fathom.experiments.run import train_one
+
+    out["untrained"] = diagnose_model(model, data, **{**common, "sensitivity": False})
+    say(f"training {name}")
+    trained: dict[str, Any] = {}
+    fitted = train_one(
+        with_seed(cfg, cfg.seed), data, on_model=lambda mdl: trained.update(model=mdl)
+    )
+    out["training"] = {k: v for k, v in fitted.to_dict().items() if k != "history"}
+    out.update(diagnose_model(trained["model"], data, **common))
+    return out
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -540,6 +798,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from fathom.report.files import write_json
     from fathom.report.reproduce import reproduce_table, write_reproduce_report
 
+    if args.suite == "oversmoothing":
+        return _reproduce_oversmoothing(args)
+    if args.suite == "neighbors-match":
+        return _reproduce_neighbors_match(args)
     cells = rp.build_cells(
         args.suite,
         datasets=_csv(args.datasets),
@@ -610,10 +872,75 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 130 if summary is not None and summary.interrupted else 0
 
 
+def _reproduce_oversmoothing(args: argparse.Namespace) -> int:
+    import shlex
+
+    from fathom.config import DataConfig
+    from fathom.data.build import build_dataset
+    from fathom.experiments.oversmoothing_study import (
+        STUDY_MODELS,
+        energy_study,
+        write_energy_study,
+    )
+    from fathom.report.console import console, err_console
+    from fathom.report.files import write_json
+
+    datasets = _csv(args.datasets) or ["cora"]
+    models = _csv(args.models) or ["GCN", "GCNII", "GCN+PairNorm", "ResGCN+BN"]
+    unknown = [m for m in models if m not in STUDY_MODELS]
+    if unknown:
+        raise FathomError(
+            f"unknown model {unknown[0]!r} for oversmoothing; choose from {', '.join(STUDY_MODELS)}"
+        )
+    depths = _parse_depths(args.depths) if args.depths else [32]
+    command = "fathom " + shlex.join(args.argv)
+    everything: list[dict[str, Any]] = []
+    for name in datasets:
+        data = build_dataset(DataConfig(name=name))
+        for depth in depths:
+            if args.dry_run:
+                console.print(f"oversmoothing {name} depth {depth}: {', '.join(models)}")
+                continue
+            with err_console.status("oversmoothing study …") as status:
+                rows = energy_study(
+                    data,
+                    models=models,
+                    depth=depth,
+                    max_epochs=args.epochs or 400,
+                    data_name=name,
+                    progress=lambda m, n=name: status.update(f"{n}: {m} …"),
+                )
+            for r in rows:
+                d0, d1 = r["untrained_decay"], r["trained_decay"]
+                console.print(
+                    f"{name} {r['model']} x{depth}: energy decay rate per layer "
+                    f"{d0['rate']:.3f} (init) / {d1['rate']:.3f} (trained); "
+                    f"test {100 * (r['test_acc'] or float('nan')):.1f}%"
+                )
+            if args.report:
+                out = (
+                    Path(args.report)
+                    if len(datasets) * len(depths) == 1
+                    else Path(args.report) / f"{name}-{depth}"
+                )
+                for p in write_energy_study(rows, out, dataset=name, command=command):
+                    err_console.print(f"wrote {p}")
+            everything += [{"dataset": name, **r} for r in rows]
+    if args.json and not args.dry_run:
+        write_json(args.json, {"suite": "oversmoothing", "command": command, "rows": everything})
+        err_console.print(f"wrote {args.json}")
+    return 0
+
+
+def _reproduce_neighbors_match(args: argparse.Namespace) -> int:
+    raise FathomError("neighbors-match: not wired yet")
+
+
 COMMANDS = {
     "train": cmd_train,
     "presets": cmd_presets,
     "reproduce": cmd_reproduce,
+    "diagnose": cmd_diagnose,
     "datasets": cmd_datasets,
     "demo": cmd_demo,
     "sweep": cmd_sweep,

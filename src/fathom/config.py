@@ -50,6 +50,8 @@ _EXP_FLOAT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
 FLAG_FOR_KEY: dict[str, str] = {
     "data.name": "--dataset",
     "data.data_dir": "--data-dir",
+    "data.rewire": "--rewire",
+    "data.rewire_iterations": "--rewire-iterations",
     "model.conv": "--conv",
     "model.depth": "--depth",
     "model.hidden": "--hidden",
@@ -109,6 +111,12 @@ class DataConfig:
     """Symmetrise the graph (the Geom-GCN datasets are published as directed)."""
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     """Generator parameters when ``name`` is a synthetic generator."""
+    rewire: str = "none"
+    """Graph rewiring against over-squashing applied once when the graph is built:
+    ``sdrf`` (curvature-based, Topping et al. ICLR 2022) or ``fosr`` (spectral, Karhadkar et
+    al. ICLR 2023); see ``fathom.transforms.rewiring.REWIRINGS``."""
+    rewire_iterations: int = 50
+    """Rewiring steps: SDRF loops / FoSR edges added."""
 
 
 @dataclass(frozen=True)
@@ -456,6 +464,16 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(cfg.seed >= 0, "seed", "must be >= 0", cfg.seed)
     _require(cfg.seeds >= 1, "seeds", "must be >= 1", cfg.seeds)
     _require(d.split >= 0, "data.split", "must be >= 0", d.split)
+    from fathom.transforms.rewiring import REWIRINGS
+
+    if d.rewire not in REWIRINGS:
+        raise ConfigError(
+            f"unknown {_flag('data.rewire')} {d.rewire!r}; "
+            f"choose one of: {', '.join(REWIRINGS.names())}"
+        )
+    _require(
+        d.rewire_iterations >= 0, "data.rewire_iterations", "must be >= 0", d.rewire_iterations
+    )
     _require(bool(d.name), "data.name", "must not be empty", d.name)
     _require(s.num_nodes >= 2, "data.synthetic.num_nodes", "must be >= 2", s.num_nodes)
     _require(s.num_classes >= 2, "data.synthetic.num_classes", "must be >= 2", s.num_classes)

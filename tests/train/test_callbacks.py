@@ -139,3 +139,30 @@ def test_best_metrics_is_a_copy() -> None:
 def test_invalid_monitor() -> None:
     with pytest.raises(ValueError, match="val_acc or val_loss"):
         EarlyStopping("train_acc")
+
+
+# ------------------------------------------------------------------ LayerDiagnostics
+
+
+def test_layer_diagnostics_records_every_k_epochs_without_changing_training() -> None:
+    from fathom.config import ExperimentConfig, ModelConfig, TrainConfig, with_seed
+    from fathom.data.synthetic import make_synthetic
+    from fathom.experiments.run import train_one
+
+    data = make_synthetic("csbm", num_nodes=80, feature_dim=8, num_classes=2, seed=0)
+    cfg = with_seed(
+        ExperimentConfig(
+            model=ModelConfig(depth=3, hidden=8, dropout=0.5, drop_edge=0.2),
+            train=TrainConfig(epochs=9, patience=0),
+        ),
+        0,
+    )
+    plain = train_one(cfg, data)
+    tracked = train_one(cfg, data, diagnose_every=4)
+    assert [r["loss"] for r in tracked.history] == [r["loss"] for r in plain.history]
+    assert tracked.metrics == plain.metrics
+    assert [d["epoch"] for d in tracked.diagnostics] == [1, 4, 8]
+    layers = tracked.diagnostics[-1]["layers"]
+    assert [r["layer"] for r in layers] == [0, 1, 2, 3]
+    assert {"dirichlet_energy", "mad", "effective_rank", "numerical_rank"} <= set(layers[1])
+    assert "diagnostics" in tracked.to_dict() and "diagnostics" not in plain.to_dict()

@@ -39,9 +39,10 @@ def dataset_kind(name: str) -> str:
 def build_dataset(cfg: DataConfig, seed: int = 0) -> Data:
     """Load or generate the graph described by ``cfg`` and prepare it for training.
 
-    ``seed`` seeds generated graphs and random splits. Features are row-normalised when
-    ``cfg.normalize_features`` is true, or, when it is None, when every feature is
-    non-negative (bag-of-words datasets; Gaussian CSBM features are left alone).
+    ``seed`` seeds generated graphs, random splits and stochastic rewiring (``cfg.rewire``).
+    Features are row-normalised when ``cfg.normalize_features`` is true, or, when it is None,
+    when every feature is non-negative (bag-of-words datasets; Gaussian CSBM features are
+    left alone).
     """
     kind = dataset_kind(cfg.name)
     if kind == "named":
@@ -52,6 +53,10 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Data:
         data = load_graph_file(cfg.name, seed=seed)
     if cfg.to_undirected:
         data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
+    if cfg.rewire != "none":
+        from fathom.transforms.rewiring import build_rewiring
+
+        data = build_rewiring(cfg.rewire, iterations=cfg.rewire_iterations, seed=seed)(data)
     normalize = cfg.normalize_features
     if normalize is None:
         normalize = bool((data.x >= 0).all())

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 from torch_geometric.data import Data
 
 from fathom.config import ExperimentConfig, config_to_dict, with_seed
@@ -18,6 +19,7 @@ from fathom.models.build import build_model
 from fathom.models.deep_gnn import DeepGNN
 from fathom.seeding import seed_everything
 from fathom.tasks.node import NodeClassification
+from fathom.train.callbacks import LayerDiagnostics
 from fathom.train.layerwise import fit_layerwise
 from fathom.train.loop import EpochCallback, FitResult, fit
 
@@ -88,16 +90,43 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, float | int]:
 
 
 def train_one(
-    cfg: ExperimentConfig, data: Data, callbacks: list[EpochCallback] | None = None
+    cfg: ExperimentConfig,
+    data: Data,
+    callbacks: list[EpochCallback] | None = None,
+    *,
+    diagnose_every: int = 0,
+    on_model: Callable[[nn.Module], None] | None = None,
 ) -> FitResult:
     """Seed, build the model for ``data`` and fit it: one run of one seed.
 
     DGI is pre-trained self-supervised and evaluated with a linear probe; with
     ``train.layerwise`` the blocks are trained greedily; otherwise the whole model is
-    trained end to end.
+    trained end to end. ``diagnose_every=k`` measures per-layer over-smoothing metrics
+    every ``k`` epochs (:class:`~fathom.train.callbacks.LayerDiagnostics`) into the
+    result's ``diagnostics``; ``on_model(model)`` receives the trained model.
     """
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.num_features, int(data.y.max()) + 1)
+    callbacks = list(callbacks or [])
+    tracker = None
+    if diagnose_every:
+        if cfg.model.arch == "dgi":
+            raise ConfigError(
+                "per-layer diagnostics during training are not available for model.arch 'dgi'"
+            )
+        tracker = LayerDiagnostics(model, data, diagnose_every)
+        callbacks.append(tracker)
+    fitted = _fit(cfg, model, data, callbacks)
+    if tracker is not None:
+        fitted.diagnostics = tracker.records
+    if on_model is not None:
+        on_model(model)
+    return fitted
+
+
+def _fit(
+    cfg: ExperimentConfig, model: nn.Module, data: Data, callbacks: list[EpochCallback]
+) -> FitResult:
     t = cfg.train
     if cfg.model.arch == "dgi":
         from fathom.models.dgi import fit_dgi
@@ -109,7 +138,7 @@ def train_one(
             lr=t.lr,
             weight_decay=t.weight_decay,
             patience=t.patience,
-            callbacks=callbacks or [],
+            callbacks=callbacks,
         )
     task = NodeClassification(label_smoothing=t.label_smoothing)
     if t.layerwise:
@@ -117,8 +146,8 @@ def train_one(
             raise ConfigError(
                 f"train.layerwise needs model.arch 'deep' (blocks to grow), got {cfg.model.arch!r}"
             )
-        return fit_layerwise(model, task, data, t, callbacks or [])
-    return fit(model, task, data, t, callbacks or [])
+        return fit_layerwise(model, task, data, t, callbacks)
+    return fit(model, task, data, t, callbacks)
 
 
 def run_experiment(
@@ -126,11 +155,16 @@ def run_experiment(
     data: Data | None = None,
     on_run_end: Callable[[int, dict[str, Any]], None] | None = None,
     callbacks: list[EpochCallback] | None = None,
+    *,
+    diagnose_every: int = 0,
+    on_model: Callable[[int, nn.Module], None] | None = None,
 ) -> ExperimentResult:
     """Train ``cfg.seeds`` models (seeds ``cfg.seed …``) on the same graph.
 
     The graph (and its split) is built once with ``cfg.seed``; seeds vary the model's
-    initialisation and dropout. ``on_run_end(seed, run)`` is called after each seed.
+    initialisation and dropout. ``on_run_end(seed, run)`` is called after each seed and
+    ``on_model(seed, model)`` with each trained model; ``diagnose_every`` as in
+    :func:`train_one`.
     """
     if data is None:
         from fathom.data.build import build_dataset
@@ -139,7 +173,13 @@ def run_experiment(
     result = ExperimentResult(cfg, dataset=_describe(data))
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         t0 = time.perf_counter()
-        fitted = train_one(with_seed(cfg, seed), data, callbacks)
+        fitted = train_one(
+            with_seed(cfg, seed),
+            data,
+            callbacks,
+            diagnose_every=diagnose_every,
+            on_model=None if on_model is None else (lambda m, s=seed: on_model(s, m)),
+        )
         run = {"seed": seed, **fitted.to_dict(), "wall_s": time.perf_counter() - t0}
         result.runs.append(run)
         if on_run_end is not None:

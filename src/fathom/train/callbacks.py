@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
+from torch_geometric.data import Data
 
-__all__ = ["EarlyStopping"]
+__all__ = ["EarlyStopping", "LayerDiagnostics"]
 
 
 class EarlyStopping:
@@ -47,3 +49,49 @@ class EarlyStopping:
         """Load the best weights seen into ``model`` (no-op if none were recorded)."""
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
+
+
+class LayerDiagnostics:
+    """Epoch callback measuring per-layer over-smoothing metrics every ``every`` epochs.
+
+    Each measurement is one evaluation-mode, no-grad forward pass under a
+    :class:`~fathom.diagnostics.probes.LayerProbe` (no dropout, no DropEdge, no random
+    numbers drawn, so training is unchanged); it is appended to :attr:`records` as
+    ``{"epoch": e, "layers": [...]}`` (also at epoch 1). Records go into the run's result
+    (``diagnostics``) and so into the results store.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Data,
+        every: int,
+        metrics: str | tuple[str, ...] = (
+            "dirichlet_energy",
+            "mad",
+            "effective_rank",
+            "numerical_rank",
+        ),
+    ) -> None:
+        from fathom.diagnostics.probes import resolve_metrics
+
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.model, self.data, self.every = model, data, every
+        self.metrics = resolve_metrics(metrics)
+        self.records: list[dict[str, Any]] = []
+
+    def __call__(self, record: dict[str, float]) -> None:
+        from fathom.diagnostics.probes import probe_layers
+
+        epoch = int(record["epoch"])
+        if epoch != 1 and epoch % self.every:
+            return
+        layers = probe_layers(self.model, self.data.x, self.data.edge_index, self.metrics)
+        drop = ("forward", "sampled")
+        self.records.append(
+            {
+                "epoch": epoch,
+                "layers": [{k: v for k, v in r.items() if k not in drop} for r in layers],
+            }
+        )

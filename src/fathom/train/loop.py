@@ -41,6 +41,8 @@ class FitResult:
     time_s: float
     history: list[dict[str, float]] = field(default_factory=list)
     message: str = ""
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    """Per-layer metrics measured during training (``LayerDiagnostics``), if any."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class FitResult:
             "time_s": self.time_s,
             **self.metrics,
             "history": self.history,
+            **({"diagnostics": self.diagnostics} if self.diagnostics else {}),
         }
 
 

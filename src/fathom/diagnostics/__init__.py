@@ -1,0 +1,1 @@
+"""Diagnostics of over-smoothing and over-squashing: metrics, layer probes, structure."""

@@ -1,0 +1,1 @@
+"""Graph transforms usable in any training config (rewiring against over-squashing)."""
