@@ -87,8 +87,14 @@ def models(data: Data, depth: int) -> dict[str, nn.Module]:
     }
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_model(model: nn.Module, data: Data, rounds: int, warmup: int) -> dict[str, Any]:
     x, ei = data.x, data.edge_index
+    device = x.device
     probes = {
         "default": LayerProbe(model, DEFAULT_METRICS, y=data.y),
         "all": LayerProbe(model, tuple(METRICS), y=data.y),
@@ -110,8 +116,10 @@ def time_model(model: nn.Module, data: Data, rounds: int, warmup: int) -> dict[s
         names = list(calls)
         for i in range(rounds):
             for name in names[i % len(names) :] + names[: i % len(names)]:
+                _sync(device)
                 t0 = time.perf_counter()
                 calls[name]()
+                _sync(device)
                 times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     layers = len(probes["all"].layers) + 1
@@ -127,7 +135,8 @@ def time_model(model: nn.Module, data: Data, rounds: int, warmup: int) -> dict[s
 def to_markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [
-        f"# Probe overhead on {s['dataset']} ({s['depth']} layers, forward pass, no grad)",
+        f"# Probe overhead on {s['dataset']} ({s['depth']} layers, forward pass, no grad, "
+        f"{s.get('device', 'cpu')})",
         "",
         f"{s['rounds']} interleaved rounds, median; torch {result['environment']['torch']}, "
         f"{result['environment']['threads']} threads, {result['environment']['cpu']}. "
@@ -158,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tiny", action="store_true", help="smoke run on a 2,000-node synthetic graph"
     )
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--md", metavar="PATH")
     parser.add_argument(
@@ -186,7 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "models": {},
     }
+    device = torch.device(args.device)
+    data = data.to(device)
+    result["settings"]["device"] = str(device)
     for name, model in models(data, args.depth).items():
+        model = model.to(device)
         r = time_model(model, data, args.rounds, args.warmup)
         result["models"][name] = r
         print(

@@ -68,6 +68,10 @@ TRAIN_FLAGS: dict[str, tuple[type, str]] = {
     "--drop-node": (float, "DropNode: probability of dropping a node's input features"),
     "--act": (str, "activation: relu, elu, gelu, leaky_relu, tanh, identity"),
     "--label-smoothing": (float, "label smoothing of the training loss"),
+    "--diagnose-every": (
+        int,
+        "measure per-layer over-smoothing metrics every K epochs and of the final model",
+    ),
     "--epochs": (int, "maximum number of epochs"),
     "--lr": (float, "learning rate"),
     "--weight-decay": (float, "weight decay"),
@@ -131,12 +135,6 @@ def _build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         metavar="PATH",
         help="save the first seed's trained model (weights + config) here, for `fathom diagnose`",
-    )
-    train.add_argument(
-        "--diagnose-every",
-        type=_positive_int,
-        metavar="K",
-        help="measure per-layer over-smoothing metrics every K epochs (kept in the JSON)",
     )
 
     diagnose = sub.add_parser(
@@ -206,7 +204,9 @@ def _build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--models", help="comma-separated subset of the suite's models")
     reproduce.add_argument("--depths", help="comma-separated depths (default: the suite's)")
     reproduce.add_argument(
-        "--seeds", type=_positive_int, default=10, help="seeds (splits for heterophily)"
+        "--seeds",
+        type=_positive_int,
+        help="seeds (splits for heterophily); default 10, neighbors-match 1",
     )
     reproduce.add_argument(
         "--store",
@@ -238,6 +238,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument(
         "--device", default="cpu", help="neighbors-match: torch device (cpu, cuda)"
+    )
+    reproduce.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="S",
+        help="neighbors-match: stop each run after S seconds (it reports the best so far)",
     )
 
     datasets = sub.add_parser("datasets", help="list datasets, where they are and their size")
@@ -372,7 +378,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             data,
             on_run_end=on_run_end,
             callbacks=[on_epoch],
-            diagnose_every=args.diagnose_every or 0,
             on_model=on_model,
         )
     if args.checkpoint and "model" in saved:
@@ -807,7 +812,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         datasets=_csv(args.datasets),
         models=_csv(args.models),
         depths=_parse_depths(args.depths) if args.depths else None,
-        seeds=args.seeds,
+        seeds=args.seeds or 10,
     )
     suite = rp.SUITES[args.suite]
     total = sum(len(c.configs) for c in cells)
@@ -933,7 +938,44 @@ def _reproduce_oversmoothing(args: argparse.Namespace) -> int:
 
 
 def _reproduce_neighbors_match(args: argparse.Namespace) -> int:
-    raise FathomError("neighbors-match: not wired yet")
+    import shlex
+
+    from fathom.experiments import neighbors_match as nm
+    from fathom.report.console import console, err_console
+    from fathom.report.files import write_json
+
+    models = _csv(args.models) or list(nm.MODELS)
+    radii = _parse_depths(args.radii) if args.radii else [2, 3, 4, 5, 6]
+    if args.dry_run:
+        for m in models:
+            for r in radii:
+                pub = nm.PUBLISHED.get((m, r))
+                console.print(f"neighbors-match {m} r={r} ({r + 1} layers): published {pub}")
+        return 0
+    command = "fathom " + shlex.join(args.argv)
+    kwargs: dict[str, Any] = {}
+    if args.epochs:
+        kwargs["max_epochs"] = args.epochs
+    if args.time_limit:
+        kwargs["time_limit_s"] = args.time_limit
+    with err_console.status("Tree-NeighborsMatch …") as status:
+        rows = nm.run_neighbors_match(
+            models,
+            radii,
+            seeds=args.seeds or 1,
+            device=args.device,
+            json_path=args.json,
+            progress=lambda message: status.update(message),
+            **kwargs,
+        )
+    console.print(nm.neighbors_match_table(rows))
+    if args.report:
+        for p in nm.write_neighbors_match_report(rows, args.report):
+            err_console.print(f"wrote {p}")
+    if args.json:
+        write_json(args.json, {"suite": "neighbors-match", "command": command, "rows": rows})
+        err_console.print(f"wrote {args.json}")
+    return 0
 
 
 COMMANDS = {

@@ -67,6 +67,7 @@ FLAG_FOR_KEY: dict[str, str] = {
     "model.drop_node": "--drop-node",
     "model.jk": "--jk",
     "train.label_smoothing": "--label-smoothing",
+    "train.diagnose_every": "--diagnose-every",
     "train.epochs": "--epochs",
     "train.lr": "--lr",
     "train.weight_decay": "--weight-decay",
@@ -202,6 +203,10 @@ class TrainConfig:
     conv_weight_decay: float | None = None
     """Weight decay of message-passing layers (GCNII: 0.01, dense layers ``weight_decay``);
     ``None``: ``weight_decay`` for every parameter."""
+    diagnose_every: int = 0
+    """Measure per-layer over-smoothing metrics (Dirichlet energy, MAD, ranks) every this many
+    epochs and of the final model; kept with the run (JSON, results store, reports). 0: off.
+    Measuring draws no random numbers, so results are the same with it on."""
     layerwise: int = 0
     """Greedy layer-wise training: train ``layerwise`` blocks (plus head), freeze them, add
     ``layerwise`` more, … until all blocks are in; ``epochs`` per stage. 0: train jointly."""
@@ -454,6 +459,9 @@ def _check_values(cfg: ExperimentConfig) -> None:
         t.conv_weight_decay,
     )
     _require(t.layerwise >= 0, "train.layerwise", "must be >= 0 (0 disables)", t.layerwise)
+    _require(
+        t.diagnose_every >= 0, "train.diagnose_every", "must be >= 0 (0 disables)", t.diagnose_every
+    )
     _require(
         t.monitor in ("val_acc", "val_loss"),
         "train.monitor",

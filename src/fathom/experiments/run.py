@@ -94,30 +94,31 @@ def train_one(
     data: Data,
     callbacks: list[EpochCallback] | None = None,
     *,
-    diagnose_every: int = 0,
     on_model: Callable[[nn.Module], None] | None = None,
 ) -> FitResult:
     """Seed, build the model for ``data`` and fit it: one run of one seed.
 
     DGI is pre-trained self-supervised and evaluated with a linear probe; with
     ``train.layerwise`` the blocks are trained greedily; otherwise the whole model is
-    trained end to end. ``diagnose_every=k`` measures per-layer over-smoothing metrics
-    every ``k`` epochs (:class:`~fathom.train.callbacks.LayerDiagnostics`) into the
-    result's ``diagnostics``; ``on_model(model)`` receives the trained model.
+    trained end to end. ``train.diagnose_every=k`` measures per-layer over-smoothing metrics
+    every ``k`` epochs and of the final (best) model
+    (:class:`~fathom.train.callbacks.LayerDiagnostics`) into the result's ``diagnostics``;
+    ``on_model(model)`` receives the trained model.
     """
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.num_features, int(data.y.max()) + 1)
     callbacks = list(callbacks or [])
     tracker = None
-    if diagnose_every:
+    if cfg.train.diagnose_every:
         if cfg.model.arch == "dgi":
             raise ConfigError(
-                "per-layer diagnostics during training are not available for model.arch 'dgi'"
+                "train.diagnose_every is not available for model.arch 'dgi' (no layer stack)"
             )
-        tracker = LayerDiagnostics(model, data, diagnose_every)
+        tracker = LayerDiagnostics(model, data, cfg.train.diagnose_every)
         callbacks.append(tracker)
     fitted = _fit(cfg, model, data, callbacks)
     if tracker is not None:
+        tracker.measure(fitted.best_epoch, final=True)
         fitted.diagnostics = tracker.records
     if on_model is not None:
         on_model(model)
@@ -156,15 +157,13 @@ def run_experiment(
     on_run_end: Callable[[int, dict[str, Any]], None] | None = None,
     callbacks: list[EpochCallback] | None = None,
     *,
-    diagnose_every: int = 0,
     on_model: Callable[[int, nn.Module], None] | None = None,
 ) -> ExperimentResult:
     """Train ``cfg.seeds`` models (seeds ``cfg.seed …``) on the same graph.
 
     The graph (and its split) is built once with ``cfg.seed``; seeds vary the model's
     initialisation and dropout. ``on_run_end(seed, run)`` is called after each seed and
-    ``on_model(seed, model)`` with each trained model; ``diagnose_every`` as in
-    :func:`train_one`.
+    ``on_model(seed, model)`` with each trained model.
     """
     if data is None:
         from fathom.data.build import build_dataset
@@ -177,7 +176,6 @@ def run_experiment(
             with_seed(cfg, seed),
             data,
             callbacks,
-            diagnose_every=diagnose_every,
             on_model=None if on_model is None else (lambda m, s=seed: on_model(s, m)),
         )
         run = {"seed": seed, **fitted.to_dict(), "wall_s": time.perf_counter() - t0}

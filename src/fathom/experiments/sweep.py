@@ -136,11 +136,14 @@ def execute_run(store_path: str, run_key: str, retry_failed: bool = False) -> di
             )
             return store.get(run_key)
         metrics = {**fitted.metrics, "best_epoch": fitted.best_epoch, "epochs": fitted.epochs}
+        from fathom.train.callbacks import layer_series
+
         store.finish(
             run_key,
             status=fitted.status,
             metrics=metrics,
             history=fitted.history,
+            diagnostics=layer_series(fitted.diagnostics),
             time_s=fitted.time_s,
             peak_mem_mb=_peak_rss_mb(),
             message=fitted.message,

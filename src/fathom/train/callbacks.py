@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
-__all__ = ["EarlyStopping", "LayerDiagnostics"]
+__all__ = ["EarlyStopping", "LayerDiagnostics", "layer_series"]
 
 
 class EarlyStopping:
@@ -57,8 +57,9 @@ class LayerDiagnostics:
     Each measurement is one evaluation-mode, no-grad forward pass under a
     :class:`~fathom.diagnostics.probes.LayerProbe` (no dropout, no DropEdge, no random
     numbers drawn, so training is unchanged); it is appended to :attr:`records` as
-    ``{"epoch": e, "layers": [...]}`` (also at epoch 1). Records go into the run's result
-    (``diagnostics``) and so into the results store.
+    ``{"epoch": e, "layers": [...]}`` (also at epoch 1); :meth:`measure` with ``final=True``
+    adds the trained model's. Records go into the run's result (``diagnostics``); the results
+    store keeps the final one per layer (:func:`layer_series`).
     """
 
     def __init__(
@@ -82,16 +83,33 @@ class LayerDiagnostics:
         self.records: list[dict[str, Any]] = []
 
     def __call__(self, record: dict[str, float]) -> None:
+        epoch = int(record["epoch"])
+        if epoch == 1 or epoch % self.every == 0:
+            self.measure(epoch)
+
+    def measure(self, epoch: int, *, final: bool = False) -> None:
+        """Probe the model now; ``final`` marks the measurement of the trained (restored)
+        model."""
         from fathom.diagnostics.probes import probe_layers
 
-        epoch = int(record["epoch"])
-        if epoch != 1 and epoch % self.every:
-            return
         layers = probe_layers(self.model, self.data.x, self.data.edge_index, self.metrics)
         drop = ("forward", "sampled")
-        self.records.append(
-            {
-                "epoch": epoch,
-                "layers": [{k: v for k, v in r.items() if k not in drop} for r in layers],
-            }
-        )
+        entry: dict[str, Any] = {
+            "epoch": epoch,
+            "layers": [{k: v for k, v in r.items() if k not in drop} for r in layers],
+        }
+        if final:
+            entry["final"] = True
+        self.records.append(entry)
+
+
+def layer_series(records: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """``{metric: [value at layer 0, 1, …]}`` of the last ``final`` entry of ``records`` (from
+    :class:`LayerDiagnostics`): the shape the results store keeps and ``fathom report``
+    plots per layer; ``{}`` if there is none."""
+    finals = [r for r in records if r.get("final")]
+    if not finals:
+        return {}
+    layers = finals[-1]["layers"]
+    names = [k for k in layers[0] if k not in ("layer", "name", "channels")] if layers else []
+    return {name: [float(r.get(name, float("nan"))) for r in layers] for name in names}
