@@ -231,7 +231,8 @@ def _build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--epochs",
         type=_positive_int,
-        help="cap on training epochs (oversmoothing, neighbors-match)",
+        help="cap on training epochs (oversmoothing; neighbors-match: passes over the data, "
+        "evaluated every min(100, cap) passes)",
     )
     reproduce.add_argument(
         "--radii", help="neighbors-match: comma-separated tree radii (default 2..6)"
@@ -955,7 +956,9 @@ def _reproduce_neighbors_match(args: argparse.Namespace) -> int:
     command = "fathom " + shlex.join(args.argv)
     kwargs: dict[str, Any] = {}
     if args.epochs:
+        # a capped run evaluates at least every 100 passes (official rounds: 100 or 1000)
         kwargs["max_epochs"] = args.epochs
+        kwargs["eval_every"] = min(args.epochs, 100)
     if args.time_limit:
         kwargs["time_limit_s"] = args.time_limit
     with err_console.status("Tree-NeighborsMatch …") as status:
