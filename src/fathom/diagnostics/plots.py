@@ -10,7 +10,7 @@ as each function documents. Each function returns the path it wrote.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,8 @@ def plot_layer_metric(
     title: str | None = None,
     fits: Mapping[str, float] | None = None,
     log_y: bool | None = None,
+    dashed: Collection[str] = (),
+    colors: Mapping[str, str] | None = None,
 ) -> Path:
     r"""A per-layer diagnostic against layer index :math:`\ell` (0 = input), one line per model.
 
@@ -120,8 +122,9 @@ def plot_layer_metric(
     a log y-axis. Zeros cannot be drawn there: they are clipped to the smallest positive value
     shown divided by 10 (at least ``1e-300``), marked with an open triangle, and the axis label
     says so. Non-finite points are
-    skipped. If ``fits`` gives a fitted per-layer rate :math:`r` for a model
-    (:math:`E_\ell \approx E_0 r^\ell`), the legend reads ``"GCN (rate 0.62/layer)"``.
+    skipped. If ``fits`` gives a fitted per-layer decay rate :math:`r` for a model
+    (:math:`E_\ell \propto e^{-r\ell}`, see :func:`fathom.diagnostics.diagnose.energy_decay_rate`),
+    the legend reads ``"GCN (rate 0.62/layer)"``.
 
     Args:
         series: model name -> metric value per layer (index 0 = input features).
@@ -133,6 +136,9 @@ def plot_layer_metric(
         log_y: force a log (:obj:`True`) or linear (:obj:`False`) y-axis; by default log for
             energies and for values spanning more than two decades. A log axis falls back to
             linear when a value is negative or none is positive.
+        dashed: series drawn with dashed lines (e.g. the untrained models).
+        colors: series name -> matplotlib colour (e.g. one colour per model, untrained and
+            trained alike).
 
     Shapes:
         - **input:** each series has length :math:`L + 1` (one value per layer and the input)
@@ -157,12 +163,16 @@ def plot_layer_metric(
         rate = None if fits is None else fits.get(name)
         if rate is not None and _ok(rate):
             label += f" (rate {float(rate):.3g}/layer)"
+        style: dict[str, Any] = {"linestyle": "--" if name in dashed else "-"}
+        if colors and name in colors:
+            style["color"] = colors[name]
         (line,) = ax.plot(
             [x for x, _ in pts],
             ys,
             marker="o" if len(pts) <= 40 else None,
             markersize=3,
             label=label,
+            **style,
         )
         zeros = [x for x, v in pts if log_y and v == 0]
         if zeros:  # clipped points: open downward triangles on the floor
@@ -266,14 +276,17 @@ def _finish(ax: Any, title: str, drawn: int) -> None:
     if drawn == 0:
         ax.text(0.5, 0.5, "no finite data", transform=ax.transAxes, ha="center", va="center")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", ncol=2 if drawn > 5 else 1)
+        if drawn > 5:  # many lines: the legend goes below the axes, not over the data
+            ax.legend(fontsize="x-small", ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+        else:
+            ax.legend(fontsize="small")
 
 
 def _save(fig: Any, path: str | Path) -> Path:
     try:
         fig.tight_layout()
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
+            fig.savefig(tmp, format="png", bbox_inches="tight")
     finally:
         plt.close(fig)
     return Path(path)

@@ -186,8 +186,8 @@ def energy_study_markdown(
 def write_energy_study(
     rows: Sequence[dict[str, Any]], out_dir: str | Path, *, dataset: str, command: str = ""
 ) -> list[Path]:
-    """``oversmoothing.md``, ``oversmoothing.json`` and the energy-by-layer plots (untrained
-    dashed in the legend as ``(init)``) into ``out_dir``."""
+    """``oversmoothing.md``, ``oversmoothing.json`` and the energy-by-layer plots (one colour
+    per model; untrained dashed, labelled ``(init)``) into ``out_dir``."""
     from fathom.diagnostics.plots import plot_layer_metric
     from fathom.report.files import write_json
 
@@ -203,13 +203,28 @@ def write_energy_study(
     ):
         series: dict[str, list[float]] = {}
         fits: dict[str, float] = {}
-        for r in rows:
+        colors: dict[str, str] = {}
+        dashed: list[str] = []
+        for i, r in enumerate(rows):
             for stage in ("untrained", "trained"):
                 label = f"{r['model']} ({'init' if stage == 'untrained' else 'trained'})"
                 series[label] = [x.get(metric, math.nan) for x in r[stage]]
+                colors[label] = f"C{i % 10}"
+                if stage == "untrained":
+                    dashed.append(label)
                 if metric == "dirichlet_energy" and not math.isnan(r[f"{stage}_decay"]["rate"]):
                     fits[label] = r[f"{stage}_decay"]["rate"]
-        paths.append(plot_layer_metric(series, out / fname, metric=metric, title=title, fits=fits))
+        paths.append(
+            plot_layer_metric(
+                series,
+                out / fname,
+                metric=metric,
+                title=title,
+                fits=fits,
+                dashed=dashed,
+                colors=colors,
+            )
+        )
     md = out / "oversmoothing.md"
     with atomic_path(md) as tmp:
         tmp.write_text(energy_study_markdown(rows, dataset=dataset, command=command))
