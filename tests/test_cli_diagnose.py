@@ -4,6 +4,7 @@ on small generated graphs."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,15 @@ def test_diagnose_a_model_reports_every_layer(tmp_path: Path) -> None:
     assert result["energy_decay"]["rate"] > 0  # a 6-layer untrained GCN smooths
     for name in ("energy-vs-layer.png", "sensitivity-vs-hop.png", "receptive-field.png"):
         assert (tmp_path / "rep" / name).stat().st_size > 0
+    # every Markdown table row has as many cells as its header (literal pipes escaped)
+    table: list[str] = []
+    for line in [*(tmp_path / "rep" / "diagnosis.md").read_text().splitlines(), ""]:
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        cells = [len(re.split(r"(?<!\\)\|", row)) for row in table]
+        assert len(set(cells)) <= 1, table
+        table = []
 
 
 def test_train_checkpoint_then_diagnose_it(tmp_path: Path) -> None:

@@ -44,6 +44,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _cell(text: str) -> str:
+    """Markdown table cell text: literal pipes escaped."""
+    return str(text).replace("|", "\\|")
+
+
 def _structure_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("nodes / undirected edges", f"{s['num_nodes']} / {s['num_edges']}"),
@@ -152,11 +157,14 @@ def diagnosis_tables(result: Mapping[str, Any]) -> list[Table]:
 def _decay_line(label: str, d: Mapping[str, Any] | None) -> str | None:
     if not d or d.get("rate") is None or math.isnan(d["rate"]):
         return None
-    return (
+    line = (
         f"{label}: Dirichlet energy decay rate {d['rate']:.3f} per layer "
         f"(x{d['factor_per_layer']:.3g} per layer, R² {d['r2']:.2f}, "
         f"{d['layers_used']} hidden layers)"
     )
+    if d["r2"] < 0.8:
+        line += "; poor fit: the energy does not follow one exponential"
+    return line
 
 
 def decay_lines(result: Mapping[str, Any]) -> list[str]:
@@ -181,7 +189,7 @@ def diagnosis_markdown(result: Mapping[str, Any]) -> str:
     if result.get("command"):
         lines += [f"Command: `{result['command']}`", ""]
     lines += ["## Structure", "", "| quantity | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in _structure_rows(result["structure"])]
+    lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in _structure_rows(result["structure"])]
     if "curvature" in result:
         c = result["curvature"]
         lines += ["", "## Over-squashing on the graph", ""]
@@ -211,7 +219,10 @@ def diagnosis_markdown(result: Mapping[str, Any]) -> str:
                 "",
             ]
         lines += decay_lines(result)
-        lines += ["", "| layer | module | width | " + " | ".join(label for _, label in keys) + " |"]
+        lines += [
+            "",
+            "| layer | module | width | " + " | ".join(_cell(label) for _, label in keys) + " |",
+        ]
         lines.append("|---" * (3 + len(keys)) + "|")
         for r in layers:
             lines.append(
