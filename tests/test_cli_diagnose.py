@@ -37,6 +37,7 @@ def test_diagnose_a_model_reports_every_layer(tmp_path: Path) -> None:
         assert {"dirichlet_energy", "mad", "effective_rank"} <= set(r)
     assert result["sensitivity"]["hops"][0] == 0
     assert result["energy_decay"]["rate"] > 0  # a 6-layer untrained GCN smooths
+    assert {"structure", "curvature", "layers", "sensitivity"} <= set(result["timings_s"])
     for name in ("energy-vs-layer.png", "sensitivity-vs-hop.png", "receptive-field.png"):
         assert (tmp_path / "rep" / name).stat().st_size > 0
     # every Markdown table row has as many cells as its header (literal pipes escaped)

@@ -477,7 +477,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         )
         reference = _grid_reference(data.num_nodes, args.hops, cfg.seed)
         if has_model:
-            result.update(_diagnose_model(args, cfg, data, payload, say, diagnose_model))
+            model_part = _diagnose_model(args, cfg, data, payload, say, diagnose_model)
+            timings = {**result["timings_s"], **model_part.pop("timings_s", {})}
+            result.update(model_part, timings_s=timings)
     out = Path(args.out) if args.out else Path("runs") / "diagnose" / Path(cfg.data.name).stem
     paths = write_diagnosis_report(out, result, reference)
     for table in diagnosis_tables(result):
