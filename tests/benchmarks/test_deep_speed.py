@@ -45,11 +45,18 @@ def test_tiny_run_writes_every_row_with_positive_figures(
             figures = row[impl]
             assert len(figures["epoch_ms"]) == 2
             assert figures["ms_per_epoch"] > 0
-            assert figures["peak_mib"] > 0
+            # the tiny 2-layer GCN's activations (tens of KiB) can fit in heap pages the
+            # process already holds, so its peak growth may be 0; the deep ones' cannot
+            assert (
+                figures["peak_mib"] >= 0 if row["workload"] == "gcn2" else figures["peak_mib"] > 0
+            )
         assert row["time_ratio"] == pytest.approx(
             row["fathom"]["ms_per_epoch"] / row["pyg"]["ms_per_epoch"]
         )
-        assert row["mem_ratio"] == pytest.approx(row["fathom"]["peak_mib"] / row["pyg"]["peak_mib"])
+        if row["pyg"]["peak_mib"] > 0:
+            assert row["mem_ratio"] == pytest.approx(
+                row["fathom"]["peak_mib"] / row["pyg"]["peak_mib"]
+            )
     markdown = md_path.read_text()
     assert "Tiny smoke run" in markdown
     assert all(f"| {name} |" in markdown for name in ("gcn2", "gcnii64", "res16"))
