@@ -213,12 +213,12 @@ def test_empty_graph() -> None:
     [
         (torch.tensor([[0.0, 1.0], [1.0, 0.0]]), None, "integer dtype"),
         (torch.tensor([[True], [False]]), None, "integer dtype"),
-        (torch.tensor([0, 1]), None, "shape [2, E]"),
-        (torch.zeros(3, 2, dtype=torch.long), None, "shape [2, E]"),
-        (torch.tensor([[0, -1], [1, 0]]), None, "negative node index -1"),
-        (torch.tensor([[0, 5], [1, 0]]), 3, "node index 5 out of range for num_nodes=3"),
+        (torch.tensor([0, 1]), None, "shape [2, num_edges]"),
+        (torch.zeros(3, 2, dtype=torch.long), None, "shape [2, num_edges]"),
+        (torch.tensor([[0, -1], [1, 0]]), None, "out of range [0, 2): first offending values [-1]"),
+        (torch.tensor([[0, 5], [1, 0]]), 3, "out of range [0, 3): first offending values [5]"),
         (np.array([[0, 1], [1, 0]]), None, "must be a torch.Tensor"),
-        (torch.tensor([[0, 1], [1, 0]]), -1, "num_nodes must be >= 0"),
+        (torch.tensor([[0, 1], [1, 0]]), -1, "num_nodes must be an int >= 0"),
     ],
 )
 def test_bad_input_raises_data_error(edge_index, num_nodes, needle: str) -> None:

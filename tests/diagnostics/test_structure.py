@@ -352,13 +352,16 @@ def test_to_dict_is_plain_json_and_summary_reads_well() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"edge_index": torch.tensor([[0, 1, 2]] * 3)}, "shape [2, E]"),
-        ({"edge_index": torch.tensor([0, 1])}, "shape [2, E]"),
+        ({"edge_index": torch.tensor([[0, 1, 2]] * 3)}, "shape [2, num_edges]"),
+        ({"edge_index": torch.tensor([0, 1])}, "shape [2, num_edges]"),
         ({"edge_index": [[0], [1]]}, "torch.Tensor"),
         ({"edge_index": torch.tensor([[0.0], [1.0]])}, "integer dtype"),
-        ({"edge_index": torch.tensor([[0], [4]])}, "index 4 outside [0, 4)"),
-        ({"edge_index": torch.tensor([[-1], [0]])}, "index -1 outside"),
-        ({"num_nodes": 0}, "num_nodes must be >= 1"),
+        (
+            {"edge_index": torch.tensor([[0], [4]])},
+            "out of range [0, 4): first offending values [4]",
+        ),
+        ({"edge_index": torch.tensor([[-1], [0]])}, "offending values [-1]"),
+        ({"num_nodes": 0}, "num_nodes must be an int >= 1"),
         ({"num_nodes": 2.5}, "num_nodes must be an int"),
         ({"y": torch.tensor([0, 1, 0])}, "y must have shape [4]"),
         ({"y": torch.zeros(4, 1, dtype=torch.long)}, "y must have shape [4]"),
@@ -377,7 +380,7 @@ def test_bad_input_raises_one_line_data_error(kwargs: dict, message: str) -> Non
 
 
 def test_bad_sources_and_hops_raise() -> None:
-    with pytest.raises(DataError, match=r"sources has index 9 outside \[0, 4\)"):
+    with pytest.raises(DataError, match=r"sources has 1 entries out of range \[0, 4\)"):
         receptive_field_growth(path_graph(4), 4, sources=torch.tensor([0, 9]))
     with pytest.raises(DataError, match=r"sources must have shape \[S\]"):
         receptive_field_growth(path_graph(4), 4, sources=torch.tensor([[0]]))

@@ -48,34 +48,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fathom.diagnostics.graph import check_edge_index, check_num_nodes, is_integer_tensor
 from fathom.errors import DataError
 
 __all__ = ["balanced_forman_curvature", "bottleneck_edges"]
 
 
 def _check_edge_index(edge_index: Tensor, num_nodes: int | None) -> tuple[np.ndarray, int]:
-    """``edge_index`` as an int64 ``[2, E]`` numpy array and the node count (else DataError)."""
-    if not isinstance(edge_index, Tensor):
-        raise DataError(f"edge_index must be a torch.Tensor, got {type(edge_index).__name__}")
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise DataError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
-    if edge_index.dtype == torch.bool or edge_index.is_floating_point() or edge_index.is_complex():
-        raise DataError(f"edge_index must have an integer dtype, got {edge_index.dtype}")
-    ei = edge_index.detach().cpu().to(torch.int64).numpy()
-    if ei.size and ei.min() < 0:
-        raise DataError(f"edge_index has a negative node index {int(ei.min())}")
-    inferred = int(ei.max()) + 1 if ei.size else 0
+    """``edge_index`` as an int64 ``[2, E]`` numpy array and the node count (else DataError);
+    ``num_nodes=None``: one more than the largest index."""
     if num_nodes is None:
-        return ei, inferred
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)):
-        raise DataError(f"num_nodes must be an int, got {num_nodes!r}")
-    if num_nodes < 0:
-        raise DataError(f"num_nodes must be >= 0, got {num_nodes}")
-    if inferred > num_nodes:
-        raise DataError(
-            f"edge_index has node index {inferred - 1} out of range for num_nodes={num_nodes}"
-        )
-    return ei, int(num_nodes)
+        inferred = 0
+        if isinstance(edge_index, Tensor) and edge_index.numel() and is_integer_tensor(edge_index):
+            inferred = max(int(edge_index.max()) + 1, 0)
+        num_nodes = inferred
+    n = check_num_nodes(num_nodes)
+    return check_edge_index(edge_index, n), n
 
 
 def _adjacency_sets(ei: np.ndarray, num_nodes: int) -> list[set[int]]:

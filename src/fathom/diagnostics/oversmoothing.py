@@ -20,6 +20,7 @@ import math
 import torch
 from torch import Tensor
 
+from fathom.diagnostics.graph import adjacency, check_edge_index
 from fathom.errors import DataError
 
 __all__ = [
@@ -51,15 +52,7 @@ def _as_matrix(x: Tensor) -> Tensor:
 
 
 def _check_edges(edge_index: Tensor, num_nodes: int) -> Tensor:
-    if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_index.is_floating_point():
-        raise DataError(
-            f"edge_index must be an integer tensor of shape [2, num_edges], got "
-            f"{edge_index.dtype} {tuple(edge_index.shape)}"
-        )
-    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
-        raise DataError(
-            f"edge_index has indices outside [0, {num_nodes}) for {num_nodes} node representations"
-        )
+    check_edge_index(edge_index, num_nodes)
     return edge_index
 
 
@@ -257,23 +250,14 @@ def effective_rank(x: Tensor) -> float:
 def _components_and_weights(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
     """Component id of every node, and the entries of the normalised ``D~^{1/2} 1_c`` vectors."""
     import numpy as np
-    import scipy.sparse as sp
     from scipy.sparse.csgraph import connected_components
 
-    ei = _check_edges(edge_index, num_nodes).cpu().numpy()
-    not_loop = ei[0] != ei[1]
-    adj = sp.coo_matrix(
-        (np.ones(int(not_loop.sum())), (ei[0][not_loop], ei[1][not_loop])),
-        shape=(num_nodes, num_nodes),
-    ).tocsr()
-    adj.data[:] = 1.0  # duplicates count once
-    adj = ((adj + adj.T) > 0).astype(np.float64)
+    adj = adjacency(check_edge_index(edge_index, num_nodes), num_nodes)
     _, labels = connected_components(adj, directed=False)
     deg = np.asarray(adj.sum(1)).ravel() + 1.0
-    weight = np.sqrt(deg)
     norms = np.zeros(int(labels.max()) + 1 if num_nodes else 0)
     np.add.at(norms, labels, deg)
-    weight = weight / np.sqrt(norms[labels])
+    weight = np.sqrt(deg) / np.sqrt(norms[labels])
     return torch.from_numpy(labels.astype(np.int64)), torch.from_numpy(weight)
 
 

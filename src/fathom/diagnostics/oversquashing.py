@@ -31,6 +31,13 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 from torch import Tensor
 
+from fathom.diagnostics.graph import (
+    adjacency,
+    check_edge_index,
+    check_index,
+    check_num_nodes,
+    is_integer_tensor,
+)
 from fathom.errors import ConfigError, DataError
 
 __all__ = [
@@ -57,45 +64,9 @@ _SOURCE_CHUNK = 4096  # BFS sources handled at once (the bitset frontier is [N, 
 _PROJECTION_CHUNK = 64  # random projections solved at once (a dense [N, chunk] block)
 _PAIR_CHUNK = 1 << 16  # node pairs whose projected differences are formed at once
 _GRAD_BUDGET = 1 << 24  # elements of the batched input gradient [B, N, F] per backward pass
-_SHOW = 5
 
 
 # ----------------------------------------------------------------------------- validation
-
-
-def _check_num_nodes(num_nodes: Any) -> int:
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)):
-        raise DataError(f"num_nodes must be a non-negative int, got {num_nodes!r}")
-    if num_nodes < 0:
-        raise DataError(f"num_nodes must be a non-negative int, got {num_nodes}")
-    return int(num_nodes)
-
-
-def _is_integer_tensor(t: Tensor) -> bool:
-    return not (t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool)
-
-
-def _check_index(name: str, index: Tensor, num_nodes: int) -> np.ndarray:
-    """``index`` (already shape-checked) as int64 numpy, every entry in ``[0, num_nodes)``."""
-    arr = index.detach().to("cpu", torch.long).numpy()
-    bad = (arr < 0) | (arr >= num_nodes)
-    if bad.any():
-        values = arr.T[bad.T] if arr.ndim == 2 else arr[bad]
-        raise DataError(
-            f"{name} has {int(bad.sum())} entries out of range [0, {num_nodes}): first "
-            f"offending values {values[:_SHOW].tolist()}"
-        )
-    return arr
-
-
-def _check_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index") -> np.ndarray:
-    if not isinstance(edge_index, Tensor):
-        raise DataError(f"{name} must be a torch.Tensor, got {type(edge_index).__name__}")
-    if not _is_integer_tensor(edge_index):
-        raise DataError(f"{name} must have an integer dtype, got {edge_index.dtype}")
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise DataError(f"{name} must have shape [2, num_edges], got {tuple(edge_index.shape)}")
-    return _check_index(name, edge_index, num_nodes)
 
 
 def _check_nodes(name: str, nodes: Any, num_nodes: int) -> np.ndarray:
@@ -107,11 +78,11 @@ def _check_nodes(name: str, nodes: Any, num_nodes: int) -> np.ndarray:
             nodes = torch.as_tensor(nodes)
         except (TypeError, ValueError, RuntimeError) as err:
             raise DataError(f"{name} must be node indices, got {nodes!r}") from err
-    if not _is_integer_tensor(nodes):
+    if not is_integer_tensor(nodes):
         raise DataError(f"{name} must have an integer dtype, got {nodes.dtype}")
     if nodes.dim() > 1:
         raise DataError(f"{name} must be 1-D, got shape {tuple(nodes.shape)}")
-    return _check_index(name, nodes.reshape(-1), num_nodes)
+    return check_index(name, nodes.reshape(-1), num_nodes)
 
 
 def _check_max_hops(max_hops: Any) -> int | None:
@@ -120,22 +91,6 @@ def _check_max_hops(max_hops: Any) -> int | None:
     if isinstance(max_hops, bool) or not isinstance(max_hops, (int, np.integer)) or max_hops < 0:
         raise ConfigError(f"max_hops must be None or an int >= 0, got {max_hops!r}")
     return int(max_hops)
-
-
-def _adjacency(ei: np.ndarray, num_nodes: int, *, directed: bool = False) -> sp.csr_matrix:
-    """0/1 CSR adjacency without self-loops; row ``i`` lists the nodes with an edge into ``i``
-    (symmetrised unless ``directed``)."""
-    row, col = ei[1], ei[0]
-    keep = row != col
-    row, col = row[keep], col[keep]
-    if not directed:
-        row, col = np.concatenate([row, col]), np.concatenate([col, row])
-    adj = sp.csr_matrix(
-        (np.ones(row.size, dtype=np.float64), (row, col)), shape=(num_nodes, num_nodes)
-    )
-    adj.sum_duplicates()
-    adj.data[:] = 1.0
-    return adj
 
 
 # ---------------------------------------------------------------------------- hop distance
@@ -171,11 +126,11 @@ def hop_distances(
         edge_index: ``[2, E]`` integer; sources: ``[S]`` -> ``[S, N]`` long, on
         ``edge_index.device``.
     """
-    n = _check_num_nodes(num_nodes)
-    ei = _check_edge_index(edge_index, n)
+    n = check_num_nodes(num_nodes)
+    ei = check_edge_index(edge_index, n)
     src = _check_nodes("sources", sources, n)
     limit = _check_max_hops(max_hops)
-    adj = _adjacency(ei, n, directed=directed)
+    adj = adjacency(ei, n, directed=directed)
     out = np.empty((src.size, n), dtype=np.int64)
     for start in range(0, src.size, _SOURCE_CHUNK):
         chunk = src[start : start + _SOURCE_CHUNK]
@@ -344,7 +299,7 @@ def jacobian_sensitivity(
         x: ``[N, F]``; edge_index: ``[2, E]``; ``model_fn(x)``: ``[N, C]``.
     """
     n = _check_x(x)
-    ei = _check_edge_index(edge_index, n)
+    ei = check_edge_index(edge_index, n)
     limit = _check_max_hops(max_hops)
     tgt = _pick_targets(targets, ei, n, seed)
     xg, out = _run_model(model_fn, x)
@@ -561,9 +516,9 @@ def effective_resistance(
         edge_index: ``[2, E]``; pairs: ``[2, P]`` -> ``[P]`` float64 (``[E]`` without
         ``pairs``), on ``edge_index.device``.
     """
-    n = _check_num_nodes(num_nodes)
-    ei = _check_edge_index(edge_index, n)
-    pr = ei if pairs is None else _check_edge_index(pairs, n, name="pairs")
+    n = check_num_nodes(num_nodes)
+    ei = check_edge_index(edge_index, n)
+    pr = ei if pairs is None else check_edge_index(pairs, n, name="pairs")
     if method not in ("auto", "exact", "approx"):
         raise ConfigError(f"method must be 'auto', 'exact' or 'approx', got {method!r}")
     if solver not in ("auto", "direct", "cg"):
@@ -581,7 +536,7 @@ def effective_resistance(
     if method == "exact":
         _check_dense_size(n, "method='exact'")
 
-    adj = _adjacency(ei, n)
+    adj = adjacency(ei, n)
     _, labels = connected_components(adj, directed=False)
     u, v = pr
     res = np.full(u.size, math.inf)
@@ -610,12 +565,12 @@ def total_effective_resistance(edge_index: Tensor, num_nodes: int) -> float:
     Shapes:
         edge_index: ``[2, E]`` -> a float.
     """
-    n = _check_num_nodes(num_nodes)
-    ei = _check_edge_index(edge_index, n)
+    n = check_num_nodes(num_nodes)
+    ei = check_edge_index(edge_index, n)
     _check_dense_size(n, "total_effective_resistance")
     if n < 2:
         return 0.0
-    adj = _adjacency(ei, n)
+    adj = adjacency(ei, n)
     num_comp, _ = connected_components(adj, directed=False)
     if num_comp > 1:
         return math.inf

@@ -39,6 +39,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from torch import Tensor
 from torch_geometric.utils import homophily as pyg_homophily
 
+from fathom.diagnostics.graph import adjacency, check_edge_index, check_index, check_num_nodes
 from fathom.errors import DataError
 
 __all__ = [
@@ -188,7 +189,7 @@ def receptive_field_growth(
     Raises:
         DataError: malformed ``edge_index``, ``num_nodes``, ``max_hops`` or ``sources``.
     """
-    n = _check_num_nodes(num_nodes)
+    n = check_num_nodes(num_nodes, minimum=1)
     adj = _adjacency(edge_index, n)
     hops = _check_positive_int("max_hops", max_hops)
     src = np.arange(n) if sources is None else _check_sources(sources, n)
@@ -224,7 +225,7 @@ def clustering_coefficient(edge_index: Tensor, num_nodes: int) -> Tensor:
     Raises:
         DataError: malformed ``edge_index`` or ``num_nodes``.
     """
-    adj = _adjacency(edge_index, _check_num_nodes(num_nodes))
+    adj = _adjacency(edge_index, check_num_nodes(num_nodes, minimum=1))
     coeff, _, _ = _clustering(adj)
     return torch.from_numpy(coeff)
 
@@ -264,7 +265,7 @@ def structure_report(
     Raises:
         DataError: malformed ``edge_index``, ``num_nodes``, ``y`` or option (one line).
     """
-    n = _check_num_nodes(num_nodes)
+    n = check_num_nodes(num_nodes, minimum=1)
     adj = _adjacency(edge_index, n)
     hops = _check_positive_int("max_hops", max_hops)
     budget = _check_positive_int("max_sources", max_sources)
@@ -373,48 +374,15 @@ def structure_report(
 # ----------------------------------------------------------------------------------- helpers
 
 
-def _check_num_nodes(num_nodes: Any) -> int:
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)):
-        raise DataError(f"num_nodes must be an int, got {num_nodes!r}")
-    if num_nodes < 1:
-        raise DataError(f"num_nodes must be >= 1, got {num_nodes}")
-    return int(num_nodes)
-
-
 def _check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise DataError(f"{name} must be an int >= 1, got {value!r}")
     return int(value)
 
 
-def _check_index(name: str, index: Tensor, n: int) -> np.ndarray:
-    if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool:
-        raise DataError(f"{name} must have an integer dtype, got {index.dtype}")
-    arr = index.detach().cpu().numpy().astype(np.int64, copy=False)
-    if arr.size:
-        lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0 or hi >= n:
-            bad = lo if lo < 0 else hi
-            raise DataError(f"{name} has index {bad} outside [0, {n}) for num_nodes={n}")
-    return arr
-
-
 def _adjacency(edge_index: Any, n: int) -> sp.csr_matrix:
-    """Simple undirected adjacency (0/1, symmetric, zero diagonal) as int32 CSR."""
-    if not isinstance(edge_index, Tensor):
-        raise DataError(f"edge_index must be a torch.Tensor, got {type(edge_index).__name__}")
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise DataError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
-    row, col = _check_index("edge_index", edge_index, n)
-    keep = row != col
-    row, col = row[keep], col[keep]
-    data = np.ones(2 * row.size, dtype=np.int32)
-    adj = sp.coo_matrix(
-        (data, (np.concatenate([row, col]), np.concatenate([col, row]))), shape=(n, n)
-    ).tocsr()
-    adj.sum_duplicates()
-    adj.data[:] = 1
-    return adj
+    """Simple undirected adjacency (0/1, symmetric, zero diagonal) as CSR."""
+    return adjacency(check_edge_index(edge_index, n), n)
 
 
 def _check_sources(sources: Any, n: int) -> np.ndarray:
@@ -422,7 +390,7 @@ def _check_sources(sources: Any, n: int) -> np.ndarray:
         raise DataError(f"sources must be a torch.Tensor, got {type(sources).__name__}")
     if sources.dim() != 1:
         raise DataError(f"sources must have shape [S], got {list(sources.shape)}")
-    return _check_index("sources", sources, n)
+    return check_index("sources", sources, n)
 
 
 def _check_labels(y: Any, n: int) -> Tensor:
