@@ -141,7 +141,9 @@ class LayerProbe:
             self.layers = [(named.get(id(m), type(m).__name__), m) for m in layers]
         if not self.layers:
             raise ConfigError(
-                f"found no message-passing layers in {type(model).__name__}; pass layers=[...]"
+                f"found no message-passing layers to probe in {type(model).__name__} (models "
+                "that propagate without layers, such as SGC and APPNP, have none); in Python, "
+                "name the modules with layers=[...]"
             )
         self.include_input, self.keep = include_input, keep
         self.sampling = {
