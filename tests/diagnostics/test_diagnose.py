@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -48,3 +49,21 @@ def test_diagnose_graph_and_model_on_a_small_graph() -> None:
     assert out["sensitivity"]["hops"][0] == 0
     assert out["sensitivity"]["normalized"][0] == pytest.approx(1.0)
     assert not math.isnan(out["energy_decay"]["rate"])
+
+
+def test_decoupled_models_are_diagnosed_by_propagation_step() -> None:
+    from fathom.diagnostics.oversmoothing import dirichlet_energy
+    from fathom.models.decoupled import propagated_features
+
+    data = make_synthetic("csbm", num_nodes=60, feature_dim=6, num_classes=3, seed=0)
+    model = build_model(ModelConfig(arch="sgc", depth=6), 6, 3)
+    out = diagnose_model(model, data, metrics=("dirichlet_energy", "mad"), targets=2)
+    hops = propagated_features(data.x, data.edge_index, 6)
+    assert [r["name"] for r in out["layers"]] == [f"S^{k} X" for k in range(7)]
+    for record, h in zip(out["layers"], hops, strict=True):
+        assert record["dirichlet_energy"] == pytest.approx(
+            dirichlet_energy(h, data.edge_index), rel=1e-5
+        )
+    energies = [r["dirichlet_energy"] for r in out["layers"]]
+    assert all(b < a for a, b in itertools.pairwise(energies[1:]))  # S smooths
+    assert out["energy_decay"]["rate"] > 0 and "sensitivity" in out

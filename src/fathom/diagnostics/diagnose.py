@@ -25,7 +25,7 @@ from torch_geometric.data import Data
 
 from fathom.diagnostics.probes import METRICS, probe_layers
 
-__all__ = ["diagnose_graph", "diagnose_model", "energy_decay_rate"]
+__all__ = ["diagnose_graph", "diagnose_model", "energy_decay_rate", "propagation_steps"]
 
 Progress = Callable[[str], None]
 
@@ -135,6 +135,47 @@ def energy_decay_rate(
     }
 
 
+def _propagates_features(model: nn.Module) -> bool:
+    from fathom.models.decoupled import SGC, SIGN, GfNN
+
+    return isinstance(model, SGC | GfNN | SIGN)
+
+
+def propagation_steps(
+    model: nn.Module,
+    data: Data,
+    metrics: str | Sequence[str],
+    *,
+    seed: int = 0,
+    max_nodes: int | None = None,
+    max_edges: int | None = None,
+    max_pairs: int | None = 65536,
+) -> list[dict[str, Any]]:
+    r"""Per-step metrics of a model that propagates its input features before any weight:
+    SGC, GfNN and SIGN see :math:`X, SX, \dots, S^K X` (``fathom.models.decoupled``), so
+    step ``k`` is recorded as layer ``k`` (named ``S^k X``). These models have no layers to
+    hook; their over-smoothing is that of the propagation itself."""
+    from fathom.diagnostics.layer_metrics import ProbeGraph, measure_one, resolve_metrics
+    from fathom.models.decoupled import propagated_features
+
+    names = resolve_metrics(metrics)
+    y = getattr(data, "y", None)
+    graph = ProbeGraph(
+        data.edge_index,
+        int(data.num_nodes),
+        y=y if y is not None and y.dim() == 1 else None,
+        max_nodes=max_nodes,
+        max_edges=max_edges,
+        max_pairs=max_pairs,
+        seed=seed,
+    )
+    hops = propagated_features(data.x, data.edge_index, int(model.K))  # type: ignore[arg-type]
+    return [
+        {"layer": k, "name": f"S^{k} X", "channels": int(h.size(1)), **measure_one(h, graph, names)}
+        for k, h in enumerate(hops)
+    ]
+
+
 def diagnose_model(
     model: nn.Module,
     data: Data,
@@ -160,17 +201,11 @@ def diagnose_model(
     t0 = time.perf_counter()
     say("per-layer over-smoothing metrics")
     # Exact metrics (no node / edge sampling); MADGap's hop pairs capped for large graphs.
-    layers = probe_layers(
-        model,
-        data.x,
-        data.edge_index,
-        metrics,
-        y=y,
-        seed=seed,
-        max_nodes=None,
-        max_edges=None,
-        max_pairs=65536,
-    )
+    exact = {"max_nodes": None, "max_edges": None, "max_pairs": 65536}
+    if _propagates_features(model):
+        layers = propagation_steps(model, data, metrics, seed=seed, **exact)
+    else:
+        layers = probe_layers(model, data.x, data.edge_index, metrics, y=y, seed=seed, **exact)
     out: dict[str, Any] = {"layers": layers, "timings_s": {"layers": time.perf_counter() - t0}}
     if any("dirichlet_energy" in r for r in layers):
         out["energy_decay"] = energy_decay_rate(layers)
