@@ -101,6 +101,25 @@ def _add_status_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_config_args(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """``--config | --preset``, the config flags and dotted overrides (``train``,
+    ``diagnose``); returns the source group so a command can add another source."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="FILE", help="YAML config file (safe-loaded)")
+    source.add_argument(
+        "--preset", metavar="NAME", help="a published configuration (see `fathom presets`)"
+    )
+    for flag, (typ, text) in TRAIN_FLAGS.items():
+        parser.add_argument(flag, type=typ, help=text, dest=KEY_FOR_FLAG[flag])
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted config overrides, e.g. model.norm=batch train.monitor=val_loss",
+    )
+    return source
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fathom", description="Build, train, diagnose and benchmark deep GNNs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -111,19 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="train a model over seeds and print the results",
         description="Train one config over seeds (node classification).",
     )
-    source = train.add_mutually_exclusive_group()
-    source.add_argument("--config", metavar="FILE", help="YAML config file (safe-loaded)")
-    source.add_argument(
-        "--preset", metavar="NAME", help="a published configuration (see `fathom presets`)"
-    )
-    for flag, (typ, text) in TRAIN_FLAGS.items():
-        train.add_argument(flag, type=typ, help=text, dest=KEY_FOR_FLAG[flag])
-    train.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="dotted config overrides, e.g. model.norm=batch train.monitor=val_loss",
-    )
+    _add_config_args(train)
     train.add_argument("--json", metavar="PATH", help="write the results as JSON")
     train.add_argument(
         "--history", action="store_true", help="include per-epoch history in the JSON"
@@ -146,16 +153,8 @@ def _build_parser() -> argparse.ArgumentParser:
             "over-smoothing metrics and Jacobian sensitivity by hop. Writes plots to --out."
         ),
     )
-    dsource = diagnose.add_mutually_exclusive_group()
-    dsource.add_argument("--config", metavar="FILE", help="YAML config file of the model")
-    dsource.add_argument("--preset", metavar="NAME", help="a published configuration")
-    dsource.add_argument(
+    _add_config_args(diagnose).add_argument(
         "--checkpoint", metavar="FILE", help="a trained model saved by `fathom train --checkpoint`"
-    )
-    for flag, (typ, text) in TRAIN_FLAGS.items():
-        diagnose.add_argument(flag, type=typ, help=text, dest=KEY_FOR_FLAG[flag])
-    diagnose.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides"
     )
     diagnose.add_argument(
         "--train",
@@ -416,7 +415,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     import shlex
 
     from fathom.data.build import build_dataset
-    from fathom.diagnostics.diagnose import diagnose_graph, diagnose_model
+    from fathom.diagnostics.diagnose import diagnose_graph
     from fathom.diagnostics.probes import resolve_metrics
     from fathom.report.console import console, err_console
     from fathom.report.diagnose import decay_lines, diagnosis_tables, write_diagnosis_report
@@ -477,7 +476,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         )
         reference = _grid_reference(data.num_nodes, args.hops, cfg.seed)
         if has_model:
-            model_part = _diagnose_model(args, cfg, data, payload, say, diagnose_model)
+            model_part = _diagnose_model(args, cfg, data, payload, say)
             timings = {**result["timings_s"], **model_part.pop("timings_s", {})}
             result.update(model_part, timings_s=timings)
     out = Path(args.out) if args.out else Path("runs") / "diagnose" / Path(cfg.data.name).stem
@@ -515,9 +514,9 @@ def _diagnose_model(
     data: Any,
     payload: dict[str, Any] | None,
     say: Any,
-    diagnose_model: Any,
 ) -> dict[str, Any]:
     from fathom.config import with_seed
+    from fathom.diagnostics.diagnose import diagnose_model
     from fathom.models.build import build_model
     from fathom.seeding import seed_everything
 
@@ -581,13 +580,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_depths(text: str) -> list[int]:
+def _parse_depths(text: str, flag: str = "--depths") -> list[int]:
     try:
         depths = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise FathomError(f"--depths must be comma-separated integers, got {text!r}") from None
+        raise FathomError(f"{flag} must be comma-separated integers, got {text!r}") from None
     if not depths or min(depths) < 1:
-        raise FathomError(f"--depths must be integers >= 1, got {text!r}")
+        raise FathomError(f"{flag} must be integers >= 1, got {text!r}")
     return depths
 
 
@@ -948,7 +947,7 @@ def _reproduce_neighbors_match(args: argparse.Namespace) -> int:
     from fathom.report.files import write_json
 
     models = _csv(args.models) or list(nm.MODELS)
-    radii = _parse_depths(args.radii) if args.radii else [2, 3, 4, 5, 6]
+    radii = _parse_depths(args.radii, "--radii") if args.radii else [2, 3, 4, 5, 6]
     if args.dry_run:
         for m in models:
             for r in radii:

@@ -84,12 +84,12 @@ def diagnose_graph(
         }
         out["timings_s"]["curvature"] = time.perf_counter() - t0
     if resistance:
-        from fathom.diagnostics.oversquashing import effective_resistance
+        from fathom.diagnostics.oversquashing import AUTO_EXACT_MAX_NODES, effective_resistance
 
         t0 = time.perf_counter()
         say("effective resistance of the edges")
-        method = "exact" if n <= 2000 else "approx"
-        r = effective_resistance(data.edge_index, n, method=method, seed=seed).double()
+        r = effective_resistance(data.edge_index, n, method="auto", seed=seed).double()
+        method = "exact" if n <= AUTO_EXACT_MAX_NODES else "approx"  # what "auto" chose
         finite = r[torch.isfinite(r)]
         out["resistance"] = {
             "method": method,
