@@ -247,15 +247,15 @@ class LayerProbe:
             )
         if graph.sampled:
             record["sampled"] = True
-        key = (x.data_ptr(), x._version, tuple(x.shape), x.dtype, id(graph))
-        if name == "input" and key in self._input_cache:
-            # The model's input rarely changes between forward passes (epochs): its metrics
-            # are computed once per input tensor (and version).
-            record.update(self._input_cache[key])
-            return
         index, slices = graph.layout(self.metrics, x.device)
         if name == "input":
-            # measured at once (its width is usually far larger than the hidden layers')
+            # The model's input rarely changes between forward passes (epochs): its metrics
+            # are computed once per input tensor (and version), at once rather than buffered
+            # (its width is usually far larger than the hidden layers').
+            key = (x.data_ptr(), x._version, tuple(x.shape), x.dtype, id(graph))
+            if key in self._input_cache:
+                record.update(self._input_cache[key])
+                return
             values = measure_layers(
                 x.index_select(0, index).unsqueeze(0), graph, self.metrics, slices
             )[0]
