@@ -10,10 +10,10 @@ from fathom.data.neighbors_match import (
     NeighborsMatchData,
     batched_edge_index,
     default_num_examples,
-    stratified_split_indices,
     tree_edges,
     tree_neighbors_match,
 )
+from fathom.data.splits import stratified_split_indices
 from fathom.errors import ConfigError
 
 

@@ -52,7 +52,6 @@ __all__ = [
     "NeighborsMatchData",
     "batched_edge_index",
     "default_num_examples",
-    "stratified_split_indices",
     "tree_edges",
     "tree_neighbors_match",
 ]
@@ -334,42 +333,3 @@ def tree_neighbors_match(
         edge_index=edge_index,
         leaf_index=leaf_index,
     )
-
-
-def stratified_split_indices(
-    y: Tensor, *, train_fraction: float = 0.8, seed: int = 0
-) -> tuple[Tensor, Tensor]:
-    """Shuffled split of examples into train / test, stratified by label.
-
-    Like the official ``sklearn.model_selection.train_test_split(..., train_size=0.8,
-    stratify=y)``: ``floor(train_fraction * N)`` examples go to train, and each label's share of
-    the test set matches its share of the data to within one example (systematic sampling over
-    the examples sorted by label in random order).
-
-    Returns:
-        (train_index, test_index): int64 example ids, each in random order.
-
-    Shapes:
-        - **input:** y :math:`(N)`
-        - **output:** :math:`(N_{train})`, :math:`(N - N_{train})`
-    """
-    if not 0 < train_fraction < 1:
-        raise ConfigError(f"train_fraction must be in (0, 1), got {train_fraction}")
-    labels = y.detach().cpu().numpy()
-    total = labels.size
-    n_train = math.floor(train_fraction * total)
-    n_test = total - n_train
-    if n_train < 1 or n_test < 1:
-        raise ConfigError(
-            f"train_fraction {train_fraction} leaves an empty split of {total} examples"
-        )
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(total)
-    order = shuffled[np.argsort(labels[shuffled], kind="stable")]
-    step = total / n_test
-    pos = np.floor(np.arange(n_test) * step + rng.uniform(0, step)).astype(np.int64)
-    is_test = np.zeros(total, dtype=bool)
-    is_test[order[np.minimum(pos, total - 1)]] = True
-    test = rng.permutation(np.flatnonzero(is_test))
-    train = rng.permutation(np.flatnonzero(~is_test))
-    return torch.from_numpy(train), torch.from_numpy(test)

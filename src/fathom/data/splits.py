@@ -1,20 +1,23 @@
-"""Train / validation / test node splits for node classification.
+"""Stratified splits.
 
-Both splitters return three boolean masks of shape ``[num_nodes]`` that are pairwise disjoint.
-Nodes with a negative label (unlabelled) are in no split. All randomness comes from a local
-:class:`torch.Generator` seeded with ``seed``, so the global RNG is neither used nor disturbed.
+The node splitters (:func:`stratified_split`, :func:`per_class_split`) return three boolean
+masks of shape ``[num_nodes]`` that are pairwise disjoint; nodes with a negative label
+(unlabelled) are in no split. :func:`stratified_split_indices` splits a set of examples (e.g.
+graphs) into train / test index lists. All randomness comes from a local generator seeded with
+``seed``, so the global RNG is neither used nor disturbed.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from fathom.errors import ConfigError, DataError
 
-__all__ = ["per_class_split", "stratified_split"]
+__all__ = ["per_class_split", "stratified_split", "stratified_split_indices"]
 
 
 def stratified_split(
@@ -209,3 +212,42 @@ def _masks_from_rank(
     val = labelled & ~train & (rank < (n_train + n_val)[cls])
     test = labelled & ~train & ~val
     return train.to(device), val.to(device), test.to(device)
+
+
+def stratified_split_indices(
+    y: Tensor, *, train_fraction: float = 0.8, seed: int = 0
+) -> tuple[Tensor, Tensor]:
+    """Shuffled split of examples into train / test, stratified by label.
+
+    Like the official ``sklearn.model_selection.train_test_split(..., train_size=0.8,
+    stratify=y)``: ``floor(train_fraction * N)`` examples go to train, and each label's share of
+    the test set matches its share of the data to within one example (systematic sampling over
+    the examples sorted by label in random order).
+
+    Returns:
+        (train_index, test_index): int64 example ids, each in random order.
+
+    Shapes:
+        - **input:** y :math:`(N)`
+        - **output:** :math:`(N_{train})`, :math:`(N - N_{train})`
+    """
+    if not 0 < train_fraction < 1:
+        raise ConfigError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    labels = y.detach().cpu().numpy()
+    total = labels.size
+    n_train = math.floor(train_fraction * total)
+    n_test = total - n_train
+    if n_train < 1 or n_test < 1:
+        raise ConfigError(
+            f"train_fraction {train_fraction} leaves an empty split of {total} examples"
+        )
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(total)
+    order = shuffled[np.argsort(labels[shuffled], kind="stable")]
+    step = total / n_test
+    pos = np.floor(np.arange(n_test) * step + rng.uniform(0, step)).astype(np.int64)
+    is_test = np.zeros(total, dtype=bool)
+    is_test[order[np.minimum(pos, total - 1)]] = True
+    test = rng.permutation(np.flatnonzero(is_test))
+    train = rng.permutation(np.flatnonzero(~is_test))
+    return torch.from_numpy(train), torch.from_numpy(test)

@@ -53,9 +53,9 @@ from fathom.data.neighbors_match import (
     MIN_RADIUS,
     NeighborsMatchData,
     batched_edge_index,
-    stratified_split_indices,
     tree_neighbors_match,
 )
+from fathom.data.splits import stratified_split_indices
 from fathom.errors import ConfigError
 from fathom.report.files import atomic_path
 
