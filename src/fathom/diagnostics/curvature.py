@@ -51,7 +51,7 @@ from torch import Tensor
 from fathom.diagnostics.graph import check_edge_index, check_num_nodes, is_integer_tensor
 from fathom.errors import DataError
 
-__all__ = ["balanced_forman_curvature", "bottleneck_edges"]
+__all__ = ["balanced_forman_curvature", "bottleneck_edges", "curvature_and_bottlenecks"]
 
 
 def _check_edge_index(edge_index: Tensor, num_nodes: int | None) -> tuple[np.ndarray, int]:
@@ -144,9 +144,26 @@ def _edge_curvature(adj: list[set[int]], i: int, j: int) -> float:
     return _ric(di, dj, len(ni & nj), squares, gamma_max)
 
 
-def _all_curvatures(adj: list[set[int]]) -> dict[tuple[int, int], float]:
-    """``{(u, v): Ric(u, v)}`` for every undirected edge ``u < v``."""
-    return {(u, v): _edge_curvature(adj, u, v) for u, v in _undirected_edges(adj)}
+def _undirected_curvatures(ei: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each distinct undirected pair of ``ei`` once: (``u``, ``v``) with ``u <= v`` in
+    lexicographic order, its curvature (float64; NaN for a self-loop), and the index of every
+    column of ``ei`` into them."""
+    adj = _adjacency_sets(ei, n)
+    lo, hi = np.minimum(ei[0], ei[1]), np.maximum(ei[0], ei[1])
+    keys, inverse = np.unique(lo * n + hi, return_inverse=True)
+    u, v = keys // n, keys % n
+    values = np.empty(keys.shape[0], dtype=np.float64)
+    for t, (a, b) in enumerate(zip(u.tolist(), v.tolist(), strict=True)):
+        values[t] = np.nan if a == b else _edge_curvature(adj, a, b)
+    return np.stack([u, v]), values, inverse.reshape(-1)
+
+
+def _most_negative(pairs: np.ndarray, values: np.ndarray, k: int) -> list[tuple[int, int, float]]:
+    """The ``k`` most negative non-NaN values, ties broken by ``(u, v)``."""
+    keep = ~np.isnan(values)
+    pairs, values = pairs[:, keep], values[keep]
+    order = np.lexsort((pairs[1], pairs[0], values))[:k]
+    return [(int(pairs[0, t]), int(pairs[1, t]), float(values[t])) for t in order]
 
 
 def balanced_forman_curvature(edge_index: Tensor, num_nodes: int | None = None) -> Tensor:
@@ -177,16 +194,26 @@ def balanced_forman_curvature(edge_index: Tensor, num_nodes: int | None = None) 
     Shapes:
         edge_index: ``[2, E]`` -> ``[E]``.
     """
+    return curvature_and_bottlenecks(edge_index, num_nodes, k=0)[0]
+
+
+def curvature_and_bottlenecks(
+    edge_index: Tensor, num_nodes: int | None = None, k: int = 10
+) -> tuple[Tensor, list[tuple[int, int, float]]]:
+    """:func:`balanced_forman_curvature` and :func:`bottleneck_edges` from one computation of
+    the curvatures (what ``fathom diagnose`` reports).
+
+    Shapes:
+        edge_index: ``[2, E]`` -> (``[E]``, ``min(k, #undirected edges)`` tuples).
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise DataError(f"k must be an int >= 0, got {k!r}")
     ei, n = _check_edge_index(edge_index, num_nodes)
     if ei.shape[1] == 0:
-        return torch.zeros(0, dtype=torch.float32)
-    adj = _adjacency_sets(ei, n)
-    lo, hi = np.minimum(ei[0], ei[1]), np.maximum(ei[0], ei[1])
-    keys, inverse = np.unique(lo * n + hi, return_inverse=True)
-    values = np.empty(keys.shape[0], dtype=np.float64)
-    for t, (u, v) in enumerate(zip((keys // n).tolist(), (keys % n).tolist(), strict=True)):
-        values[t] = np.nan if u == v else _edge_curvature(adj, u, v)
-    return torch.from_numpy(values[inverse.reshape(-1)].astype(np.float32))
+        return torch.zeros(0, dtype=torch.float32), []
+    pairs, values, inverse = _undirected_curvatures(ei, n)
+    per_column = torch.from_numpy(values[inverse].astype(np.float32))
+    return per_column, _most_negative(pairs, values, k)
 
 
 def bottleneck_edges(
@@ -210,9 +237,4 @@ def bottleneck_edges(
     Shapes:
         edge_index: ``[2, E]`` -> ``min(k, #undirected edges)`` tuples.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise DataError(f"k must be an int >= 0, got {k!r}")
-    ei, n = _check_edge_index(edge_index, num_nodes)
-    curv = _all_curvatures(_adjacency_sets(ei, n))
-    ranked = sorted(curv.items(), key=lambda item: (item[1], item[0]))[:k]
-    return [(u, v, float(c)) for (u, v), c in ranked]
+    return curvature_and_bottlenecks(edge_index, num_nodes, k)[1]

@@ -66,21 +66,19 @@ def diagnose_graph(
     ).to_dict()
     out["timings_s"]["structure"] = time.perf_counter() - t0
     if curvature:
-        from fathom.diagnostics.curvature import balanced_forman_curvature, bottleneck_edges
+        from fathom.diagnostics.curvature import curvature_and_bottlenecks
 
         t0 = time.perf_counter()
         say("Balanced Forman curvature")
-        curv = balanced_forman_curvature(data.edge_index, n).double()
+        curv, worst = curvature_and_bottlenecks(data.edge_index, n, k=bottlenecks)
+        curv = curv.double()
         curv = curv[~torch.isnan(curv)]  # self-loop columns have no curvature
         out["curvature"] = {
             "mean": float(curv.mean()) if curv.numel() else math.nan,
             "min": float(curv.min()) if curv.numel() else math.nan,
             "max": float(curv.max()) if curv.numel() else math.nan,
             "fraction_negative": float((curv < 0).double().mean()) if curv.numel() else math.nan,
-            "bottlenecks": [
-                {"u": u, "v": v, "curvature": c}
-                for u, v, c in bottleneck_edges(data.edge_index, n, k=bottlenecks)
-            ],
+            "bottlenecks": [{"u": u, "v": v, "curvature": c} for u, v, c in worst],
         }
         out["timings_s"]["curvature"] = time.perf_counter() - t0
     if resistance:
