@@ -517,8 +517,7 @@ def _diagnose_model(
 ) -> dict[str, Any]:
     from fathom.config import with_seed
     from fathom.diagnostics.diagnose import diagnose_model
-    from fathom.models.build import build_model
-    from fathom.seeding import seed_everything
+    from fathom.experiments.run import initial_model, train_one
 
     num_classes = int(data.y.max()) + 1
     m = cfg.model
@@ -544,13 +543,10 @@ def _diagnose_model(
         out["training"] = payload.get("metrics", {})
         out.update(diagnose_model(model, data, **common))
         return out
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model, data.num_features, num_classes)
+    model = initial_model(cfg, data)
     if not args.train:
         out.update(diagnose_model(model, data, **common))
         return out
-    from fathom.experiments.run import train_one
-
     out["untrained"] = diagnose_model(model, data, **{**common, "sensitivity": False})
     say(f"training {name}")
     trained: dict[str, Any] = {}

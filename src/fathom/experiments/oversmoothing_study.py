@@ -93,23 +93,15 @@ def energy_study(
     is exactly the one training starts from (same seed).
     """
     from fathom.config import config_to_dict
-    from fathom.experiments.run import train_one
-    from fathom.models.build import build_model
-    from fathom.seeding import seed_everything
+    from fathom.experiments.run import initial_model, train_one
 
-    num_classes = int(data.y.max()) + 1
     rows = []
     for name in models:
         cfg = study_config(name, depth, data_name, seed, max_epochs)
         if progress:
             progress(f"{name} x{depth}: untrained")
-        seed_everything(seed)
         untrained = probe_layers(
-            build_model(cfg.model, data.num_features, num_classes),
-            data.x,
-            data.edge_index,
-            METRICS,
-            **EXACT,
+            initial_model(cfg, data), data.x, data.edge_index, METRICS, **EXACT
         )
         if progress:
             progress(f"{name} x{depth}: training")

@@ -23,7 +23,7 @@ from fathom.train.callbacks import LayerDiagnostics
 from fathom.train.layerwise import fit_layerwise
 from fathom.train.loop import EpochCallback, FitResult, fit
 
-__all__ = ["ExperimentResult", "aggregate", "run_experiment", "train_one"]
+__all__ = ["ExperimentResult", "aggregate", "initial_model", "run_experiment", "train_one"]
 
 AGGREGATED = (
     "train_acc",
@@ -89,6 +89,13 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, float | int]:
     return out
 
 
+def initial_model(cfg: ExperimentConfig, data: Data) -> nn.Module:
+    """The freshly initialised model :func:`train_one` starts from for ``cfg`` (same seed, same
+    weights), e.g. to diagnose it before training."""
+    seed_everything(cfg.seed)
+    return build_model(cfg.model, data.num_features, int(data.y.max()) + 1)
+
+
 def train_one(
     cfg: ExperimentConfig,
     data: Data,
@@ -105,8 +112,7 @@ def train_one(
     (:class:`~fathom.train.callbacks.LayerDiagnostics`) into the result's ``diagnostics``;
     ``on_model(model)`` receives the trained model.
     """
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model, data.num_features, int(data.y.max()) + 1)
+    model = initial_model(cfg, data)
     callbacks = list(callbacks or [])
     tracker = None
     if cfg.train.diagnose_every:
