@@ -29,10 +29,6 @@ LAYER_COLUMNS = (
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
     if isinstance(value, float):
         if math.isnan(value):
             return "–"
