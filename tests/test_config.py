@@ -59,7 +59,7 @@ def test_defaults_validate() -> None:
         head="conv",
     )
     assert cfg.train == TrainConfig(
-        epochs=200, lr=0.01, weight_decay=5e-4, patience=100, monitor="val_acc"
+        epochs=200, lr=0.01, weight_decay=5e-4, patience=100, monitor="auto"
     )
     m = cfg.model
     assert (m.arch, m.aggr, m.alpha, m.theta, m.cheb_k, m.msg_norm, m.jk) == (
@@ -296,8 +296,28 @@ INVALID = [
     ("train.epochs", 0, "--epochs", ">= 1"),
     ("train.weight_decay", -1e-4, "--weight-decay", ">= 0"),
     ("train.patience", -1, "--patience", ">= 0"),
-    ("train.monitor", "val_f1", None, "val_acc or val_loss"),
-    ("task", "graph", None, "'node'"),
+    ("train.monitor", "val_f1", "--monitor", "auto, val_acc, val_loss, val_auc, val_ap"),
+    ("train.batch_size", 0, "--batch-size", ">= 1"),
+    ("train.lr_decay_every", -1, None, ">= 0"),
+    ("train.lr_decay", 0.0, None, "(0, 1]"),
+    ("task", "segmentation", "--task", "node, graph, link, autoencoder"),
+    ("graph.readout", "median", "--readout", "sum, mean, max or attention"),
+    ("graph.readout_layers", "first", None, "last or all"),
+    ("graph.pool", "diff", "--pool", "none, topk or sag"),
+    ("graph.pool_ratio", 0.0, None, "(0, 1]"),
+    ("graph.pool_every", 0, None, ">= 1"),
+    ("graph.folds", 1, "--folds", ">= 2"),
+    ("graph.val_fraction", 1.0, None, "(0, 1)"),
+    ("link.decoder", "cosine", "--decoder", "dot, hadamard or mlp"),
+    ("link.embedding_dim", 0, None, ">= 1"),
+    ("link.val_fraction", 0.0, None, "(0, 1)"),
+    ("link.test_fraction", 1.0, None, "(0, 1)"),
+    ("link.neg_ratio", 0.0, None, "> 0"),
+    ("link.hits_k", 0, None, ">= 1"),
+    ("link.corrupt_edges", 1.0, "--corrupt-edges", "[0, 1)"),
+    ("link.corrupt_features", -0.1, "--corrupt-features", "[0, 1)"),
+    ("link.feature_weight", -1.0, None, ">= 0"),
+    ("data.synthetic.num_graphs", 1, None, ">= 2"),
     ("seed", -1, "--seed", ">= 0"),
     ("seeds", 0, "--seeds", ">= 1"),
     ("data.name", "", "--dataset", "empty"),
@@ -312,6 +332,31 @@ INVALID = [
     ("data.synthetic.separation", -1.0, None, ">= 0"),
     ("model", 3, None, "mapping"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"task": "link", "train.monitor": "val_acc"}, "for task 'link'"),
+        ({"task": "graph", "train.monitor": "val_auc"}, "for task 'graph'"),
+        ({"task": "graph", "data.inductive": True}, "task 'node' only"),
+        ({"link.val_fraction": 0.5, "link.test_fraction": 0.5}, "must be < 1"),
+    ],
+)
+def test_task_combinations_rejected(overrides: dict, fragment: str) -> None:
+    assert fragment in _error(apply_overrides, ExperimentConfig(), overrides)
+
+
+def test_task_sections_default_and_validate() -> None:
+    cfg = apply_overrides(
+        ExperimentConfig(), {"task": "link", "link.decoder": "mlp", "train.monitor": "val_ap"}
+    )
+    assert (cfg.task, cfg.link.decoder, cfg.graph.folds, cfg.link.embedding_dim) == (
+        "link",
+        "mlp",
+        10,
+        16,
+    )
 
 
 @pytest.mark.parametrize(("key", "value", "flag", "fragment"), INVALID)

@@ -46,7 +46,10 @@ TRAIN_FLAGS: dict[str, tuple[type, str]] = {
     "--data-dir": (str, "folder laid out like PyG dataset roots (default: $FATHOM_DATA, cache)"),
     "--rewire": (str, "graph rewiring against over-squashing: none, sdrf, fosr"),
     "--rewire-iterations": (int, "rewiring steps (SDRF loops / FoSR added edges; default 50)"),
-    "--arch": (str, "model family: deep (blocks), sgc, gfnn, appnp, sign, incep, dgi"),
+    "--arch": (
+        str,
+        "model family (also --model): deep (blocks), sgc, gfnn, appnp, sign, incep, dgi, gae, vgae",
+    ),
     "--conv": (
         str,
         "message-passing operator: gcn, gat, gatv2, sage, gin, gcn2, gcn2-star, gen, gated, "
@@ -78,7 +81,22 @@ TRAIN_FLAGS: dict[str, tuple[type, str]] = {
     "--patience": (int, "early-stopping patience in epochs (0: off)"),
     "--seed": (int, "first seed"),
     "--seeds": (int, "number of seeds to train and aggregate"),
+    "--monitor": (
+        str,
+        "validation metric picking the best epoch: auto, val_acc, val_loss, val_auc, val_ap",
+    ),
+    "--task": (str, "learning task: node, graph, link, autoencoder"),
+    "--inductive": (bool, "node task: train on the subgraph of training nodes only"),
+    "--batch-size": (int, "graphs per mini-batch (graph task)"),
+    "--folds": (int, "cross-validation folds (graph task; default 10)"),
+    "--readout": (str, "graph readout: sum, mean, max, attention"),
+    "--pool": (str, "hierarchical pooling between blocks: none, topk, sag"),
+    "--decoder": (str, "link decoder: dot, hadamard, mlp"),
+    "--corrupt-edges": (float, "denoising autoencoder: fraction of input edges hidden each step"),
+    "--corrupt-features": (float, "denoising autoencoder: fraction of feature entries zeroed"),
 }
+# extra spellings of a flag (PyG users say "model" for the model family)
+FLAG_ALIASES: dict[str, tuple[str, ...]] = {"--arch": ("--model",)}
 KEY_FOR_FLAG = {flag: key for key, flag in FLAG_FOR_KEY.items()}
 
 
@@ -110,7 +128,13 @@ def _add_config_args(parser: argparse.ArgumentParser) -> argparse._MutuallyExclu
         "--preset", metavar="NAME", help="a published configuration (see `fathom presets`)"
     )
     for flag, (typ, text) in TRAIN_FLAGS.items():
-        parser.add_argument(flag, type=typ, help=text, dest=KEY_FOR_FLAG[flag])
+        names = (flag, *FLAG_ALIASES.get(flag, ()))
+        if typ is bool:
+            parser.add_argument(
+                *names, action="store_const", const=True, help=text, dest=KEY_FOR_FLAG[flag]
+            )
+        else:
+            parser.add_argument(*names, type=typ, help=text, dest=KEY_FOR_FLAG[flag])
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -128,7 +152,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train",
         help="train a model over seeds and print the results",
-        description="Train one config over seeds (node classification).",
+        description="Train one config over seeds: node classification (transductive or "
+        "--inductive), graph classification with --folds cross-validation, link prediction, "
+        "or a graph autoencoder (--task).",
     )
     _add_config_args(train)
     train.add_argument("--json", metavar="PATH", help="write the results as JSON")
@@ -326,9 +352,26 @@ def _train_config(args: argparse.Namespace) -> ExperimentConfig:
     return apply_overrides(cfg, [*flag_overrides, *dotted])
 
 
+def _train_title(cfg: ExperimentConfig, described: dict[str, Any]) -> str:
+    m = cfg.model
+    what = (
+        f"{m.conv} depth {m.depth}, skip {m.skip}, norm {m.norm}"
+        if m.arch == "deep"
+        else f"{m.arch} depth {m.depth}"
+    )
+    if cfg.task == "graph":
+        size = (
+            f"{described['num_graphs']} graphs, {cfg.graph.folds}-fold CV, "
+            f"readout {cfg.graph.readout}"
+        )
+    else:
+        size = f"{described['num_nodes']} nodes, {described['num_edges']} edges"
+    setting = " inductive" if cfg.data.inductive else ""
+    return f"{cfg.data.name} ({cfg.task}{setting}): {what} ({size})"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from fathom.data.build import build_dataset
-    from fathom.experiments.run import run_experiment
+    from fathom.experiments.run import build_task_data, describe_data, run_experiment
     from fathom.report.console import console, err_console, progress_bar, results_table
 
     cfg = _train_config(args)
@@ -337,40 +380,44 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         console.print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
         return 0
+    if args.checkpoint and cfg.task != "node":
+        raise FathomError(f"--checkpoint saves node-classification models, not task {cfg.task!r}")
     with err_console.status(f"loading {cfg.data.name} …"):
-        data = build_dataset(cfg.data, seed=cfg.seed)
-    m = cfg.model
-    what = (
-        f"{m.conv} depth {m.depth}, skip {m.skip}, norm {m.norm}"
-        if m.arch == "deep"
-        else f"{m.arch} depth {m.depth}"
-    )
-    title = f"{cfg.data.name}: {what} ({data.num_nodes} nodes, {data.num_edges} edges)"
-    state = {"seed": cfg.seed, "epochs_before": 0}
+        data = build_task_data(cfg)
+    title = _train_title(cfg, describe_data(data))
+    # one progress step per epoch of every model trained (graph tasks: every fold)
+    per_seed = cfg.train.epochs * (cfg.graph.folds if cfg.task == "graph" else 1)
+    state = {"seed": cfg.seed, "epochs_before": 0, "done": 0}
     with progress_bar() as progress:
-        task = progress.add_task("training", total=cfg.seeds * cfg.train.epochs)
+        task = progress.add_task("training", total=cfg.seeds * per_seed)
 
         def on_epoch(record: dict[str, float]) -> None:
+            epoch = int(record["epoch"])
+            if epoch == 1 and state["done"]:  # a new fold started
+                state["epochs_before"] += cfg.train.epochs
+            state["done"] = epoch
+            shown = next((k for k in ("val_acc", "val_auc") if k in record), None)
             progress.update(
                 task,
-                completed=state["epochs_before"] + int(record["epoch"]),
+                completed=min(state["epochs_before"] + epoch, cfg.seeds * per_seed),
                 description=f"seed {state['seed']}: "
                 + (
-                    f"val {100 * record['val_acc']:.1f}%"
-                    if "val_acc" in record
+                    f"{shown.replace('_', ' ')} {100 * record[shown]:.1f}%"
+                    if shown
                     else f"loss {record['loss']:.3f}"
                 ),
             )
 
         def on_run_end(seed: int, run: dict[str, Any]) -> None:
             state["seed"] = seed + 1
-            state["epochs_before"] += cfg.train.epochs
+            state["epochs_before"] = (seed + 1 - cfg.seed) * per_seed
+            state["done"] = 0
             progress.update(task, completed=state["epochs_before"])
 
         saved: dict[str, Any] = {}
 
         def on_model(seed: int, model: Any) -> None:
-            if args.checkpoint and seed == cfg.seed:
+            if seed == cfg.seed:
                 saved["model"] = model
 
         result = run_experiment(
@@ -378,7 +425,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             data,
             on_run_end=on_run_end,
             callbacks=[on_epoch],
-            on_model=on_model,
+            on_model=on_model if args.checkpoint else None,
         )
     if args.checkpoint and "model" in saved:
         from fathom.config import with_seed
@@ -395,9 +442,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         err_console.print(f"wrote checkpoint {args.checkpoint}")
     console.print(results_table(title, result.runs, result.aggregate))
+    for cv in result.cross_validation:
+        console.print(
+            f"seed {cv['seed']}: {cfg.graph.folds}-fold test accuracy "
+            f"{100 * cv['test_acc']:.1f} ± {100 * cv['test_acc_fold_std']:.1f}; "
+            f"GIN-paper protocol (epoch chosen on the test folds, optimistic) "
+            f"{100 * cv['test_acc_paper']:.1f} ± {100 * cv['test_acc_paper_std']:.1f}"
+        )
     for run in result.runs:
         if run["status"] != "done":
-            err_console.print(f"seed {run['seed']}: {run['message']}")
+            fold = f" fold {run['fold']}" if "fold" in run else ""
+            err_console.print(f"seed {run['seed']}{fold}: {run['message']}")
     if args.json:
         from fathom.report.files import write_json
 
@@ -442,6 +497,11 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         )
     else:
         cfg = _train_config(args)
+    if cfg.task != "node" or cfg.data.inductive:
+        raise FathomError(
+            f"fathom diagnose measures transductive node-classification models, not task "
+            f"{cfg.task!r}{' (inductive)' if cfg.data.inductive else ''}"
+        )
     has_model = bool(
         payload is not None
         or args.config

@@ -28,6 +28,8 @@ from fathom.errors import ConfigError
 __all__ = [
     "DataConfig",
     "ExperimentConfig",
+    "GraphTaskConfig",
+    "LinkTaskConfig",
     "ModelConfig",
     "SyntheticConfig",
     "TrainConfig",
@@ -74,7 +76,23 @@ FLAG_FOR_KEY: dict[str, str] = {
     "train.patience": "--patience",
     "seed": "--seed",
     "seeds": "--seeds",
+    "task": "--task",
+    "data.inductive": "--inductive",
+    "train.monitor": "--monitor",
+    "train.batch_size": "--batch-size",
+    "graph.folds": "--folds",
+    "graph.readout": "--readout",
+    "graph.pool": "--pool",
+    "link.decoder": "--decoder",
+    "link.corrupt_edges": "--corrupt-edges",
+    "link.corrupt_features": "--corrupt-features",
 }
+
+TASKS = ("node", "graph", "link", "autoencoder")
+"""Learning tasks: node classification, graph classification, link prediction, and graph
+autoencoding (link reconstruction, optionally denoising)."""
+
+MONITORS = ("auto", "val_acc", "val_loss", "val_auc", "val_ap")
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,9 @@ class SyntheticConfig:
     """Expected fraction of intra-class edges (CSBM)."""
     separation: float = 1.0
     """Distance scale between class means relative to unit feature noise (CSBM)."""
+    num_graphs: int = 400
+    """Number of graphs of a multi-graph generator (graph classification; the inductive
+    ``csbm-graphs`` generator)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +139,12 @@ class DataConfig:
     al. ICLR 2023); see ``fathom.transforms.rewiring.REWIRINGS``."""
     rewire_iterations: int = 50
     """Rewiring steps: SDRF loops / FoSR edges added."""
+    inductive: bool = False
+    """Inductive node classification (``task: node``): train on the subgraph induced by the
+    training nodes (validation and test nodes, their features and edges are never seen in
+    training), select on the subgraph of training + validation nodes, test on the full
+    graph. With a multi-graph dataset (train / val / test graphs as one disjoint union)
+    this is the usual train-on-some-graphs, test-on-others protocol."""
 
 
 @dataclass(frozen=True)
@@ -196,8 +223,10 @@ class TrainConfig:
     """Adam (L2) weight decay on all parameters."""
     patience: int = 100
     """Stop after this many epochs without a better monitored value; 0 disables early stopping."""
-    monitor: str = "val_acc"
-    """``val_acc`` (ties broken by lower val_loss) or ``val_loss``."""
+    monitor: str = "auto"
+    """Validation metric that picks the best epoch: ``val_acc`` (ties broken by lower
+    val_loss), ``val_loss``, ``val_auc`` or ``val_ap``; ``auto``: ``val_acc`` for node and
+    graph classification, ``val_auc`` for link prediction and autoencoders."""
     label_smoothing: float = 0.0
     """Label smoothing of the training cross-entropy."""
     conv_weight_decay: float | None = None
@@ -208,9 +237,70 @@ class TrainConfig:
     epochs and of the final model; kept with the run (JSON, results store, reports). 0: off.
     Measuring draws no random numbers, so results are the same with it on. Graphs above 512
     nodes / 2,048 edges are measured on a fixed sample (``fathom diagnose`` is exact)."""
+    batch_size: int = 32
+    """Graphs per mini-batch (``task: graph``); the node-level tasks train full batch."""
+    lr_decay_every: int = 0
+    """Multiply the learning rate by ``lr_decay`` every this many epochs (StepLR; the GIN
+    paper halves it every 50). 0: constant learning rate."""
+    lr_decay: float = 0.5
+    """Factor of the step learning-rate decay."""
     layerwise: int = 0
     """Greedy layer-wise training: train ``layerwise`` blocks (plus head), freeze them, add
     ``layerwise`` more, … until all blocks are in; ``epochs`` per stage. 0: train jointly."""
+
+
+@dataclass(frozen=True)
+class GraphTaskConfig:
+    """Graph classification (``task: graph``): node states -> readout -> classifier."""
+
+    readout: str = "sum"
+    """Graph readout of node states: ``sum``, ``mean``, ``max`` or ``attention`` (gated
+    attention pooling, Li et al. 2016)."""
+    readout_layers: str = "last"
+    """``last``: read out the last layer; ``all``: read out the input and every layer and
+    concatenate (the GIN paper's readout, Xu et al. ICLR 2019)."""
+    pool: str = "none"
+    """Hierarchical pooling between blocks: ``none``, ``topk`` (Gao & Ji 2019; Cangea et
+    al. 2018) or ``sag`` (SAGPool, Lee et al. ICML 2019); the readouts after every pooling
+    are summed."""
+    pool_ratio: float = 0.5
+    """Fraction of nodes kept by each pooling."""
+    pool_every: int = 1
+    """Pool after every this many blocks."""
+    folds: int = 10
+    """Stratified cross-validation folds; each fold is the test set once."""
+    val_fraction: float = 0.1
+    """Inner validation set: this fraction of each training fold (stratified), used to pick
+    the epoch; the test fold is never looked at for selection."""
+
+
+@dataclass(frozen=True)
+class LinkTaskConfig:
+    """Link prediction and graph autoencoders (``task: link`` / ``task: autoencoder``)."""
+
+    decoder: str = "dot"
+    """Edge score from node embeddings: ``dot`` (inner product, GAE), ``hadamard`` (a linear
+    layer on h_i * h_j) or ``mlp`` (a 2-layer MLP on [h_i, h_j]); a sigmoid gives the
+    probability."""
+    embedding_dim: int = 16
+    """Width of the node embeddings the decoder scores (GAE's latent size)."""
+    val_fraction: float = 0.05
+    """Fraction of edges held out for validation (removed from the message-passing graph)."""
+    test_fraction: float = 0.10
+    """Fraction of edges held out for test (removed from the message-passing graph)."""
+    neg_ratio: float = 1.0
+    """Negative (non-)edges sampled per positive training edge, freshly every epoch."""
+    hits_k: int = 20
+    """K of the Hits@K metric (``*_hits``): the fraction of held-out edges scored above the
+    K-th highest held-out negative."""
+    corrupt_edges: float = 0.0
+    """Denoising autoencoder: fraction of the message-passing edges hidden from the encoder
+    at every training step (the decoder must still reconstruct them)."""
+    corrupt_features: float = 0.0
+    """Denoising autoencoder: fraction of feature entries zeroed at every training step."""
+    feature_weight: float = 0.0
+    """Weight of a feature-reconstruction loss (MSE of a linear decoder from the
+    embeddings to the clean features; autoencoder task). 0: edges only."""
 
 
 @dataclass(frozen=True)
@@ -221,7 +311,13 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     task: str = "node"
-    """Learning task (``node``: transductive node classification)."""
+    """Learning task: ``node`` (node classification), ``graph`` (graph classification with
+    cross-validation), ``link`` (link prediction) or ``autoencoder`` (GAE / VGAE link
+    reconstruction, optionally denoising)."""
+    graph: GraphTaskConfig = field(default_factory=GraphTaskConfig)
+    """Options of ``task: graph``."""
+    link: LinkTaskConfig = field(default_factory=LinkTaskConfig)
+    """Options of ``task: link`` and ``task: autoencoder``."""
     seed: int = 0
     """First seed; a run over ``seeds`` seeds uses ``seed, seed + 1, …``."""
     seeds: int = 1
@@ -464,12 +560,78 @@ def _check_values(cfg: ExperimentConfig) -> None:
         t.diagnose_every >= 0, "train.diagnose_every", "must be >= 0 (0 disables)", t.diagnose_every
     )
     _require(
-        t.monitor in ("val_acc", "val_loss"),
+        t.monitor in MONITORS, "train.monitor", f"must be one of {', '.join(MONITORS)}", t.monitor
+    )
+    _require(t.batch_size >= 1, "train.batch_size", "must be >= 1", t.batch_size)
+    _require(t.lr_decay_every >= 0, "train.lr_decay_every", "must be >= 0", t.lr_decay_every)
+    _require(0.0 < t.lr_decay <= 1.0, "train.lr_decay", "must be in (0, 1]", t.lr_decay)
+    _require(cfg.task in TASKS, "task", f"must be one of {', '.join(TASKS)}", cfg.task)
+    link_task = cfg.task in ("link", "autoencoder")
+    _require(
+        t.monitor in ("auto", "val_loss", "val_auc", "val_ap") or not link_task,
         "train.monitor",
-        "must be val_acc or val_loss",
+        f"must be auto, val_loss, val_auc or val_ap for task {cfg.task!r}",
         t.monitor,
     )
-    _require(cfg.task == "node", "task", "must be 'node' (the only task so far)", cfg.task)
+    _require(
+        t.monitor in ("auto", "val_loss", "val_acc") or link_task,
+        "train.monitor",
+        f"must be auto, val_acc or val_loss for task {cfg.task!r}",
+        t.monitor,
+    )
+    _require(
+        not d.inductive or cfg.task == "node",
+        "data.inductive",
+        "applies to task 'node' only",
+        d.inductive,
+    )
+    g, lk = cfg.graph, cfg.link
+    _require(
+        g.readout in ("sum", "mean", "max", "attention"),
+        "graph.readout",
+        "must be sum, mean, max or attention",
+        g.readout,
+    )
+    _require(
+        g.readout_layers in ("last", "all"),
+        "graph.readout_layers",
+        "must be last or all",
+        g.readout_layers,
+    )
+    _require(g.pool in ("none", "topk", "sag"), "graph.pool", "must be none, topk or sag", g.pool)
+    _require(0.0 < g.pool_ratio <= 1.0, "graph.pool_ratio", "must be in (0, 1]", g.pool_ratio)
+    _require(g.pool_every >= 1, "graph.pool_every", "must be >= 1", g.pool_every)
+    _require(g.folds >= 2, "graph.folds", "must be >= 2", g.folds)
+    _require(0.0 < g.val_fraction < 1.0, "graph.val_fraction", "must be in (0, 1)", g.val_fraction)
+    _require(
+        lk.decoder in ("dot", "hadamard", "mlp"),
+        "link.decoder",
+        "must be dot, hadamard or mlp",
+        lk.decoder,
+    )
+    _require(lk.embedding_dim >= 1, "link.embedding_dim", "must be >= 1", lk.embedding_dim)
+    _require(0.0 < lk.val_fraction < 1.0, "link.val_fraction", "must be in (0, 1)", lk.val_fraction)
+    _require(
+        0.0 < lk.test_fraction < 1.0, "link.test_fraction", "must be in (0, 1)", lk.test_fraction
+    )
+    _require(
+        lk.val_fraction + lk.test_fraction < 1.0,
+        "link.val_fraction",
+        "plus link.test_fraction must be < 1",
+        lk.val_fraction + lk.test_fraction,
+    )
+    _require(lk.neg_ratio > 0, "link.neg_ratio", "must be > 0", lk.neg_ratio)
+    _require(lk.hits_k >= 1, "link.hits_k", "must be >= 1", lk.hits_k)
+    _require(
+        0.0 <= lk.corrupt_edges < 1.0, "link.corrupt_edges", "must be in [0, 1)", lk.corrupt_edges
+    )
+    _require(
+        0.0 <= lk.corrupt_features < 1.0,
+        "link.corrupt_features",
+        "must be in [0, 1)",
+        lk.corrupt_features,
+    )
+    _require(lk.feature_weight >= 0, "link.feature_weight", "must be >= 0", lk.feature_weight)
     _require(cfg.seed >= 0, "seed", "must be >= 0", cfg.seed)
     _require(cfg.seeds >= 1, "seeds", "must be >= 1", cfg.seeds)
     _require(d.split >= 0, "data.split", "must be >= 0", d.split)
@@ -489,4 +651,5 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(s.feature_dim >= 1, "data.synthetic.feature_dim", "must be >= 1", s.feature_dim)
     _require(s.avg_degree > 0, "data.synthetic.avg_degree", "must be > 0", s.avg_degree)
     _require(0 <= s.homophily <= 1, "data.synthetic.homophily", "must be in [0, 1]", s.homophily)
+    _require(s.num_graphs >= 2, "data.synthetic.num_graphs", "must be >= 2", s.num_graphs)
     _require(s.separation >= 0, "data.synthetic.separation", "must be >= 0", s.separation)

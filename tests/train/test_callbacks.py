@@ -137,8 +137,20 @@ def test_best_metrics_is_a_copy() -> None:
 
 
 def test_invalid_monitor() -> None:
-    with pytest.raises(ValueError, match="val_acc or val_loss"):
+    with pytest.raises(ValueError, match="monitor must be one of"):
         EarlyStopping("train_acc")
+
+
+def test_auc_monitor_higher_is_better_ties_by_loss() -> None:
+    model = torch.nn.Linear(1, 1)
+    stopper = EarlyStopping("val_auc", patience=2)
+    assert not stopper.step(1, {"val_auc": 0.8, "val_loss": 0.5}, model)
+    assert not stopper.step(2, {"val_auc": 0.9, "val_loss": 0.6}, model)
+    assert not stopper.step(3, {"val_auc": 0.9, "val_loss": 0.4}, model)
+    assert stopper.best_epoch == 3
+    assert not stopper.step(4, {"val_auc": 0.85, "val_loss": 0.1}, model)
+    assert stopper.step(5, {"val_auc": 0.7, "val_loss": 0.1}, model)
+    assert stopper.best_epoch == 3
 
 
 # ------------------------------------------------------------------ LayerDiagnostics

@@ -21,14 +21,30 @@ from fathom.seeding import seed_everything
 from fathom.tasks.node import NodeClassification
 from fathom.train.callbacks import LayerDiagnostics
 from fathom.train.layerwise import fit_layerwise
-from fathom.train.loop import EpochCallback, FitResult, fit
+from fathom.train.loop import EpochCallback, FitResult, Task, fit
 
-__all__ = ["ExperimentResult", "aggregate", "initial_model", "run_experiment", "train_one"]
+__all__ = [
+    "ExperimentResult",
+    "aggregate",
+    "build_task_data",
+    "describe_data",
+    "initial_model",
+    "run_experiment",
+    "train_one",
+]
 
 AGGREGATED = (
     "train_acc",
     "val_acc",
     "test_acc",
+    "train_auc",
+    "val_auc",
+    "test_auc",
+    "train_ap",
+    "val_ap",
+    "test_ap",
+    "val_hits",
+    "test_hits",
     "train_loss",
     "val_loss",
     "test_loss",
@@ -43,7 +59,12 @@ class ExperimentResult:
 
     config: ExperimentConfig
     runs: list[dict[str, Any]] = field(default_factory=list)
+    """One record per trained model: per seed, or per (seed, fold) for graph classification."""
     dataset: dict[str, Any] = field(default_factory=dict)
+    cross_validation: list[dict[str, Any]] = field(default_factory=list)
+    """Graph classification: per seed, the fold mean and std of the test accuracy, and the
+    GIN paper's protocol figure (``test_acc_paper``: the epoch with the best mean test-fold
+    accuracy, an optimistic estimate kept only to compare with papers that report it)."""
 
     @property
     def aggregate(self) -> dict[str, float | int]:
@@ -59,6 +80,7 @@ class ExperimentResult:
             "config": config_to_dict(self.config),
             "dataset": self.dataset,
             "aggregate": self.aggregate,
+            **({"cross_validation": self.cross_validation} if self.cross_validation else {}),
             "runs": runs,
             "versions": {
                 "python": platform.python_version(),
@@ -89,9 +111,23 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, float | int]:
     return out
 
 
+def build_task_data(cfg: ExperimentConfig) -> Any:
+    """The data ``cfg.task`` trains on: a list of graphs for graph classification, else one
+    graph (built with ``cfg.seed``)."""
+    if cfg.task == "graph":
+        from fathom.data.graph_datasets import load_graph_dataset
+
+        return load_graph_dataset(cfg.data, seed=cfg.seed)
+    from fathom.data.build import build_dataset
+
+    return build_dataset(cfg.data, seed=cfg.seed)
+
+
 def initial_model(cfg: ExperimentConfig, data: Data) -> nn.Module:
     """The freshly initialised model :func:`train_one` starts from for ``cfg`` (same seed, same
-    weights), e.g. to diagnose it before training."""
+    weights), e.g. to diagnose it before training (node classification)."""
+    if cfg.task != "node":
+        raise ConfigError(f"initial_model is for task 'node', got task {cfg.task!r}")
     seed_everything(cfg.seed)
     return build_model(cfg.model, data.num_features, int(data.y.max()) + 1)
 
@@ -111,7 +147,14 @@ def train_one(
     every ``k`` epochs and of the final (best) model
     (:class:`~fathom.train.callbacks.LayerDiagnostics`) into the result's ``diagnostics``;
     ``on_model(model)`` receives the trained model.
+
+    Other tasks: ``graph`` cross-validates (:func:`fathom.tasks.graph.cross_validate`; the
+    result's metrics are fold means, ``folds`` the per-fold results), ``link`` and
+    ``autoencoder`` split the edges with ``cfg.seed`` and train on the rest
+    (:func:`fathom.tasks.link.run_link`, :func:`fathom.tasks.autoencoder.run_autoencoder`).
     """
+    if cfg.task != "node":
+        return _train_other_task(cfg, data, list(callbacks or []), on_model)
     model = initial_model(cfg, data)
     callbacks = list(callbacks or [])
     tracker = None
@@ -131,6 +174,33 @@ def train_one(
     return fitted
 
 
+def _train_other_task(
+    cfg: ExperimentConfig,
+    data: Any,
+    callbacks: list[EpochCallback],
+    on_model: Callable[[nn.Module], None] | None,
+) -> FitResult:
+    if cfg.train.diagnose_every:
+        raise ConfigError(
+            f"train.diagnose_every (--diagnose-every) is for task 'node', not {cfg.task!r}"
+        )
+    if cfg.train.layerwise:
+        raise ConfigError(f"train.layerwise is for task 'node', not {cfg.task!r}")
+    if on_model is not None:
+        raise ConfigError(f"saving the trained model is for task 'node', not {cfg.task!r}")
+    if cfg.task == "graph":
+        from fathom.tasks.graph import cross_validate
+
+        return cross_validate(cfg, data, callbacks)
+    if cfg.task == "link":
+        from fathom.tasks.link import run_link
+
+        return run_link(cfg, data, callbacks)
+    from fathom.tasks.autoencoder import run_autoencoder
+
+    return run_autoencoder(cfg, data, callbacks)
+
+
 def _fit(
     cfg: ExperimentConfig, model: nn.Module, data: Data, callbacks: list[EpochCallback]
 ) -> FitResult:
@@ -147,7 +217,13 @@ def _fit(
             patience=t.patience,
             callbacks=callbacks,
         )
-    task = NodeClassification(label_smoothing=t.label_smoothing)
+    task: Task
+    if cfg.data.inductive:
+        from fathom.tasks.node import InductiveNodeClassification
+
+        task = InductiveNodeClassification(label_smoothing=t.label_smoothing)
+    else:
+        task = NodeClassification(label_smoothing=t.label_smoothing)
     if t.layerwise:
         if not isinstance(model, DeepGNN):
             raise ConfigError(
@@ -165,17 +241,18 @@ def run_experiment(
     *,
     on_model: Callable[[int, nn.Module], None] | None = None,
 ) -> ExperimentResult:
-    """Train ``cfg.seeds`` models (seeds ``cfg.seed …``) on the same graph.
+    """Train ``cfg.seeds`` models (seeds ``cfg.seed …``) on the same data.
 
-    The graph (and its split) is built once with ``cfg.seed``; seeds vary the model's
-    initialisation and dropout. ``on_run_end(seed, run)`` is called after each seed and
-    ``on_model(seed, model)`` with each trained model.
+    The graph (and its node split) is built once with ``cfg.seed``; seeds vary the model's
+    initialisation and dropout, and for link tasks the edge split. Graph classification runs
+    the whole cross-validation per seed and records one run per (seed, fold), so the
+    aggregate's ``test_acc_mean`` / ``test_acc_std`` are over folds (the usual report).
+    ``on_run_end(seed, run)`` is called after each seed and ``on_model(seed, model)`` with
+    each trained model (node classification).
     """
     if data is None:
-        from fathom.data.build import build_dataset
-
-        data = build_dataset(cfg.data, seed=cfg.seed)
-    result = ExperimentResult(cfg, dataset=_describe(data))
+        data = build_task_data(cfg)
+    result = ExperimentResult(cfg, dataset=describe_data(data))
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         t0 = time.perf_counter()
         fitted = train_one(
@@ -184,21 +261,38 @@ def run_experiment(
             callbacks,
             on_model=None if on_model is None else (lambda m, s=seed: on_model(s, m)),
         )
-        run = {"seed": seed, **fitted.to_dict(), "wall_s": time.perf_counter() - t0}
-        result.runs.append(run)
+        wall = time.perf_counter() - t0
+        if fitted.folds:
+            runs = [{"seed": seed, **fold} for fold in fitted.folds]
+            result.runs.extend(runs)
+            result.cross_validation.append(
+                {"seed": seed, **{k: v for k, v in fitted.metrics.items() if k.startswith("test")}}
+            )
+            run = runs[-1]
+        else:
+            run = {"seed": seed, **fitted.to_dict(), "wall_s": wall}
+            result.runs.append(run)
         if on_run_end is not None:
             on_run_end(seed, run)
     return result
 
 
-def _describe(data: Data) -> dict[str, Any]:
+def describe_data(data: Any) -> dict[str, Any]:
+    """Size of what a run trains on: one graph's nodes, edges, classes and split sizes, or a
+    graph-classification dataset's summary."""
+    if isinstance(data, (list, tuple)) or not isinstance(data, Data):
+        from fathom.data.graph_datasets import describe_graph_dataset
+
+        return describe_graph_dataset(data)
     return {
         "name": getattr(data, "name", None),
         "num_nodes": data.num_nodes,
         "num_edges": data.num_edges,
         "num_features": data.num_features,
         "num_classes": int(data.y.max()) + 1,
-        "train": int(data.train_mask.sum()),
-        "val": int(data.val_mask.sum()),
-        "test": int(data.test_mask.sum()),
+        **{
+            split: int(data[f"{split}_mask"].sum())
+            for split in ("train", "val", "test")
+            if f"{split}_mask" in data
+        },
     }

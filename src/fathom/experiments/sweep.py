@@ -70,12 +70,13 @@ _DATA_CACHE: dict[str, Any] = {}
 
 
 def _dataset_for(cfg: Any) -> Any:
-    """The graph of ``cfg`` (built once per process per data config and seed)."""
-    from fathom.data.build import build_dataset
+    """The data of ``cfg`` (built once per process per data config, seed and kind of task:
+    one graph, or a list of graphs for graph classification)."""
+    from fathom.experiments.run import build_task_data
 
-    key = repr((config_to_dict(cfg.data), cfg.seed))
+    key = repr((config_to_dict(cfg.data), cfg.seed, cfg.task == "graph"))
     if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = build_dataset(cfg.data, seed=cfg.seed)
+        _DATA_CACHE[key] = build_task_data(cfg)
     return _DATA_CACHE[key]
 
 

@@ -38,7 +38,20 @@ AGGREGATED_STATUSES = ("done", "diverged")
 """Statuses of runs that are aggregated (the others are only counted)."""
 STATUSES = ("done", "diverged", "failed", "running", "pending")
 
-METRICS = ("test_acc", "val_acc", "train_acc", "epochs", "best_epoch", "time_s", "peak_mem_mb")
+METRICS = (
+    "test_acc",
+    "val_acc",
+    "train_acc",
+    "test_acc_paper",
+    "test_auc",
+    "val_auc",
+    "test_ap",
+    "test_hits",
+    "epochs",
+    "best_epoch",
+    "time_s",
+    "peak_mem_mb",
+)
 """Per-run scalars aggregated over seeds (``time_s`` / ``peak_mem_mb`` are top-level fields)."""
 _TOP_LEVEL = ("time_s", "peak_mem_mb")
 

@@ -55,25 +55,32 @@ def pct(mean: float | None, std: float | None = None) -> str:
 
 
 def results_table(title: str, runs: Sequence[Mapping[str, Any]], agg: Mapping[str, Any]) -> Table:
-    """Per-seed rows and a final mean ± std row (accuracies in %)."""
+    """Per-run rows (per seed, or per seed and fold) and a final mean ± std row, in %.
+
+    Classification shows train / val / test accuracy; link prediction and autoencoders
+    (runs with ``test_auc``) show val AUC, test AUC, test AP and test Hits@K.
+    """
+    link = any("test_auc" in r for r in runs)
+    metrics = (
+        [
+            ("val auc", "val_auc"),
+            ("test auc", "test_auc"),
+            ("test ap", "test_ap"),
+            ("test hits", "test_hits"),
+        ]
+        if link
+        else [("train acc", "train_acc"), ("val acc", "val_acc"), ("test acc", "test_acc")]
+    )
+    folds = any("fold" in r for r in runs)
     table = Table(title=title, title_justify="left")
-    for col in (
-        "seed",
-        "train acc",
-        "val acc",
-        "test acc",
-        "best epoch",
-        "epochs",
-        "time (s)",
-        "status",
-    ):
+    columns = ["seed", *(["fold"] if folds else []), *(name for name, _ in metrics)]
+    for col in (*columns, "best epoch", "epochs", "time (s)", "status"):
         table.add_column(col, justify="left" if col in ("seed", "status") else "right")
     for r in runs:
         table.add_row(
             str(r["seed"]),
-            pct(r.get("train_acc")),
-            pct(r.get("val_acc")),
-            pct(r.get("test_acc")),
+            *([str(r.get("fold", ""))] if folds else []),
+            *(pct(r.get(key)) for _, key in metrics),
             str(r["best_epoch"]),
             str(r["epochs"]),
             f"{r['time_s']:.1f}",
@@ -82,9 +89,8 @@ def results_table(title: str, runs: Sequence[Mapping[str, Any]], agg: Mapping[st
     table.add_section()
     table.add_row(
         f"mean ± std (n={agg['n']})",
-        pct(agg.get("train_acc_mean"), agg.get("train_acc_std")),
-        pct(agg.get("val_acc_mean"), agg.get("val_acc_std")),
-        pct(agg.get("test_acc_mean"), agg.get("test_acc_std")),
+        *([""] if folds else []),
+        *(pct(agg.get(f"{key}_mean"), agg.get(f"{key}_std")) for _, key in metrics),
         "",
         f"{agg.get('epochs_mean', 0):.0f}",
         f"{agg.get('time_s_mean', 0):.1f}",

@@ -15,14 +15,16 @@ __all__ = ["EarlyStopping", "LayerDiagnostics", "layer_series"]
 class EarlyStopping:
     """Tracks the best epoch by ``monitor`` and keeps a copy of the model's weights there.
 
-    ``val_acc``: higher is better, ties broken by lower ``val_loss``; ``val_loss``: lower is
-    better. :meth:`step` returns True when ``patience`` epochs passed without improvement
-    (``patience=0`` never stops).
+    ``val_loss``: lower is better; any other metric (``val_acc``, ``val_auc``, ``val_ap``):
+    higher is better, ties broken by lower ``val_loss``. :meth:`step` returns True when
+    ``patience`` epochs passed without improvement (``patience=0`` never stops).
     """
 
+    MONITORS = ("val_acc", "val_loss", "val_auc", "val_ap")
+
     def __init__(self, monitor: str = "val_acc", patience: int = 100) -> None:
-        if monitor not in ("val_acc", "val_loss"):
-            raise ValueError(f"monitor must be val_acc or val_loss, got {monitor!r}")
+        if monitor not in self.MONITORS:
+            raise ValueError(f"monitor must be one of {self.MONITORS}, got {monitor!r}")
         self.monitor, self.patience = monitor, patience
         self.best_epoch = 0
         self.best_metrics: dict[str, float] | None = None
@@ -34,8 +36,9 @@ class EarlyStopping:
         b = self.best_metrics
         if self.monitor == "val_loss":
             return m["val_loss"] < b["val_loss"]
-        return m["val_acc"] > b["val_acc"] or (
-            m["val_acc"] == b["val_acc"] and m["val_loss"] < b["val_loss"]
+        key = self.monitor
+        return m[key] > b[key] or (
+            m[key] == b[key] and m.get("val_loss", 0.0) < b.get("val_loss", 0.0)
         )
 
     def step(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
@@ -15,15 +16,29 @@ from fathom.config import TrainConfig
 from fathom.train.callbacks import EarlyStopping
 from fathom.train.optim import build_optimizer
 
-__all__ = ["FitResult", "Task", "fit"]
+__all__ = ["FitResult", "Task", "fit", "resolve_monitor"]
 
 
 class Task(Protocol):
-    """What ``fit`` needs from a task."""
+    """What ``fit`` needs from a task.
+
+    ``loss`` is one full-batch training loss (``fit`` takes the optimiser step). A task that
+    trains in mini-batches defines ``train_epoch(model, data, optimizer) -> float`` instead:
+    it takes its own steps over one epoch and returns the mean training loss (``nan`` if any
+    batch diverged). ``default_monitor`` (optional) names the validation metric that
+    ``monitor: auto`` resolves to (``val_acc`` if absent).
+    """
 
     def loss(self, model: nn.Module, data: Data) -> Tensor: ...
 
     def evaluate(self, model: nn.Module, data: Data) -> dict[str, float]: ...
+
+
+def resolve_monitor(monitor: str, task: object) -> str:
+    """``monitor``, or for ``auto`` the task's ``default_monitor`` (``val_acc`` if none)."""
+    if monitor != "auto":
+        return monitor
+    return str(getattr(task, "default_monitor", "val_acc"))
 
 
 @dataclass
@@ -43,6 +58,9 @@ class FitResult:
     message: str = ""
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
     """Per-layer metrics measured during training (``LayerDiagnostics``), if any."""
+    folds: list[dict[str, Any]] = field(default_factory=list)
+    """Per-fold results of a cross-validated run (graph classification); ``metrics`` then
+    holds their means."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +72,7 @@ class FitResult:
             **self.metrics,
             "history": self.history,
             **({"diagnostics": self.diagnostics} if self.diagnostics else {}),
+            **({"folds": self.folds} if self.folds else {}),
         }
 
 
@@ -69,26 +88,40 @@ def fit(
 ) -> FitResult:
     """Train ``model`` on ``data`` for up to ``cfg.epochs`` epochs with early stopping.
 
-    Each epoch: one optimiser step on ``task.loss``, then ``task.evaluate`` (eval mode);
-    the record ``{epoch, loss, **metrics}`` is appended to the history and passed to each
-    callback. A non-finite training loss stops the run as ``diverged at epoch N``; the
-    best checkpoint before it (if any) is restored and its metrics reported.
+    Each epoch: one optimiser step on ``task.loss`` (or the task's own mini-batch
+    ``train_epoch``), then ``task.evaluate`` (eval mode); the record ``{epoch, loss,
+    **metrics}`` is appended to the history and passed to each callback. With
+    ``cfg.lr_decay_every`` the learning rate is multiplied by ``cfg.lr_decay`` every that many
+    epochs. A non-finite training loss stops the run as ``diverged at epoch N``; the best
+    checkpoint before it (if any) is restored and its metrics reported.
     """
     optimizer = build_optimizer(model, cfg)
-    stopper = EarlyStopping(cfg.monitor, cfg.patience)
+    scheduler = (
+        torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_decay_every, gamma=cfg.lr_decay)
+        if cfg.lr_decay_every
+        else None
+    )
+    stopper = EarlyStopping(resolve_monitor(cfg.monitor, task), cfg.patience)
+    train_epoch = getattr(task, "train_epoch", None)
     history: list[dict[str, float]] = []
     status, message, epoch = "done", "", 0
     start = time.perf_counter()
     model.train()
     for epoch in range(1, cfg.epochs + 1):
-        optimizer.zero_grad(set_to_none=True)
-        loss = task.loss(model, data)
-        loss_value = loss.item()
+        if train_epoch is not None:
+            loss_value = float(train_epoch(model, data, optimizer))
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            loss = task.loss(model, data)
+            loss_value = loss.item()
+            if math.isfinite(loss_value):
+                loss.backward()
+                optimizer.step()
         if not math.isfinite(loss_value):
             status, message = "diverged", f"diverged at epoch {epoch} (training loss {loss_value})"
             break
-        loss.backward()
-        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         record = {"epoch": float(epoch), "loss": loss_value, **task.evaluate(model, data)}
         history.append(record)
         for callback in callbacks:
