@@ -84,3 +84,26 @@ def test_html_table_is_escaped(make_record: Any) -> None:
     assert "&lt;b&gt;" in out and "<b>" not in out
     assert "results &amp; more" in out
     assert out.count("<tr>") == 3  # header + 2 rows
+
+
+def _link_records(make_record: Any) -> list[dict[str, Any]]:
+    runs = []
+    for depth in (2, 4):
+        for seed in (0, 1):
+            r = make_record("none", depth, seed)
+            r["config"]["task"] = "link"
+            auc = 0.9 - 0.1 * (depth == 4) + 0.02 * seed
+            r["metrics"] = {"test_auc": auc, "test_ap": auc + 0.01, "epochs": 5, "best_epoch": 5}
+            runs.append(r)
+    return runs
+
+
+def test_link_groups_show_auc_and_ap_columns(make_record: Any) -> None:
+    lines = _lines(markdown_table(group_runs(_link_records(make_record))))
+    assert lines[0] == "| depth | test AUC (%) | test AP (%) | n | epochs | time (s) |"
+    assert lines[2].startswith("| 2 | 91.00 ± 1.00 | 92.00 ± 1.00 | 2 |")
+
+
+def test_depth_pivot_of_link_groups_uses_auc(make_record: Any) -> None:
+    lines = _lines(depth_pivot_markdown(group_runs(_link_records(make_record))) or "")
+    assert lines[2] == "| gcn | 91.00 ± 1.00 (n=2) | 81.00 ± 1.00 (n=2) |"

@@ -1,8 +1,10 @@
 """The aggregated results as tables: GitHub Markdown, rich (terminal) and HTML.
 
 All three show the same content: one row per group, a column for each varying config key,
-then test / val accuracy mean ± std (%), number of seeds, epochs and wall time. When
-``model.depth`` varies, a pivot puts depths in columns and the other varying keys in rows.
+then test / val accuracy mean ± std (%) — and test AUC / AP when link-prediction runs are
+among the groups — number of seeds, epochs and wall time. When ``model.depth`` varies, a
+pivot puts depths in columns and the other varying keys in rows (test accuracy, or test AUC
+when no group has an accuracy).
 """
 
 from __future__ import annotations
@@ -26,7 +28,28 @@ __all__ = [
     "table_rows",
 ]
 
-_NUMERIC = ("test acc (%)", "val acc (%)", "n", "epochs", "time (s)")
+_ACC = (("test acc (%)", "test_acc"), ("val acc (%)", "val_acc"))
+_AUC = (("test AUC (%)", "test_auc"), ("test AP (%)", "test_ap"))
+_COUNTS = ("n", "epochs", "time (s)")
+
+
+def _has(groups: Sequence[Group], metric: str) -> bool:
+    return any(g.mean(metric) is not None for g in groups)
+
+
+def _metric_columns(groups: Sequence[Group]) -> list[tuple[str, str]]:
+    """Accuracy columns, AUC / AP columns when some group has them (both for mixed stores)."""
+    link = _has(groups, "test_auc")
+    return [*(_ACC if _has(groups, "test_acc") or not link else ()), *(_AUC if link else ())]
+
+
+def _headline(groups: Sequence[Group]) -> str:
+    """The metric of the depth pivot: test accuracy, or test AUC for link-only groups."""
+    return "test_auc" if _has(groups, "test_auc") and not _has(groups, "test_acc") else "test_acc"
+
+
+def _n_numeric(groups: Sequence[Group]) -> int:
+    return len(_metric_columns(groups)) + len(_COUNTS)
 
 
 def _keys(groups: Sequence[Group]) -> list[str]:
@@ -48,14 +71,14 @@ def _n(group: Group) -> str:
 def table_rows(groups: Sequence[Group]) -> tuple[list[str], list[list[str]]]:
     """Header and rows (strings) shared by the Markdown, rich and HTML tables."""
     keys = _keys(groups)
+    metrics = _metric_columns(groups)
     header = [short_key(k, keys) for k in keys] or ["runs"]
-    header += list(_NUMERIC)
+    header += [name for name, _ in metrics] + list(_COUNTS)
     rows = []
     for g in groups:
         cells = [fmt_value(g.key.get(k)) for k in keys] or [g.label]
+        cells += [pct(g.mean(m), g.std(m)) for _, m in metrics]
         cells += [
-            pct(g.mean("test_acc"), g.std("test_acc")),
-            pct(g.mean("val_acc"), g.std("val_acc")),
             _n(g),
             _num(g.mean("epochs"), g.std("epochs"), ".0f"),
             _num(g.mean("time_s"), None, ".1f"),
@@ -81,13 +104,13 @@ def _markdown(header: list[str], rows: list[list[str]], n_left: int) -> str:
 def markdown_table(groups: Sequence[Group]) -> str:
     """A GitHub Markdown table, one row per group (accuracies as mean ± std in %)."""
     header, rows = table_rows(groups)
-    return _markdown(header, rows, len(header) - len(_NUMERIC))
+    return _markdown(header, rows, len(header) - _n_numeric(groups))
 
 
 def rich_table(groups: Sequence[Group], title: str) -> Table:
     """The same content as :func:`markdown_table`, for the terminal."""
     header, rows = table_rows(groups)
-    n_left = len(header) - len(_NUMERIC)
+    n_left = len(header) - _n_numeric(groups)
     table = Table(title=title, title_justify="left")
     for i, col in enumerate(header):
         table.add_column(col, justify="left" if i < n_left else "right")
@@ -125,7 +148,7 @@ def _html(header: list[str], rows: list[list[str]], n_left: int, caption: str | 
 def html_table(groups: Sequence[Group], caption: str | None = None) -> str:
     """The same content as :func:`markdown_table` as an HTML ``<table>`` (escaped)."""
     header, rows = table_rows(groups)
-    return _html(header, rows, len(header) - len(_NUMERIC), caption)
+    return _html(header, rows, len(header) - _n_numeric(groups), caption)
 
 
 # --------------------------------------------------------------------------- depth pivot
@@ -137,6 +160,7 @@ def _pivot(groups: Sequence[Group]) -> tuple[list[str], list[list[str]], int] | 
         return None
     depths = sorted({g.key[DEPTH_KEY] for g in groups}, key=_depth_sort)
     labels = list(dict.fromkeys(g.label for g in groups))
+    metric = _headline(groups)
     cells: dict[tuple[str, Any], Group] = {(g.label, g.key[DEPTH_KEY]): g for g in groups}
     header = ["configuration", *(f"depth {fmt_value(d)}" for d in depths)]
     rows = []
@@ -147,7 +171,7 @@ def _pivot(groups: Sequence[Group]) -> tuple[list[str], list[list[str]], int] | 
             if g is None:
                 row.append("–")
             else:
-                text = pct(g.mean("test_acc"), g.std("test_acc"))
+                text = pct(g.mean(metric), g.std(metric))
                 row.append(
                     f"{text} (n={g.n})"
                     if g.n_diverged == 0
