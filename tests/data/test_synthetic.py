@@ -9,10 +9,13 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import homophily
 
+from fathom.config import DataConfig, SyntheticConfig
+from fathom.data.build import build_dataset
 from fathom.data.synthetic import (
     GENERATORS,
     barbell,
     csbm,
+    csbm_graphs,
     grid,
     make_synthetic,
     ring,
@@ -24,6 +27,7 @@ from fathom.errors import ConfigError
 
 SMALL = {
     "csbm": dict(num_nodes=120, num_classes=3, feature_dim=8, avg_degree=6.0),
+    "csbm-graphs": dict(num_nodes=200, num_graphs=10, num_classes=3, feature_dim=8, avg_degree=4.0),
     "ring": dict(num_nodes=12),
     "grid": dict(height=4, width=5),
     "tree": dict(depth=3),
@@ -73,11 +77,13 @@ def test_generator_determinism(name: str) -> None:
         assert torch.equal(a[key], b[key]), key
     assert not torch.equal(a.x, c.x)
     assert not torch.equal(a.train_mask, c.train_mask)
-    if name in ("csbm", "watts-strogatz"):  # the others have a fixed structure
+    if name in ("csbm", "csbm-graphs", "watts-strogatz"):  # the others have a fixed structure
         assert not torch.equal(a.edge_index, c.edge_index)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+# csbm-graphs splits 60 nodes into 10 graphs of 6, too small for avg_degree 10 (its own test
+# below makes the uniform call with more nodes).
+@pytest.mark.parametrize("name", sorted(set(SMALL) - {"csbm-graphs"}))
 def test_uniform_cli_call(name: str) -> None:
     data = make_synthetic(name, num_nodes=60, num_classes=3, feature_dim=6, seed=2)
     assert 40 <= data.num_nodes <= 80
@@ -127,6 +133,82 @@ def test_csbm_scales_without_dense_matrix() -> None:
     data = csbm(50_000, 5, avg_degree=4.0, seed=0)
     assert time.perf_counter() - start < 10.0  # a dense 50K x 50K matrix would take far longer
     assert abs(data.edge_index.size(1) / 50_000 - 4.0) < 0.1
+
+
+# --- CSBM graphs (multi-graph inductive) ------------------------------------------------------
+
+
+def _graph_sets(data: Data) -> dict[str, set[int]]:
+    return {s: set(data.graph_id[data[f"{s}_mask"]].tolist()) for s in ("train", "val", "test")}
+
+
+def test_csbm_graphs_masks_select_whole_graphs() -> None:
+    data = csbm_graphs(300, 3, num_graphs=10, avg_degree=4.0, seed=1)
+    assert data.graph_id.tolist() == [g for g in range(10) for _ in range(30)]
+    sets = _graph_sets(data)
+    # 0.6 / 0.2 / 0.2 of the graphs, disjoint, covering all of them
+    assert [len(sets[s]) for s in ("train", "val", "test")] == [6, 2, 2]
+    assert sets["train"] | sets["val"] | sets["test"] == set(range(10))
+    for g in range(10):  # every graph is entirely in one split
+        nodes = data.graph_id == g
+        per_split = [int(data[f"{s}_mask"][nodes].sum()) for s in ("train", "val", "test")]
+        assert sorted(per_split) == [0, 0, 30]
+    # no edge joins two graphs, so none joins two splits
+    src, dst = data.edge_index
+    assert torch.equal(data.graph_id[src], data.graph_id[dst])
+    split = data.train_mask.long() + 2 * data.val_mask.long() + 3 * data.test_mask.long()
+    assert torch.equal(split[src], split[dst])
+
+
+def test_csbm_graphs_sizes_and_classes() -> None:
+    data = csbm_graphs(103, 3, num_graphs=10, feature_dim=4, avg_degree=3.0)
+    assert data.num_nodes == 103
+    assert torch.bincount(data.graph_id).tolist() == [11, 11, 11] + [10] * 7
+    for g in range(10):  # each graph is a csbm with balanced, sorted classes
+        y = data.y[data.graph_id == g]
+        assert y.tolist() == sorted(y.tolist())
+        assert set(y.tolist()) == {0, 1, 2}
+
+
+def test_csbm_graphs_each_graph_is_a_csbm_with_shared_class_means() -> None:
+    data = csbm_graphs(6000, 3, num_graphs=3, feature_dim=8, separation=4.0, seed=0)
+    overall = torch.stack([data.x[data.y == c].mean(0) for c in range(3)])
+    assert torch.allclose(torch.pdist(overall), torch.full((3,), 4.0), atol=0.3)
+    for g in range(3):
+        nodes = data.graph_id == g
+        means = torch.stack([data.x[nodes & (data.y == c)].mean(0) for c in range(3)])
+        # ~667 nodes per class: the mean's noise has std ~0.04 per coordinate
+        assert (means - overall).norm(dim=1).max() < 0.35
+        edges = data.edge_index[:, nodes[data.edge_index[0]]]
+        assert abs(homophily(edges, data.y, method="edge") - 0.8) < 0.05
+    # graphs differ (derived seeds), not copies of one another
+    assert not torch.equal(data.x[data.graph_id == 0], data.x[data.graph_id == 1])
+
+
+def test_csbm_graphs_determinism() -> None:
+    a = csbm_graphs(200, 3, num_graphs=10, avg_degree=4.0, seed=4)
+    b = csbm_graphs(200, 3, num_graphs=10, avg_degree=4.0, seed=4)
+    c = csbm_graphs(200, 3, num_graphs=10, avg_degree=4.0, seed=5)
+    for key in ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask", "graph_id"):
+        assert torch.equal(a[key], b[key]), key
+    assert not torch.equal(a.x, c.x)
+    assert _graph_sets(a) != _graph_sets(c)
+
+
+def test_csbm_graphs_uniform_call_and_validation() -> None:
+    data = make_synthetic("csbm-graphs", num_nodes=600, num_classes=3, feature_dim=6, seed=2)
+    assert data.num_nodes == 600
+    assert data.x.shape == (600, 6)
+    assert int(data.graph_id.max()) == 9  # default: 10 graphs
+    report = validate_graph(data)
+    assert (report.num_train, report.num_val, report.num_test) == (360, 120, 120)
+
+
+def test_csbm_graphs_num_graphs_from_config() -> None:
+    synthetic = SyntheticConfig(num_nodes=200, num_graphs=5, feature_dim=8, avg_degree=4.0)
+    data = build_dataset(DataConfig(name="csbm-graphs", synthetic=synthetic), seed=0)
+    assert int(data.graph_id.max()) == 4
+    assert data.num_nodes == 200
 
 
 # --- structural graphs ----------------------------------------------------------------------
@@ -277,6 +359,12 @@ def test_make_synthetic_missing_parameter() -> None:
         ("watts-strogatz", dict(num_nodes=10, p=1.5), r"p must be in \[0.0, 1.0\]"),
         ("watts-strogatz", dict(num_nodes=10, k=3), "k must be even"),
         ("watts-strogatz", dict(num_nodes=4, k=4), r"num_nodes must be >= k \+ 1 = 5"),
+        ("csbm-graphs", dict(num_graphs=2), "num_graphs must be >= 3, got 2"),
+        ("csbm-graphs", dict(num_nodes=10, num_graphs=6), r"num_nodes must be >= 2 \* num_graphs"),
+        ("csbm-graphs", dict(num_nodes=1000, num_graphs=400), "2 nodes per graph, fewer than"),
+        ("csbm-graphs", dict(num_nodes=60), r"each graph has ~6 nodes: .*p_in=.* must be <= 1"),
+        ("csbm-graphs", dict(feature_dim=2), "feature_dim must be >= num_classes = 3"),
+        ("csbm-graphs", dict(homophily=1.5), r"homophily must be in \[0.0, 1.0\]"),
     ],
 )
 def test_invalid_parameters(name: str, kwargs: dict, words: str) -> None:

@@ -1,4 +1,4 @@
-"""Tests of fathom.tasks.node.NodeClassification."""
+"""Tests of fathom.tasks.node: NodeClassification and InductiveNodeClassification."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from torch_geometric.data import Data
 import fathom.experiments.run as run_mod
 from fathom.config import ExperimentConfig, ModelConfig, TrainConfig
 from fathom.data.synthetic import make_synthetic
-from fathom.tasks.node import NodeClassification
+from fathom.tasks.node import InductiveNodeClassification, NodeClassification
+from fathom.train.loop import fit
 
 # Six nodes, three classes. Logits are one-hot-ish so predictions are obvious.
 Y = torch.tensor([0, 1, 2, 0, 1, 2])
@@ -204,3 +205,238 @@ def test_train_one_passes_label_smoothing(monkeypatch: pytest.MonkeyPatch) -> No
     )
     assert run_mod.train_one(cfg, data) == "fitted"
     assert seen == [0.15]
+
+
+# --------------------------------------------------------------------------- inductive
+
+
+def _gcn(data: Data, seed: int = 0, **model: object) -> nn.Module:
+    """A 2-layer GCN (fathom defaults unless overridden), seeded."""
+    from fathom.models.build import build_model
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig(**{"depth": 2, "hidden": 8, **model})  # type: ignore[arg-type]
+    return build_model(cfg, data.num_features, int(data.y.max()) + 1)
+
+
+def _csbm(num_nodes: int = 120, seed: int = 0) -> Data:
+    return make_synthetic(
+        "csbm", num_nodes=num_nodes, num_classes=3, feature_dim=8, avg_degree=6.0, seed=seed
+    )
+
+
+class CountingModel(nn.Module):
+    """Logits = features (3 of them); records the node count and mode of every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+        self.calls: list[tuple[int, bool]] = []
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        self.calls.append((x.size(0), self.training))
+        return x * self.scale
+
+
+def _held_out_features(data: Data, values: Tensor) -> Data:
+    """A copy of ``data`` whose validation and test nodes' features are ``values``."""
+    out = data.clone()
+    held_out = data.val_mask | data.test_mask
+    out.x = data.x.clone()
+    out.x[held_out] = values.expand(int(held_out.sum()), -1)
+    return out
+
+
+def _train_steps(data: Data, steps: int) -> tuple[list[Tensor], list[list[Tensor]]]:
+    """Losses and all parameter gradients of ``steps`` Adam steps of an inductive GCN with
+    dropout and DropEdge (random draws seeded identically for every call)."""
+    model = _gcn(data, dropout=0.5, drop_edge=0.3)
+    task = InductiveNodeClassification()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    torch.manual_seed(123)
+    losses, grads = [], []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = task.loss(model, data)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    return losses, grads
+
+
+def test_inductive_isolation_nan_features_never_reach_training() -> None:
+    data = _csbm()
+    poisoned = _held_out_features(data, torch.full((1, 8), float("nan")))
+    other = _held_out_features(data, torch.full((1, 8), 1e6))
+    assert bool(poisoned.x.isnan().any())
+    losses_nan, grads_nan = _train_steps(poisoned, steps=5)
+    losses_big, grads_big = _train_steps(other, steps=5)
+    losses_ref, grads_ref = _train_steps(data, steps=5)
+    for step in range(5):
+        assert bool(torch.isfinite(losses_nan[step]))
+        assert torch.equal(losses_nan[step], losses_big[step])
+        assert torch.equal(losses_nan[step], losses_ref[step])
+        for g_nan, g_big, g_ref in zip(
+            grads_nan[step], grads_big[step], grads_ref[step], strict=True
+        ):
+            assert bool(torch.isfinite(g_nan).all())
+            assert torch.equal(g_nan, g_big)
+            assert torch.equal(g_nan, g_ref)
+    # the transductive task on the same poisoned graph is not isolated: its loss is NaN
+    model = _gcn(poisoned)
+    assert bool(NodeClassification().loss(model, poisoned).isnan())
+
+
+def test_inductive_isolation_through_fit() -> None:
+    # With held-out features changed, model selection may differ, but every epoch's training
+    # loss (which depends only on the training graph and the weights) must be identical.
+    data = _csbm()
+    other = _held_out_features(data, torch.full((1, 8), 1e3))
+    cfg = TrainConfig(epochs=8, patience=0, lr=0.05)
+    histories = []
+    for d in (data, other):
+        model = _gcn(d, dropout=0.5)
+        torch.manual_seed(7)
+        histories.append(
+            [r["loss"] for r in fit(model, InductiveNodeClassification(), d, cfg).history]
+        )
+    assert len(histories[0]) == 8
+    assert histories[0] == histories[1]
+
+
+def test_inductive_loss_sees_only_training_nodes() -> None:
+    data = _data_with_features(_logits())
+    model = CountingModel()
+    loss = InductiveNodeClassification().loss(model, data)
+    assert model.calls == [(3, True)]
+    assert torch.equal(loss.detach(), F.cross_entropy(_logits()[TRAIN], Y[TRAIN]))
+    loss.backward()
+    assert model.scale.grad is not None
+
+
+def _data_with_features(x: Tensor) -> Data:
+    data = _data()
+    data.x = x
+    return data
+
+
+def test_inductive_evaluate_uses_one_graph_per_split() -> None:
+    # Feature-only model: metrics equal the transductive ones; one eval-mode call per split
+    # with the training graph (3 nodes), train + val graph (5), full graph (6).
+    data = _data_with_features(_logits())
+    model = CountingModel()
+    metrics = InductiveNodeClassification().evaluate(model, data)
+    assert model.calls == [(3, False), (5, False), (6, False)]
+    assert model.training is True
+    assert metrics == NodeClassification().evaluate(CountingModel(), data)
+    assert model.scale.grad is None
+
+
+def test_inductive_label_smoothing() -> None:
+    data = _data_with_features(_logits())
+    eps = 0.2
+    loss = InductiveNodeClassification(label_smoothing=eps).loss(CountingModel(), data)
+    expected = NodeClassification(label_smoothing=eps).loss(CountingModel(), data)
+    assert math.isclose(loss.item(), expected.item(), rel_tol=1e-6)
+    plain = InductiveNodeClassification().evaluate(CountingModel(), data)
+    smoothed = InductiveNodeClassification(label_smoothing=eps).evaluate(CountingModel(), data)
+    assert smoothed == plain
+
+
+def _two_components() -> Data:
+    """Train nodes 0-5 form one component, val/test nodes 6-11 another."""
+    ring = [(i, (i + 1) % 6) for i in range(6)] + [(0, 3)]
+    pairs = ring + [(a + 6, b + 6) for a, b in ring]
+    edges = sorted({(a, b) for a, b in pairs} | {(b, a) for a, b in pairs})
+    node = torch.arange(12)
+    return Data(
+        x=torch.randn(12, 4, generator=torch.Generator().manual_seed(0)),
+        edge_index=torch.tensor(edges).t(),
+        y=torch.tensor([0, 1, 2] * 4),
+        train_mask=node < 6,
+        val_mask=(node >= 6) & (node < 9),
+        test_mask=node >= 9,
+    )
+
+
+def test_inductive_equals_transductive_when_held_out_nodes_are_disconnected() -> None:
+    data = _two_components()
+    model = _gcn(data, dropout=0.0)
+    inductive = InductiveNodeClassification().loss(model, data)
+    transductive = NodeClassification().loss(model, data)
+    assert torch.allclose(inductive, transductive, rtol=0, atol=1e-6)
+    # Joining a training node to a test node changes the transductive loss only.
+    joined = data.clone()
+    extra = torch.tensor([[0, 11], [11, 0]])
+    joined.edge_index = torch.cat([data.edge_index, extra], dim=1)
+    assert torch.allclose(InductiveNodeClassification().loss(model, joined), inductive, atol=1e-6)
+    assert not torch.allclose(NodeClassification().loss(model, joined), transductive, atol=1e-4)
+
+
+def test_inductive_views_are_cached_and_never_stale() -> None:
+    data = _csbm()
+    task = InductiveNodeClassification()
+    views = task.views(data)
+    assert task.views(data) is views
+    data.x[0] += 1.0  # in-place edit: rebuilt, and the new view has the new features
+    fresh = task.views(data)
+    assert fresh is not views
+    assert torch.equal(fresh.train.x, data.x[data.train_mask])
+    assert task.views(data) is fresh
+    data.edge_index = data.edge_index[:, :10]  # replaced tensor: rebuilt
+    assert task.views(data).train.edge_index.size(1) <= 10
+    other = _csbm(seed=1)  # another graph: its own views
+    assert torch.equal(task.views(other).train.x, other.x[other.train_mask])
+
+
+def test_inductive_gcn_on_csbm_beats_chance() -> None:
+    data = make_synthetic(
+        "csbm", num_nodes=300, num_classes=3, feature_dim=16, separation=2.0, seed=0
+    )
+    model = _gcn(data, hidden=16)
+    result = fit(model, InductiveNodeClassification(), data, TrainConfig(epochs=20, patience=0))
+    assert result.status == "done"
+    assert result.metrics["test_acc"] > 0.7  # chance is 1/3
+
+
+def test_inductive_same_seed_same_numbers() -> None:
+    data = _csbm()
+    runs = []
+    for _ in range(2):
+        model = _gcn(data, dropout=0.5, drop_edge=0.2)
+        torch.manual_seed(3)
+        cfg = TrainConfig(epochs=5, patience=0)
+        runs.append(fit(model, InductiveNodeClassification(), data, cfg).history)
+    assert len(runs[0]) == 5
+    assert runs[0] == runs[1]
+
+
+def test_train_one_uses_inductive_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fathom.config import DataConfig
+
+    seen: list[object] = []
+
+    def fake_fit(model, task, data, cfg, callbacks=()):
+        seen.append(task)
+        return "fitted"
+
+    monkeypatch.setattr(run_mod, "fit", fake_fit)
+    data = _csbm(30)
+    cfg = ExperimentConfig(
+        data=DataConfig(inductive=True),
+        model=ModelConfig(depth=2, hidden=4),
+        train=TrainConfig(label_smoothing=0.1),
+    )
+    assert run_mod.train_one(cfg, data) == "fitted"
+    assert isinstance(seen[0], InductiveNodeClassification)
+    assert seen[0].label_smoothing == 0.1
+
+
+def test_inductive_missing_mask_is_a_data_error() -> None:
+    from fathom.errors import DataError
+
+    data = _data_with_features(_logits())
+    del data.val_mask
+    with pytest.raises(DataError, match="val_mask is missing"):
+        InductiveNodeClassification().loss(CountingModel(), data)

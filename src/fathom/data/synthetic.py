@@ -7,7 +7,8 @@ Every generator returns a :class:`torch_geometric.data.Data` with
   with no self-loops and no duplicate entries,
 - ``y``: int64 labels :math:`(N)` in ``[0, num_classes)``,
 - ``train_mask`` / ``val_mask`` / ``test_mask``: a 0.6 / 0.2 / 0.2
-  :func:`~fathom.data.splits.stratified_split` drawn with the same ``seed``,
+  :func:`~fathom.data.splits.stratified_split` drawn with the same ``seed`` (``csbm-graphs``
+  splits whole graphs 0.6 / 0.2 / 0.2 instead, for inductive training),
 - ``name``: the generator's registry name.
 
 All randomness comes from a local :class:`numpy.random.Generator` (and the split's local
@@ -49,6 +50,7 @@ __all__ = [
     "GENERATORS",
     "barbell",
     "csbm",
+    "csbm_graphs",
     "grid",
     "make_synthetic",
     "ring",
@@ -63,8 +65,8 @@ def make_synthetic(name: str, **kwargs: Any) -> Data:
     """Build the synthetic graph registered as ``name`` (see :data:`GENERATORS`).
 
     Args:
-        name (str): one of ``"barbell"``, ``"csbm"``, ``"grid"``, ``"ring"``, ``"tree"``,
-            ``"watts-strogatz"``.
+        name (str): one of ``"barbell"``, ``"csbm"``, ``"csbm-graphs"``, ``"grid"``,
+            ``"ring"``, ``"tree"``, ``"watts-strogatz"``.
         **kwargs: the generator's parameters (all generators accept ``num_nodes``,
             ``num_classes``, ``feature_dim`` and ``seed``).
 
@@ -211,6 +213,121 @@ def csbm(
     means = (separation / math.sqrt(2)) * q.T
     x = means[y] + rng.standard_normal((num_nodes, feature_dim))
     return _finish("csbm", x, edge_index, y, seed)
+
+
+@GENERATORS.register("csbm-graphs")
+def csbm_graphs(
+    num_nodes: int = 1000,
+    num_classes: int = 3,
+    *,
+    num_graphs: int = 10,
+    feature_dim: int = 32,
+    avg_degree: float = 10.0,
+    homophily: float = 0.8,
+    separation: float = 1.0,
+    seed: int = 0,
+) -> Data:
+    r"""Disjoint union of ``num_graphs`` CSBM graphs, split into train / val / test *graphs*.
+
+    The multi-graph inductive protocol of PPI (`"Inductive Representation Learning on Large
+    Graphs" <https://arxiv.org/abs/1706.02216>`_, Hamilton et al., NeurIPS 2017: 20 / 2 / 2
+    train / val / test graphs): a model is trained on some graphs and tested on graphs it has
+    never seen. Use it with inductive node classification (``data.inductive``), whose
+    training view then holds exactly the training graphs.
+
+    **Graphs.** Graph :math:`g` has :math:`n_g = \lfloor N/G \rfloor` or
+    :math:`\lceil N/G \rceil` nodes (so the union has exactly :math:`N`), and is a
+    :func:`csbm` graph with ``num_classes``, ``avg_degree`` and ``homophily`` (per graph)
+    drawn with its own seed derived from ``seed``. Graph :math:`g` occupies the contiguous node
+    range after graphs :math:`0..g-1`; no edge joins two graphs. ``graph_id`` :math:`(N)`
+    holds each node's graph. Within a graph ``y`` is sorted, as in :func:`csbm`.
+
+    **Features.** The class means are shared by every graph (otherwise a class would mean
+    something different in each graph and nothing could transfer):
+    :math:`\mathbf{x}_i = \boldsymbol{\mu}_{y_i} + \boldsymbol{\varepsilon}_i` with
+    :math:`\boldsymbol{\mu}_c = \frac{s}{\sqrt 2} \mathbf{u}_c` for one set of random
+    orthonormal :math:`\mathbf{u}_c`, so class means are ``separation`` apart as in
+    :func:`csbm`; the noise :math:`\boldsymbol{\varepsilon}_i` is each graph's own.
+
+    **Split.** Whole graphs: a seeded random
+    :math:`\lfloor 0.6G + \tfrac12 \rfloor` graphs are train and
+    :math:`\lfloor 0.2G + \tfrac12 \rfloor` val, the rest test (each split gets at least one
+    graph: the :func:`~fathom.data.splits.stratified_split` rule over graphs). A node's mask
+    is its graph's, so every graph lies entirely in one split.
+
+    Args:
+        num_nodes (int, optional): total number of nodes :math:`N`. (default: :obj:`1000`)
+        num_classes (int, optional): number of classes :math:`C \ge 2`. (default: :obj:`3`)
+        num_graphs (int, optional): number of graphs :math:`G \ge 3`. (default: :obj:`10`)
+        feature_dim (int, optional): feature dimension :math:`F \ge C`. (default: :obj:`32`)
+        avg_degree (float, optional): expected mean degree within each graph.
+            (default: :obj:`10.0`)
+        homophily (float, optional): expected edge homophily :math:`h \in [0, 1]`.
+            (default: :obj:`0.8`)
+        separation (float, optional): distance :math:`s \ge 0` between class means.
+            (default: :obj:`1.0`)
+        seed (int, optional): random seed. (default: :obj:`0`)
+
+    Raises:
+        ConfigError: an invalid value, or graphs too small for ``num_classes`` or for
+            ``avg_degree`` (the message gives the nodes per graph).
+    """
+    _check_int("num_graphs", num_graphs, 3)
+    _check_int("num_nodes", num_nodes, 2 * num_graphs, "2 * num_graphs")
+    _check_int("num_classes", num_classes, 2)
+    per_graph = num_nodes // num_graphs
+    if num_classes > per_graph:
+        raise ConfigError(
+            f"csbm-graphs: num_nodes={num_nodes} over num_graphs={num_graphs} gives {per_graph} "
+            f"nodes per graph, fewer than num_classes={num_classes}"
+        )
+    _check_int("feature_dim", feature_dim, num_classes, "num_classes")
+    _check_number("separation", separation, low=0.0)
+    _check_seed(seed)
+    sizes = np.full(num_graphs, per_graph, dtype=np.int64)
+    sizes[: num_nodes % num_graphs] += 1
+    # One stream for the shared class means and the per-graph seeds, independent of the
+    # streams csbm draws from for each graph's edges and noise.
+    rng = np.random.default_rng([seed, 2])
+    q, _ = np.linalg.qr(rng.standard_normal((feature_dim, num_classes)))
+    means = (separation / math.sqrt(2)) * q.T
+    graph_seeds = rng.integers(0, 2**62, size=num_graphs)
+
+    xs, ys, edges = [], [], []
+    offset = 0
+    for g in range(num_graphs):
+        try:
+            # separation=0 leaves only the noise; the shared means are added below.
+            part = csbm(
+                int(sizes[g]),
+                num_classes,
+                feature_dim=feature_dim,
+                avg_degree=avg_degree,
+                homophily=homophily,
+                separation=0.0,
+                seed=int(graph_seeds[g]),
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"csbm-graphs: each graph has ~{per_graph} nodes: {exc}") from None
+        xs.append(part.x.numpy() + means[part.y.numpy()])
+        ys.append(part.y)
+        edges.append(part.edge_index + offset)
+        offset += int(sizes[g])
+
+    graph_id = torch.repeat_interleave(torch.arange(num_graphs), torch.from_numpy(sizes))
+    train, val, test = stratified_split(torch.zeros(num_graphs, dtype=torch.long), seed=seed)
+    data = Data(
+        x=torch.from_numpy(np.concatenate(xs).astype(np.float32)),
+        # Graphs occupy increasing node ranges, so concatenating keeps (source, target) order.
+        edge_index=torch.cat(edges, dim=1),
+        y=torch.cat(ys),
+        train_mask=train[graph_id],
+        val_mask=val[graph_id],
+        test_mask=test[graph_id],
+        graph_id=graph_id,
+    )
+    data.name = "csbm-graphs"
+    return data
 
 
 @GENERATORS.register("ring")

@@ -1,4 +1,5 @@
-"""Transductive node classification: one graph, train / val / test node masks."""
+"""Node classification on one graph with train / val / test node masks: transductive
+(:class:`NodeClassification`) or inductive (:class:`InductiveNodeClassification`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-__all__ = ["NodeClassification"]
+from fathom.data.inductive import InductiveViews, inductive_views
+
+__all__ = ["InductiveNodeClassification", "NodeClassification"]
 
 SPLITS = ("train", "val", "test")
 
@@ -38,10 +41,93 @@ class NodeClassification:
         model.eval()
         out = model(data.x, data.edge_index)
         model.train(was_training)
-        pred = out.argmax(dim=-1)
         metrics: dict[str, float] = {}
         for split in SPLITS:
-            mask = data[f"{split}_mask"]
-            metrics[f"{split}_loss"] = F.cross_entropy(out[mask], data.y[mask]).item()
-            metrics[f"{split}_acc"] = (pred[mask] == data.y[mask]).float().mean().item()
+            metrics.update(_split_metrics(split, out, data.y, data[f"{split}_mask"]))
         return metrics
+
+
+# The tensors a view is built from; the cached views are valid while each is the same
+# object at the same in-place version.
+_VIEW_SOURCES = ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask")
+
+
+class InductiveNodeClassification:
+    r"""Inductive node classification: test nodes are unseen during training.
+
+    The protocol of GraphSAGE (`"Inductive Representation Learning on Large Graphs"
+    <https://arxiv.org/abs/1706.02216>`_, Hamilton et al., NeurIPS 2017). With the views of
+    :func:`~fathom.data.inductive.inductive_views`,
+
+    - ``loss`` runs the model on :math:`G[V_{train}]`, the subgraph induced by the training
+      nodes: validation and test nodes, their features and every edge touching them are
+      absent, so no gradient step can depend on them;
+    - ``evaluate`` reports ``train_*`` on :math:`G[V_{train}]`, ``val_*`` (model selection)
+      on :math:`G[V_{train} \cup V_{val}]` and ``test_*`` on the full graph.
+
+    Same interface as :class:`NodeClassification`; the model is called as
+    ``model(x, edge_index)``, so DropEdge / DropNode act inside it on whichever view it gets.
+
+    The views are built on first use and cached for the latest ``data``. The cache is
+    checked on every call: it is reused only while ``data`` is the same object and each of
+    its ``x``, ``edge_index``, ``y`` and masks is the same tensor at the same in-place
+    version (``Tensor._version``), so replacing or editing any of them rebuilds the views
+    rather than training on stale ones (an ``id(data)`` key alone could be reused by a new
+    object, or miss in-place edits). The cache holds references to those tensors, so their
+    identities cannot be recycled while it lives. Reusing the same view objects every epoch
+    also lets the per-``edge_index`` adjacency cache (:func:`fathom.nn.adjacency.gcn_adjacency`)
+    hit.
+
+    Args:
+        label_smoothing: label smoothing of the training loss (as in
+            :class:`NodeClassification`); evaluation losses are never smoothed.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = label_smoothing
+        self._cache: tuple[Data, list[tuple[Tensor | None, int]], InductiveViews] | None = None
+
+    def views(self, data: Data) -> InductiveViews:
+        """The (cached) training / validation / full views of ``data``."""
+        # a missing tensor is left for inductive_views to report as a DataError
+        tensors = [getattr(data, name, None) for name in _VIEW_SOURCES]
+        sources = [(t, -1 if t is None else t._version) for t in tensors]
+        if self._cache is not None:
+            cached_data, cached_sources, views = self._cache
+            if cached_data is data and all(
+                t is u and v == w for (t, v), (u, w) in zip(sources, cached_sources, strict=True)
+            ):
+                return views
+        views = inductive_views(data)
+        self._cache = (data, sources, views)
+        return views
+
+    def loss(self, model: nn.Module, data: Data) -> Tensor:
+        """Training loss on the training graph (model in train mode, dropout active)."""
+        train = self.views(data).train
+        out = model(train.x, train.edge_index)
+        # every node of the training graph is a training node
+        return F.cross_entropy(out, train.y, label_smoothing=self.label_smoothing)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: Data) -> dict[str, float]:
+        """``{train,val,test}_{acc,loss}``, each split on its own graph, in eval mode."""
+        views = self.views(data)
+        was_training = model.training
+        model.eval()
+        metrics: dict[str, float] = {}
+        try:
+            for split, view in zip(SPLITS, (views.train, views.val, views.full), strict=True):
+                out = model(view.x, view.edge_index)
+                metrics.update(_split_metrics(split, out, view.y, view[f"{split}_mask"]))
+        finally:
+            model.train(was_training)
+        return metrics
+
+
+def _split_metrics(split: str, out: Tensor, y: Tensor, mask: Tensor) -> dict[str, float]:
+    """Unsmoothed cross-entropy and accuracy of ``out`` on the nodes in ``mask``."""
+    return {
+        f"{split}_loss": F.cross_entropy(out[mask], y[mask]).item(),
+        f"{split}_acc": (out[mask].argmax(dim=-1) == y[mask]).float().mean().item(),
+    }
