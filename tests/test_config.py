@@ -341,6 +341,9 @@ INVALID = [
         ({"task": "graph", "train.monitor": "val_auc"}, "for task 'graph'"),
         ({"task": "graph", "data.inductive": True}, "task 'node' only"),
         ({"link.val_fraction": 0.5, "link.test_fraction": 0.5}, "must be < 1"),
+        ({"model.arch": "gae"}, "use it with task link or autoencoder"),
+        ({"task": "link", "model.arch": "vgae", "model.depth": 3}, "must be 2"),
+        ({"task": "graph", "model.arch": "sgc"}, "must be 'deep' for task 'graph'"),
     ],
 )
 def test_task_combinations_rejected(overrides: dict, fragment: str) -> None:
@@ -410,13 +413,17 @@ def test_every_registered_name_is_accepted(key: str, registry) -> None:
     assert len(registry) > 0
     section, field_name = key.split(".")
     for name in registry.names():
-        cfg = apply_overrides(ExperimentConfig(), {key: name})
+        # the link-prediction encoders only make sense with a link task
+        task = {"task": "link"} if key == "model.arch" and name in ("gae", "vgae") else {}
+        cfg = apply_overrides(ExperimentConfig(), {**task, key: name})
         assert getattr(getattr(cfg, section), field_name) == name
 
 
 def test_new_registry_entries_are_choices() -> None:
     # The zoo's names reach validation (a name missing from a registry would be rejected).
-    assert {"deep", "sgc", "gfnn", "appnp", "sign", "incep", "dgi"} <= set(ARCHS.names())
+    assert {"deep", "sgc", "gfnn", "appnp", "sign", "incep", "dgi", "gae", "vgae"} <= set(
+        ARCHS.names()
+    )
     assert {"gatv2", "sage", "gin", "gcn2", "gcn2-star", "gen", "gated"} <= set(CONVS.names())
     assert {"transformer", "cheb", "mlp"} <= set(CONVS.names())
     assert {"res+", "dense", "initial", "jk"} <= set(SKIPS.names())

@@ -222,7 +222,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument(
         "suite",
-        help="planetoid, depth, heterophily (trained through the store); oversmoothing "
+        help="planetoid, depth, heterophily, tu (GIN graph classification, 10-fold CV), gae "
+        "(GAE / VGAE link prediction) (trained through the store); oversmoothing "
         "(Dirichlet energy by layer: GCN vs remedies); neighbors-match (Tree-NeighborsMatch)",
     )
     reproduce.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
@@ -231,7 +232,8 @@ def _build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--seeds",
         type=_positive_int,
-        help="seeds (splits for heterophily); default 10, neighbors-match 1",
+        help="seeds (splits for heterophily; whole cross-validations for tu); default 10, "
+        "tu and neighbors-match 1",
     )
     reproduce.add_argument(
         "--store",
@@ -865,12 +867,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return _reproduce_oversmoothing(args)
     if args.suite == "neighbors-match":
         return _reproduce_neighbors_match(args)
+    default_seeds = rp.SUITES[args.suite].default_seeds if args.suite in rp.SUITES else 10
     cells = rp.build_cells(
         args.suite,
         datasets=_csv(args.datasets),
         models=_csv(args.models),
         depths=_parse_depths(args.depths) if args.depths else None,
-        seeds=args.seeds or 10,
+        seeds=args.seeds or default_seeds,
     )
     suite = rp.SUITES[args.suite]
     total = sum(len(c.configs) for c in cells)
@@ -892,9 +895,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             cfg, met = record["config"], record["metrics"]
             m = cfg["model"]
             what = m["conv"] if m["arch"] == "deep" else m["arch"]
+            score = (
+                f"test AUC {pct(met.get('test_auc'))}%"
+                if "test_auc" in met
+                else f"test {pct(met.get('test_acc'))}%"
+            )
             latest = (
                 f"{cfg['data']['name']} {what} depth {m['depth']} seed {cfg['seed']}: "
-                f"{record['status']} test {pct(met.get('test_acc'))}%"
+                f"{record['status']} {score}"
             )
             progress.update(task, total=todo, completed=done, description=latest)
 

@@ -100,7 +100,9 @@ class SyntheticConfig:
     """Parameters of a generated graph (used when ``data.name`` is a generator)."""
 
     num_nodes: int = 1000
-    """Number of nodes (approximate for grid / tree / barbell, which round to their shape)."""
+    """Number of nodes (approximate for grid / tree / barbell, which round to their shape); for
+    the multi-graph generators (``csbm-graphs``, graph-classification ``motifs``) the total
+    over all graphs."""
     num_classes: int = 3
     """Number of classes."""
     feature_dim: int = 32
@@ -111,9 +113,9 @@ class SyntheticConfig:
     """Expected fraction of intra-class edges (CSBM)."""
     separation: float = 1.0
     """Distance scale between class means relative to unit feature noise (CSBM)."""
-    num_graphs: int = 400
-    """Number of graphs of a multi-graph generator (graph classification; the inductive
-    ``csbm-graphs`` generator)."""
+    num_graphs: int | None = None
+    """Number of graphs of a multi-graph generator; ``None``: the generator's default
+    (``csbm-graphs``: 10; ``motifs``: one per 25 nodes of ``num_nodes``)."""
 
 
 @dataclass(frozen=True)
@@ -585,6 +587,26 @@ def _check_values(cfg: ExperimentConfig) -> None:
         "applies to task 'node' only",
         d.inductive,
     )
+    link_archs = ("gae", "vgae")
+    _require(
+        m.arch not in link_archs or link_task,
+        "model.arch",
+        "is a link-prediction encoder: use it with task link or autoencoder",
+        m.arch,
+    )
+    _require(
+        m.arch not in link_archs or m.depth == 2,
+        "model.depth",
+        f"must be 2 for model.arch {m.arch!r} (Kipf & Welling's 2-layer GCN encoder; for a "
+        "deeper encoder use model.arch deep)",
+        m.depth,
+    )
+    _require(
+        cfg.task != "graph" or m.arch == "deep",
+        "model.arch",
+        "must be 'deep' for task 'graph' (a block stack with a readout)",
+        m.arch,
+    )
     g, lk = cfg.graph, cfg.link
     _require(
         g.readout in ("sum", "mean", "max", "attention"),
@@ -651,5 +673,10 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(s.feature_dim >= 1, "data.synthetic.feature_dim", "must be >= 1", s.feature_dim)
     _require(s.avg_degree > 0, "data.synthetic.avg_degree", "must be > 0", s.avg_degree)
     _require(0 <= s.homophily <= 1, "data.synthetic.homophily", "must be in [0, 1]", s.homophily)
-    _require(s.num_graphs >= 2, "data.synthetic.num_graphs", "must be >= 2", s.num_graphs)
+    _require(
+        s.num_graphs is None or s.num_graphs >= 2,
+        "data.synthetic.num_graphs",
+        "must be >= 2",
+        s.num_graphs,
+    )
     _require(s.separation >= 0, "data.synthetic.separation", "must be >= 0", s.separation)

@@ -68,6 +68,11 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Data:
 
 
 def _generator_kwargs(cfg: DataConfig) -> dict[str, Any]:
-    """The ``data.synthetic`` fields the chosen generator takes (CSBM takes them all)."""
+    """The ``data.synthetic`` fields the chosen generator takes (CSBM takes them all); a
+    ``None`` field leaves the generator's own default."""
     accepted = inspect.signature(GENERATORS.get(cfg.name)).parameters
-    return {k: v for k, v in dataclasses.asdict(cfg.synthetic).items() if k in accepted}
+    return {
+        k: v
+        for k, v in dataclasses.asdict(cfg.synthetic).items()
+        if k in accepted and v is not None
+    }

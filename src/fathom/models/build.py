@@ -173,3 +173,20 @@ def _dgi(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
     from fathom.models.dgi import DGI
 
     return DGI(in_channels, cfg.hidden)
+
+
+@ARCHS.register("gae")
+def _gae(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """GAE encoder (Kipf & Welling 2016): 2-layer GCN ``in -> hidden -> out`` (the latent)."""
+    from fathom.models.autoencoder import GAEEncoder
+
+    return GAEEncoder(in_channels, cfg.hidden, out_channels, dropout=cfg.dropout)
+
+
+@ARCHS.register("vgae")
+def _vgae(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """VGAE encoder (Kipf & Welling 2016): shared GCN layer, then GCN layers for mu and
+    log sigma; samples in training, returns mu in eval."""
+    from fathom.models.autoencoder import VGAEEncoder
+
+    return VGAEEncoder(in_channels, cfg.hidden, out_channels, dropout=cfg.dropout)

@@ -89,20 +89,47 @@ class DeepGNN(nn.Module):
         """Number of message-passing layers (blocks, plus the head when it is a conv)."""
         return len(self.blocks) + int(self.head_is_conv)
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+    def input_state(self, x: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+        """The representation entering the first block, and the graph the blocks see.
+
+        In training mode DropEdge thins ``edge_index`` and DropNode zeroes rows of ``x``;
+        then the encoder (if any) and its activation are applied.
+
+        Shapes:
+            x: ``[num_nodes, in_channels]`` -> ``[num_nodes, width_0]``;
+            edge_index: ``[2, num_edges]`` -> ``[2, num_kept_edges]``.
+        """
         if self.training and self.drop_edge > 0:
             edge_index = dropout_edge(edge_index, p=self.drop_edge)[0]
         if self.training and self.drop_node > 0:
             x = drop_nodes(x, self.drop_node)
         if self.encoder is not None:
             x = self.encoder_act(self.encoder(self.input_dropout(x)))
+        return x, edge_index
+
+    def node_states(self, x: Tensor, edge_index: Tensor) -> list[Tensor]:
+        """Node representations ``[x_0, x_1, …, x_L]``: the input after the encoder, then the
+        output of every (active) block; the head and jumping knowledge are not applied.
+
+        Shapes:
+            x: ``[num_nodes, in_channels]`` -> ``L + 1`` tensors ``[num_nodes, *]``.
+        """
+        x, edge_index = self.input_state(x, edge_index)
+        return self._run_blocks(x, edge_index)
+
+    def _run_blocks(self, x: Tensor, edge_index: Tensor) -> list[Tensor]:
         history = [x]
         blocks = self.blocks if self.active_blocks is None else self.blocks[: self.active_blocks]
         for block in blocks:
             x = block(x, edge_index, history)
             history.append(x)
-        if self.jk is not None:
-            x = self.jk(history[1:])
+        return history
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        # The head needs the (possibly DropEdge-thinned) graph the blocks saw.
+        x, edge_index = self.input_state(x, edge_index)
+        history = self._run_blocks(x, edge_index)
+        x = self.jk(history[1:]) if self.jk is not None else history[-1]
         x = self.dropout(x)
         return self.head(x, edge_index) if self.head_is_conv else self.head(x)
 

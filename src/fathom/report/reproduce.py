@@ -28,7 +28,9 @@ def _digits(value: float | None) -> int:
 def _ours(row: Mapping[str, Any]) -> str:
     if row["ours_mean"] is None:
         return "not run"
-    if row["n"] == 1:
+    if row["n"] == 1 and row.get("std_over_folds"):
+        text = f"{row['ours_mean']:.1f} ± {row['ours_std']:.1f} ({row['std_over_folds']} folds)"
+    elif row["n"] == 1:
         text = f"{row['ours_mean']:.1f}" + (" (1 run)" if row["n_planned"] == 1 else "")
     else:
         text = f"{row['ours_mean']:.1f} ± {row['ours_std']:.1f}"
@@ -111,7 +113,8 @@ def _markdown(
         f"`{meta.get('store', '')}` (sweep `reproduce-{suite}`); training time summed over "
         f"the {sum(r['n'] for r in rows)} stored runs: {_train_minutes(rows):.0f} min.",
         "",
-        "Test accuracy in %, mean ± population std over seeds (or splits); `diff` = ours − "
+        "Test accuracy in % (test AUC / AP for link prediction), mean ± population std over "
+        "seeds (or splits, or the folds of one cross-validation); `diff` = ours − "
         f"published; `!` marks a difference over {tol:g} points.",
         "",
         "| dataset | model | depth | ours | published | diff | source / note |",

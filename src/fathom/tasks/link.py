@@ -1,0 +1,459 @@
+"""Link prediction on one undirected graph: edge split, edge decoders, task and entry point.
+
+Protocol (Kipf & Welling 2016, "Variational Graph Auto-Encoders"; PyG's
+``RandomLinkSplit``): a random fraction of the undirected edges is held out for validation
+and for test and *removed from the message-passing graph*; each held-out set is paired with
+as many node pairs that are not edges of the full graph. The model encodes nodes on the
+training graph only and scores pairs with a decoder; metrics are ROC-AUC, average precision
+and Hits@K (:mod:`fathom.train.metrics`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.utils import to_undirected
+
+from fathom.config import ExperimentConfig
+from fathom.errors import ConfigError, DataError
+from fathom.models.build import build_model
+from fathom.registry import Registry
+from fathom.seeding import seed_everything
+from fathom.train.loop import EpochCallback, FitResult, Task, fit
+from fathom.train.metrics import average_precision, hits_at_k, roc_auc
+
+__all__ = [
+    "DECODERS",
+    "DotDecoder",
+    "HadamardDecoder",
+    "LinkModel",
+    "LinkPrediction",
+    "LinkSplit",
+    "MLPDecoder",
+    "build_decoder",
+    "build_link_model",
+    "fit_link_task",
+    "link_metrics",
+    "run_link",
+    "sample_non_edges",
+    "split_edges",
+    "undirected_edges",
+]
+
+SPLITS = ("train", "val", "test")
+
+# Below this many forbidden pairs per candidate pair, rejection sampling is cheap; above it
+# (dense graphs) enumerating every pair is both faster and guaranteed to terminate.
+_ENUMERATE_ABOVE_DENSITY = 0.5
+
+
+# --------------------------------------------------------------------------- edge sets
+
+
+def undirected_edges(edge_index: Tensor) -> Tensor:
+    """Each undirected edge once, as ``(i, j)`` with ``i < j``, sorted; self loops dropped.
+
+    A directed edge ``(j, i)`` without its reverse counts as the undirected edge ``{i, j}``.
+
+    Shapes:
+        edge_index: ``[2, num_edges]`` -> ``[2, num_undirected_edges]``.
+    """
+    row, col = edge_index
+    keep = row != col
+    pairs = torch.stack([torch.minimum(row, col), torch.maximum(row, col)])[:, keep]
+    return torch.unique(pairs, dim=1)
+
+
+def _keys(pairs: Tensor, num_nodes: int) -> Tensor:
+    """One integer per canonical pair ``(i, j)``: ``i * N + j``."""
+    return pairs[0] * num_nodes + pairs[1]
+
+
+def sample_non_edges(
+    edge_index: Tensor,
+    num_nodes: int,
+    num_samples: int,
+    *,
+    exclude: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Uniformly random distinct node pairs that are not edges: negative examples.
+
+    Pairs are canonical ``(i, j)`` with ``i < j`` (no self loops), none an edge of
+    ``edge_index`` in either direction nor a pair of ``exclude``. Plain torch, so the draws
+    follow ``generator`` (or the global torch seed when it is ``None``); rejection sampling,
+    or enumeration of all pairs when most pairs are forbidden.
+
+    Args:
+        edge_index: edges whose pairs may not be drawn.
+        num_nodes: number of nodes ``N``.
+        num_samples: pairs to draw.
+        exclude: further forbidden pairs (any orientation).
+        generator: random source; ``None``: torch's global generator.
+
+    Raises:
+        DataError: fewer than ``num_samples`` non-edges exist.
+
+    Shapes:
+        edge_index: ``[2, E]``, exclude: ``[2, E']`` -> ``[2, num_samples]``.
+    """
+    forbidden_pairs = edge_index if exclude is None else torch.cat([edge_index, exclude], 1)
+    forbidden = _keys(undirected_edges(forbidden_pairs), num_nodes)
+    total = num_nodes * (num_nodes - 1) // 2
+    available = total - forbidden.numel()
+    if num_samples > available:
+        raise DataError(
+            f"cannot sample {num_samples} non-edges: the graph of {num_nodes} nodes has only "
+            f"{available} node pairs that are not edges"
+        )
+    if num_samples <= 0:
+        return edge_index.new_empty((2, 0))
+    if forbidden.numel() > _ENUMERATE_ABOVE_DENSITY * total:
+        candidates = _keys(torch.triu_indices(num_nodes, num_nodes, 1), num_nodes)
+        candidates = candidates[~torch.isin(candidates, forbidden)]
+    else:
+        candidates = forbidden.new_empty(0)
+        while candidates.numel() < num_samples:
+            missing = num_samples - candidates.numel()
+            # oversample so one round nearly always suffices
+            draw = int(1.2 * missing * total / available) + 16
+            i = torch.randint(num_nodes, (draw,), generator=generator)
+            j = torch.randint(num_nodes, (draw,), generator=generator)
+            keys = torch.minimum(i, j) * num_nodes + torch.maximum(i, j)
+            keys = keys[(i != j) & ~torch.isin(keys, forbidden)]
+            candidates = torch.unique(torch.cat([candidates, keys]))
+    # a uniformly random subset of the candidates (unique() sorted them)
+    keys = candidates[torch.randperm(candidates.numel(), generator=generator)[:num_samples]]
+    return torch.stack([keys // num_nodes, keys % num_nodes]).to(edge_index.device)
+
+
+@dataclass
+class LinkSplit:
+    """Edges of one graph split for link prediction (pairs canonical, ``i < j``).
+
+    ``train_edge_index`` is the message-passing graph: both directions of the training
+    edges, nothing else. ``*_pos`` are edges, ``*_neg`` non-edges of the full graph (val, test
+    and train-evaluation negatives pairwise disjoint). ``train_eval_pos`` is a fixed sample
+    of the training edges (as many as test edges) scored against ``train_eval_neg`` for the
+    ``train_*`` metrics.
+    """
+
+    num_nodes: int
+    train_edge_index: Tensor
+    train_pos: Tensor
+    val_pos: Tensor
+    val_neg: Tensor
+    test_pos: Tensor
+    test_neg: Tensor
+    train_eval_pos: Tensor
+    train_eval_neg: Tensor
+
+    def pairs(self, split: str) -> tuple[Tensor, Tensor]:
+        """``(positives, negatives)`` scored for the metrics of ``split`` (train/val/test)."""
+        if split == "train":
+            return self.train_eval_pos, self.train_eval_neg
+        return getattr(self, f"{split}_pos"), getattr(self, f"{split}_neg")
+
+    def sizes(self) -> dict[str, int]:
+        """Number of undirected edges / negative pairs per part."""
+        return {
+            "train_edges": self.train_pos.size(1),
+            "val_edges": self.val_pos.size(1),
+            "test_edges": self.test_pos.size(1),
+            "val_negatives": self.val_neg.size(1),
+            "test_negatives": self.test_neg.size(1),
+        }
+
+    def train_data(self, data: Data) -> Data:
+        """``data``'s node features on the training graph (what the encoder may see)."""
+        return Data(x=data.x, edge_index=self.train_edge_index, num_nodes=self.num_nodes)
+
+
+def split_edges(
+    data: Data, val_fraction: float = 0.05, test_fraction: float = 0.10, seed: int = 0
+) -> LinkSplit:
+    """Randomly split the undirected edges of ``data`` into train / val / test.
+
+    Each undirected edge is counted once (self loops are dropped). ``floor(fraction * E)``
+    edges (at least one) go to validation and to test and are removed from the
+    message-passing graph; the rest train. Validation and test each get as many negatives,
+    drawn from pairs that are not edges of the full graph, without self loops or duplicates
+    and disjoint between the splits (Kipf & Welling's ``mask_test_edges``). A local generator
+    seeded with ``seed`` makes the split reproducible without touching the global seed.
+
+    Args:
+        data: an undirected graph (``edge_index`` with both directions, or either).
+        val_fraction: fraction of edges held out for validation.
+        test_fraction: fraction of edges held out for test.
+        seed: seed of the split.
+
+    Raises:
+        DataError: the graph has no edges, or too few non-edges for the negatives.
+        ConfigError: fractions out of range or leaving no training edge.
+    """
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 < value < 1.0:
+            raise ConfigError(f"link.{name} must be in (0, 1), got {value!r}")
+    num_nodes = int(data.num_nodes)
+    edges = undirected_edges(data.edge_index)
+    num_edges = edges.size(1)
+    if num_edges == 0:
+        raise DataError(f"link prediction needs edges, got a graph of {num_nodes} nodes and none")
+    num_val = max(1, math.floor(val_fraction * num_edges))
+    num_test = max(1, math.floor(test_fraction * num_edges))
+    num_train = num_edges - num_val - num_test
+    if num_train < 1:
+        raise ConfigError(
+            f"link.val_fraction {val_fraction} and link.test_fraction {test_fraction} leave no "
+            f"training edge of {num_edges}"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    edges = edges[:, torch.randperm(num_edges, generator=generator)]
+    val_pos, test_pos = edges[:, :num_val], edges[:, num_val : num_val + num_test]
+    train_pos = edges[:, num_val + num_test :]
+    num_train_eval = min(num_train, num_test)
+    # one draw for all negatives keeps them distinct across splits
+    neg = sample_non_edges(
+        edges, num_nodes, num_val + num_test + num_train_eval, generator=generator
+    )
+    return LinkSplit(
+        num_nodes=num_nodes,
+        train_edge_index=to_undirected(train_pos, num_nodes=num_nodes),
+        train_pos=train_pos,
+        val_pos=val_pos,
+        val_neg=neg[:, :num_val],
+        test_pos=test_pos,
+        test_neg=neg[:, num_val : num_val + num_test],
+        # train_pos is in random order, so its head is a random sample
+        train_eval_pos=train_pos[:, :num_train_eval],
+        train_eval_neg=neg[:, num_val + num_test :],
+    )
+
+
+# --------------------------------------------------------------------------- decoders
+
+
+class DotDecoder(nn.Module):
+    r"""Inner-product decoder (GAE): :math:`s_{ij} = h_i^\top h_j`.
+
+    Shapes:
+        z: ``[N, d]``, pairs: ``[2, P]`` -> ``[P]`` logits; :meth:`dense`: ``[N, N]``.
+    """
+
+    def forward(self, z: Tensor, pairs: Tensor) -> Tensor:
+        return (z[pairs[0]] * z[pairs[1]]).sum(dim=-1)
+
+    def dense(self, z: Tensor) -> Tensor:
+        """Logits of all ``N^2`` ordered pairs: ``Z Z^T``."""
+        return z @ z.t()
+
+
+class HadamardDecoder(nn.Module):
+    r"""A linear layer on the Hadamard product: :math:`s_{ij} = w^\top (h_i \odot h_j) + b`.
+
+    Args:
+        channels: embedding size ``d``.
+
+    Shapes:
+        z: ``[N, d]``, pairs: ``[2, P]`` -> ``[P]`` logits; :meth:`dense`: ``[N, N]``.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.lin = nn.Linear(channels, 1)
+
+    def forward(self, z: Tensor, pairs: Tensor) -> Tensor:
+        return self.lin(z[pairs[0]] * z[pairs[1]]).squeeze(-1)
+
+    def dense(self, z: Tensor) -> Tensor:
+        """Logits of all ``N^2`` ordered pairs: ``Z diag(w) Z^T + b``."""
+        return (z * self.lin.weight) @ z.t() + self.lin.bias
+
+
+class MLPDecoder(nn.Module):
+    r"""A 2-layer MLP on the concatenation: :math:`s_{ij} = W_2\,\mathrm{ReLU}(W_1 [h_i, h_j])`.
+
+    Not symmetric in ``i, j``; pairs are scored in the orientation given.
+
+    Args:
+        channels: embedding size ``d`` (the hidden layer has ``d`` units too).
+
+    Shapes:
+        z: ``[N, d]``, pairs: ``[2, P]`` -> ``[P]`` logits.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * channels, channels), nn.ReLU(), nn.Linear(channels, 1)
+        )
+
+    def forward(self, z: Tensor, pairs: Tensor) -> Tensor:
+        return self.mlp(torch.cat([z[pairs[0]], z[pairs[1]]], dim=-1)).squeeze(-1)
+
+
+DECODERS: Registry[Callable[[int], nn.Module]] = Registry("link.decoder (--decoder)")
+DECODERS.add("dot", lambda channels: DotDecoder())
+DECODERS.add("hadamard", HadamardDecoder)
+DECODERS.add("mlp", MLPDecoder)
+
+
+def build_decoder(name: str, channels: int) -> nn.Module:
+    """The edge decoder ``name`` (``dot``/``hadamard``/``mlp``) for ``channels``-dim embeddings."""
+    return DECODERS.get(name)(channels)
+
+
+class LinkModel(nn.Module):
+    """Node encoder + edge decoder: ``logits = decoder(encoder(x, edge_index), pairs)``.
+
+    Args:
+        encoder: any node model called as ``encoder(x, edge_index) -> [N, d]``.
+        decoder: scores pairs of embeddings, ``decoder(z, pairs) -> [P]`` logits (a sigmoid
+            gives probabilities).
+        feature_decoder: optional ``[N, d] -> [N, F]`` map reconstructing node features
+            (denoising autoencoder), trained with the rest.
+
+    Shapes:
+        x: ``[N, F]``, edge_index: ``[2, E]``, pairs: ``[2, P]`` -> ``[P]``.
+    """
+
+    def __init__(
+        self, encoder: nn.Module, decoder: nn.Module, feature_decoder: nn.Module | None = None
+    ) -> None:
+        super().__init__()
+        self.encoder, self.decoder, self.feature_decoder = encoder, decoder, feature_decoder
+
+    def encode(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return self.encoder(x, edge_index)
+
+    def decode(self, z: Tensor, pairs: Tensor) -> Tensor:
+        return self.decoder(z, pairs)
+
+    def forward(self, x: Tensor, edge_index: Tensor, pairs: Tensor) -> Tensor:
+        return self.decode(self.encode(x, edge_index), pairs)
+
+
+# --------------------------------------------------------------------------- task
+
+
+def link_metrics(pos_logits: Tensor, neg_logits: Tensor, hits_k: int) -> dict[str, float]:
+    """``{auc, ap, hits, loss}`` of positive vs negative pair logits (loss: mean BCE)."""
+    logits = torch.cat([pos_logits, neg_logits])
+    labels = torch.cat([torch.ones_like(pos_logits), torch.zeros_like(neg_logits)])
+    return {
+        "auc": roc_auc(logits, labels),
+        "ap": average_precision(logits, labels),
+        "hits": hits_at_k(pos_logits, neg_logits, hits_k),
+        "loss": F.binary_cross_entropy_with_logits(logits, labels).item(),
+    }
+
+
+class LinkPrediction:
+    """Binary cross-entropy on training edges vs fresh negatives; AUC / AP / Hits@K.
+
+    The encoder always sees ``split.train_edge_index`` (held-out edges never pass messages)
+    and the node features ``data.x``. Each :meth:`loss` draws ``neg_ratio`` times as many
+    non-edges of the training graph as training edges from torch's global generator (so a
+    seeded run repeats). :meth:`evaluate` scores each split's fixed positives and negatives.
+
+    Args:
+        split: the edge split (:func:`split_edges`).
+        neg_ratio: negatives per training edge and step.
+        hits_k: K of Hits@K.
+    """
+
+    default_monitor = "val_auc"
+
+    def __init__(self, split: LinkSplit, neg_ratio: float = 1.0, hits_k: int = 20) -> None:
+        self.split, self.neg_ratio, self.hits_k = split, neg_ratio, hits_k
+
+    def _check(self, data: Data) -> None:
+        if int(data.num_nodes) != self.split.num_nodes:
+            raise DataError(
+                f"data has {data.num_nodes} nodes but the edge split was made for "
+                f"{self.split.num_nodes}"
+            )
+
+    def loss(self, model: nn.Module, data: Data) -> Tensor:
+        """Training loss (model in train mode)."""
+        self._check(data)
+        split = self.split
+        z = model.encode(data.x, split.train_edge_index)
+        pos = split.train_pos
+        num_neg = max(1, round(self.neg_ratio * pos.size(1)))
+        neg = sample_non_edges(split.train_edge_index, split.num_nodes, num_neg)
+        logits = model.decode(z, torch.cat([pos, neg], dim=1))
+        labels = torch.cat([logits.new_ones(pos.size(1)), logits.new_zeros(num_neg)])
+        return F.binary_cross_entropy_with_logits(logits, labels)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: Data) -> dict[str, float]:
+        """``{train,val,test}_{auc,ap,hits,loss}`` from one eval-mode encoding."""
+        self._check(data)
+        was_training = model.training
+        model.eval()
+        z = model.encode(data.x, self.split.train_edge_index)
+        metrics: dict[str, float] = {}
+        for name in SPLITS:
+            pos, neg = self.split.pairs(name)
+            scores = link_metrics(model.decode(z, pos), model.decode(z, neg), self.hits_k)
+            metrics.update({f"{name}_{k}": v for k, v in scores.items()})
+        model.train(was_training)
+        return metrics
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def build_link_model(
+    cfg: ExperimentConfig, num_features: int, *, reconstruct_features: bool = False
+) -> LinkModel:
+    """``build_model(cfg.model, num_features, cfg.link.embedding_dim)`` + ``cfg.link.decoder``
+    (+ a linear feature decoder when ``reconstruct_features``)."""
+    dim = cfg.link.embedding_dim
+    encoder = build_model(cfg.model, num_features, dim)
+    feature_decoder = nn.Linear(dim, num_features) if reconstruct_features else None
+    return LinkModel(encoder, build_decoder(cfg.link.decoder, dim), feature_decoder)
+
+
+def fit_link_task(
+    cfg: ExperimentConfig,
+    data: Data,
+    make_task: Callable[[LinkSplit], Task],
+    callbacks: Sequence[EpochCallback] = (),
+    *,
+    reconstruct_features: bool = False,
+) -> FitResult:
+    """Split ``data``'s edges with ``cfg.seed``, seed, build the model and fit ``make_task``.
+
+    Shared by :func:`run_link` and :func:`fathom.tasks.autoencoder.run_autoencoder`. The
+    training loop sees only the training graph (:meth:`LinkSplit.train_data`).
+    """
+    lk = cfg.link
+    split = split_edges(data, lk.val_fraction, lk.test_fraction, seed=cfg.seed)
+    seed_everything(cfg.seed)
+    model = build_link_model(cfg, data.num_features, reconstruct_features=reconstruct_features)
+    return fit(model, make_task(split), split.train_data(data), cfg.train, callbacks)
+
+
+def run_link(
+    cfg: ExperimentConfig, data: Data, callbacks: Sequence[EpochCallback] = ()
+) -> FitResult:
+    """Link prediction (``task: link``): one seed of ``cfg`` on ``data``.
+
+    The edges are split with ``cfg.seed`` (``cfg.link.val_fraction`` / ``test_fraction``),
+    the encoder is ``build_model(cfg.model, data.num_features, cfg.link.embedding_dim)``
+    with the ``cfg.link.decoder``, trained by :class:`LinkPrediction` with
+    ``cfg.link.neg_ratio`` fresh negatives per edge; the best epoch is picked by
+    ``cfg.train.monitor`` (``auto``: ``val_auc``).
+    """
+    lk = cfg.link
+    return fit_link_task(
+        cfg, data, lambda split: LinkPrediction(split, lk.neg_ratio, lk.hits_k), callbacks
+    )
