@@ -622,19 +622,30 @@ def _diagnose_model(
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     from fathom.data.datasets import list_datasets
+    from fathom.data.graph_datasets import GRAPH_DATASETS, GRAPH_GENERATORS
     from fathom.data.synthetic import GENERATORS
     from fathom.report.console import console, datasets_table
 
     rows = list_datasets(args.data_dir)
-    console.print(datasets_table(rows))
+    graph_rows = list_datasets(args.data_dir, GRAPH_DATASETS)
+    console.print(datasets_table(rows, "node classification / link prediction"))
+    console.print(datasets_table(graph_rows, "graph classification (--task graph)"))
     console.print(
-        f"generated (no download): {', '.join(GENERATORS.names())}; "
-        "or pass a .npz / .pt file to --dataset"
+        f"generated (no download): {', '.join(GENERATORS.names())}; for --task graph: "
+        f"{', '.join(GRAPH_GENERATORS.names())}; or pass a .npz / .pt file to --dataset"
     )
     if args.json:
         from fathom.report.files import write_json
 
-        write_json(args.json, {"datasets": rows, "generators": GENERATORS.names()})
+        write_json(
+            args.json,
+            {
+                "datasets": rows,
+                "graph_datasets": graph_rows,
+                "generators": GENERATORS.names(),
+                "graph_generators": GRAPH_GENERATORS.names(),
+            },
+        )
     return 0
 
 
@@ -867,13 +878,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return _reproduce_oversmoothing(args)
     if args.suite == "neighbors-match":
         return _reproduce_neighbors_match(args)
-    default_seeds = rp.SUITES[args.suite].default_seeds if args.suite in rp.SUITES else 10
     cells = rp.build_cells(
         args.suite,
         datasets=_csv(args.datasets),
         models=_csv(args.models),
         depths=_parse_depths(args.depths) if args.depths else None,
-        seeds=args.seeds or default_seeds,
+        seeds=args.seeds,
     )
     suite = rp.SUITES[args.suite]
     total = sum(len(c.configs) for c in cells)

@@ -323,3 +323,56 @@ def test_run_suite_trains_what_the_store_lacks_then_resumes(tmp_path: Path) -> N
     assert (again.total, again.already_done, again.ran) == (4, 4, 0)
     with RunStore(store) as st:
         assert [r["attempts"] for r in st.runs(sweep="reproduce-tiny")] == [1] * 4
+
+
+# --------------------------------------------------------------------------- tu and gae suites
+
+
+def test_tu_cells_share_one_cross_validation_per_dataset() -> None:
+    cells = build_cells("tu")
+    assert [(c.dataset, c.key, c.metric) for c in cells] == [
+        ("mutag", "gin", "test_acc"),
+        ("mutag", "gin-paper", "test_acc_paper"),
+        ("proteins", "gin", "test_acc"),
+        ("proteins", "gin-paper", "test_acc_paper"),
+    ]
+    assert [c.published.value for c in cells] == [89.4, 89.4, 76.2, 76.2]
+    mutag, mutag_paper = cells[:2]
+    assert len(mutag.configs) == 1  # one seed: one whole 10-fold cross-validation
+    assert config_hash(mutag.configs[0]) == config_hash(mutag_paper.configs[0])
+    assert (mutag.configs[0].task, mutag.configs[0].graph.folds) == ("graph", 10)
+
+
+def test_gae_cells_compare_auc_and_ap_of_the_same_runs() -> None:
+    cells = build_cells("gae", seeds=2)
+    assert [(c.key, c.metric, c.published.value) for c in cells] == [
+        ("gae-auc", "test_auc", 91.0),
+        ("gae-ap", "test_ap", 92.0),
+        ("vgae-auc", "test_auc", 91.4),
+        ("vgae-ap", "test_ap", 92.6),
+    ]
+    assert [config_hash(c) for c in cells[0].configs] == [config_hash(c) for c in cells[1].configs]
+    assert cells[2].configs[0].model.arch == "vgae"
+
+
+def test_suite_rows_of_one_cross_validation_spread_over_folds(tmp_path: Path) -> None:
+    honest, paper = build_cells("tu", datasets=["mutag"])
+    store = tmp_path / "cv.db"
+    cfg = honest.configs[0]
+    key = config_hash(cfg)
+    metrics = {
+        "test_acc": 0.82,
+        "test_acc_fold_std": 0.10,
+        "test_acc_paper": 0.88,
+        "test_acc_paper_std": 0.07,
+    }
+    with RunStore(store) as st:
+        st.register("reproduce-tu", [(key, config_to_dict(cfg))])
+        assert st.claim(key)
+        st.finish(key, status="done", metrics=metrics, history=[], time_s=1.0)
+    rows = suite_rows([honest, paper], store)
+    assert [(r["ours_mean"], r["ours_std"], r["std_over_folds"]) for r in rows] == [
+        (pytest.approx(82.0), pytest.approx(10.0), 10),
+        (pytest.approx(88.0), pytest.approx(7.0), 10),
+    ]
+    assert rows[1]["diff"] == pytest.approx(88.0 - 89.4)

@@ -167,8 +167,10 @@ def test_cross_validate_is_deterministic_and_reports_folds_and_the_paper_figure(
     accs = torch.tensor([f["test_acc"] for f in a.folds], dtype=torch.float64)
     assert a.metrics["test_acc"] == pytest.approx(accs.mean().item())
     assert a.metrics["test_acc_fold_std"] == pytest.approx(accs.std(unbiased=False).item())
-    # The paper's figure selects on the test folds, so it is at least the honest mean.
-    assert a.metrics["test_acc_paper"] >= a.metrics["test_acc"] - 1e-12
+    # The paper's figure is the best mean test-fold accuracy at one common epoch; each fold
+    # picks its own epoch on validation instead, so neither figure bounds the other
+    # (paper_protocol itself is checked on hand-made curves above).
+    assert 0.0 <= a.metrics["test_acc_paper"] <= 1.0
     assert 1 <= a.metrics["test_acc_paper_epoch"] <= 12
     assert [r["epoch"] for r in a.history] == list(range(1, 13))
 

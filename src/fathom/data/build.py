@@ -30,6 +30,13 @@ def dataset_kind(name: str) -> str:
         return "synthetic"
     if Path(name).suffix in GRAPH_FILE_SUFFIXES or Path(name).exists():
         return "file"
+    from fathom.data.graph_datasets import is_graph_dataset
+
+    if is_graph_dataset(name):
+        raise ConfigError(
+            f"data.name (--dataset) {name!r} is a graph-classification dataset: use it with "
+            "--task graph"
+        )
     raise ConfigError(
         f"unknown data.name (--dataset) {name!r}; choose a dataset ({', '.join(DATASETS.names())}),"
         f" a generator ({', '.join(GENERATORS.names())}) or a path to a .npz/.pt graph file"

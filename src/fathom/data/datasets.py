@@ -688,22 +688,29 @@ def load_dataset(
     return data
 
 
-def list_datasets(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every registered dataset with its known statistics and where its raw files are.
+def list_datasets(
+    data_dir: str | Path | None = None, registry: Registry[Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every dataset of ``registry`` (default: the node-classification :data:`DATASETS`;
+    ``fathom.data.graph_datasets.GRAPH_DATASETS`` for graph classification) with its known
+    statistics and where its raw files are.
 
     Nothing is loaded: only the presence of the raw files is checked. Each dict has ``name``,
     ``description``, ``nodes``, ``edges``, ``features``, ``classes``, ``split`` (kind),
     ``citation``, ``availability`` (``"data dir"``, ``"FATHOM_DATA"``, ``"cache"`` or
-    ``"missing"``) and ``path`` (the ``raw/`` folder found, or None).
+    ``"missing"``) and ``path`` (the ``raw/`` folder found, or None); graph-classification
+    datasets also ``graphs`` (nodes and edges are then totals over all graphs).
     """
     candidates = data_dir_candidates(data_dir)
+    registry = DATASETS if registry is None else registry
     rows = []
-    for name in DATASETS.names():
-        spec = DATASETS.get(name)
+    for name in registry.names():
+        spec = registry.get(name)
         found, _ = _locate(spec, candidates)
         rows.append(
             {
                 "name": spec.name,
+                **({"graphs": spec.num_graphs} if hasattr(spec, "num_graphs") else {}),
                 "description": spec.description,
                 "nodes": spec.num_nodes,
                 "edges": spec.num_edges,

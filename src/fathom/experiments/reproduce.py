@@ -437,13 +437,16 @@ def build_cells(
     datasets: Sequence[str] | None = None,
     models: Sequence[str] | None = None,
     depths: Sequence[int] | None = None,
-    seeds: int = 10,
+    seeds: int | None = None,
 ) -> list[Cell]:
     """The cells of ``suite`` restricted to ``datasets`` / ``models`` / ``depths`` (``None``:
-    the suite's defaults), with ``seeds`` runs each."""
+    the suite's defaults), with ``seeds`` runs each (``None``: the suite's
+    ``default_seeds``)."""
     if suite not in SUITES:
         raise ConfigError(f"unknown reproduce suite {suite!r}; choose one of: {', '.join(SUITES)}")
     s = SUITES[suite]
+    if seeds is None:
+        seeds = s.default_seeds
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     if s.max_seeds is not None and seeds > s.max_seeds:

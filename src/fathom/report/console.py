@@ -121,17 +121,20 @@ def depth_table(title: str, rows: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
-def datasets_table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    """The registered datasets with statistics and where they were found."""
-    table = Table(title="datasets", title_justify="left")
-    for col in ("name", "nodes", "edges", "features", "classes", "split", "available", "path"):
-        table.add_column(
-            col, justify="right" if col in ("nodes", "edges", "features", "classes") else "left"
-        )
+def datasets_table(rows: Sequence[Mapping[str, Any]], title: str = "datasets") -> Table:
+    """The registered datasets with statistics and where they were found (a ``graphs``
+    column for graph-classification datasets)."""
+    table = Table(title=title, title_justify="left")
+    graphs = any("graphs" in r for r in rows)
+    numeric = ("graphs", "nodes", "edges", "features", "classes")
+    columns = ("name", *(("graphs",) if graphs else ()), *numeric[1:], "split", "available")
+    for col in (*columns, "path"):
+        table.add_column(col, justify="right" if col in numeric else "left")
     for r in rows:
         where = r["availability"]
         table.add_row(
             r["name"],
+            *((f"{r.get('graphs', 0):,}",) if graphs else ()),
             f"{r['nodes']:,}",
             f"{r['edges']:,}",
             f"{r['features']:,}",
