@@ -212,4 +212,9 @@ def test_datasets_lists_every_dataset(
     assert {"cora", "citeseer", "pubmed", "chameleon", "actor", "amazon-photo"} <= names
     assert all(d["availability"] == "missing" for d in listed["datasets"])
     assert "csbm" in listed["generators"]
-    assert "cora" in capsys.readouterr().out
+    graphs = {d["name"]: d for d in listed["graph_datasets"]}
+    assert set(graphs) == {"mutag", "proteins", "enzymes", "imdb-binary"}
+    assert (graphs["mutag"]["graphs"], graphs["mutag"]["availability"]) == (188, "missing")
+    assert listed["graph_generators"] == ["motifs"]
+    out_text = capsys.readouterr().out
+    assert "cora" in out_text and "graph classification (--task graph)" in out_text

@@ -209,6 +209,10 @@ def test_registry_names_and_specs() -> None:
         assert min(spec.num_nodes, spec.num_edges, spec.num_features, spec.num_classes) > 0
         assert all(rel in table for rel in spec.raw_paths), name
         covered |= set(spec.raw_paths)
+    from fathom.data.graph_datasets import GRAPH_DATASETS
+
+    for name in GRAPH_DATASETS.names():
+        covered |= set(GRAPH_DATASETS.get(name).raw_paths)
     assert covered == set(table)  # checksums.sha256 lists exactly the registered raw files
     assert all(len(h) == 64 for h in table.values())
     cora = DATASETS.get("cora")
