@@ -4,6 +4,8 @@ from fathom import report
 from fathom.config import (
     DataConfig,
     ExperimentConfig,
+    GraphTaskConfig,
+    LinkTaskConfig,
     ModelConfig,
     SyntheticConfig,
     TrainConfig,
@@ -12,17 +14,22 @@ from fathom.config import (
 )
 from fathom.data.build import build_dataset
 from fathom.data.datasets import list_datasets, load_dataset, load_graph_file
+from fathom.data.graph_datasets import load_graph_dataset
+from fathom.data.inductive import inductive_views
 from fathom.data.synthetic import make_synthetic
 from fathom.data.validate import GraphReport, validate_graph
 from fathom.errors import ConfigError, DataError, DataNotFoundError, FathomError
 from fathom.experiments.depth_study import depth_study
-from fathom.experiments.run import ExperimentResult, run_experiment
+from fathom.experiments.run import ExperimentResult, build_task_data, run_experiment
 from fathom.experiments.store import RunStore
 from fathom.experiments.sweep import SweepSummary, run_configs, sweep
 from fathom.models.build import build_model
 from fathom.models.deep_gnn import DeepGNN
+from fathom.models.graph_classifier import GraphClassifier, build_graph_classifier
 from fathom.models.presets import list_presets, load_preset
-from fathom.tasks.node import NodeClassification
+from fathom.tasks.graph import GraphClassification, cross_validate
+from fathom.tasks.link import LinkPrediction, split_edges
+from fathom.tasks.node import InductiveNodeClassification, NodeClassification
 from fathom.train.loop import FitResult, fit
 
 __version__ = "0.1.0"
@@ -37,7 +44,13 @@ __all__ = [
     "ExperimentResult",
     "FathomError",
     "FitResult",
+    "GraphClassification",
+    "GraphClassifier",
     "GraphReport",
+    "GraphTaskConfig",
+    "InductiveNodeClassification",
+    "LinkPrediction",
+    "LinkTaskConfig",
     "ModelConfig",
     "NodeClassification",
     "RunStore",
@@ -47,19 +60,25 @@ __all__ = [
     "__version__",
     "apply_overrides",
     "build_dataset",
+    "build_graph_classifier",
     "build_model",
+    "build_task_data",
+    "cross_validate",
     "depth_study",
     "fit",
+    "inductive_views",
     "list_datasets",
     "list_presets",
     "load_config",
     "load_dataset",
+    "load_graph_dataset",
     "load_graph_file",
     "load_preset",
     "make_synthetic",
     "report",
     "run_configs",
     "run_experiment",
+    "split_edges",
     "sweep",
     "validate_graph",
 ]
