@@ -155,3 +155,16 @@ def test_explain_says_what_the_measurements_show() -> None:
     assert explain({"diff": -2.0, "train_mean": 10.0}, 3.0) == ""  # within tolerance
     assert explain({"diff": None, "train_mean": 10.0}, 3.0) == ""
     assert explain({"diff": -9.0}, 3.0) == ""  # rows from older stores
+
+
+def test_training_time_counts_runs_shared_by_rows_once(tmp_path: Path) -> None:
+    auc = {**_row("cora", "GAE AUC", 2, 91.0, 91.0), "run_times": {"a": 60.0, "b": 120.0}}
+    ap = {**_row("cora", "GAE AP", 2, 92.0, 92.0), "run_times": {"a": 60.0, "b": 120.0}}
+    (md,) = write_reproduce_report(tmp_path, "gae", "Tiny", [auc, ap], META)
+    assert "training time summed over the 2 stored runs: 3 min." in md.read_text()
+
+
+def test_one_cross_validation_shows_its_spread_over_folds(tmp_path: Path) -> None:
+    row = {**_row("mutag", "GIN", 4, 82.4, 89.4, n=1, n_planned=1, std=10.3), "std_over_folds": 10}
+    (md,) = write_reproduce_report(tmp_path, "tu", "Tiny", [row], META)
+    assert "| 82.4 ± 10.3 (10 folds) | 89.4 | -7.0! |" in md.read_text()

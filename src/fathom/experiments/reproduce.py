@@ -483,7 +483,9 @@ def run_suite(
     on_run_end: ProgressCallback | None = None,
 ) -> SweepSummary:
     """Run every run of ``cells`` that ``store`` does not hold yet (sweep ``name``)."""
-    configs = [cfg for cell in cells for cfg in cell.configs]
+    # cells may share runs (a suite's AUC and AP rows, or two suites' common cell)
+    unique = {config_hash(cfg): cfg for cell in cells for cfg in cell.configs}
+    configs = list(unique.values())
     return run_configs(
         name,
         configs,
@@ -511,6 +513,12 @@ def suite_rows(cells: Sequence[Cell], store: str | Path) -> list[dict[str, Any]]
     for cell, cell_keys in zip(cells, keys, strict=True):
         recs = [records[key] for key in cell_keys]
         finished = [r for r in recs if r is not None and r["status"] in ("done", "diverged")]
+        # per stored run, so a report can sum training time over runs that cells share
+        run_times = {
+            key: float(records[key]["time_s"] or 0.0)
+            for key in cell_keys
+            if records[key] is not None and records[key]["status"] in ("done", "diverged")
+        }
         metric = cell.metric
         accs = [
             100 * r["metrics"][metric] for r in finished if r["metrics"].get(metric) is not None
@@ -555,6 +563,7 @@ def suite_rows(cells: Sequence[Cell], store: str | Path) -> list[dict[str, Any]]
                 "train_mean": train,
                 "epochs_mean": epochs,
                 "time_s_mean": time_s,
+                "run_times": run_times,
             }
         )
     return rows

@@ -94,14 +94,20 @@ def reproduce_table(title: str, rows: Sequence[Mapping[str, Any]], tolerance: fl
     return table
 
 
-def _train_minutes(rows: Sequence[Mapping[str, Any]]) -> float:
-    return sum((r.get("time_s_mean") or 0.0) * r["n"] for r in rows) / 60
+def _stored_runs(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Training time of every stored run behind ``rows``, each run once (rows may share
+    runs: a suite's AUC and AP rows read the same runs)."""
+    runs: dict[str, float] = {}
+    for r in rows:
+        runs.update(r.get("run_times") or {})
+    return runs
 
 
 def _markdown(
     suite: str, description: str, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]
 ) -> str:
     tol = meta.get("tolerance", 3.0)
+    runs = _stored_runs(rows)
     lines = [
         f"# Reproduction: {suite}",
         "",
@@ -111,7 +117,7 @@ def _markdown(
         f"Measured on: {meta.get('host', '')}; {meta.get('versions', '')}  ",
         f"Wall time of this invocation: {meta.get('wall_s', 0):.0f} s; runs stored in "
         f"`{meta.get('store', '')}` (sweep `reproduce-{suite}`); training time summed over "
-        f"the {sum(r['n'] for r in rows)} stored runs: {_train_minutes(rows):.0f} min.",
+        f"the {len(runs)} stored runs: {sum(runs.values()) / 60:.0f} min.",
         "",
         "Test accuracy in % (test AUC / AP for link prediction), mean ± population std over "
         "seeds (or splits, or the folds of one cross-validation); `diff` = ours − "
