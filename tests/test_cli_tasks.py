@@ -176,3 +176,31 @@ def test_graph_sweep_stores_cross_validation_means_and_reports(tmp_path: Path) -
     assert main(["report", str(db), "--out", str(report), "--json", str(summary)]) == 0
     md = (report / "report.md").read_text()
     assert "test acc (%)" in md and "depth 2" in md
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*GRAPH, "--diagnose-every", "2"],
+        ["--task", "link", *LINK, "--depth", "3", "--diagnose-every", "2"],
+        ["--task", "autoencoder", *LINK, "--model", "gae", "--diagnose-every", "2"],
+    ],
+)
+def test_per_layer_diagnostics_in_every_task(tmp_path: Path, args: list[str]) -> None:
+    out = tmp_path / "out.json"
+    assert main(["train", *args, "--json", str(out)]) == 0
+    run = json.loads(out.read_text())["runs"][0]
+    records = run["diagnostics"]
+    assert [r["epoch"] for r in records if not r.get("final")][:2] == [1, 2]
+    final = records[-1]
+    assert final["final"] is True
+    energies = [layer["dirichlet_energy"] for layer in final["layers"]]
+    assert len(energies) >= 3 and all(e >= 0 for e in energies)
+
+
+def test_diagnostics_do_not_change_graph_results(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert main(["train", *GRAPH, "--json", str(a)]) == 0
+    assert main(["train", *GRAPH, "--diagnose-every", "1", "--json", str(b)]) == 0
+    ra, rb = json.loads(a.read_text())["runs"], json.loads(b.read_text())["runs"]
+    assert [r["test_loss"] for r in ra] == [r["test_loss"] for r in rb]

@@ -238,7 +238,9 @@ class TrainConfig:
     """Measure per-layer over-smoothing metrics (Dirichlet energy, MAD, ranks) every this many
     epochs and of the final model; kept with the run (JSON, results store, reports). 0: off.
     Measuring draws no random numbers, so results are the same with it on. Graphs above 512
-    nodes / 2,048 edges are measured on a fixed sample (``fathom diagnose`` is exact)."""
+    nodes / 2,048 edges are measured on a fixed sample (``fathom diagnose`` is exact). Graph
+    classification measures fold 0's model on its validation graphs; link tasks measure the
+    encoder on the training graph."""
     batch_size: int = 32
     """Graphs per mini-batch (``task: graph``); the node-level tasks train full batch."""
     lr_decay_every: int = 0

@@ -180,10 +180,6 @@ def _train_other_task(
     callbacks: list[EpochCallback],
     on_model: Callable[[nn.Module], None] | None,
 ) -> FitResult:
-    if cfg.train.diagnose_every:
-        raise ConfigError(
-            f"train.diagnose_every (--diagnose-every) is for task 'node', not {cfg.task!r}"
-        )
     if cfg.train.layerwise:
         raise ConfigError(f"train.layerwise is for task 'node', not {cfg.task!r}")
     if on_model is not None:
@@ -264,6 +260,8 @@ def run_experiment(
         wall = time.perf_counter() - t0
         if fitted.folds:
             runs = [{"seed": seed, **fold} for fold in fitted.folds]
+            if fitted.diagnostics:  # measured on fold 0's model
+                runs[0]["diagnostics"] = fitted.diagnostics
             result.runs.extend(runs)
             result.cross_validation.append(
                 {"seed": seed, **{k: v for k, v in fitted.metrics.items() if k.startswith("test")}}

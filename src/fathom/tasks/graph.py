@@ -34,6 +34,7 @@ from fathom.data.graph_datasets import validate_graphs
 from fathom.errors import ConfigError
 from fathom.models.graph_classifier import build_graph_classifier
 from fathom.seeding import seed_everything
+from fathom.train.callbacks import LayerDiagnostics
 from fathom.train.loop import EpochCallback, FitResult, fit
 
 __all__ = [
@@ -297,7 +298,17 @@ def cross_validate(
         task = GraphClassification(
             cfg.train.batch_size, seed=seed, label_smoothing=cfg.train.label_smoothing
         )
-        fitted = fit(model, task, data, cfg.train, callbacks)
+        tracker = None
+        if cfg.train.diagnose_every and k == 0:
+            # per-layer metrics of fold 0's model on its validation graphs, as one disjoint
+            # union (a graph's smoothing does not depend on the others: no edge joins them)
+            tracker = LayerDiagnostics(
+                model, Batch.from_data_list(data.val), cfg.train.diagnose_every
+            )
+        fitted = fit(model, task, data, cfg.train, [*callbacks, *([tracker] if tracker else [])])
+        if tracker is not None:
+            tracker.measure(fitted.best_epoch, final=True)
+            fitted.diagnostics = tracker.records
         first = first or fitted
         curves.append([float(r["test_acc"]) for r in fitted.history])
         record = {
@@ -334,5 +345,6 @@ def cross_validate(
         time_s=sum(r["time_s"] for r in records),
         history=first.history,
         message="; ".join(f"fold {r['fold']}: {r['message']}" for r in diverged),
+        diagnostics=first.diagnostics,
         folds=records,
     )

@@ -25,6 +25,7 @@ from fathom.errors import ConfigError, DataError
 from fathom.models.build import build_model
 from fathom.registry import Registry
 from fathom.seeding import seed_everything
+from fathom.train.callbacks import LayerDiagnostics
 from fathom.train.loop import EpochCallback, FitResult, Task, fit
 from fathom.train.metrics import average_precision, hits_at_k, roc_auc
 
@@ -433,13 +434,30 @@ def fit_link_task(
     """Split ``data``'s edges with ``cfg.seed``, seed, build the model and fit ``make_task``.
 
     Shared by :func:`run_link` and :func:`fathom.tasks.autoencoder.run_autoencoder`. The
-    training loop sees only the training graph (:meth:`LinkSplit.train_data`).
+    training loop sees only the training graph (:meth:`LinkSplit.train_data`). With
+    ``cfg.train.diagnose_every`` the encoder's per-layer over-smoothing metrics on that graph
+    go into the result's ``diagnostics``.
     """
     lk = cfg.link
     split = split_edges(data, lk.val_fraction, lk.test_fraction, seed=cfg.seed)
     seed_everything(cfg.seed)
     model = build_link_model(cfg, data.num_features, reconstruct_features=reconstruct_features)
-    return fit(model, make_task(split), split.train_data(data), cfg.train, callbacks)
+    train_data = split.train_data(data)
+    tracker = None
+    if cfg.train.diagnose_every:
+        # per-layer metrics of the encoder on the training (message-passing) graph
+        tracker = LayerDiagnostics(model.encoder, train_data, cfg.train.diagnose_every)
+    fitted = fit(
+        model,
+        make_task(split),
+        train_data,
+        cfg.train,
+        [*callbacks, *([tracker] if tracker else [])],
+    )
+    if tracker is not None:
+        tracker.measure(fitted.best_epoch, final=True)
+        fitted.diagnostics = tracker.records
+    return fitted
 
 
 def run_link(
