@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from fathom.report.reproduce import reproduce_table, write_reproduce_report
+from fathom.report.reproduce import explain, reproduce_table, write_reproduce_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -146,7 +146,6 @@ def test_console_table_prints_one_decimal_published_figures_with_one_digit(value
 
 
 def test_explain_says_what_the_measurements_show() -> None:
-    from fathom.report.reproduce import explain
 
     base = {"diff": -20.0, "train_mean": 21.0}
     assert "fits only 21% of its training nodes" in explain(base, 3.0)
@@ -168,3 +167,11 @@ def test_one_cross_validation_shows_its_spread_over_folds(tmp_path: Path) -> Non
     row = {**_row("mutag", "GIN", 4, 82.4, 89.4, n=1, n_planned=1, std=10.3), "std_over_folds": 10}
     (md,) = write_reproduce_report(tmp_path, "tu", "Tiny", [row], META)
     assert "| 82.4 ± 10.3 (10 folds) | 89.4 | -7.0! |" in md.read_text()
+
+
+def test_explain_graph_classification_rows() -> None:
+    honest = {**_row("mutag", "GIN", 4, 82.4, 89.4), "suite": "tu", "metric": "test_acc"}
+    honest["train_mean"] = 93.0
+    assert "picks its epoch on the test folds" in explain(honest, 3.0)
+    unfit = {**honest, "metric": "test_acc_paper", "train_mean": 40.0}
+    assert "fits only 40% of its training graphs" in explain(unfit, 3.0)
