@@ -604,6 +604,50 @@ def _check_split(spec: DatasetSpec, split: int) -> None:
         )
 
 
+def open_pyg_dataset(
+    spec: DatasetSpec,
+    data_dir: str | Path | None = None,
+    *,
+    download: bool = True,
+    verify: bool = True,
+) -> Any:
+    """The PyG dataset object of ``spec``, processed in the cache (see :func:`load_dataset`
+    for where raw files are looked for, checked, copied, downloaded and processed).
+
+    Raises:
+        DataNotFoundError: the raw files are nowhere and could not be downloaded.
+        DataError: a checksum mismatch or a processing failure.
+    """
+    cache_base = cache_dir() / "datasets"
+    found, looked = _locate(spec, data_dir_candidates(data_dir))
+    if found is not None:
+        hashes = _sync_raw(spec, found[1], cache_base, verify)
+    else:
+        reason = "not downloaded (download=False)"
+        hashes = None
+        if download:
+            try:
+                hashes = _download(spec, cache_base, verify)
+            except _DownloadFailedError as exc:
+                reason = f"download failed ({exc})"
+        if hashes is None:
+            raise DataNotFoundError(
+                f"dataset {spec.name!r} not found: looked in {'; '.join(looked)}; {reason}. "
+                f"Set --data-dir or FATHOM_DATA to a folder laid out like PyG's (with "
+                f"{spec.raw_dir}/{spec.raw_files[0]} and the other raw files), or run once on a "
+                f"machine with internet to download it into {cache_base}"
+            )
+    if not _processed_ok(spec, cache_base, hashes):
+        _build_processed(spec, cache_base, hashes)
+    try:
+        return _instantiate(spec, cache_base)
+    except Exception as exc:
+        raise DataError(
+            f"could not load processed dataset {spec.name!r} from {cache_base / spec.subdir}: "
+            f"{_one_line(exc)} (delete that folder to rebuild it)"
+        ) from exc
+
+
 def load_dataset(
     name: str,
     *,
@@ -640,34 +684,7 @@ def load_dataset(
     """
     spec = DATASETS.get(name)
     _check_split(spec, split)
-    cache_base = cache_dir() / "datasets"
-    found, looked = _locate(spec, data_dir_candidates(data_dir))
-    if found is not None:
-        hashes = _sync_raw(spec, found[1], cache_base, verify)
-    else:
-        reason = "not downloaded (download=False)"
-        hashes = None
-        if download:
-            try:
-                hashes = _download(spec, cache_base, verify)
-            except _DownloadFailedError as exc:
-                reason = f"download failed ({exc})"
-        if hashes is None:
-            raise DataNotFoundError(
-                f"dataset {spec.name!r} not found: looked in {'; '.join(looked)}; {reason}. "
-                f"Set --data-dir or FATHOM_DATA to a folder laid out like PyG's (with "
-                f"{spec.raw_dir}/{spec.raw_files[0]} and the other raw files), or run once on a "
-                f"machine with internet to download it into {cache_base}"
-            )
-    if not _processed_ok(spec, cache_base, hashes):
-        _build_processed(spec, cache_base, hashes)
-    try:
-        data = _instantiate(spec, cache_base)[0]
-    except Exception as exc:
-        raise DataError(
-            f"could not load processed dataset {spec.name!r} from {cache_base / spec.subdir}: "
-            f"{_one_line(exc)} (delete that folder to rebuild it)"
-        ) from exc
+    data = open_pyg_dataset(spec, data_dir, download=download, verify=verify)[0]
 
     if spec.split == "geom-gcn":
         for m in _MASKS:

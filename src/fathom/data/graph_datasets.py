@@ -6,7 +6,8 @@ datasets for learning with graphs", GRL+ 2020) read with PyG's
 the node datasets (:mod:`fathom.data.datasets`): the raw ``<root>/TUDataset/<NAME>/raw/*.txt``
 files are looked for under ``--data-dir``, then ``$FATHOM_DATA``, then the cache; they are
 copied (and hashed, and checked against ``checksums.sha256`` where it knows them) into the
-cache, and PyG's ``processed/`` folder is only ever written there.
+cache, and PyG's ``processed/`` folder is only ever written there; where they are nowhere,
+PyG downloads them into the cache (on a machine with internet).
 
 Node features follow the GIN paper (Xu et al., ICLR 2019, Sec. 7): the one-hot node labels
 for the bioinformatics datasets (``use_node_attr=False``: PROTEINS' and ENZYMES' continuous
@@ -34,18 +35,8 @@ from torch_geometric.transforms import NormalizeFeatures, OneHotDegree
 from torch_geometric.utils import degree, to_undirected
 
 from fathom.config import DataConfig
-from fathom.data.datasets import (
-    DatasetSpec,
-    _build_processed,
-    _instantiate,
-    _locate,
-    _one_line,
-    _processed_ok,
-    _sync_raw,
-    cache_dir,
-    data_dir_candidates,
-)
-from fathom.errors import ConfigError, DataError, DataNotFoundError
+from fathom.data.datasets import DatasetSpec, open_pyg_dataset
+from fathom.errors import ConfigError, DataError
 from fathom.registry import Registry
 
 __all__ = [
@@ -252,26 +243,9 @@ def motif_graphs(
 
 
 def _load_tu(spec: GraphDatasetSpec, data_dir: str | None, verify: bool = True) -> list[Data]:
-    cache_base = cache_dir() / "datasets"
-    found, looked = _locate(spec, data_dir_candidates(data_dir))
-    if found is None:
-        # TU files are small and always shipped with the shared data; no download here.
-        raise DataNotFoundError(
-            f"dataset {spec.name!r} not found: looked in {'; '.join(looked)}. Set --data-dir "
-            f"or FATHOM_DATA to a folder with {spec.raw_dir}/{spec.raw_files[0]} and the other "
-            f"raw files ({', '.join(spec.raw_files[1:])})"
-        )
-    hashes = _sync_raw(spec, found[1], cache_base, verify)
-    if not _processed_ok(spec, cache_base, hashes):
-        _build_processed(spec, cache_base, hashes)
-    try:
-        dataset = _instantiate(spec, cache_base)
-        graphs = [dataset[i] for i in range(len(dataset))]
-    except Exception as exc:
-        raise DataError(
-            f"could not load processed dataset {spec.name!r} from {cache_base / spec.subdir}: "
-            f"{_one_line(exc)} (delete that folder to rebuild it)"
-        ) from exc
+    # same search / checksum / cache / download path as the node datasets
+    dataset = open_pyg_dataset(spec, data_dir, verify=verify)
+    graphs = [dataset[i] for i in range(len(dataset))]
     if spec.degree_features:
         max_degree = max(
             (int(degree(g.edge_index[0], g.num_nodes).max()) for g in graphs if g.num_edges),
