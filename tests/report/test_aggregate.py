@@ -176,3 +176,17 @@ def test_other_varying_keys_and_numeric_order(make_record: Any) -> None:
         "norm=batch, depth=2",
         "norm=batch, depth=16",
     ]
+
+
+def test_one_cross_validated_run_reports_its_spread_over_folds(make_record: Any) -> None:
+    one = make_record("none", 2, 0)
+    one["config"]["task"] = "graph"
+    one["metrics"].update(test_acc=0.7, test_acc_fold_std=0.05)
+    (group,) = group_runs([one])
+    assert group.mean("test_acc") == pytest.approx(0.7)
+    assert group.std("test_acc") == pytest.approx(0.05)  # over folds, not over one seed
+    two = make_record("none", 2, 1)
+    two["config"]["task"] = "graph"
+    two["metrics"].update(test_acc=0.8, test_acc_fold_std=0.02)
+    (group,) = group_runs([one, two])
+    assert group.std("test_acc") == pytest.approx(0.05)  # over seeds: pstdev(0.7, 0.8)

@@ -43,6 +43,7 @@ METRICS = (
     "val_acc",
     "train_acc",
     "test_acc_paper",
+    "test_acc_fold_std",
     "test_auc",
     "val_auc",
     "test_ap",
@@ -208,8 +209,15 @@ class Group:
         return None if s is None else s.mean
 
     def std(self, metric: str) -> float | None:
+        """Population std over seeds; for one cross-validated run (graph classification, one
+        seed) the std over its folds instead."""
         s = self.stats.get(metric)
-        return None if s is None else s.std
+        if s is None:
+            return None
+        fold_std = self.stats.get(f"{metric}_fold_std")
+        if s.n == 1 and fold_std is not None:
+            return fold_std.mean
+        return s.std
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: flat ``<metric>_mean`` / ``_std`` / ``_n`` plus curves and diagnostics."""

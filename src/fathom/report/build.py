@@ -176,7 +176,8 @@ def _markdown(
         f"# {title}",
         "",
         f"{summary['total']} runs: {status}. Done and diverged runs are aggregated; "
-        "accuracies are mean ± population std over seeds (%), n is the number of seeds.",
+        "accuracies are mean ± population std over seeds (%), n is the number of seeds "
+        "(a cross-validated run with one seed: ± over its folds).",
         "",
         "## Results",
         "",

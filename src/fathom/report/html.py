@@ -137,7 +137,8 @@ def render_html(
         "<body>",
         f"<h1>{esc(title)}</h1>",
         '<p class="meta">Accuracies are mean ± population std over seeds, in %; '
-        "n is the number of seeds aggregated.</p>",
+        "n is the number of seeds aggregated (a cross-validated run with one seed: ± over "
+        "its folds).</p>",
         "<h2>Runs</h2>",
         _status_html(summary),
         "<h2>Results</h2>",
