@@ -219,8 +219,16 @@ def _launch(spec: Path, db: Path, *extra: str, workers: int = 1) -> Sweep:
             stderr=ferr,
             env={**os.environ, TAG_VAR: tag},
             start_new_session=True,
+            preexec_fn=_default_sigint,
         )
     return Sweep(proc, tag, err)
+
+
+def _default_sigint() -> None:
+    # a shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored
+    # across exec (Python then installs no Ctrl-C handler): give the sweep a terminal's
+    # default, as when a user runs it in the foreground
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture
