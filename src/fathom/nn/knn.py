@@ -1,0 +1,146 @@
+r"""Dynamic dilated k-nearest-neighbour graphs in plain torch (no pyg-lib / torch-cluster).
+
+DeepGCN (Li et al., "DeepGCNs: Can GCNs Go as Deep as CNNs?", ICCV 2019) rebuilds the graph of
+a point cloud at every layer from that layer's features: each point's :math:`k \cdot d`
+nearest neighbours in feature space, of which every :math:`d`-th is kept (dilation
+:math:`d`), or, in training with stochastic dilation, :math:`k` of them drawn at random.
+
+Neighbours are ranked by squared Euclidean distance with ties broken by the lower point
+index, so the result is exactly that of sorting every distance (the brute-force reference)
+whatever the block size. Distances are computed for ``block_size`` query points at a time
+against the points of their own cloud, so memory is :math:`O(\text{block} \cdot N)`, never
+:math:`O(N^2)`. As in the DeepGCN reference code the point itself (distance 0) counts as its
+first neighbour unless ``loop=False``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from fathom.errors import DataError
+
+__all__ = ["dilated_knn_graph", "knn_indices"]
+
+
+def knn_indices(
+    x: Tensor, y: Tensor, k: int, *, y_offset: int = 0, exclude: Tensor | None = None
+) -> Tensor:
+    r"""The ``k`` nearest rows of ``y`` for every row of ``x``, nearest first, ties broken by
+    the lower index; returned as indices into ``y`` plus ``y_offset``.
+
+    Args:
+        x: query points ``[B, F]``.
+        y: candidate points ``[N, F]``.
+        k: neighbours per query (``k <= N``, after ``exclude``).
+        y_offset: added to the returned indices.
+        exclude: ``[B]`` index into ``y`` of a candidate each query must not pick (itself),
+            or ``None``.
+
+    Shapes:
+        x: ``[B, F]``, y: ``[N, F]`` -> ``[B, k]``.
+    """
+    # ||x - y||^2 = ||x||^2 - 2 x.y + ||y||^2  # [B, N]
+    dist = torch.addmm((y * y).sum(1).unsqueeze(0), x, y.t(), alpha=-2.0)
+    dist += (x * x).sum(1, keepdim=True)
+    if exclude is not None:
+        dist[torch.arange(x.size(0), device=x.device), exclude] = float("inf")
+    vals, cols = dist.topk(k, dim=1, largest=False)  # [B, k]
+    kth = vals[:, -1:]  # the k-th distance
+    # rows where more than k candidates are within the k-th distance: topk's pick among the
+    # ties at that distance is arbitrary; take the lowest indices instead
+    tied_rows = ((dist <= kth).sum(1) > k).nonzero().view(-1)
+    if tied_rows.numel():
+        d = dist[tied_rows]
+        less = d < kth[tied_rows]
+        need = k - less.sum(1, keepdim=True)
+        tied = d == kth[tied_rows]
+        chosen = less | (tied & (tied.cumsum(1) <= need))
+        cols[tied_rows] = chosen.nonzero()[:, 1].view(-1, k)  # ascending index per row
+        vals[tied_rows] = d.gather(1, cols[tied_rows])
+    # nearest first, ties by lower index: sort by index, then stably by distance
+    by_index = cols.argsort(dim=1)
+    cols, vals = cols.gather(1, by_index), vals.gather(1, by_index)
+    order = vals.argsort(dim=1, stable=True)
+    return cols.gather(1, order) + y_offset
+
+
+def dilated_knn_graph(
+    x: Tensor,
+    k: int,
+    batch: Tensor | None = None,
+    *,
+    dilation: int = 1,
+    stochastic: bool = False,
+    loop: bool = True,
+    block_size: int = 1024,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""The dilated k-NN graph of ``x`` (per cloud of ``batch``), PyG's ``edge_index`` layout.
+
+    For every point :math:`i` its :math:`k d` nearest points :math:`j_1, …, j_{kd}` (nearest
+    first) are found; the kept neighbours are :math:`j_1, j_{1+d}, …, j_{1+(k-1)d}`
+    (dilation), or with ``stochastic=True`` :math:`k` of the :math:`kd` drawn uniformly
+    without replacement (DeepGCN's stochastic dilation; use it in training only).
+
+    Args:
+        x: point features ``[N, F]`` (coordinates at the first layer).
+        k: neighbours per point.
+        batch: cloud of each point ``[N]``, sorted (PyG's convention); ``None``: one cloud.
+        dilation: :math:`d \ge 1`.
+        stochastic: draw ``k`` of the ``k * d`` candidates at random instead of every d-th.
+        loop: count the point itself as a neighbour (DeepGCN's ``dense_knn_matrix`` does).
+        block_size: query points per distance block (memory ``block_size * cloud size``).
+        generator: random source of stochastic dilation.
+
+    Returns:
+        ``edge_index`` ``[2, N * k]``: row 0 the neighbour (source), row 1 the point
+        (target), points in order and each point's neighbours nearest first.
+
+    Raises:
+        DataError: ``k * dilation`` exceeds the candidates of a cloud (its size, minus one
+            without ``loop``), bad ``k`` / ``dilation`` / ``block_size``, non-finite
+            features, or an unsorted ``batch``.
+    """
+    if k < 1 or dilation < 1 or block_size < 1:
+        raise DataError(
+            f"knn needs k >= 1, dilation >= 1 and block_size >= 1, got k={k}, "
+            f"dilation={dilation}, block_size={block_size}"
+        )
+    if x.dim() != 2:
+        raise DataError(f"knn needs features of shape [N, F], got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise DataError("knn features contain NaN or Inf")
+    n = x.size(0)
+    if batch is None:
+        bounds = [(0, n)]
+    else:
+        if batch.shape != (n,) or (n > 1 and bool((batch[1:] < batch[:-1]).any())):
+            raise DataError("knn batch must be a sorted vector with one entry per point")
+        counts = torch.bincount(batch)
+        ends = counts.cumsum(0).tolist()
+        bounds = [(e - c, e) for c, e in zip(counts.tolist(), ends, strict=True) if c > 0]
+    kd = k * dilation
+    out = []
+    for cloud, (start, end) in enumerate(bounds):
+        size = end - start
+        available = size if loop else size - 1
+        if kd > available:
+            raise DataError(
+                f"knn: k * dilation = {k} * {dilation} = {kd} exceeds the {available} "
+                f"candidate neighbours of cloud {cloud} ({size} points"
+                f"{'' if loop else ', the point itself excluded'})"
+            )
+        y = x[start:end]
+        for lo in range(0, size, block_size):
+            hi = min(lo + block_size, size)
+            exclude = None if loop else torch.arange(lo, hi, device=x.device)
+            out.append(knn_indices(y[lo:hi], y, kd, y_offset=start, exclude=exclude))
+    nbrs = torch.cat(out)  # [N, k * d]
+    if stochastic:
+        pick = torch.rand(n, kd, generator=generator, device=x.device).argsort(dim=1)[:, :k]
+        nbrs = nbrs.gather(1, pick.sort(dim=1).values)
+    else:
+        nbrs = nbrs[:, ::dilation]
+    target = torch.arange(n, device=x.device).repeat_interleave(k)
+    return torch.stack([nbrs.reshape(-1), target])

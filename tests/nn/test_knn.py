@@ -1,0 +1,108 @@
+"""Dilated k-NN graphs against a brute-force reference: every distance sorted."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fathom.errors import DataError
+from fathom.nn.knn import dilated_knn_graph
+
+
+def _brute_force(
+    x: torch.Tensor, k: int, batch: torch.Tensor | None, dilation: int, loop: bool
+) -> torch.Tensor:
+    """Sort every (distance, index) pair of each point's cloud in float64; keep every d-th."""
+    n = x.size(0)
+    batch = torch.zeros(n, dtype=torch.long) if batch is None else batch
+    xd = x.double()
+    sources = []
+    for i in range(n):
+        cands = [
+            (float(((xd[i] - xd[j]) ** 2).sum()), j)
+            for j in range(n)
+            if batch[j] == batch[i] and (loop or j != i)
+        ]
+        cands.sort()
+        sources += [j for _, j in cands[: k * dilation][::dilation]]
+    return torch.stack([torch.tensor(sources), torch.arange(n).repeat_interleave(k)])
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+@pytest.mark.parametrize("loop", [True, False])
+def test_matches_brute_force_on_integer_points_full_of_ties(dilation: int, loop: bool) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 4, (60, 2), generator=g).float()  # many duplicates and equal distances
+    batch = torch.tensor([0] * 25 + [1] * 35)
+    for block in (1, 7, 1024):
+        got = dilated_knn_graph(x, 4, batch, dilation=dilation, loop=loop, block_size=block)
+        assert torch.equal(got, _brute_force(x, 4, batch, dilation, loop))
+
+
+def test_matches_brute_force_on_random_features() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(80, 5, generator=g)
+    got = dilated_knn_graph(x, 6, dilation=2, block_size=16)
+    assert torch.equal(got, _brute_force(x, 6, None, 2, True))
+
+
+def test_grid_neighbours_and_layout() -> None:
+    x = torch.tensor([[0.0], [1.0], [3.0], [6.0]])
+    edge_index = dilated_knn_graph(x, 2, loop=False)
+    # point 2 (at 3): nearest 1 (squared distance 4), then 0 and 3 tie at 9: lower index wins
+    assert edge_index[:, 4:6].tolist() == [[1, 0], [2, 2]]
+    # point 3 (at 6): 2 (9), then 1 (25)
+    assert edge_index[:, 6:8].tolist() == [[2, 1], [3, 3]]
+    assert edge_index[1].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_clouds_never_mix() -> None:
+    x = torch.randn(30, 3, generator=torch.Generator().manual_seed(2))
+    batch = torch.tensor([0] * 10 + [1] * 20)
+    src, dst = dilated_knn_graph(x, 5, batch, dilation=2)
+    assert torch.equal(batch[src], batch[dst])
+
+
+def test_stochastic_dilation_draws_k_of_the_k_times_d_nearest() -> None:
+    x = torch.randn(50, 3, generator=torch.Generator().manual_seed(3))
+    candidates = dilated_knn_graph(x, 12, dilation=1).view(2, 50, 12)[0]
+    a = dilated_knn_graph(
+        x, 4, dilation=3, stochastic=True, generator=torch.Generator().manual_seed(0)
+    )
+    b = dilated_knn_graph(
+        x, 4, dilation=3, stochastic=True, generator=torch.Generator().manual_seed(0)
+    )
+    c = dilated_knn_graph(
+        x, 4, dilation=3, stochastic=True, generator=torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    picked = a[0].view(50, 4)
+    for i in range(50):
+        assert set(picked[i].tolist()) <= set(candidates[i].tolist())
+        assert len(set(picked[i].tolist())) == 4
+
+
+def test_k_times_dilation_beyond_the_cloud_is_a_clear_error() -> None:
+    x = torch.randn(10, 2)
+    assert dilated_knn_graph(x, 5, dilation=2).shape == (2, 50)  # k * d == N with the point
+    with pytest.raises(DataError, match=r"k \* dilation = 5 \* 2 = 10 exceeds the 9"):
+        dilated_knn_graph(x, 5, dilation=2, loop=False)
+    with pytest.raises(DataError, match="cloud 1"):
+        dilated_knn_graph(x, 3, torch.tensor([0] * 7 + [1] * 3), dilation=2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"k": 0}, "k >= 1"),
+        ({"dilation": 0}, "dilation >= 1"),
+        ({"batch": torch.tensor([1, 0, 0, 0, 0, 0])}, "sorted"),
+    ],
+)
+def test_bad_input_is_one_line(kwargs: dict, fragment: str) -> None:
+    x = torch.randn(6, 2)
+    args = {"k": 2, **kwargs}
+    with pytest.raises(DataError, match=fragment):
+        dilated_knn_graph(x, **args)
+    with pytest.raises(DataError, match="NaN"):
+        dilated_knn_graph(torch.full((6, 2), float("nan")), 2)
