@@ -316,12 +316,11 @@ GAE_MODELS = {
 
 
 def _tu_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell | None:
-    cfg = load_preset(f"gin-{dataset}")
-    if depth is not None:
-        cfg = apply_overrides(cfg, {"model.depth": depth})
+    preset = load_preset(f"gin-{dataset}")
+    cfg = preset if depth is None else apply_overrides(preset, {"model.depth": depth})
     paper = key == "gin-paper"
     published = TU_PUBLISHED[dataset]
-    if depth is not None and depth != load_preset(f"gin-{dataset}").model.depth:
+    if cfg.model.depth != preset.model.depth:
         published = Published(None, "published at the preset's depth only")
     note = (
         "epoch chosen by the mean accuracy on the test folds, as the GIN paper does (optimistic)"

@@ -167,8 +167,7 @@ def train_one(
         callbacks.append(tracker)
     fitted = _fit(cfg, model, data, callbacks)
     if tracker is not None:
-        tracker.measure(fitted.best_epoch, final=True)
-        fitted.diagnostics = tracker.records
+        tracker.finish(fitted)
     if on_model is not None:
         on_model(model)
     return fitted
@@ -278,7 +277,7 @@ def run_experiment(
 def describe_data(data: Any) -> dict[str, Any]:
     """Size of what a run trains on: one graph's nodes, edges, classes and split sizes, or a
     graph-classification dataset's summary."""
-    if isinstance(data, (list, tuple)) or not isinstance(data, Data):
+    if not isinstance(data, Data):
         from fathom.data.graph_datasets import describe_graph_dataset
 
         return describe_graph_dataset(data)

@@ -83,7 +83,8 @@ class GraphClassification:
         self.label_smoothing = label_smoothing
         self.generator = torch.Generator().manual_seed(seed)
         self._eval_batches: dict[str, list[Batch]] = {}
-        self._eval_of: int | None = None
+        # the splits the batches were collated from: held, so an id is never recycled
+        self._eval_of: GraphSplits | None = None
 
     def loss(self, model: nn.Module, data: GraphSplits) -> Tensor:
         """Training loss over all training graphs in one batch (``fit`` calls
@@ -116,7 +117,7 @@ class GraphClassification:
         return total / max(count, 1)
 
     def _batches(self, data: GraphSplits) -> dict[str, list[Batch]]:
-        if self._eval_of != id(data):
+        if self._eval_of is not data:
             self._eval_batches = {
                 split: [
                     Batch.from_data_list(graphs[i : i + self.batch_size])
@@ -125,7 +126,7 @@ class GraphClassification:
                 for split in SPLITS
                 for graphs in [getattr(data, split)]
             }
-            self._eval_of = id(data)
+            self._eval_of = data
         return self._eval_batches
 
     @torch.no_grad()
@@ -307,8 +308,7 @@ def cross_validate(
             )
         fitted = fit(model, task, data, cfg.train, [*callbacks, *([tracker] if tracker else [])])
         if tracker is not None:
-            tracker.measure(fitted.best_epoch, final=True)
-            fitted.diagnostics = tracker.records
+            tracker.finish(fitted)
         first = first or fitted
         curves.append([float(r["test_acc"]) for r in fitted.history])
         record = {

@@ -455,8 +455,7 @@ def fit_link_task(
         [*callbacks, *([tracker] if tracker else [])],
     )
     if tracker is not None:
-        tracker.measure(fitted.best_epoch, final=True)
-        fitted.diagnostics = tracker.records
+        tracker.finish(fitted)
     return fitted
 
 

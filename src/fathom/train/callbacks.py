@@ -90,6 +90,12 @@ class LayerDiagnostics:
         if epoch == 1 or epoch % self.every == 0:
             self.measure(epoch)
 
+    def finish(self, result: Any) -> None:
+        """Measure the trained (best, restored) model and hand every record to ``result``
+        (a :class:`~fathom.train.loop.FitResult`) as its ``diagnostics``."""
+        self.measure(result.best_epoch, final=True)
+        result.diagnostics = self.records
+
     def measure(self, epoch: int, *, final: bool = False) -> None:
         """Probe the model now; ``final`` marks the measurement of the trained (restored)
         model."""
