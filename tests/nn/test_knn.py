@@ -39,6 +39,15 @@ def test_matches_brute_force_on_integer_points_full_of_ties(dilation: int, loop:
         assert torch.equal(got, _brute_force(x, 4, batch, dilation, loop))
 
 
+@pytest.mark.parametrize(("k", "dilation"), [(2, 1), (3, 2), (5, 4), (12, 2)])
+def test_topk_and_sort_selections_both_match_brute_force(k: int, dilation: int) -> None:
+    # k * d below and above a quarter of the 25 candidates: both selection paths
+    g = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 3, (25, 2), generator=g).float()
+    got = dilated_knn_graph(x, k, dilation=dilation, block_size=8)
+    assert torch.equal(got, _brute_force(x, k, None, dilation, True))
+
+
 def test_matches_brute_force_on_random_features() -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.randn(80, 5, generator=g)

@@ -22,6 +22,11 @@ from fathom.errors import DataError
 
 __all__ = ["dilated_knn_graph", "knn_indices"]
 
+# Above k = candidates / _SORT_ABOVE a full stable sort of each distance row beats topk on CPU
+# (measured: 1024 candidates, k = 432: 65 ms vs 82 ms; 512, k = 432: 15 ms vs 34 ms; while
+# for k = 16 topk is 4x faster).
+_SORT_ABOVE = 4
+
 
 def knn_indices(
     x: Tensor, y: Tensor, k: int, *, y_offset: int = 0, exclude: Tensor | None = None
@@ -45,6 +50,10 @@ def knn_indices(
     dist += (x * x).sum(1, keepdim=True)
     if exclude is not None:
         dist[torch.arange(x.size(0), device=x.device), exclude] = float("inf")
+    if _SORT_ABOVE * k > y.size(0):
+        # k is a large share of the candidates (dilated layers): one stable sort per row is
+        # cheaper than topk plus the tie repair, and orders ties by the lower index itself
+        return dist.sort(dim=1, stable=True).indices[:, :k] + y_offset
     vals, cols = dist.topk(k, dim=1, largest=False)  # [B, k]
     kth = vals[:, -1:]  # the k-th distance
     # rows where more than k candidates are within the k-th distance: topk's pick among the
