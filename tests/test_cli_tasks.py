@@ -46,8 +46,8 @@ def test_inductive_only_for_node_task(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_unknown_task_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["train", *SMALL, "--task", "segmentation"]) == 2
-    _one_line_error(capsys, "task (--task)", "node, graph, link, autoencoder")
+    assert main(["train", *SMALL, "--task", "tracking"]) == 2
+    _one_line_error(capsys, "task (--task)", "node, graph, link, autoencoder, segmentation")
 
 
 def test_diagnose_refuses_other_tasks(capsys: pytest.CaptureFixture[str]) -> None:
@@ -204,3 +204,58 @@ def test_diagnostics_do_not_change_graph_results(tmp_path: Path) -> None:
     assert main(["train", *GRAPH, "--diagnose-every", "1", "--json", str(b)]) == 0
     ra, rb = json.loads(a.read_text())["runs"], json.loads(b.read_text())["runs"]
     assert [r["test_loss"] for r in ra] == [r["test_loss"] for r in rb]
+
+
+SEGMENT = [
+    "--task",
+    "segmentation",
+    "--dataset",
+    "scenes",
+    "--conv",
+    "edge",
+    "--skip",
+    "res",
+    "--depth",
+    "3",
+    "--hidden",
+    "8",
+    "--k",
+    "4",
+    "--epochs",
+    "2",
+    "points.num_points=64",
+    "points.num_scenes=4",
+    "points.fusion_channels=16",
+]
+
+
+def test_segmentation_end_to_end_reports_miou_oa_and_per_class_iou(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "seg.json"
+    assert main(["train", *SEGMENT, "--memory", "checkpoint", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    agg = result["aggregate"]
+    assert 0.0 <= agg["test_miou_mean"] <= agg["test_oa_mean"] + 1.0
+    assert 0.0 <= agg["test_oa_mean"] <= 1.0
+    assert result["dataset"]["points_per_cloud"] == 64
+    assert (result["dataset"]["train"], result["dataset"]["val"]) == (4, 1)
+    printed = capsys.readouterr().out
+    assert "test miou" in printed and "test IoU per class" in printed
+    # checkpointing changes memory, not numbers
+    plain = tmp_path / "plain.json"
+    assert main(["train", *SEGMENT, "--json", str(plain)]) == 0
+    same = json.loads(plain.read_text())["aggregate"]
+    assert same["test_miou_mean"] == agg["test_miou_mean"]
+
+
+def test_segmentation_bad_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", *SEGMENT, "--dataset", "s3dis", "--data-dir", str(tmp_path)]) == 2
+    _one_line_error(capsys, "S3DIS")
+    assert main(["train", *SEGMENT, "--conv", "gcn"]) == 2
+    _one_line_error(capsys, "for task 'segmentation'", "edge")
+    assert main(["train", *SEGMENT, "--k", "40"]) == 2  # 40 * dilation 2 > 64 points
+    _one_line_error(capsys, "points.k (--k)", "largest dilation")
+    assert list(tmp_path.iterdir()) == []  # the data dir is never written

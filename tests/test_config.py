@@ -296,11 +296,20 @@ INVALID = [
     ("train.epochs", 0, "--epochs", ">= 1"),
     ("train.weight_decay", -1e-4, "--weight-decay", ">= 0"),
     ("train.patience", -1, "--patience", ">= 0"),
-    ("train.monitor", "val_f1", "--monitor", "auto, val_acc, val_loss, val_auc, val_ap"),
+    ("train.monitor", "val_f1", "--monitor", "auto, val_acc, val_loss, val_auc, val_ap, val_miou"),
     ("train.batch_size", 0, "--batch-size", ">= 1"),
     ("train.lr_decay_every", -1, None, ">= 0"),
     ("train.lr_decay", 0.0, None, "(0, 1]"),
-    ("task", "segmentation", "--task", "node, graph, link, autoencoder"),
+    ("task", "tracking", "--task", "node, graph, link, autoencoder, segmentation"),
+    ("model.memory", "offload", "--memory", "plain, checkpoint, reversible"),
+    ("model.groups", 1, None, ">= 2"),
+    ("points.num_points", 1, None, ">= 2"),
+    ("points.num_scenes", 0, None, ">= 1"),
+    ("points.test_area", 7, None, "1..6"),
+    ("points.k", 0, "--k", ">= 1"),
+    ("points.dilation", "exp", None, "linear or none"),
+    ("points.epsilon", 1.5, None, "[0, 1]"),
+    ("points.fusion_channels", 0, None, ">= 1"),
     ("graph.readout", "median", "--readout", "sum, mean, max or attention"),
     ("graph.readout_layers", "first", None, "last or all"),
     ("graph.pool", "diff", "--pool", "none, topk or sag"),
@@ -334,6 +343,9 @@ INVALID = [
 ]
 
 
+SEG = {"task": "segmentation", "data.name": "scenes", "model.conv": "edge"}
+
+
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
@@ -344,10 +356,37 @@ INVALID = [
         ({"model.arch": "gae"}, "use it with task link or autoencoder"),
         ({"task": "link", "model.arch": "vgae", "model.depth": 3}, "must be 2"),
         ({"task": "graph", "model.arch": "sgc"}, "must be 'deep' for task 'graph'"),
+        ({"task": "segmentation"}, "scenes, s3dis for task 'segmentation'"),
+        ({"data.name": "scenes"}, "must be 'segmentation' for the point-cloud dataset"),
+        ({**SEG, "model.conv": "gcn"}, "choose one of: edge"),
+        ({**SEG, "model.skip": "jk"}, "PlainGCN"),
+        ({**SEG, "model.arch": "sgc"}, "must be 'deep' for task 'segmentation'"),
+        ({**SEG, "train.monitor": "val_auc"}, "val_miou for task 'segmentation'"),
+        ({"train.monitor": "val_miou"}, "for task 'node'"),
+        ({**SEG, "train.diagnose_every": 5}, "each layer has its own k-NN graph"),
+        ({**SEG, "model.skip": "res", "model.depth": 28, "points.k": 40}, "largest dilation (27)"),
+        ({**SEG, "model.memory": "reversible", "model.skip": "none"}, "needs model.skip 'res'"),
+        ({"model.memory": "checkpoint", "model.arch": "sgc"}, "needs model.arch 'deep'"),
+        ({"model.memory": "reversible", "model.hidden": 63}, "divisible by model.groups"),
     ],
 )
 def test_task_combinations_rejected(overrides: dict, fragment: str) -> None:
     assert fragment in _error(apply_overrides, ExperimentConfig(), overrides)
+
+
+def test_segmentation_config_validates_with_dilation_within_the_clouds() -> None:
+    cfg = apply_overrides(
+        ExperimentConfig(),
+        {
+            **SEG,
+            "model.skip": "res",
+            "model.depth": 151,
+            "points.k": 3,
+            "model.memory": "reversible",
+        },
+    )
+    assert (cfg.points.k * 150, cfg.points.num_points, cfg.model.groups) == (450, 1024, 2)
+    assert cfg.points.dilation == "linear" and cfg.train.monitor == "auto"
 
 
 def test_task_sections_default_and_validate() -> None:

@@ -7,6 +7,7 @@ and exits with status 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -53,7 +54,7 @@ TRAIN_FLAGS: dict[str, tuple[type, str]] = {
     "--conv": (
         str,
         "message-passing operator: gcn, gat, gatv2, sage, gin, gcn2, gcn2-star, gen, gated, "
-        "transformer, cheb, mlp",
+        "transformer, cheb, mlp; point clouds (--task segmentation): edge, mr, sage, gin",
     ),
     "--depth": (int, "number of message-passing layers (propagation steps for sgc/appnp/…)"),
     "--hidden": (int, "hidden width"),
@@ -83,17 +84,23 @@ TRAIN_FLAGS: dict[str, tuple[type, str]] = {
     "--seeds": (int, "number of seeds to train and aggregate"),
     "--monitor": (
         str,
-        "validation metric picking the best epoch: auto, val_acc, val_loss, val_auc, val_ap",
+        "validation metric picking the best epoch: auto, val_acc, val_loss, val_auc, val_ap, "
+        "val_miou",
     ),
-    "--task": (str, "learning task: node, graph, link, autoencoder"),
+    "--task": (str, "learning task: node, graph, link, autoencoder, segmentation"),
     "--inductive": (bool, "node task: train on the subgraph of training nodes only"),
-    "--batch-size": (int, "graphs per mini-batch (graph task)"),
+    "--batch-size": (int, "graphs (graph task) or point clouds (segmentation) per mini-batch"),
     "--folds": (int, "cross-validation folds (graph task; default 10)"),
     "--readout": (str, "graph readout: sum, mean, max, attention"),
     "--pool": (str, "hierarchical pooling between blocks: none, topk, sag"),
     "--decoder": (str, "link decoder: dot, hadamard, mlp"),
     "--corrupt-edges": (float, "denoising autoencoder: fraction of input edges hidden each step"),
     "--corrupt-features": (float, "denoising autoencoder: fraction of feature entries zeroed"),
+    "--memory": (
+        str,
+        "activation memory: plain, checkpoint (recompute per block), reversible (RevGNN blocks)",
+    ),
+    "--k": (int, "segmentation: neighbours per point of each layer's dynamic k-NN graph"),
 }
 # extra spellings of a flag (PyG users say "model" for the model family)
 FLAG_ALIASES: dict[str, tuple[str, ...]] = {"--arch": ("--model",)}
@@ -223,7 +230,8 @@ def _build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "suite",
         help="planetoid, depth, heterophily, tu (GIN graph classification, 10-fold CV), gae "
-        "(GAE / VGAE link prediction) (trained through the store); oversmoothing "
+        "(GAE / VGAE link prediction), deepgcn (ResGCN / PlainGCN point-cloud segmentation, "
+        "28-151 layers) (trained through the store); oversmoothing "
         "(Dirichlet energy by layer: GCN vs remedies); neighbors-match (Tree-NeighborsMatch)",
     )
     reproduce.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
@@ -354,6 +362,16 @@ def _train_config(args: argparse.Namespace) -> ExperimentConfig:
     return apply_overrides(cfg, [*flag_overrides, *dotted])
 
 
+def _per_class_iou(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Segmentation: each class's test IoU averaged over the runs that scored it."""
+    prefix = "test_iou_"
+    names = dict.fromkeys(k for r in runs for k in r if k.startswith(prefix))
+    return {
+        name.removeprefix(prefix): statistics.fmean(r[name] for r in runs if name in r)
+        for name in names
+    }
+
+
 def _train_title(cfg: ExperimentConfig, described: dict[str, Any]) -> str:
     m = cfg.model
     what = (
@@ -365,6 +383,11 @@ def _train_title(cfg: ExperimentConfig, described: dict[str, Any]) -> str:
         size = (
             f"{described['num_graphs']} graphs, {cfg.graph.folds}-fold CV, "
             f"readout {cfg.graph.readout}"
+        )
+    elif cfg.task == "segmentation":
+        size = (
+            f"{described['train']}/{described['val']}/{described['test']} clouds of "
+            f"{described['points_per_cloud']} points, k {cfg.points.k}, memory {m.memory}"
         )
     else:
         size = f"{described['num_nodes']} nodes, {described['num_edges']} edges"
@@ -398,7 +421,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if epoch == 1 and state["done"]:  # a new fold started
                 state["epochs_before"] += cfg.train.epochs
             state["done"] = epoch
-            shown = next((k for k in ("val_acc", "val_auc") if k in record), None)
+            shown = next((k for k in ("val_miou", "val_acc", "val_auc") if k in record), None)
             progress.update(
                 task,
                 completed=min(state["epochs_before"] + epoch, cfg.seeds * per_seed),
@@ -450,6 +473,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{100 * cv['test_acc']:.1f} ± {100 * cv['test_acc_fold_std']:.1f}; "
             f"GIN-paper protocol (epoch chosen on the test folds, optimistic) "
             f"{100 * cv['test_acc_paper']:.1f} ± {100 * cv['test_acc_paper_std']:.1f}"
+        )
+    per_class = _per_class_iou(result.runs)
+    if per_class:
+        console.print(
+            "test IoU per class (mean over runs, %): "
+            + ", ".join(f"{name} {100 * iou:.1f}" for name, iou in per_class.items())
         )
     for run in result.runs:
         if run["status"] != "done":

@@ -31,6 +31,7 @@ __all__ = [
     "GraphTaskConfig",
     "LinkTaskConfig",
     "ModelConfig",
+    "PointsConfig",
     "SyntheticConfig",
     "TrainConfig",
     "apply_overrides",
@@ -86,13 +87,22 @@ FLAG_FOR_KEY: dict[str, str] = {
     "link.decoder": "--decoder",
     "link.corrupt_edges": "--corrupt-edges",
     "link.corrupt_features": "--corrupt-features",
+    "model.memory": "--memory",
+    "points.k": "--k",
 }
 
-TASKS = ("node", "graph", "link", "autoencoder")
-"""Learning tasks: node classification, graph classification, link prediction, and graph
-autoencoding (link reconstruction, optionally denoising)."""
+TASKS = ("node", "graph", "link", "autoencoder", "segmentation")
+"""Learning tasks: node classification, graph classification, link prediction, graph
+autoencoding (link reconstruction, optionally denoising) and point-cloud segmentation."""
 
-MONITORS = ("auto", "val_acc", "val_loss", "val_auc", "val_ap")
+MONITORS = ("auto", "val_acc", "val_loss", "val_auc", "val_ap", "val_miou")
+
+MEMORY_MODES = ("plain", "checkpoint", "reversible")
+"""How block activations are kept for the backward pass (``fathom.nn.reversible``)."""
+
+POINT_CLOUD_DATASETS = ("scenes", "s3dis")
+"""Datasets of ``task: segmentation``: embedded synthetic scenes of labelled primitives, and
+S3DIS in the standard preprocessed ``.h5`` block format."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,14 @@ class ModelConfig:
     (survivors rescaled by ``1 / (1 - p)``)."""
     share_weights: bool = False
     """Share one conv's parameters across all hidden blocks (parameter-sharing remedy)."""
+    memory: str = "plain"
+    """How activations are kept for the backward pass: ``plain`` (stored, memory grows with
+    depth), ``checkpoint`` (each block's activations recomputed in the backward pass) or
+    ``reversible`` (grouped reversible residual blocks, RevGNN, Li et al. ICML 2021: each
+    block's input is reconstructed from its output, so activation memory does not grow with
+    depth)."""
+    groups: int = 2
+    """Channel groups of a reversible block (``memory: reversible``)."""
 
 
 @dataclass(frozen=True)
@@ -227,8 +245,9 @@ class TrainConfig:
     """Stop after this many epochs without a better monitored value; 0 disables early stopping."""
     monitor: str = "auto"
     """Validation metric that picks the best epoch: ``val_acc`` (ties broken by lower
-    val_loss), ``val_loss``, ``val_auc`` or ``val_ap``; ``auto``: ``val_acc`` for node and
-    graph classification, ``val_auc`` for link prediction and autoencoders."""
+    val_loss), ``val_loss``, ``val_auc``, ``val_ap`` or ``val_miou``; ``auto``: ``val_acc``
+    for node and graph classification, ``val_auc`` for link prediction and autoencoders,
+    ``val_miou`` for segmentation."""
     label_smoothing: float = 0.0
     """Label smoothing of the training cross-entropy."""
     conv_weight_decay: float | None = None
@@ -308,6 +327,32 @@ class LinkTaskConfig:
 
 
 @dataclass(frozen=True)
+class PointsConfig:
+    """Point-cloud segmentation (``task: segmentation``): the clouds and DeepGCN's dynamic
+    dilated k-NN graphs (Li et al., "DeepGCNs: Can GCNs Go as Deep as CNNs?", ICCV 2019)."""
+
+    num_points: int = 1024
+    """Points per cloud: synthetic scenes are generated with this many; S3DIS blocks (4096
+    points) are subsampled to it (seeded)."""
+    num_scenes: int = 48
+    """Synthetic training scenes; validation and test get ``max(1, num_scenes // 4)`` each."""
+    test_area: int = 5
+    """S3DIS area held out as the test set (1-6)."""
+    k: int = 16
+    """Neighbours per point of every layer's k-NN graph."""
+    dilation: str = "linear"
+    """``linear``: backbone block ``i`` (0-based) uses dilation ``1 + i`` (DeepGCN's
+    ResGCN/DenseGCN); ``none``: dilation 1 everywhere."""
+    stochastic: bool = True
+    """Stochastic dilation in training: with probability ``epsilon`` a layer keeps ``k``
+    random neighbours of its ``k * d`` nearest instead of every ``d``-th."""
+    epsilon: float = 0.2
+    """Probability of stochastic dilation per layer and training forward pass."""
+    fusion_channels: int = 1024
+    """Width of the fusion block's 1x1 conv, whose global max-pool is the cloud feature."""
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """Everything that defines a run: ``data + model + train + task + seed``."""
 
@@ -316,12 +361,15 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     task: str = "node"
     """Learning task: ``node`` (node classification), ``graph`` (graph classification with
-    cross-validation), ``link`` (link prediction) or ``autoencoder`` (GAE / VGAE link
-    reconstruction, optionally denoising)."""
+    cross-validation), ``link`` (link prediction), ``autoencoder`` (GAE / VGAE link
+    reconstruction, optionally denoising) or ``segmentation`` (per-point classification of
+    point clouds with a DeepGCN)."""
     graph: GraphTaskConfig = field(default_factory=GraphTaskConfig)
     """Options of ``task: graph``."""
     link: LinkTaskConfig = field(default_factory=LinkTaskConfig)
     """Options of ``task: link`` and ``task: autoencoder``."""
+    points: PointsConfig = field(default_factory=PointsConfig)
+    """Options of ``task: segmentation``."""
     seed: int = 0
     """First seed; a run over ``seeds`` seeds uses ``seed, seed + 1, …``."""
     seeds: int = 1
@@ -499,6 +547,72 @@ def _require(ok: bool, key: str, msg: str, value: Any) -> None:
         raise ConfigError(f"{_flag(key)} {msg}, got {value!r}")
 
 
+def _check_memory(m: ModelConfig) -> None:
+    _require(
+        m.memory in MEMORY_MODES,
+        "model.memory",
+        f"must be one of {', '.join(MEMORY_MODES)}",
+        m.memory,
+    )
+    _require(m.groups >= 2, "model.groups", "must be >= 2", m.groups)
+    _require(
+        m.memory == "plain" or m.arch == "deep",
+        "model.memory",
+        f"needs model.arch 'deep' (a block stack), not {m.arch!r}",
+        m.memory,
+    )
+    _require(
+        m.memory != "reversible" or m.hidden % m.groups == 0,
+        "model.hidden",
+        f"must be divisible by model.groups ({m.groups}) for model.memory 'reversible'",
+        m.hidden,
+    )
+
+
+def _check_points(cfg: ExperimentConfig) -> None:
+    p, m, name = cfg.points, cfg.model, cfg.data.name
+    segmentation = cfg.task == "segmentation"
+    _require(
+        name not in POINT_CLOUD_DATASETS or segmentation,
+        "task",
+        f"must be 'segmentation' for the point-cloud dataset {name!r}",
+        cfg.task,
+    )
+    _require(p.num_points >= 2, "points.num_points", "must be >= 2", p.num_points)
+    _require(p.num_scenes >= 1, "points.num_scenes", "must be >= 1", p.num_scenes)
+    _require(1 <= p.test_area <= 6, "points.test_area", "must be in 1..6", p.test_area)
+    _require(p.k >= 1, "points.k", "must be >= 1", p.k)
+    _require(
+        p.dilation in ("linear", "none"), "points.dilation", "must be linear or none", p.dilation
+    )
+    _require(0.0 <= p.epsilon <= 1.0, "points.epsilon", "must be in [0, 1]", p.epsilon)
+    _require(p.fusion_channels >= 1, "points.fusion_channels", "must be >= 1", p.fusion_channels)
+    if not segmentation:
+        return
+    _require(m.arch == "deep", "model.arch", "must be 'deep' for task 'segmentation'", m.arch)
+    _require(
+        m.skip in ("none", "res", "dense"),
+        "model.skip",
+        "must be none (PlainGCN), res (ResGCN) or dense (DenseGCN) for task 'segmentation'",
+        m.skip,
+    )
+    _require(
+        m.memory != "reversible" or m.skip == "res",
+        "model.memory",
+        "'reversible' needs model.skip 'res' for task 'segmentation'",
+        m.memory,
+    )
+    # PlainGCN's blocks are undilated (as in the DeepGCN reference code)
+    max_dilation = max(1, m.depth - 1) if p.dilation == "linear" and m.skip != "none" else 1
+    _require(
+        p.k * max_dilation <= p.num_points,
+        "points.k",
+        f"times the largest dilation ({max_dilation}) must be <= points.num_points "
+        f"({p.num_points})",
+        p.k,
+    )
+
+
 def _check_values(cfg: ExperimentConfig) -> None:
     # Registries are imported here, not at module level, so config stays import-light.
     from fathom.models.build import ARCHS, ENCODERS, HEADS
@@ -508,6 +622,17 @@ def _check_values(cfg: ExperimentConfig) -> None:
     from fathom.nn.skips import SKIPS
 
     m, t, d, s = cfg.model, cfg.train, cfg.data, cfg.data.synthetic
+    segmentation = cfg.task == "segmentation"
+    if segmentation:
+        from fathom.nn.point_convs import POINT_CONVS as CONVS  # DeepGCN's point convs
+
+        _require(
+            d.name in POINT_CLOUD_DATASETS,
+            "data.name",
+            f"must be one of {', '.join(POINT_CLOUD_DATASETS)} for task 'segmentation' (or "
+            "start from a preset: --preset resgcn-28)",
+            d.name,
+        )
     for key, registry, value in [
         ("model.arch", ARCHS, m.arch),
         ("model.conv", CONVS, m.conv),
@@ -518,8 +643,10 @@ def _check_values(cfg: ExperimentConfig) -> None:
         ("model.head", HEADS, m.head),
     ]:
         if value not in registry:
+            task = " for task 'segmentation'" if segmentation and key == "model.conv" else ""
             raise ConfigError(
-                f"unknown {_flag(key)} {value!r}; choose one of: {', '.join(registry.names())}"
+                f"unknown {_flag(key)} {value!r}{task}; choose one of: "
+                f"{', '.join(registry.names())}"
             )
     _require(m.depth >= 1, "model.depth", "must be >= 1", m.depth)
     _require(m.hidden >= 1, "model.hidden", "must be >= 1", m.hidden)
@@ -539,7 +666,7 @@ def _check_values(cfg: ExperimentConfig) -> None:
         ("model.drop_node", m.drop_node),
     ]:
         _require(p is None or 0.0 <= p < 1.0, key, "must be in [0, 1)", p)
-    if m.aggr is not None:
+    if m.aggr is not None and not segmentation:
         from fathom.nn.convs import check_aggr
 
         check_aggr(m.conv, m.aggr)
@@ -571,17 +698,26 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(0.0 < t.lr_decay <= 1.0, "train.lr_decay", "must be in (0, 1]", t.lr_decay)
     _require(cfg.task in TASKS, "task", f"must be one of {', '.join(TASKS)}", cfg.task)
     link_task = cfg.task in ("link", "autoencoder")
-    _require(
-        t.monitor in ("auto", "val_loss", "val_auc", "val_ap") or not link_task,
-        "train.monitor",
-        f"must be auto, val_loss, val_auc or val_ap for task {cfg.task!r}",
-        t.monitor,
+    task_monitors = (
+        ("auto", "val_loss", "val_auc", "val_ap")
+        if link_task
+        else ("auto", "val_loss", "val_acc", "val_miou")
+        if segmentation
+        else ("auto", "val_loss", "val_acc")
     )
     _require(
-        t.monitor in ("auto", "val_loss", "val_acc") or link_task,
+        t.monitor in task_monitors,
         "train.monitor",
-        f"must be auto, val_acc or val_loss for task {cfg.task!r}",
+        f"must be {', '.join(task_monitors)} for task {cfg.task!r}",
         t.monitor,
+    )
+    _check_memory(m)
+    _check_points(cfg)
+    _require(
+        not (segmentation and t.diagnose_every),
+        "train.diagnose_every",
+        "is not available for task 'segmentation' (each layer has its own k-NN graph)",
+        t.diagnose_every,
     )
     _require(
         not d.inductive or cfg.task == "node",

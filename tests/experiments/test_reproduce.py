@@ -376,3 +376,21 @@ def test_suite_rows_of_one_cross_validation_spread_over_folds(tmp_path: Path) ->
         (pytest.approx(88.0), pytest.approx(7.0), 10),
     ]
     assert rows[1]["diff"] == pytest.approx(88.0 - 89.4)
+
+
+def test_deepgcn_cells_compare_test_miou_and_keep_s3dis_and_densegcn_on_request() -> None:
+    cells = build_cells("deepgcn", seeds=2)
+    assert [(c.key, c.depth, c.dataset) for c in cells] == [
+        ("resgcn-28", 28, "scenes"),
+        ("plaingcn-28", 28, "scenes"),
+        ("resgcn-56", 56, "scenes"),
+        ("resgcn-151", 151, "scenes"),
+    ]
+    assert {c.metric for c in cells} == {"test_miou"}
+    assert [c.configs[0].points.k for c in cells] == [16, 16, 8, 3]
+    assert all(c.published.value is None for c in cells)  # no published synthetic figure
+    s3dis = _one(build_cells("deepgcn", datasets=["s3dis"], models=["resgcn-28"], seeds=1))
+    assert s3dis.published.value == 52.11
+    assert s3dis.configs[0].points.num_points == 4096
+    dense = _one(build_cells("deepgcn", models=["densegcn-28"], seeds=1))
+    assert dense.configs[0].model.skip == "dense"

@@ -70,3 +70,46 @@ def test_every_suite_cell_refers_to_existing_presets(suite: str) -> None:
     assert {c.dataset for c in cells} == set(s.datasets)
     assert {c.key for c in cells} >= set(s.models)
     assert all(len(c.configs) == 1 for c in cells)
+
+
+@pytest.mark.parametrize(
+    ("name", "skip", "depth", "k"),
+    [
+        ("resgcn-28", "res", 28, 16),
+        ("resgcn-56", "res", 56, 8),
+        ("resgcn-151", "res", 151, 3),
+        ("plaingcn-28", "none", 28, 16),
+        ("densegcn-28", "dense", 28, 16),
+    ],
+)
+def test_deepgcn_presets_have_the_published_setting(
+    name: str, skip: str, depth: int, k: int
+) -> None:
+    cfg = load_preset(name)
+    m, t, p = cfg.model, cfg.train, cfg.points
+    assert (cfg.task, cfg.data.name) == ("segmentation", "scenes")
+    assert (m.conv, m.skip, m.depth, m.hidden, m.norm, m.dropout) == (
+        "edge",
+        skip,
+        depth,
+        64,
+        "batch",
+        0.3,
+    )
+    assert (p.k, p.dilation, p.stochastic, p.epsilon, p.fusion_channels) == (
+        k,
+        "linear",
+        True,
+        0.2,
+        1024,
+    )
+    assert (t.lr, t.weight_decay, t.lr_decay_every, t.lr_decay, t.batch_size) == (
+        0.001,
+        0.0,
+        20,
+        0.5,
+        4,
+    )
+    assert (p.num_points, p.num_scenes, t.epochs) == (512, 24, 25)  # sized for a CPU
+    # every block's dilated neighbourhood fits in a cloud
+    assert p.k * (depth - 1) <= p.num_points

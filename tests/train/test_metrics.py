@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
 
 from fathom.errors import DataError
-from fathom.train.metrics import average_precision, hits_at_k, roc_auc
+from fathom.train.metrics import (
+    average_precision,
+    confusion_matrix,
+    hits_at_k,
+    iou_per_class,
+    mean_class_accuracy,
+    mean_iou,
+    overall_accuracy,
+    roc_auc,
+    segmentation_scores,
+)
 
 
 def _t(values: list[float]) -> torch.Tensor:
@@ -78,3 +89,79 @@ def test_bad_input_raises_a_one_line_data_error(call) -> None:  # type: ignore[n
     with pytest.raises(DataError) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- segmentation
+
+
+def _pairs(counts: dict[tuple[int, int], int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pred, target)`` with ``counts[(truth, prediction)]`` points of each pair, shuffled."""
+    target = [t for (t, _), n in counts.items() for _ in range(n)]
+    pred = [p for (_, p), n in counts.items() for _ in range(n)]
+    order = torch.randperm(len(target), generator=torch.Generator().manual_seed(0))
+    return torch.tensor(pred)[order], torch.tensor(target)[order]
+
+
+# Truth (rows) x prediction (columns): [[3, 1, 0], [1, 2, 0], [0, 1, 2]].
+THREE_CLASSES = {(0, 0): 3, (0, 1): 1, (1, 0): 1, (1, 1): 2, (2, 1): 1, (2, 2): 2}
+
+
+def test_confusion_matrix_counts_truth_by_prediction() -> None:
+    pred, target = _pairs(THREE_CLASSES)
+    m = confusion_matrix(pred, target, 3)
+    assert m.dtype == torch.long
+    assert m.tolist() == [[3, 1, 0], [1, 2, 0], [0, 1, 2]]
+    # matrices of parts add up to the matrix of the whole
+    parts = confusion_matrix(pred[:4], target[:4], 3) + confusion_matrix(pred[4:], target[4:], 3)
+    assert torch.equal(parts, m)
+    assert confusion_matrix(torch.empty(0), torch.empty(0), 2).tolist() == [[0, 0], [0, 0]]
+
+
+def test_segmentation_metrics_of_a_three_class_example_are_exact() -> None:
+    m = confusion_matrix(*_pairs(THREE_CLASSES), 3)
+    # TP = 3, 2, 2; truth sizes 4, 3, 3; predicted 4, 4, 2
+    assert overall_accuracy(m) == 7 / 10
+    # IoU_c = TP / (truth + predicted - TP): 3/5, 2/5, 2/3
+    assert iou_per_class(m).tolist() == [3 / 5, 2 / 5, 2 / 3]
+    assert mean_iou(m) == pytest.approx(5 / 9, rel=1e-12)
+    # recalls 3/4, 2/3, 2/3
+    assert mean_class_accuracy(m) == pytest.approx(25 / 36, rel=1e-12)
+    scores = segmentation_scores(m)
+    assert scores == {
+        "oa": overall_accuracy(m),
+        "miou": mean_iou(m),
+        "macc": mean_class_accuracy(m),
+    }
+
+
+def test_absent_classes_are_left_out_of_the_means() -> None:
+    # class 3: never true, never predicted -> no IoU, no recall; the means are unchanged
+    m = confusion_matrix(*_pairs(THREE_CLASSES), 4)
+    iou = iou_per_class(m)
+    assert iou[:3].tolist() == [3 / 5, 2 / 5, 2 / 3] and math.isnan(iou[3].item())
+    assert mean_iou(m) == pytest.approx(5 / 9, rel=1e-12)
+    assert mean_class_accuracy(m) == pytest.approx(25 / 36, rel=1e-12)
+    # one class-0 point predicted as 3: class 3 gets IoU 0 (a false positive) and counts in
+    # the mIoU, but has no truth, so no recall in the mAcc
+    m = confusion_matrix(*_pairs({**THREE_CLASSES, (0, 3): 1}), 4)
+    assert overall_accuracy(m) == 7 / 11
+    assert iou_per_class(m).tolist() == [3 / 6, 2 / 5, 2 / 3, 0.0]
+    assert mean_iou(m) == pytest.approx(47 / 120, rel=1e-12)
+    assert mean_class_accuracy(m) == pytest.approx(29 / 45, rel=1e-12)
+
+
+def test_perfect_and_empty_segmentations() -> None:
+    y = torch.tensor([0, 1, 1, 2, 2, 2])
+    assert segmentation_scores(confusion_matrix(y, y, 5)) == {"oa": 1.0, "miou": 1.0, "macc": 1.0}
+    empty = torch.zeros(3, 3, dtype=torch.long)
+    assert all(math.isnan(v) for v in segmentation_scores(empty).values())
+    assert iou_per_class(empty).isnan().all()
+
+
+def test_confusion_matrix_rejects_bad_input() -> None:
+    with pytest.raises(DataError, match="same size"):
+        confusion_matrix(torch.tensor([0, 1]), torch.tensor([0]), 2)
+    with pytest.raises(DataError, match=r"target has class 2 outside \[0, 2\)"):
+        confusion_matrix(torch.tensor([0, 1]), torch.tensor([0, 2]), 2)
+    with pytest.raises(DataError, match=r"pred has class -1"):
+        confusion_matrix(torch.tensor([-1, 1]), torch.tensor([0, 1]), 2)

@@ -45,6 +45,13 @@ AGGREGATED = (
     "test_ap",
     "val_hits",
     "test_hits",
+    "train_oa",
+    "val_oa",
+    "test_oa",
+    "train_miou",
+    "val_miou",
+    "test_miou",
+    "test_macc",
     "train_loss",
     "val_loss",
     "test_loss",
@@ -118,6 +125,18 @@ def build_task_data(cfg: ExperimentConfig) -> Any:
         from fathom.data.graph_datasets import load_graph_dataset
 
         return load_graph_dataset(cfg.data, seed=cfg.seed)
+    if cfg.task == "segmentation":
+        from fathom.data.pointclouds import build_point_clouds
+
+        p = cfg.points
+        return build_point_clouds(
+            cfg.data.name,
+            data_dir=cfg.data.data_dir,
+            num_points=p.num_points,
+            num_scenes=p.num_scenes,
+            test_area=p.test_area,
+            seed=cfg.seed,
+        )
     from fathom.data.build import build_dataset
 
     return build_dataset(cfg.data, seed=cfg.seed)
@@ -191,6 +210,10 @@ def _train_other_task(
         from fathom.tasks.link import run_link
 
         return run_link(cfg, data, callbacks)
+    if cfg.task == "segmentation":
+        from fathom.tasks.segmentation import run_segmentation
+
+        return run_segmentation(cfg, data, callbacks)
     from fathom.tasks.autoencoder import run_autoencoder
 
     return run_autoencoder(cfg, data, callbacks)
@@ -277,6 +300,17 @@ def run_experiment(
 def describe_data(data: Any) -> dict[str, Any]:
     """Size of what a run trains on: one graph's nodes, edges, classes and split sizes, or a
     graph-classification dataset's summary."""
+    from fathom.data.pointclouds import PointCloudSplits
+
+    if isinstance(data, PointCloudSplits):
+        return {
+            "name": data.name,
+            "num_classes": data.num_classes,
+            "num_features": data.in_channels,
+            "class_names": list(data.class_names),
+            **{split: len(getattr(data, split)) for split in ("train", "val", "test")},
+            "points_per_cloud": int(data.train[0].num_nodes) if data.train else 0,
+        }
     if not isinstance(data, Data):
         from fathom.data.graph_datasets import describe_graph_dataset
 

@@ -58,19 +58,25 @@ def results_table(title: str, runs: Sequence[Mapping[str, Any]], agg: Mapping[st
     """Per-run rows (per seed, or per seed and fold) and a final mean ± std row, in %.
 
     Classification shows train / val / test accuracy; link prediction and autoencoders
-    (runs with ``test_auc``) show val AUC, test AUC, test AP and test Hits@K.
+    (runs with ``test_auc``) show val AUC, test AUC, test AP and test Hits@K; segmentation
+    (runs with ``test_miou``) shows val mIoU, test OA, test mIoU and test mAcc.
     """
-    link = any("test_auc" in r for r in runs)
-    metrics = (
-        [
+    if any("test_auc" in r for r in runs):
+        metrics = [
             ("val auc", "val_auc"),
             ("test auc", "test_auc"),
             ("test ap", "test_ap"),
             ("test hits", "test_hits"),
         ]
-        if link
-        else [("train acc", "train_acc"), ("val acc", "val_acc"), ("test acc", "test_acc")]
-    )
+    elif any("test_miou" in r for r in runs):
+        metrics = [
+            ("val miou", "val_miou"),
+            ("test oa", "test_oa"),
+            ("test miou", "test_miou"),
+            ("test macc", "test_macc"),
+        ]
+    else:
+        metrics = [("train acc", "train_acc"), ("val acc", "val_acc"), ("test acc", "test_acc")]
     folds = any("fold" in r for r in runs)
     table = Table(title=title, title_justify="left")
     columns = ["seed", *(["fold"] if folds else []), *(name for name, _ in metrics)]

@@ -53,7 +53,7 @@ def explain(row: Mapping[str, Any], tolerance: float) -> str:
         return ""
     if diff > 0:
         return f"above the published figure (train {train:.0f}%)"
-    items = "graphs" if row.get("suite") == "tu" else "nodes"
+    items = {"tu": "graphs", "deepgcn": "points"}.get(row.get("suite", ""), "nodes")
     if train < UNFIT:
         return (
             f"fits only {train:.0f}% of its training {items}: it does not train in fathom's "
@@ -125,7 +125,8 @@ def _markdown(
         f"`{meta.get('store', '')}` (sweep `reproduce-{suite}`); training time summed over "
         f"the {len(runs)} stored runs: {sum(runs.values()) / 60:.0f} min.",
         "",
-        "Test accuracy in % (test AUC / AP for link prediction), mean ± population std over "
+        "Test accuracy in % (test AUC / AP for link prediction, test mIoU for segmentation), "
+        "mean ± population std over "
         "seeds (or splits, or the folds of one cross-validation); `diff` = ours − "
         f"published; `!` marks a difference over {tol:g} points.",
         "",

@@ -1,10 +1,11 @@
 """The aggregated results as tables: GitHub Markdown, rich (terminal) and HTML.
 
 All three show the same content: one row per group, a column for each varying config key,
-then test / val accuracy mean ± std (%) — and test AUC / AP when link-prediction runs are
-among the groups — number of seeds, epochs and wall time. When ``model.depth`` varies, a
-pivot puts depths in columns and the other varying keys in rows (test accuracy, or test AUC
-when no group has an accuracy).
+then test / val accuracy mean ± std (%) — test AUC / AP when link-prediction runs are among
+the groups, test mIoU / OA instead of accuracy for point-cloud segmentation — number of
+seeds, epochs and wall time. When ``model.depth`` varies, a pivot puts depths in columns and
+the other varying keys in rows (test accuracy, test AUC for link prediction only, test mIoU
+for segmentation only).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
 
 _ACC = (("test acc (%)", "test_acc"), ("val acc (%)", "val_acc"))
 _AUC = (("test AUC (%)", "test_auc"), ("test AP (%)", "test_ap"))
+_SEG = (("test mIoU (%)", "test_miou"), ("test OA (%)", "test_oa"))
 _COUNTS = ("n", "epochs", "time (s)")
 
 
@@ -38,14 +40,23 @@ def _has(groups: Sequence[Group], metric: str) -> bool:
 
 
 def _metric_columns(groups: Sequence[Group]) -> list[tuple[str, str]]:
-    """Accuracy columns, AUC / AP columns when some group has them (both for mixed stores)."""
-    link = _has(groups, "test_auc")
-    return [*(_ACC if _has(groups, "test_acc") or not link else ()), *(_AUC if link else ())]
+    """Accuracy columns, AUC / AP and mIoU / OA columns when some group has them (several
+    for mixed stores; segmentation runs' accuracy is their OA, so it is not repeated)."""
+    link, seg = _has(groups, "test_auc"), _has(groups, "test_miou")
+    classification = any(
+        g.mean("test_acc") is not None and g.mean("test_miou") is None for g in groups
+    )
+    acc = classification or not (link or seg)
+    return [*(_ACC if acc else ()), *(_AUC if link else ()), *(_SEG if seg else ())]
 
 
 def _headline(groups: Sequence[Group]) -> str:
-    """The metric of the depth pivot: test accuracy, or test AUC for link-only groups."""
-    return "test_auc" if _has(groups, "test_auc") and not _has(groups, "test_acc") else "test_acc"
+    """The metric of the depth pivot: test accuracy, or test AUC for link-only groups, or
+    test mIoU for segmentation-only groups."""
+    columns = [key for _, key in _metric_columns(groups)]
+    if "test_acc" in columns:
+        return "test_acc"
+    return columns[0]
 
 
 def _n_numeric(groups: Sequence[Group]) -> int:

@@ -15,12 +15,13 @@ __all__ = ["EarlyStopping", "LayerDiagnostics", "layer_series"]
 class EarlyStopping:
     """Tracks the best epoch by ``monitor`` and keeps a copy of the model's weights there.
 
-    ``val_loss``: lower is better; any other metric (``val_acc``, ``val_auc``, ``val_ap``):
+    ``val_loss``: lower is better; any other metric (``val_acc``, ``val_auc``, ``val_ap``,
+    ``val_miou``):
     higher is better, ties broken by lower ``val_loss``. :meth:`step` returns True when
     ``patience`` epochs passed without improvement (``patience=0`` never stops).
     """
 
-    MONITORS = ("val_acc", "val_loss", "val_auc", "val_ap")
+    MONITORS = ("val_acc", "val_loss", "val_auc", "val_ap", "val_miou")
 
     def __init__(self, monitor: str = "val_acc", patience: int = 100) -> None:
         if monitor not in self.MONITORS:

@@ -1,9 +1,12 @@
-"""Ranking metrics of binary scores: ROC-AUC, average precision and Hits@K, in plain torch.
+"""Ranking metrics of binary scores: ROC-AUC, average precision and Hits@K, in plain torch;
+and segmentation metrics from a confusion matrix: overall accuracy, per-class and mean IoU,
+mean class accuracy.
 
-They score link prediction (``task: link`` / ``task: autoencoder``): positives are held-out
-edges, negatives sampled non-edges. scikit-learn is not a dependency, so the definitions
-below reproduce ``sklearn.metrics.roc_auc_score`` / ``average_precision_score`` and OGB's
-``Evaluator`` (``hits@K``) exactly, ties included.
+The ranking metrics score link prediction (``task: link`` / ``task: autoencoder``): positives
+are held-out edges, negatives sampled non-edges. scikit-learn is not a dependency, so the
+definitions below reproduce ``sklearn.metrics.roc_auc_score`` / ``average_precision_score``
+and OGB's ``Evaluator`` (``hits@K``) exactly, ties included. The segmentation metrics score
+per-point classification of point clouds (``task: segmentation``, S3DIS's usual evaluation).
 """
 
 from __future__ import annotations
@@ -13,7 +16,17 @@ from torch import Tensor
 
 from fathom.errors import DataError
 
-__all__ = ["average_precision", "hits_at_k", "roc_auc"]
+__all__ = [
+    "average_precision",
+    "confusion_matrix",
+    "hits_at_k",
+    "iou_per_class",
+    "mean_class_accuracy",
+    "mean_iou",
+    "overall_accuracy",
+    "roc_auc",
+    "segmentation_scores",
+]
 
 
 def _check(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -131,3 +144,122 @@ def hits_at_k(pos_scores: Tensor, neg_scores: Tensor, k: int) -> float:
         return 1.0
     threshold = torch.topk(neg_scores, k).values[-1]
     return float((pos_scores > threshold).to(torch.float64).mean())
+
+
+# --------------------------------------------------------------------------- segmentation
+
+
+def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    r"""Confusion matrix of class predictions: entry :math:`(t, p)` counts the points of true
+    class :math:`t` predicted as :math:`p`.
+
+    Rows are the truth, so row sums are the class sizes and the diagonal holds the true
+    positives. Matrices of several batches add up to the matrix of their union.
+
+    Args:
+        pred: predicted class of every point (e.g. ``logits.argmax(-1)``).
+        target: true class of every point.
+        num_classes: :math:`C`; every value must lie in ``[0, C)``.
+
+    Raises:
+        DataError: sizes differ, or a class index is out of range.
+
+    Shapes:
+        pred, target: ``[n]`` (any shape, flattened) -> ``[C, C]`` int64 on ``pred``'s device.
+    """
+    pred, target = pred.detach().flatten().long(), target.detach().flatten().long()
+    if pred.numel() != target.numel():
+        raise DataError(
+            f"pred and target must have the same size, got {pred.numel()} and {target.numel()}"
+        )
+    if num_classes < 1:
+        raise DataError(f"confusion_matrix needs num_classes >= 1, got {num_classes}")
+    for name, values in (("pred", pred), ("target", target)):
+        if values.numel() == 0:
+            continue
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise DataError(f"{name} has class {bad} outside [0, {num_classes})")
+    # one bin per (truth, prediction) pair, row-major
+    counts = torch.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
+    return counts.view(num_classes, num_classes)
+
+
+def overall_accuracy(confusion: Tensor) -> float:
+    r"""Overall accuracy (OA): the fraction of points classified right,
+    :math:`\mathrm{OA} = \sum_c TP_c / \sum_{t,p} M_{tp}`; ``nan`` for an empty matrix.
+
+    Shapes:
+        confusion: ``[C, C]`` (rows = truth).
+    """
+    confusion = confusion.to(torch.float64)
+    total = float(confusion.sum())
+    return float(confusion.diagonal().sum()) / total if total else float("nan")
+
+
+def iou_per_class(confusion: Tensor) -> Tensor:
+    r"""Intersection over union of every class:
+
+    .. math::
+        \mathrm{IoU}_c = \frac{TP_c}{TP_c + FP_c + FN_c}
+
+    with :math:`TP_c = M_{cc}`, :math:`FP_c = \sum_{t \ne c} M_{tc}` (column) and
+    :math:`FN_c = \sum_{p \ne c} M_{cp}` (row). A class neither present nor predicted
+    (:math:`TP_c + FP_c + FN_c = 0`) has no IoU: ``nan``.
+
+    Shapes:
+        confusion: ``[C, C]`` (rows = truth) -> ``[C]`` float64.
+    """
+    confusion = confusion.to(torch.float64)
+    tp = confusion.diagonal()
+    # row sum + column sum counts TP twice: TP + FN + FP = row + col - TP
+    union = confusion.sum(1) + confusion.sum(0) - tp
+    return torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+
+
+def mean_iou(confusion: Tensor) -> float:
+    r"""Mean IoU (mIoU), the headline metric of S3DIS segmentation (Armeni et al., CVPR 2016;
+    DeepGCNs, Li et al., ICCV 2019): :func:`iou_per_class` averaged over the classes with
+    :math:`TP_c + FP_c + FN_c > 0`; ``nan`` for an empty matrix.
+
+    A class absent from both the truth and the predictions has no IoU and is left out. The
+    DeepGCN reference code (``lightaime/deep_gcns_torch``, ``sem_seg_dense/test.py``) counts
+    it as 1 instead, which inflates the mean of a split lacking some classes; on a whole
+    S3DIS test area every class is present and the two agree.
+
+    Shapes:
+        confusion: ``[C, C]`` (rows = truth).
+    """
+    iou = iou_per_class(confusion)
+    defined = iou[~iou.isnan()]
+    return float(defined.mean()) if defined.numel() else float("nan")
+
+
+def mean_class_accuracy(confusion: Tensor) -> float:
+    r"""Mean class accuracy (mAcc): the recall :math:`TP_c / (TP_c + FN_c)` averaged over the
+    classes present in the truth (non-empty rows); ``nan`` for an empty matrix.
+
+    Shapes:
+        confusion: ``[C, C]`` (rows = truth).
+    """
+    confusion = confusion.to(torch.float64)
+    support = confusion.sum(1)
+    present = support > 0
+    if not bool(present.any()):
+        return float("nan")
+    return float((confusion.diagonal()[present] / support[present]).mean())
+
+
+def segmentation_scores(confusion: Tensor) -> dict[str, float]:
+    """``{"oa", "miou", "macc"}`` of a confusion matrix: :func:`overall_accuracy`,
+    :func:`mean_iou` and :func:`mean_class_accuracy`.
+
+    Shapes:
+        confusion: ``[C, C]`` (rows = truth).
+    """
+    return {
+        "oa": overall_accuracy(confusion),
+        "miou": mean_iou(confusion),
+        "macc": mean_class_accuracy(confusion),
+    }
