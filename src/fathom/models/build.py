@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 from torch_geometric.nn import JumpingKnowledge
 
 from fathom.config import ModelConfig
 from fathom.errors import ConfigError
-from fathom.models.deep_gnn import DeepGNN
+from fathom.models.deep_gnn import DeepGNN, GroupBlock
 from fathom.nn.activations import build_activation
 from fathom.nn.block import GNNBlock
 from fathom.nn.convs import build_conv
 from fathom.nn.norms import build_norm
+from fathom.nn.reversible import MEMORY_MODES, ReversibleGroups
 from fathom.nn.skips import build_skip
 from fathom.registry import Registry
 
@@ -43,7 +45,19 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
 
     ``cfg.depth`` counts message-passing layers: with a conv head there are ``depth - 1``
     hidden blocks and the conv head; with a linear head, ``depth`` blocks.
+
+    ``cfg.memory`` ``checkpoint`` checkpoints every block; ``reversible`` makes every hidden
+    block a grouped reversible coupling (RevGNN, Li et al. ICML 2021) of ``cfg.groups``
+    :class:`~fathom.models.deep_gnn.GroupBlock` s of width ``hidden / groups`` (conv, norm,
+    activation, dropout; no skip of their own: the coupling is the residual), see
+    :func:`_reversible_blocks`.
     """
+    memory = cfg.memory
+    if memory not in MEMORY_MODES:
+        raise ConfigError(
+            f"model.memory (--memory) {memory!r} is unknown; choose one of: "
+            f"{', '.join(MEMORY_MODES)}"
+        )
     encoder_is_linear = ENCODERS.get(cfg.encoder) == "linear"
     head_is_conv = HEADS.get(cfg.head) == "conv"
     conv_options = {
@@ -62,6 +76,36 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
     encoder = nn.Linear(in_channels, cfg.hidden) if encoder_is_linear else None
     width = cfg.hidden if encoder is not None else in_channels
     num_blocks = cfg.depth - 1 if head_is_conv else cfg.depth
+    if memory == "reversible":
+        if encoder is None:
+            raise ConfigError(
+                "model.memory (--memory) 'reversible' needs model.encoder 'linear': a "
+                f"reversible block keeps its width, got model.encoder {cfg.encoder!r}"
+            )
+        blocks: list[nn.Module] = _reversible_blocks(cfg, num_blocks, conv_options, norm_options)
+        if head_is_conv:
+            head = build_conv(
+                cfg.conv,
+                cfg.hidden,
+                out_channels,
+                final=True,
+                layer=num_blocks + 1,
+                **conv_options,
+            )
+        else:
+            head = nn.Linear(cfg.hidden, out_channels)
+        return DeepGNN(
+            blocks,
+            head,
+            encoder=encoder,
+            dropout=cfg.dropout,
+            input_dropout=input_dropout,
+            head_is_conv=head_is_conv,
+            encoder_act=build_activation(cfg.act),
+            drop_edge=cfg.drop_edge,
+            drop_node=cfg.drop_node,
+            memory=memory,
+        )
     if cfg.skip == "jk" and num_blocks < 1:
         raise ConfigError(
             "model.skip (--skip) 'jk' needs at least one hidden block: raise model.depth"
@@ -120,7 +164,69 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
         jk=jk,
         drop_edge=cfg.drop_edge,
         drop_node=cfg.drop_node,
+        memory=memory,
     )
+
+
+def _reversible_blocks(
+    cfg: ModelConfig,
+    num_blocks: int,
+    conv_options: dict[str, Any],
+    norm_options: dict[str, Any],
+) -> list[nn.Module]:
+    """``num_blocks`` :class:`~fathom.nn.reversible.ReversibleGroups` couplings of
+    ``cfg.groups`` :class:`~fathom.models.deep_gnn.GroupBlock` s, each mapping
+    ``hidden / groups`` channels to ``hidden / groups``:
+    ``F_i(x) = act(norm(conv(dropout(x))))``.
+
+    Raises:
+        ConfigError: ``cfg.skip`` other than ``none``/``res`` (the coupling is the residual),
+            ``cfg.hidden`` not divisible by ``cfg.groups``, fewer than 2 groups, or a conv
+            that does not map a width to itself (GCNII's needs the initial representation).
+    """
+    if cfg.skip not in ("none", "res"):
+        raise ConfigError(
+            f"model.skip (--skip) {cfg.skip!r} cannot be combined with model.memory "
+            "'reversible': the reversible coupling is itself the residual; use none or res"
+        )
+    if cfg.groups < 2:
+        raise ConfigError(
+            f"model.groups must be >= 2 for model.memory 'reversible', got {cfg.groups}"
+        )
+    if cfg.hidden % cfg.groups:
+        raise ConfigError(
+            f"model.hidden (--hidden) {cfg.hidden} must be divisible by model.groups "
+            f"({cfg.groups}) for model.memory 'reversible'"
+        )
+    width = cfg.hidden // cfg.groups
+    shared: nn.Module | None = None
+    blocks: list[nn.Module] = []
+    for layer in range(1, num_blocks + 1):
+        fns = []
+        for _ in range(cfg.groups):
+            if cfg.share_weights and shared is not None:
+                conv = shared
+            else:
+                conv = build_conv(cfg.conv, width, width, layer=layer, **conv_options)
+                shared = conv
+            if getattr(conv, "needs_x0", False):
+                raise ConfigError(
+                    f"model.conv (--conv) {cfg.conv!r} cannot be combined with model.memory "
+                    "'reversible': it needs the initial representation, which a channel group "
+                    "does not have"
+                )
+            skip = build_skip("none", width, layer=layer, history_widths=[width] * layer)
+            fns.append(
+                GroupBlock(
+                    conv,
+                    build_norm(cfg.norm, width, **norm_options),
+                    build_activation(cfg.act),
+                    skip,
+                    dropout=cfg.dropout,
+                )
+            )
+        blocks.append(ReversibleGroups(fns))
+    return blocks
 
 
 @ARCHS.register("sgc")

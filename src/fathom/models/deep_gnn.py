@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.utils import dropout_edge
 
 from fathom.nn.block import GNNBlock
 from fathom.nn.dropouts import Dropout, dropout_mask
+from fathom.nn.reversible import MEMORY_MODES, ReversibleGroups, checkpoint_call
+from fathom.nn.skips import InitialResidual, NoSkip, Residual
 
-__all__ = ["DeepGNN", "drop_nodes"]
+__all__ = ["DeepGNN", "GroupBlock", "drop_nodes"]
 
 
 def drop_nodes(x: Tensor, p: float) -> Tensor:
@@ -21,6 +25,22 @@ def drop_nodes(x: Tensor, p: float) -> Tensor:
     """
     mask = dropout_mask(torch.Size([x.size(0), 1]), p, dtype=x.dtype, device=x.device)
     return x * mask
+
+
+class GroupBlock(GNNBlock):
+    """A :class:`~fathom.nn.block.GNNBlock` used as one function :math:`F_i` of a reversible
+    coupling (:class:`~fathom.nn.reversible.ReversibleGroups`): callable as
+    ``block(x, edge_index)``, as the coupling calls it. Its skip should be
+    :class:`~fathom.nn.skips.NoSkip`: the coupling itself is the residual.
+
+    Args: as :class:`~fathom.nn.block.GNNBlock`.
+
+    Shapes:
+        x: ``[num_nodes, channels / groups]`` -> same.
+    """
+
+    def forward(self, x: Tensor, edge_index: Tensor, history: list[Tensor] | None = None) -> Tensor:
+        return super().forward(x, edge_index, [x] if history is None else history)
 
 
 class DeepGNN(nn.Module):
@@ -35,8 +55,18 @@ class DeepGNN(nn.Module):
     random ``drop_edge`` fraction of edges removed at every forward pass, i.e. every epoch)
     and input rows by DropNode; evaluation uses the full graph.
 
+    ``memory`` picks how the blocks' activations are kept for the backward pass (see
+    :mod:`fathom.nn.reversible`): ``plain`` stores them; ``checkpoint`` recomputes each
+    block's internals from its input (same gradients, one stored ``[N, C]`` tensor per block);
+    ``reversible`` takes blocks that are :class:`~fathom.nn.reversible.ReversibleGroups`
+    couplings (RevGNN, Li et al. ICML 2021), called as ``block(x, edge_index)``, whose inputs
+    are reconstructed from their outputs, so activation memory does not depend on depth.
+    :meth:`node_states` always computes ordinarily (every state is a real, kept tensor).
+
     Args:
-        blocks: the hidden layers, applied in order.
+        blocks: the hidden layers, applied in order: :class:`~fathom.nn.block.GNNBlock` s
+            called as ``block(x, edge_index, history)``, or with ``memory="reversible"``
+            :class:`~fathom.nn.reversible.ReversibleGroups` called as ``block(x, edge_index)``.
         head: maps the last hidden representation to outputs; either a message-passing
             module called as ``head(x, edge_index)`` (``head_is_conv=True``) or a plain
             module called as ``head(x)``.
@@ -50,6 +80,7 @@ class DeepGNN(nn.Module):
             called as ``jk([x_1, …, x_L])``; ``None``: the head reads the last block.
         drop_edge: DropEdge probability.
         drop_node: DropNode probability.
+        memory: ``plain``, ``checkpoint`` or ``reversible`` (see above).
 
     Shapes:
         x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]`` ->
@@ -58,7 +89,7 @@ class DeepGNN(nn.Module):
 
     def __init__(
         self,
-        blocks: list[GNNBlock],
+        blocks: Sequence[nn.Module],
         head: nn.Module,
         *,
         encoder: nn.Module | None = None,
@@ -69,8 +100,17 @@ class DeepGNN(nn.Module):
         jk: nn.Module | None = None,
         drop_edge: float = 0.0,
         drop_node: float = 0.0,
+        memory: str = "plain",
     ) -> None:
         super().__init__()
+        if memory not in MEMORY_MODES:
+            raise ValueError(f"memory must be one of {', '.join(MEMORY_MODES)}, got {memory!r}")
+        if memory == "reversible":
+            if jk is not None:
+                raise ValueError("memory 'reversible' cannot be combined with jumping knowledge")
+            if not all(isinstance(b, ReversibleGroups) for b in blocks):
+                raise ValueError("memory 'reversible' needs ReversibleGroups blocks")
+        self.memory = memory
         self.encoder = encoder
         self.encoder_act = encoder_act if encoder_act is not None else nn.Identity()
         self.blocks = nn.ModuleList(blocks)
@@ -111,24 +151,53 @@ class DeepGNN(nn.Module):
         """Node representations ``[x_0, x_1, …, x_L]``: the input after the encoder, then the
         output of every (active) block; the head and jumping knowledge are not applied.
 
+        Computed ordinarily whatever ``memory`` is (every block's output is kept).
+
         Shapes:
             x: ``[num_nodes, in_channels]`` -> ``L + 1`` tensors ``[num_nodes, *]``.
         """
         x, edge_index = self.input_state(x, edge_index)
-        return self._run_blocks(x, edge_index)
+        return self._run_blocks(x, edge_index, memory="plain")
 
-    def _run_blocks(self, x: Tensor, edge_index: Tensor) -> list[Tensor]:
+    def _history_is_local(self) -> bool:
+        """Whether the blocks read no history but ``x_0`` and ``x_{l-1}`` (every skip but
+        ``dense`` and jumping knowledge), so a forward pass may drop older states."""
+        if self.jk is not None:
+            return False
+        local = (NoSkip, Residual, InitialResidual)
+        return all(
+            isinstance(block, ReversibleGroups) or isinstance(getattr(block, "skip", None), local)
+            for block in self.blocks
+        )
+
+    def _run_blocks(
+        self, x: Tensor, edge_index: Tensor, memory: str, keep_all: bool = True
+    ) -> list[Tensor]:
+        """``[x_0, x_1, …, x_L]``; with ``keep_all=False`` only ``[x_0, x_L]``: a state no
+        block reads again is dropped at once, so memory holds only what autograd keeps."""
         history = [x]
         blocks = self.blocks if self.active_blocks is None else self.blocks[: self.active_blocks]
         for block in blocks:
-            x = block(x, edge_index, history)
+            if isinstance(block, ReversibleGroups):
+                x = (
+                    block(x, edge_index)
+                    if memory == "reversible"
+                    else block.coupling(x, edge_index)
+                )
+            elif memory == "checkpoint":
+                # a copy: the backward pass recomputes the block with the history it saw
+                x = checkpoint_call(block, x, edge_index, list(history))
+            else:
+                x = block(x, edge_index, history)
             history.append(x)
+            if not keep_all and len(history) > 2:
+                del history[1]
         return history
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         # The head needs the (possibly DropEdge-thinned) graph the blocks saw.
         x, edge_index = self.input_state(x, edge_index)
-        history = self._run_blocks(x, edge_index)
+        history = self._run_blocks(x, edge_index, self.memory, not self._history_is_local())
         x = self.jk(history[1:]) if self.jk is not None else history[-1]
         x = self.dropout(x)
         return self.head(x, edge_index) if self.head_is_conv else self.head(x)
