@@ -368,6 +368,12 @@ SEG = {"task": "segmentation", "data.name": "scenes", "model.conv": "edge"}
         ({**SEG, "model.memory": "reversible", "model.skip": "none"}, "needs model.skip 'res'"),
         ({"model.memory": "checkpoint", "model.arch": "sgc"}, "needs model.arch 'deep'"),
         ({"model.memory": "reversible", "model.hidden": 63}, "divisible by model.groups"),
+        ({"model.memory": "reversible"}, "must be 'linear' for model.memory 'reversible'"),
+        (
+            {"model.memory": "reversible", "model.encoder": "linear", "model.skip": "jk"},
+            "must be none or res for model.memory",
+        ),
+        ({"task": "graph", "model.memory": "checkpoint"}, "graph classification reads"),
     ],
 )
 def test_task_combinations_rejected(overrides: dict, fragment: str) -> None:

@@ -712,6 +712,26 @@ def _check_values(cfg: ExperimentConfig) -> None:
         t.monitor,
     )
     _check_memory(m)
+    _require(
+        m.memory == "plain" or cfg.task != "graph",
+        "model.memory",
+        "applies to tasks node, link, autoencoder and segmentation (graph classification "
+        "reads every layer's states for its readout)",
+        m.memory,
+    )
+    if m.memory == "reversible" and not segmentation:
+        _require(
+            m.encoder == "linear",
+            "model.encoder",
+            "must be 'linear' for model.memory 'reversible' (a reversible block keeps its width)",
+            m.encoder,
+        )
+        _require(
+            m.skip in ("none", "res"),
+            "model.skip",
+            "must be none or res for model.memory 'reversible' (the coupling is the residual)",
+            m.skip,
+        )
     _check_points(cfg)
     _require(
         not (segmentation and t.diagnose_every),
