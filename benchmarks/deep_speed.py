@@ -87,6 +87,7 @@ from fathom import (
     build_dataset,
     build_model,
 )
+from fathom.experiments.process_memory import reset_peak_rss, status_kib
 from fathom.models.presets import load_preset
 from fathom.train.optim import build_optimizer
 
@@ -388,24 +389,6 @@ def time_workload(
 # --------------------------------------------------------------------------- memory
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no {field} in /proc/self/status")
-    return int(match.group(1))
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter (VmHWM) to the current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def measure_memory(spec: dict[str, Any]) -> dict[str, Any]:
     """Peak RSS increase while training ``spec['impl']`` on ``spec['workload']`` (after one
     untimed warm-up epoch), measured in the calling process (meant to be a fresh one)."""
@@ -418,11 +401,11 @@ def measure_memory(spec: dict[str, Any]) -> dict[str, Any]:
     # working set of training itself (activations kept for backward, gradients, temporaries)
     epoch()
     gc.collect()
-    reset = _reset_peak_rss()
-    baseline, baseline_file = _status_kib("VmRSS"), _status_kib("RssFile")
+    reset = reset_peak_rss()
+    baseline, baseline_file = status_kib("VmRSS"), status_kib("RssFile")
     for _ in range(spec["epochs"]):
         epoch()
-    peak, file = _status_kib("VmHWM"), _status_kib("RssFile")
+    peak, file = status_kib("VmHWM"), status_kib("RssFile")
     return {
         "baseline_mib": baseline * 1024 / MIB,
         "peak_mib": max(peak - baseline, 0) * 1024 / MIB,

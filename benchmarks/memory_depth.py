@@ -57,7 +57,6 @@ import gc
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -66,6 +65,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from fathom.experiments.process_memory import reset_peak_rss, status_kib
 
 TARGET = 1.5
 BLOCKS = {
@@ -84,24 +85,6 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131
 # --------------------------------------------------------------------------- child process
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no {field} in /proc/self/status")
-    return int(match.group(1))
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter (VmHWM) to the current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Train one configuration in this (fresh) process and measure its peak memory."""
     import torch
@@ -113,7 +96,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(spec["threads"])
     gc.collect()
-    base = _status_kib("VmRSS")
+    base = status_kib("VmRSS")
     data = csbm(
         spec["nodes"],
         spec["classes"],
@@ -124,8 +107,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     x, edge_index, y = data.x, data.edge_index, data.y
     del data
     gc.collect()
-    after_graph = _status_kib("VmRSS")
-    reset = _reset_peak_rss()
+    after_graph = status_kib("VmRSS")
+    reset = reset_peak_rss()
 
     torch.manual_seed(spec["seed"])
     block = BLOCKS[spec["block"]]
@@ -146,7 +129,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     gc.collect()
-    after_model = _status_kib("VmRSS")
+    after_model = status_kib("VmRSS")
     params = sum(p.numel() for p in model.parameters())
 
     times, losses = [], []
@@ -159,7 +142,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         times.append(time.perf_counter() - t0)
         losses.append(loss.item())
     if reset:
-        peak_kib, source = _status_kib("VmHWM"), "VmHWM"
+        peak_kib, source = status_kib("VmHWM"), "VmHWM"
     else:  # Linux reports ru_maxrss in KiB
         peak_kib, source = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "ru_maxrss"
     peak = (peak_kib - base) / 1024
