@@ -45,10 +45,11 @@ def test_tiny_run_writes_every_row_with_positive_figures(
             figures = row[impl]
             assert len(figures["epoch_ms"]) == 2
             assert figures["ms_per_epoch"] > 0
-            # the tiny 2-layer GCN's activations (tens of KiB) can fit in heap pages the
-            # process already holds, so its peak growth may be 0; the deep ones' cannot
+            # the tiny GCN's and GCNII's activations (tens to hundreds of KiB; fathom keeps
+            # only the states its skips read) can fit in heap pages the process already
+            # holds, so their peak growth may be 0; the residual GCN's cannot
             assert (
-                figures["peak_mib"] >= 0 if row["workload"] == "gcn2" else figures["peak_mib"] > 0
+                figures["peak_mib"] > 0 if row["workload"] == "res16" else figures["peak_mib"] >= 0
             )
         assert row["time_ratio"] == pytest.approx(
             row["fathom"]["ms_per_epoch"] / row["pyg"]["ms_per_epoch"]
