@@ -98,7 +98,9 @@ autoencoding (link reconstruction, optionally denoising) and point-cloud segment
 MONITORS = ("auto", "val_acc", "val_loss", "val_auc", "val_ap", "val_miou")
 
 MEMORY_MODES = ("plain", "checkpoint", "reversible")
-"""How block activations are kept for the backward pass (``fathom.nn.reversible``)."""
+"""How block activations are kept for the backward pass: stored (``plain``), recomputed from
+each block's input (``checkpoint``), or recomputed from each block's output (``reversible``);
+see ``fathom.nn.reversible``."""
 
 POINT_CLOUD_DATASETS = ("scenes", "s3dis")
 """Datasets of ``task: segmentation``: embedded synthetic scenes of labelled primitives, and

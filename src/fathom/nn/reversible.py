@@ -33,11 +33,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["MEMORY_MODES", "Checkpointed", "ReversibleGroups", "checkpoint_call"]
+from fathom.config import MEMORY_MODES  # plain, checkpoint, reversible: one list
 
-MEMORY_MODES = ("plain", "checkpoint", "reversible")
-"""How block activations are kept for the backward pass: stored (``plain``), recomputed from
-each block's input (``checkpoint``), or recomputed from each block's output (``reversible``)."""
+__all__ = ["MEMORY_MODES", "Checkpointed", "ReversibleGroups", "checkpoint_call"]
 
 
 @contextmanager
