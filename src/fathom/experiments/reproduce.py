@@ -474,8 +474,8 @@ SUITES: dict[str, Suite] = {
             "The embedded synthetic scenes have no published figure: the check is the "
             "paper's claim that residual connections let 28-151-layer GCNs train where plain "
             "ones degrade. S3DIS (--datasets s3dis) needs the preprocessed .h5 blocks.",
-            "DenseGCN-28 (concatenating every block: 1792 channels at the top) runs only on "
-            "request: --models densegcn-28.",
+            "DenseGCN-28 (every block's output, itself a concatenation, enters the fusion: "
+            "25,984 channels, 43.7M parameters) runs only on request: --models densegcn-28.",
         ),
         default_seeds=3,
         on_request=("densegcn-28",),
