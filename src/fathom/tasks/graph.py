@@ -34,6 +34,7 @@ from fathom.data.graph_datasets import validate_graphs
 from fathom.errors import ConfigError
 from fathom.models.graph_classifier import build_graph_classifier
 from fathom.seeding import seed_everything
+from fathom.tasks.batches import split_batches
 from fathom.train.callbacks import LayerDiagnostics
 from fathom.train.loop import EpochCallback, FitResult, fit
 
@@ -46,8 +47,6 @@ __all__ = [
     "stratified_holdout",
     "stratified_kfold",
 ]
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -118,14 +117,7 @@ class GraphClassification:
 
     def _batches(self, data: GraphSplits) -> dict[str, list[Batch]]:
         if self._eval_of is not data:
-            self._eval_batches = {
-                split: [
-                    Batch.from_data_list(graphs[i : i + self.batch_size])
-                    for i in range(0, len(graphs), self.batch_size)
-                ]
-                for split in SPLITS
-                for graphs in [getattr(data, split)]
-            }
+            self._eval_batches = split_batches(data, self.batch_size)
             self._eval_of = data
         return self._eval_batches
 

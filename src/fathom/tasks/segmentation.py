@@ -26,12 +26,11 @@ from fathom.data.pointclouds import PointCloudSplits
 from fathom.errors import ConfigError, DataError
 from fathom.models.deepgcn import build_deepgcn
 from fathom.seeding import seed_everything
+from fathom.tasks.batches import SPLITS, split_batches
 from fathom.train.loop import EpochCallback, FitResult, fit
 from fathom.train.metrics import confusion_matrix, iou_per_class, segmentation_scores
 
 __all__ = ["Segmentation", "class_key", "run_segmentation"]
-
-SPLITS = ("train", "val", "test")
 
 
 def class_key(name: str) -> str:
@@ -153,14 +152,7 @@ class Segmentation:
 
     def _batches(self, data: PointCloudSplits) -> dict[str, list[Batch]]:
         if self._eval_of is not data:
-            self._eval_batches = {
-                split: [
-                    Batch.from_data_list(clouds[i : i + self.batch_size])
-                    for i in range(0, len(clouds), self.batch_size)
-                ]
-                for split in SPLITS
-                for clouds in [getattr(data, split)]
-            }
+            self._eval_batches = split_batches(data, self.batch_size)
             self._eval_of = data
         return self._eval_batches
 
