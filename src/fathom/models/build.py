@@ -83,63 +83,45 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
                 f"reversible block keeps its width, got model.encoder {cfg.encoder!r}"
             )
         blocks: list[nn.Module] = _reversible_blocks(cfg, num_blocks, conv_options, norm_options)
-        if head_is_conv:
-            head = build_conv(
-                cfg.conv,
+    else:
+        if cfg.skip == "jk" and num_blocks < 1:
+            raise ConfigError(
+                "model.skip (--skip) 'jk' needs at least one hidden block: raise model.depth"
+            )
+        history_widths = [width]
+        shared: dict[int, nn.Module] = {}  # input width -> the conv shared by blocks of that width
+        blocks = []
+        for layer in range(1, num_blocks + 1):
+            skip = build_skip(
+                cfg.skip,
                 cfg.hidden,
-                out_channels,
-                final=True,
-                layer=num_blocks + 1,
-                **conv_options,
+                layer=layer,
+                history_widths=list(history_widths),
+                alpha=cfg.alpha,
             )
-        else:
-            head = nn.Linear(cfg.hidden, out_channels)
-        return DeepGNN(
-            blocks,
-            head,
-            encoder=encoder,
-            dropout=cfg.dropout,
-            input_dropout=input_dropout,
-            head_is_conv=head_is_conv,
-            encoder_act=build_activation(cfg.act),
-            drop_edge=cfg.drop_edge,
-            drop_node=cfg.drop_node,
-            memory=memory,
-        )
-    if cfg.skip == "jk" and num_blocks < 1:
-        raise ConfigError(
-            "model.skip (--skip) 'jk' needs at least one hidden block: raise model.depth"
-        )
-    history_widths = [width]
-    shared: dict[int, nn.Module] = {}  # input width -> the conv shared by blocks of that width
-    blocks = []
-    for layer in range(1, num_blocks + 1):
-        skip = build_skip(
-            cfg.skip, cfg.hidden, layer=layer, history_widths=list(history_widths), alpha=cfg.alpha
-        )
-        if cfg.share_weights and width in shared:
-            conv = shared[width]
-        else:
-            conv = build_conv(cfg.conv, width, cfg.hidden, layer=layer, **conv_options)
-            if cfg.share_weights and getattr(conv, "needs_x0", False):
-                raise ConfigError(
-                    f"model.share_weights cannot be used with model.conv {cfg.conv!r}: its "
-                    "layers differ by a depth-dependent constant"
+            if cfg.share_weights and width in shared:
+                conv = shared[width]
+            else:
+                conv = build_conv(cfg.conv, width, cfg.hidden, layer=layer, **conv_options)
+                if cfg.share_weights and getattr(conv, "needs_x0", False):
+                    raise ConfigError(
+                        f"model.share_weights cannot be used with model.conv {cfg.conv!r}: its "
+                        "layers differ by a depth-dependent constant"
+                    )
+                if cfg.share_weights:
+                    shared[width] = conv
+            pre_activation = getattr(skip, "pre_activation", False)
+            blocks.append(
+                GNNBlock(
+                    conv,
+                    build_norm(cfg.norm, width if pre_activation else cfg.hidden, **norm_options),
+                    build_activation(cfg.act),
+                    skip,
+                    dropout=input_dropout if layer == 1 and encoder is None else cfg.dropout,
                 )
-            if cfg.share_weights:
-                shared[width] = conv
-        pre_activation = getattr(skip, "pre_activation", False)
-        blocks.append(
-            GNNBlock(
-                conv,
-                build_norm(cfg.norm, width if pre_activation else cfg.hidden, **norm_options),
-                build_activation(cfg.act),
-                skip,
-                dropout=input_dropout if layer == 1 and encoder is None else cfg.dropout,
             )
-        )
-        width = cfg.hidden
-        history_widths.append(width)
+            width = cfg.hidden
+            history_widths.append(width)
 
     jk = None
     if cfg.skip == "jk":
