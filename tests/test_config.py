@@ -310,6 +310,7 @@ INVALID = [
     ("points.dilation", "exp", None, "linear or none"),
     ("points.epsilon", 1.5, None, "[0, 1]"),
     ("points.fusion_channels", 0, None, ">= 1"),
+    ("points.order", "act-act", None, "act-norm or norm-act"),
     ("graph.readout", "median", "--readout", "sum, mean, max or attention"),
     ("graph.readout_layers", "first", None, "last or all"),
     ("graph.pool", "diff", "--pool", "none, topk or sag"),

@@ -352,6 +352,9 @@ class PointsConfig:
     """Probability of stochastic dilation per layer and training forward pass."""
     fusion_channels: int = 1024
     """Width of the fusion block's 1x1 conv, whose global max-pool is the cloud feature."""
+    order: str = "act-norm"
+    """Order of activation and normalisation in every 1x1 conv: ``act-norm`` (the DeepGCN
+    reference's ``conv -> act -> norm``) or ``norm-act`` (``conv -> norm -> act``)."""
 
 
 @dataclass(frozen=True)
@@ -589,6 +592,9 @@ def _check_points(cfg: ExperimentConfig) -> None:
     )
     _require(0.0 <= p.epsilon <= 1.0, "points.epsilon", "must be in [0, 1]", p.epsilon)
     _require(p.fusion_channels >= 1, "points.fusion_channels", "must be >= 1", p.fusion_channels)
+    _require(
+        p.order in ("act-norm", "norm-act"), "points.order", "must be act-norm or norm-act", p.order
+    )
     if not segmentation:
         return
     _require(m.arch == "deep", "model.arch", "must be 'deep' for task 'segmentation'", m.arch)

@@ -256,6 +256,10 @@ def test_build_from_config() -> None:
         ModelConfig(conv="edge", depth=3, skip="res", memory="checkpoint"), points, 9, 2
     )
     assert ckpt.memory == "checkpoint"
+    assert all(m.order == "act-norm" for m in model.modules() if hasattr(m, "order"))
+    swapped = build_deepgcn(model_cfg, PointsConfig(k=5, order="norm-act"), 9, 13)
+    orders = [m.order for m in swapped.modules() if hasattr(m, "order")]
+    assert len(orders) > 4 and set(orders) == {"norm-act"}  # head, blocks, fusion, prediction
 
 
 def test_config_errors() -> None:

@@ -176,6 +176,33 @@ def test_activation_comes_before_the_norm_as_in_the_reference() -> None:
     assert (out < 0).any()
 
 
+@pytest.mark.parametrize("name", ["edge", "mr", "sage", "gin"])
+def test_norm_act_order_normalises_before_the_activation(name: str) -> None:
+    x, edge_index = _cloud(9)
+    torch.manual_seed(0)
+    reference = build_point_conv(name, 5, 6, norm="batch", act="relu")
+    torch.manual_seed(0)
+    swapped = build_point_conv(name, 5, 6, norm="batch", act="relu", order="norm-act")
+    assert swapped.state_dict().keys() == reference.state_dict().keys()
+    same = swapped.state_dict()
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, same[key]), key  # same parameters: only the order differs
+    out = swapped(x, edge_index)
+    assert (out >= 0).all()  # ReLU last
+    assert not torch.allclose(out, reference(x, edge_index))
+    if name == "edge":  # relu(BN(W [x_i, x_j - x_i] + b)) over edges, then the max
+        x_i, x_j = x[edge_index[1]], x[edge_index[0]]
+        fresh = copy.deepcopy(reference)  # BN statistics not yet moved
+        h = torch.relu(fresh.norm(fresh.lin(torch.cat([x_i, x_j - x_i], dim=1))))
+        direct = scatter(h, edge_index[1], dim=0, dim_size=x.size(0), reduce="max")
+        torch.testing.assert_close(out, direct, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_order_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="act-norm, norm-act"):
+        build_point_conv("edge", 3, 4, norm="batch", act="relu", order="relu-bn")
+
+
 def test_registry_and_unknown_name() -> None:
     assert POINT_CONVS.names() == ["edge", "gin", "mr", "sage"]
     with pytest.raises(ConfigError, match="edge, gin, mr, sage"):

@@ -15,7 +15,8 @@ The layout follows the reference code ``lightaime/deep_gcns_torch``,
                 -> Linear(256 -> classes)
 
 where ``BasicConv`` is a 1x1 convolution (here a Linear over points) followed by the
-activation and then the normalisation (the reference's order). With ``C`` channels and
+activation and then the normalisation (the reference's order; ``order="norm-act"`` swaps
+them). With ``C`` channels and
 ``n = depth`` layers, ``F`` has ``C n`` channels (plain, res) or ``C n (n + 1) / 2`` (dense:
 every block's output, itself a concatenation, enters the fusion, as in the reference).
 
@@ -187,6 +188,8 @@ class DeepGCN(nn.Module):
         fusion_channels: width of the fusion block's 1x1 conv (1024 in the reference).
         memory: ``plain``, ``checkpoint`` or ``reversible`` (``block="res"`` only).
         groups: channel groups of a reversible block (``hidden`` must divide by it).
+        order: ``act-norm`` (the reference's) or ``norm-act``: where every 1x1 conv puts its
+            normalisation (:data:`~fathom.nn.point_convs.ORDERS`).
 
     Attributes:
         graphs: one :class:`DynamicGraph` per backbone block (``graphs[i].dilation``).
@@ -218,6 +221,7 @@ class DeepGCN(nn.Module):
         fusion_channels: int = 1024,
         memory: str = "plain",
         groups: int = 2,
+        order: str = "act-norm",
     ) -> None:
         super().__init__()
         if block not in BLOCKS:
@@ -237,7 +241,7 @@ class DeepGCN(nn.Module):
                 f"memory 'reversible' needs groups >= 2 dividing hidden ({hidden}), got {groups}"
             )
         self.block, self.memory, self.depth = block, memory, depth
-        parts = {"norm": norm, "act": act, "bias": bias}
+        parts = {"norm": norm, "act": act, "bias": bias, "order": order}
         c = hidden
 
         self.head_graph = DynamicGraph(k, 1)
@@ -270,7 +274,7 @@ class DeepGCN(nn.Module):
             BasicConv(fusion_dims + fusion_channels, 512, **parts),
             BasicConv(512, 256, **parts),
             nn.Dropout(dropout),
-            BasicConv(256, num_classes, norm=None, act=None, bias=bias),
+            BasicConv(256, num_classes, norm=None, act=None, bias=bias, order=order),
         )
 
     @property
@@ -317,7 +321,7 @@ def build_deepgcn(
     ``res``: ResGCN, ``dense``: DenseGCN), ``model.norm`` / ``model.act``, ``model.dropout``
     (prediction block), ``model.memory`` / ``model.groups``; ``points.k``,
     ``points.dilation``, ``points.stochastic``, ``points.epsilon``,
-    ``points.fusion_channels``.
+    ``points.fusion_channels``, ``points.order``.
 
     Raises:
         ConfigError: a conv outside :data:`~fathom.nn.point_convs.POINT_CONVS`, a skip other
@@ -355,4 +359,5 @@ def build_deepgcn(
         fusion_channels=points.fusion_channels,
         memory=model.memory,
         groups=model.groups,
+        order=points.order,
     )

@@ -38,11 +38,13 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
+from fathom.errors import ConfigError
 from fathom.nn.activations import build_activation
 from fathom.nn.norms import build_norm
 from fathom.registry import Registry
 
 __all__ = [
+    "ORDERS",
     "POINT_CONVS",
     "BasicConv",
     "EdgeConv",
@@ -90,6 +92,24 @@ def _sum_over_neighbours(
     return scatter(edge_values, edge_index[1], dim=0, dim_size=num_points, reduce="sum")
 
 
+ORDERS = ("act-norm", "norm-act")
+"""Where the normalisation goes in a ``BasicConv``: ``act-norm`` after the activation (the
+DeepGCN reference's ``Conv2d -> act -> norm``), ``norm-act`` before it (``Conv -> BN ->
+ReLU``, as in ResNet). After a ReLU a channel that is almost never active has a batch
+variance near zero, BatchNorm's running variance follows it down, and in evaluation a
+point that does fire the channel is scaled by ``1 / sqrt(running_var + eps)``; normalising
+the pre-activation avoids that."""
+
+
+def _check_order(order: str) -> None:
+    if order not in ORDERS:
+        raise ConfigError(f"unknown act/norm order {order!r}; choose one of: {', '.join(ORDERS)}")
+
+
+def _act_norm(x: Tensor, act: nn.Module, norm: nn.Module, order: str) -> Tensor:
+    return norm(act(x)) if order == "act-norm" else act(norm(x))
+
+
 def _act(name: str | None) -> nn.Module:
     return nn.Identity() if name is None or name == "none" else build_activation(name)
 
@@ -108,7 +128,8 @@ def _kaiming(lin: nn.Linear) -> None:
 class BasicConv(nn.Module):
     r"""The reference's ``BasicConv`` for one layer: a 1x1 convolution (a Linear over the
     rows), then the activation, then the normalisation,
-    :math:`\mathbf{x}' = \mathrm{norm}(\mathrm{act}(\mathbf{W}\mathbf{x} + \mathbf{b}))`.
+    :math:`\mathbf{x}' = \mathrm{norm}(\mathrm{act}(\mathbf{W}\mathbf{x} + \mathbf{b}))`
+    (or ``act(norm(.))`` with ``order="norm-act"``).
 
     Args:
         in_channels: input width.
@@ -116,6 +137,7 @@ class BasicConv(nn.Module):
         norm: a :data:`~fathom.nn.norms.NORMS` name, or ``None`` for none.
         act: an :data:`~fathom.nn.activations.ACTIVATIONS` name, or ``None`` / ``"none"``.
         bias: learn an additive bias.
+        order: ``act-norm`` (the reference's) or ``norm-act`` (:data:`ORDERS`).
 
     Shapes:
         x: ``[rows, in_channels]`` -> ``[rows, out_channels]``.
@@ -129,8 +151,11 @@ class BasicConv(nn.Module):
         norm: str | None = "batch",
         act: str | None = "relu",
         bias: bool = True,
+        order: str = "act-norm",
     ) -> None:
         super().__init__()
+        _check_order(order)
+        self.order = order
         self.lin = nn.Linear(in_channels, out_channels, bias=bias)
         self.act = _act(act)
         self.norm = _norm(norm, out_channels)
@@ -142,7 +167,7 @@ class BasicConv(nn.Module):
             self.norm.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.norm(self.act(self.lin(x)))
+        return _act_norm(self.lin(x), self.act, self.norm, self.order)
 
 
 class EdgeConv(nn.Module):
@@ -166,6 +191,7 @@ class EdgeConv(nn.Module):
         norm: normalisation name over edges, or ``None``.
         act: activation name, or ``None``.
         bias: learn :math:`\mathbf{b}`.
+        order: ``act-norm`` or ``norm-act`` (:data:`ORDERS`).
 
     Shapes:
         x: ``[N, in_channels]``, edge_index: ``[2, E]`` -> ``[N, out_channels]``.
@@ -179,9 +205,11 @@ class EdgeConv(nn.Module):
         norm: str | None = "batch",
         act: str | None = "relu",
         bias: bool = True,
+        order: str = "act-norm",
     ) -> None:
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
+        _check_order(order)
+        self.in_channels, self.out_channels, self.order = in_channels, out_channels, order
         self.lin = nn.Linear(2 * in_channels, out_channels, bias=bias)
         self.act = _act(act)
         self.norm = _norm(norm, out_channels)
@@ -205,7 +233,7 @@ class EdgeConv(nn.Module):
             edges = neighbour[edge_index[0]].view(n, k, out) + center.unsqueeze(1)  # [N, k, out]
         else:
             edges = neighbour[edge_index[0]] + center[edge_index[1]]  # [E, out]
-        edges = self.norm(self.act(edges.reshape(-1, out)))
+        edges = _act_norm(edges.reshape(-1, out), self.act, self.norm, self.order)
         return _max_over_neighbours(edges, edge_index, n, k)
 
     def extra_repr(self) -> str:
@@ -229,6 +257,7 @@ class MRConv(nn.Module):
         norm: normalisation name (over points), or ``None``.
         act: activation name, or ``None``.
         bias: learn :math:`\mathbf{b}`.
+        order: ``act-norm`` or ``norm-act`` (:data:`ORDERS`).
 
     Shapes:
         x: ``[N, in_channels]``, edge_index: ``[2, E]`` -> ``[N, out_channels]``.
@@ -242,9 +271,12 @@ class MRConv(nn.Module):
         norm: str | None = "batch",
         act: str | None = "relu",
         bias: bool = True,
+        order: str = "act-norm",
     ) -> None:
         super().__init__()
-        self.nn = BasicConv(2 * in_channels, out_channels, norm=norm, act=act, bias=bias)
+        self.nn = BasicConv(
+            2 * in_channels, out_channels, norm=norm, act=act, bias=bias, order=order
+        )
 
     def reset_parameters(self) -> None:
         self.nn.reset_parameters()
@@ -276,6 +308,7 @@ class GraphSAGE(nn.Module):
         norm: normalisation name, or ``None``.
         act: activation name, or ``None``.
         bias: learn the biases.
+        order: ``act-norm`` or ``norm-act`` (:data:`ORDERS`).
 
     Shapes:
         x: ``[N, in_channels]``, edge_index: ``[2, E]`` -> ``[N, out_channels]``.
@@ -289,10 +322,13 @@ class GraphSAGE(nn.Module):
         norm: str | None = "batch",
         act: str | None = "relu",
         bias: bool = True,
+        order: str = "act-norm",
     ) -> None:
         super().__init__()
-        self.nn1 = BasicConv(in_channels, in_channels, norm=norm, act=act, bias=bias)
-        self.nn2 = BasicConv(2 * in_channels, out_channels, norm=norm, act=act, bias=bias)
+        self.nn1 = BasicConv(in_channels, in_channels, norm=norm, act=act, bias=bias, order=order)
+        self.nn2 = BasicConv(
+            2 * in_channels, out_channels, norm=norm, act=act, bias=bias, order=order
+        )
 
     def reset_parameters(self) -> None:
         self.nn1.reset_parameters()
@@ -302,7 +338,7 @@ class GraphSAGE(nn.Module):
         n = x.size(0)
         k = neighbours_per_point(edge_index, n)
         edges = self.nn1.lin(x)[edge_index[0]]  # [E, in]
-        edges = self.nn1.norm(self.nn1.act(edges))
+        edges = _act_norm(edges, self.nn1.act, self.nn1.norm, self.nn1.order)
         message = _max_over_neighbours(edges, edge_index, n, k)
         return self.nn2(torch.cat([x, message], dim=1))
 
@@ -324,6 +360,7 @@ class GINConv(nn.Module):
         norm: normalisation name (over points), or ``None``.
         act: activation name, or ``None``.
         bias: learn :math:`\mathbf{b}`.
+        order: ``act-norm`` or ``norm-act`` (:data:`ORDERS`).
 
     Shapes:
         x: ``[N, in_channels]``, edge_index: ``[2, E]`` -> ``[N, out_channels]``.
@@ -337,9 +374,10 @@ class GINConv(nn.Module):
         norm: str | None = "batch",
         act: str | None = "relu",
         bias: bool = True,
+        order: str = "act-norm",
     ) -> None:
         super().__init__()
-        self.nn = BasicConv(in_channels, out_channels, norm=norm, act=act, bias=bias)
+        self.nn = BasicConv(in_channels, out_channels, norm=norm, act=act, bias=bias, order=order)
         self.eps = nn.Parameter(torch.zeros(1))
 
     def reset_parameters(self) -> None:
@@ -354,7 +392,7 @@ class GINConv(nn.Module):
 
 
 class PointConvFactory(Protocol):
-    """``factory(in_channels, out_channels, *, norm, act, bias) -> conv``."""
+    """``factory(in_channels, out_channels, *, norm, act, bias, order) -> conv``."""
 
     def __call__(
         self,
@@ -364,6 +402,7 @@ class PointConvFactory(Protocol):
         norm: str | None = ...,
         act: str | None = ...,
         bias: bool = ...,
+        order: str = ...,
     ) -> nn.Module: ...
 
 
@@ -382,6 +421,7 @@ def build_point_conv(
     norm: str | None,
     act: str | None,
     bias: bool = True,
+    order: str = "act-norm",
 ) -> nn.Module:
     """A fresh point-cloud conv ``conv(x, edge_index) -> [N, out_channels]``.
 
@@ -393,5 +433,8 @@ def build_point_conv(
         norm: normalisation name (:data:`~fathom.nn.norms.NORMS`), or ``None``.
         act: activation name (:data:`~fathom.nn.activations.ACTIVATIONS`), or ``None``.
         bias: learn biases.
+        order: ``act-norm`` (the reference's) or ``norm-act`` (:data:`ORDERS`).
     """
-    return POINT_CONVS.get(name)(in_channels, out_channels, norm=norm, act=act, bias=bias)
+    return POINT_CONVS.get(name)(
+        in_channels, out_channels, norm=norm, act=act, bias=bias, order=order
+    )
