@@ -16,8 +16,13 @@ from fathom.config import ModelConfig
 from fathom.data.synthetic import csbm
 from fathom.errors import ConfigError
 from fathom.models.build import build_deep_gnn
-from fathom.models.deep_gnn import DeepGNN, GroupBlock
+from fathom.models.deep_gnn import DeepGNN, GCNGroup, GroupBlock
+from fathom.nn.activations import build_activation
+from fathom.nn.convs import build_conv
+from fathom.nn.dropouts import Dropout
+from fathom.nn.norms import build_norm
 from fathom.nn.reversible import ReversibleGroups
+from fathom.nn.skips import build_skip
 
 GRAPH = csbm(120, 3, feature_dim=6, avg_degree=6.0, separation=2.0, seed=0)
 BASE = ModelConfig(
@@ -61,7 +66,7 @@ def test_checkpoint_and_plain_give_identical_losses_and_gradients() -> None:
 
 
 def test_reversible_model_is_built_of_grouped_couplings() -> None:
-    model = _build(replace(BASE, memory="reversible", groups=2))
+    model = _build(replace(BASE, memory="reversible", groups=2, conv="sage"))
     assert model.memory == "reversible" and model.num_layers == 6
     assert len(model.blocks) == 5
     for block in model.blocks:
@@ -70,6 +75,75 @@ def test_reversible_model_is_built_of_grouped_couplings() -> None:
             assert isinstance(fn, GroupBlock)
             assert (fn.conv.in_channels, fn.conv.out_channels) == (4, 4)
             assert type(fn.skip).__name__ == "NoSkip"
+
+
+def test_reversible_gcn_groups_are_single_modules() -> None:
+    model = _build(replace(BASE, memory="reversible", groups=2, depth=5))
+    fns = [fn for block in model.blocks for fn in block.fns]
+    assert len(fns) == 8 and all(isinstance(fn, GCNGroup) for fn in fns)  # 4 blocks + head
+    assert all(fn.weight.shape == (4, 4) and fn.has_norm for fn in fns)
+    # one parameter per group: W (16), b, BN scale and shift (4 each)
+    assert [name for name, _ in fns[0].named_parameters()] == ["flat"]
+    assert fns[0].flat.numel() == 16 + 3 * 4
+    # the stateless activation and dropout are one module each for the whole model
+    assert len({id(fn.act) for fn in fns}) == 1 and len({id(fn.dropout) for fn in fns}) == 1
+    # a GCN group holds its own parameters; no nested conv / norm modules
+    assert all(len(list(fn.children())) == 2 for fn in fns)
+
+
+def _group_block_like(fn: GCNGroup, norm: bool, act: str, p: float) -> GroupBlock:
+    """The GroupBlock (PyG-based conv, torch norm) with ``fn``'s parameters and buffers."""
+    conv = build_conv("gcn", fn.channels, fn.channels)
+    block = GroupBlock(
+        conv,
+        build_norm("batch" if norm else "none", fn.channels),
+        build_activation(act),
+        build_skip("none", fn.channels, layer=1, history_widths=[fn.channels]),
+        dropout=p,
+    )
+    p = fn.named_views(fn.flat.detach())
+    with torch.no_grad():
+        conv.lin.weight.copy_(p["weight"])
+        conv.bias.copy_(p["bias"])
+        if norm:
+            block.norm.weight.copy_(p["norm_weight"])
+            block.norm.bias.copy_(p["norm_bias"])
+    return block
+
+
+@pytest.mark.parametrize("norm", [True, False])
+def test_gcn_group_equals_the_group_block_it_replaces(norm: bool) -> None:
+    torch.manual_seed(0)
+    p = 0.3
+    fn = GCNGroup(4, norm=norm, act=build_activation("elu"), dropout=Dropout(p))
+    with torch.no_grad():  # move every parameter off its initial value
+        for t in fn.parameters():
+            t.add_(0.1 * torch.randn_like(t))
+    block = _group_block_like(fn, norm, "elu", p)
+    x = torch.randn(GRAPH.num_nodes, 4, dtype=torch.float64)
+    fn, block = fn.double(), block.double()
+    for step in range(2):  # training mode: same dropout masks, same gradients, same statistics
+        xs = [x.clone().requires_grad_() for _ in range(2)]
+        torch.manual_seed(10 + step)
+        out = fn(xs[0], GRAPH.edge_index)
+        torch.manual_seed(10 + step)
+        ref = block(xs[1], GRAPH.edge_index)
+        torch.testing.assert_close(out, ref)
+        (out * ref.detach()).sum().backward()
+        (ref * ref.detach()).sum().backward()
+        torch.testing.assert_close(xs[0].grad, xs[1].grad)
+    grads = fn.named_views(fn.flat.grad)
+    torch.testing.assert_close(grads["weight"], block.conv.lin.weight.grad)
+    torch.testing.assert_close(grads["bias"], block.conv.bias.grad)
+    if norm:
+        torch.testing.assert_close(fn.running_mean, block.norm.running_mean)
+        torch.testing.assert_close(fn.running_var, block.norm.running_var)
+        assert int(fn.num_batches_tracked) == int(block.norm.num_batches_tracked) == 2
+        torch.testing.assert_close(grads["norm_weight"], block.norm.weight.grad)
+        torch.testing.assert_close(grads["norm_bias"], block.norm.bias.grad)
+    fn.eval(), block.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fn(x, GRAPH.edge_index), block(x, GRAPH.edge_index))
 
 
 def test_reversible_model_trains() -> None:

@@ -9,7 +9,13 @@ import torch
 from torch import Tensor, nn
 
 from fathom.nn.convs import build_conv
-from fathom.nn.reversible import MEMORY_MODES, Checkpointed, ReversibleGroups, checkpoint_call
+from fathom.nn.reversible import (
+    MEMORY_MODES,
+    Checkpointed,
+    ReversibleGroups,
+    checkpoint_call,
+    seed_group_rng,
+)
 
 # a 6-node ring plus a chord, both directions
 EDGE_INDEX = torch.tensor(
@@ -31,13 +37,15 @@ class GroupFn(nn.Module):
 
 
 def by_hand(fns: nn.ModuleList, x: Tensor, edge_index: Tensor) -> Tensor:
-    """RevGNN's coupling written out with ordinary autograd (the reference)."""
+    """RevGNN's coupling written out with ordinary autograd (the reference), each function
+    run from a seed drawn as a training block draws it."""
     xs = x.chunk(len(fns), dim=-1)
     y = xs[1]
     for t in xs[2:]:
         y = y + t
     ys = []
     for fn, x_i in zip(fns, xs, strict=True):
+        seed_group_rng(x.device)
         y = x_i + fn(y, edge_index)
         ys.append(y)
     return torch.cat(ys, dim=-1)

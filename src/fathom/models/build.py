@@ -10,10 +10,11 @@ from torch_geometric.nn import JumpingKnowledge
 
 from fathom.config import ModelConfig
 from fathom.errors import ConfigError
-from fathom.models.deep_gnn import DeepGNN, GroupBlock
+from fathom.models.deep_gnn import DeepGNN, GCNGroup, GroupBlock
 from fathom.nn.activations import build_activation
 from fathom.nn.block import GNNBlock
 from fathom.nn.convs import build_conv
+from fathom.nn.dropouts import Dropout
 from fathom.nn.norms import build_norm
 from fathom.nn.reversible import MEMORY_MODES, ReversibleGroups
 from fathom.nn.skips import build_skip
@@ -159,7 +160,9 @@ def _reversible_blocks(
     """``num_blocks`` :class:`~fathom.nn.reversible.ReversibleGroups` couplings of
     ``cfg.groups`` :class:`~fathom.models.deep_gnn.GroupBlock` s, each mapping
     ``hidden / groups`` channels to ``hidden / groups``:
-    ``F_i(x) = act(norm(conv(dropout(x))))``.
+    ``F_i(x) = act(norm(conv(dropout(x))))``. A GCN with batch norm or none (and unshared
+    weights) gets the same function as one :class:`~fathom.models.deep_gnn.GCNGroup` per
+    group.
 
     Raises:
         ConfigError: ``cfg.skip`` other than ``none``/``res`` (the coupling is the residual),
@@ -181,6 +184,19 @@ def _reversible_blocks(
             f"({cfg.groups}) for model.memory 'reversible'"
         )
     width = cfg.hidden // cfg.groups
+    if cfg.conv == "gcn" and cfg.norm in ("batch", "none") and not cfg.share_weights:
+        # the same function as the GroupBlocks below, as one module per group (a fifth of
+        # their Python objects: what grows with depth once activations do not)
+        act, dropout = build_activation(cfg.act), Dropout(cfg.dropout)  # stateless: shared
+        return [
+            ReversibleGroups(
+                [
+                    GCNGroup(width, norm=cfg.norm == "batch", act=act, dropout=dropout)
+                    for _ in range(cfg.groups)
+                ]
+            )
+            for _ in range(num_blocks)
+        ]
     shared: nn.Module | None = None
     blocks: list[nn.Module] = []
     for layer in range(1, num_blocks + 1):

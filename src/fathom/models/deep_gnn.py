@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import dropout_edge
 
+from fathom.nn.adjacency import gcn_adjacency, propagate
 from fathom.nn.block import GNNBlock
 from fathom.nn.dropouts import Dropout, dropout_mask
 from fathom.nn.reversible import MEMORY_MODES, ReversibleGroups, checkpoint_call
 from fathom.nn.skips import InitialResidual, NoSkip, Residual
 
-__all__ = ["DeepGNN", "GroupBlock", "drop_nodes"]
+__all__ = ["DeepGNN", "GCNGroup", "GroupBlock", "drop_nodes"]
 
 
 def drop_nodes(x: Tensor, p: float) -> Tensor:
@@ -41,6 +43,110 @@ class GroupBlock(GNNBlock):
 
     def forward(self, x: Tensor, edge_index: Tensor, history: list[Tensor] | None = None) -> Tensor:
         return super().forward(x, edge_index, [x] if history is None else history)
+
+
+class GCNGroup(nn.Module):
+    r"""The :class:`GroupBlock` of a GCN with batch norm (or none) as one module, for the
+    reversible blocks of very deep models:
+
+    .. math::
+        F(\mathbf{X}) = \mathrm{act}\big(\mathrm{BN}(\hat{\mathbf{P}}\,
+            \mathrm{dropout}(\mathbf{X})\,\mathbf{W}^\top + \mathbf{b})\big)
+
+    with :math:`\hat{\mathbf{P}}` the normalised adjacency with self-loops
+    (:func:`~fathom.nn.adjacency.gcn_adjacency`, shared by every layer). It computes exactly
+    what ``GroupBlock(CachedGCNConv, BatchNorm1d, act, NoSkip, dropout)`` computes (same
+    initialisation: Glorot weight, zero bias, unit BN scale), but its four parameters are
+    views of one flat parameter :attr:`flat` (see :meth:`named_views`), its BN buffers
+    direct attributes, and ``act`` / ``dropout`` modules that may be shared by every group
+    of a model (they hold no state). What grows with depth once activations do not is per
+    layer: a 1000-layer model has 2000 such groups. As five nested PyG / torch modules with
+    four parameters (each with a gradient and two Adam moments) a group costs about 60 KB
+    beside its 9 KB of numbers, as one module with one parameter about 15 KB
+    (``benchmarks/memory_depth.py`` measures the whole model).
+
+    Args:
+        channels: the group's width (in and out).
+        norm: BatchNorm (``True``) or none.
+        act: the activation module.
+        dropout: the dropout module applied to the input.
+        eps: BatchNorm's epsilon.
+        momentum: BatchNorm's running-statistics momentum.
+
+    Shapes:
+        x: ``[num_nodes, channels]``, edge_index: ``[2, num_edges]`` -> same as ``x``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        norm: bool,
+        act: nn.Module,
+        dropout: nn.Module,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.channels, self.has_norm, self.eps, self.momentum = channels, norm, eps, momentum
+        c = channels
+        self.flat = nn.Parameter(torch.empty(c * c + (3 if norm else 1) * c))
+        if norm:
+            self.register_buffer("running_mean", torch.zeros(c))
+            self.register_buffer("running_var", torch.ones(c))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        self.act = act
+        self.dropout = dropout
+        self.reset_parameters()
+
+    def named_views(self, flat: Tensor) -> dict[str, Tensor]:
+        """``weight`` ``[C, C]``, ``bias``, and with batch norm ``norm_weight`` and
+        ``norm_bias`` ``[C]``: views of ``flat``, shaped like :attr:`flat` (the parameters
+        themselves, or their gradient)."""
+        c = self.channels
+        views = {"weight": flat[: c * c].view(c, c), "bias": flat[c * c : c * c + c]}
+        if self.has_norm:
+            views["norm_weight"] = flat[c * c + c : c * c + 2 * c]
+            views["norm_bias"] = flat[c * c + 2 * c :]
+        return views
+
+    @property
+    def weight(self) -> Tensor:
+        r"""The GCN weight :math:`\mathbf{W}`, ``[C, C]`` (a view of :attr:`flat`)."""
+        return self.flat[: self.channels**2].view(self.channels, self.channels)
+
+    def reset_parameters(self) -> None:
+        views = self.named_views(self.flat.data)
+        nn.init.xavier_uniform_(views["weight"])  # PyG's Linear 'glorot'
+        nn.init.zeros_(views["bias"])
+        if self.has_norm:
+            nn.init.ones_(views["norm_weight"])
+            nn.init.zeros_(views["norm_bias"])
+            self.running_mean.zero_()
+            self.running_var.fill_(1.0)
+            self.num_batches_tracked.zero_()
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        p = self.named_views(self.flat)
+        adj = gcn_adjacency(edge_index, x.size(0), dtype=x.dtype, device=x.device)
+        h = propagate(adj, self.dropout(x) @ p["weight"].t()) + p["bias"]
+        if self.has_norm:
+            if self.training:
+                self.num_batches_tracked.add_(1)
+            h = F.batch_norm(
+                h,
+                self.running_mean,
+                self.running_var,
+                p["norm_weight"],
+                p["norm_bias"],
+                self.training,
+                self.momentum,
+                self.eps,
+            )
+        return self.act(h)
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, norm={'batch' if self.has_norm else 'none'}"
 
 
 class DeepGNN(nn.Module):
