@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fathom.errors import DataError
-from fathom.nn.knn import dilated_knn_graph
+from fathom.nn.knn import _ranked_by_key, dilated_knn_graph
 
 
 def _brute_force(
@@ -46,6 +46,23 @@ def test_topk_and_sort_selections_both_match_brute_force(k: int, dilation: int) 
     x = torch.randint(0, 3, (25, 2), generator=g).float()
     got = dilated_knn_graph(x, k, dilation=dilation, block_size=8)
     assert torch.equal(got, _brute_force(x, k, None, dilation, True))
+
+
+def test_float64_features_take_the_stable_sort_and_agree() -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 3, (25, 2), generator=g).double()
+    got = dilated_knn_graph(x, 12, dilation=2, block_size=8)  # k * d = 24 of 25: ranked rows
+    assert torch.equal(got, _brute_force(x, 12, None, 2, True))
+    assert torch.equal(got, dilated_knn_graph(x.float(), 12, dilation=2, block_size=8))
+
+
+def test_key_ranking_equals_a_stable_sort_of_any_float32_row() -> None:
+    # negatives (rounding of the expanded distance can give them), -0.0 == +0.0, inf, ties
+    row = [0.5, -0.0, 0.0, -1e-7, float("inf"), 0.5, -2.5, 1e30, -1e-7, 3.0]
+    dist = torch.tensor([row, row[::-1]], dtype=torch.float32)
+    expected = dist.sort(dim=1, stable=True).indices
+    torch.testing.assert_close(_ranked_by_key(dist, 10), expected, rtol=0, atol=0)
+    torch.testing.assert_close(_ranked_by_key(dist, 4), expected[:, :4], rtol=0, atol=0)
 
 
 def test_matches_brute_force_on_random_features() -> None:

@@ -22,10 +22,23 @@ from fathom.errors import DataError
 
 __all__ = ["dilated_knn_graph", "knn_indices"]
 
-# Above k = candidates / _SORT_ABOVE a full stable sort of each distance row beats topk on CPU
-# (measured: 1024 candidates, k = 432: 65 ms vs 82 ms; 512, k = 432: 15 ms vs 34 ms; while
-# for k = 16 topk is 4x faster).
+# Above k = candidates / _SORT_ABOVE ranking whole distance rows beats topk plus the tie repair
+# on CPU (measured with a stable sort: 1024 candidates, k = 432: 65 ms vs 82 ms; 512, k = 432:
+# 15 ms vs 34 ms; while for k = 16 topk is 4x faster).
 _SORT_ABOVE = 4
+
+
+def _ranked_by_key(dist: Tensor, k: int) -> Tensor:
+    """The columns of the ``k`` smallest entries of each row of a float32 ``dist``, ordered
+    by (distance, column): the same as a stable sort, from one ``topk`` over int64 keys
+    ``(distance bits, column)``, which are unique, so no tie is left to the sort (measured,
+    1 thread, 512 x 512, k = 432: 9 ms against 14 ms for the stable sort)."""
+    bits = (dist + 0.0).view(torch.int32)  # + 0.0: -0.0 becomes +0.0, equal to it as floats
+    # an order-preserving map of float32 to int32: flip the magnitude bits of negatives
+    key = bits ^ ((bits >> 31) & 0x7FFFFFFF)
+    columns = torch.arange(dist.size(1), device=dist.device)
+    key = (key.to(torch.int64) << 32) | columns  # [B, N], unique per row
+    return key.topk(k, dim=1, largest=False).indices
 
 
 def knn_indices(
@@ -51,8 +64,10 @@ def knn_indices(
     if exclude is not None:
         dist[torch.arange(x.size(0), device=x.device), exclude] = float("inf")
     if _SORT_ABOVE * k > y.size(0):
-        # k is a large share of the candidates (dilated layers): one stable sort per row is
-        # cheaper than topk plus the tie repair, and orders ties by the lower index itself
+        # k is a large share of the candidates (dilated layers): rank whole rows at once,
+        # which orders ties by the lower index itself
+        if dist.dtype == torch.float32:
+            return _ranked_by_key(dist, k) + y_offset
         return dist.sort(dim=1, stable=True).indices[:, :k] + y_offset
     vals, cols = dist.topk(k, dim=1, largest=False)  # [B, k]
     kth = vals[:, -1:]  # the k-th distance
