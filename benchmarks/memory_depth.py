@@ -46,7 +46,8 @@ marked ``projected`` when the larger figure is a projection.
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/memory_depth.py \\
-        --json docs/results/memory_depth.json --md docs/results/memory_depth.md
+        --json docs/results/memory_depth.json --md docs/results/memory_depth.md \\
+        --plot docs/results/memory_depth.png
     .venv/bin/python benchmarks/memory_depth.py --nodes 2000 --depths 2,4 --epochs 1  # smoke
 """
 
@@ -466,6 +467,64 @@ def to_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Peak MB against depth, one line per block on log-log axes: measured rows as filled
+    markers, projected (skipped) rows as hollow ones on a dashed line, and the target
+    ``TARGET`` x the reversible model's smallest-depth peak as a dotted line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for block in dict.fromkeys(r["block"] for r in result["rows"]):
+        rows = sorted((r for r in result["rows"] if r["block"] == block), key=lambda r: r["depth"])
+        measured = [(r["depth"], r["peak_mb"]) for r in rows if r.get("peak_mb") is not None]
+        projected = [
+            (r["depth"], r["projected_peak_mb"]) for r in rows if r.get("projected_peak_mb")
+        ]
+        if not measured:
+            continue
+        (line,) = ax.plot(*zip(*measured, strict=True), marker="o", label=block)
+        if projected:
+            xs, ys = zip(*([measured[-1], *projected]), strict=True)
+            ax.plot(xs, ys, linestyle="--", color=line.get_color())
+            ax.plot(
+                [d for d, _ in projected],
+                [p for _, p in projected],
+                linestyle="none",
+                marker="o",
+                markerfacecolor="none",
+                color=line.get_color(),
+            )
+    reversible = sorted(
+        (r for r in result["rows"] if r["block"] == "reversible" and r.get("peak_mb")),
+        key=lambda r: r["depth"],
+    )
+    if reversible:
+        ax.axhline(
+            TARGET * reversible[0]["peak_mb"],
+            linestyle=":",
+            color="black",
+            label=f"target: {TARGET}x reversible at {reversible[0]['depth']}",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("layers")
+    ax.set_ylabel("peak memory (MB)")
+    ax.set_title(
+        f"Peak memory by depth, {result['setup']['nodes']:,}-node graph "
+        "(hollow: projected, not run)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def print_table(result: dict[str, Any]) -> None:
     try:
         from rich.console import Console
@@ -510,6 +569,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", type=Path, help="write the result as JSON here")
     p.add_argument("--md", type=Path, help="write a markdown report here")
+    p.add_argument("--plot", type=Path, help="write a PNG of peak memory against depth here")
     p.add_argument("--nodes", type=int, default=50_000)
     p.add_argument("--degree", type=float, default=10.0, help="mean degree of the graph")
     p.add_argument("--features", type=int, default=64)
@@ -562,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.md:
         args.md.parent.mkdir(parents=True, exist_ok=True)
         args.md.write_text(to_markdown(result))
+    if args.plot:
+        plot(result, args.plot)
     return 0
 
 

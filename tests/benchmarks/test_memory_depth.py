@@ -103,3 +103,23 @@ def test_rows_over_the_limit_are_skipped_with_a_labelled_projection() -> None:
     assert grown["model_and_state_share"] == pytest.approx(0.2)
     assert "PROJECTED" in module.to_markdown(result)
     assert "skipped (projected 5220 MB)" in module.to_markdown(result)
+
+
+def test_plot_draws_measured_and_projected_rows(tmp_path: Path) -> None:
+    module = _load()
+    rows = [
+        {"block": "res", "depth": 8, "status": "ok", "peak_mb": 400.0},
+        {"block": "res", "depth": 32, "status": "ok", "peak_mb": 1400.0},
+        {
+            "block": "res",
+            "depth": 128,
+            "status": "skipped",
+            "peak_mb": None,
+            "projected_peak_mb": 5400.0,
+        },
+        {"block": "reversible", "depth": 8, "status": "ok", "peak_mb": 160.0},
+        {"block": "reversible", "depth": 128, "status": "ok", "peak_mb": 170.0},
+    ]
+    png = tmp_path / "plots" / "memory.png"
+    module.plot({"rows": rows, "setup": {"nodes": 50_000}}, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
