@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -74,6 +76,18 @@ def test_probe_finds_fathom_blocks_and_the_conv_head(graph) -> None:
     assert records[-1]["channels"] == 3
     assert 0 < records[1]["class_separation"] < float("inf")
     assert model.training  # probe_layers restores the mode
+
+
+@pytest.mark.parametrize("conv", ["gcn", "sage"])
+def test_probe_takes_each_reversible_block_as_one_layer(graph, conv: str) -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(depth=4, hidden=8, conv=conv, skip="res", norm="batch", encoder="linear")
+    model = build_model(replace(cfg, memory="reversible", groups=2), graph.num_features, 3)
+    names = [n for n, _ in find_layers(model)]
+    assert names == ["blocks.0", "blocks.1", "blocks.2", "head"]  # not their groups
+    records = probe_layers(model, graph.x, graph.edge_index, "all", y=graph.y)
+    assert [r["channels"] for r in records] == [graph.num_features, 8, 8, 8, 3]
+    assert all(0 <= r["dirichlet_energy"] < float("inf") for r in records)
 
 
 def test_probe_on_a_users_stack_and_shared_weights(graph) -> None:

@@ -55,19 +55,22 @@ __all__ = [
 def find_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The message-passing layers of ``model``, outermost first, in registration order.
 
-    A layer is a fathom :class:`~fathom.nn.block.GNNBlock` (conv + norm + activation + skip)
-    or a PyG ``MessagePassing`` module that is not inside one (a conv head, the convs of a
-    ``BasicGNN``, a user's own stack). The probe records them in call order, so a module
-    called twice (shared weights) is recorded twice.
+    A layer is a fathom :class:`~fathom.nn.block.GNNBlock` (conv + norm + activation + skip),
+    a reversible block (:class:`~fathom.nn.reversible.ReversibleGroups`: its groups are parts
+    of one layer, each seeing a slice of the channels) or a PyG ``MessagePassing`` module that
+    is not inside one (a conv head, the convs of a ``BasicGNN``, a user's own stack). The
+    probe records them in call order, so a module called twice (shared weights) is recorded
+    twice.
     """
     from fathom.nn.block import GNNBlock
+    from fathom.nn.reversible import ReversibleGroups
 
     found: list[tuple[str, nn.Module]] = []
     inside: list[str] = []
     for name, module in model.named_modules():
         if any(name.startswith(prefix + ".") for prefix in inside):
             continue
-        if isinstance(module, GNNBlock | MessagePassing):
+        if isinstance(module, GNNBlock | ReversibleGroups | MessagePassing):
             found.append((name or type(module).__name__, module))
             inside.append(name)
     return found
