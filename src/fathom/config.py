@@ -97,6 +97,10 @@ autoencoding (link reconstruction, optionally denoising) and point-cloud segment
 
 MONITORS = ("auto", "val_acc", "val_loss", "val_auc", "val_ap", "val_miou")
 
+ACT_NORM_ORDERS = ("act-norm", "norm-act")
+"""Order of activation and normalisation in a DeepGCN 1x1 conv (``points.order``); see
+``fathom.nn.point_convs.ORDERS``."""
+
 MEMORY_MODES = ("plain", "checkpoint", "reversible")
 """How block activations are kept for the backward pass: stored (``plain``), recomputed from
 each block's input (``checkpoint``), or recomputed from each block's output (``reversible``);
@@ -593,7 +597,10 @@ def _check_points(cfg: ExperimentConfig) -> None:
     _require(0.0 <= p.epsilon <= 1.0, "points.epsilon", "must be in [0, 1]", p.epsilon)
     _require(p.fusion_channels >= 1, "points.fusion_channels", "must be >= 1", p.fusion_channels)
     _require(
-        p.order in ("act-norm", "norm-act"), "points.order", "must be act-norm or norm-act", p.order
+        p.order in ACT_NORM_ORDERS,
+        "points.order",
+        f"must be {' or '.join(ACT_NORM_ORDERS)}",
+        p.order,
     )
     if not segmentation:
         return

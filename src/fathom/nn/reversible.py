@@ -15,14 +15,13 @@ the backward pass, so activation memory grows linearly with depth. Two remedies:
   optimiser state, module objects) plus about a KB of bookkeeping per block (its autograd node
   and one seed per group).
 
-Both recompute forward passes in the backward pass, which raises two questions they answer the
-same way. Random ops (dropout) must draw the same masks again: a checkpointed call records and
-restores the random-number state before it; in training a reversible block runs each of its
-functions from a fresh seed drawn from the global stream (:func:`seed_group_rng`) and replays
-that seed. BatchNorm's running statistics must not move
-twice: buffers of the recomputed modules are restored after every recomputation, so running
-statistics are updated exactly once per training step, by the forward pass, as without
-recomputation.
+Both recompute forward passes in the backward pass, which raises two questions. Random ops
+(dropout) must draw the same masks again: a checkpointed call records and restores the
+random-number state before it; in training a reversible block runs each of its functions from
+a fresh seed drawn from the global stream (:func:`seed_group_rng`) and replays that seed.
+BatchNorm's running statistics must not move twice: both restore the buffers of the recomputed
+modules after every recomputation, so running statistics are updated exactly once per training
+step, by the forward pass, as without recomputation.
 """
 
 from __future__ import annotations
