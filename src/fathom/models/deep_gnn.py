@@ -115,7 +115,7 @@ class GCNGroup(nn.Module):
     @property
     def weight(self) -> Tensor:
         r"""The GCN weight :math:`\mathbf{W}`, ``[C, C]`` (a view of :attr:`flat`)."""
-        return self.flat[: self.channels**2].view(self.channels, self.channels)
+        return self.named_views(self.flat)["weight"]
 
     def reset_parameters(self) -> None:
         views = self.named_views(self.flat.data)

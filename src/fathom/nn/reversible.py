@@ -282,31 +282,19 @@ class ReversibleGroups(nn.Module):
             )
         return x.chunk(self.groups, dim=-1)
 
-    def _seeds_groups(self) -> bool:
-        """Whether each function runs from its own seed (training, with replay on)."""
-        return self.preserve_rng_state and self.training
-
     def _couple(self, x: Tensor, args: tuple[Any, ...]) -> tuple[Tensor, list[int]]:
         """The forward coupling, and the seed each ``fn`` ran from (none in evaluation)."""
         xs = self._split(x)
+        seeding = self.preserve_rng_state and self.training
         seeds: list[int] = []
         y = _sum(xs[1:])
         ys = []
         for fn, x_i in zip(self.fns, xs, strict=True):
-            if self._seeds_groups():
+            if seeding:
                 seeds.append(seed_group_rng(x.device))
             y = x_i + fn(y, *args)
             ys.append(y)
         return torch.cat(ys, dim=-1), seeds  # [num_nodes, channels]
-
-    def _uncouple(self, out: Tensor, args: tuple[Any, ...]) -> Tensor:
-        """The inverse coupling: the input that produced ``out`` (evaluation mode)."""
-        ys = self._split(out)
-        xs: list[Tensor] = [ys[0]] * self.groups
-        for i in range(self.groups - 1, -1, -1):
-            y_in = ys[i - 1] if i > 0 else _sum(xs[1:])
-            xs[i] = ys[i] - self.fns[i](y_in, *args)
-        return torch.cat(xs, dim=-1)  # [num_nodes, channels]
 
     def _reverse(
         self,
@@ -385,7 +373,12 @@ class ReversibleGroups(nn.Module):
         Shapes:
             as :meth:`forward`.
         """
-        return self._uncouple(y, args)
+        ys = self._split(y)
+        xs: list[Tensor] = [ys[0]] * self.groups
+        for i in range(self.groups - 1, -1, -1):
+            y_in = ys[i - 1] if i > 0 else _sum(xs[1:])
+            xs[i] = ys[i] - self.fns[i](y_in, *args)
+        return torch.cat(xs, dim=-1)  # [num_nodes, channels]
 
     def forward(self, x: Tensor, *args: Any) -> Tensor:
         if x.numel() and x.untyped_storage().nbytes() == 0:
