@@ -1,0 +1,245 @@
+"""Golden results: what fathom computes for a fixed set of (config, seed), bit for bit.
+
+The fixture ``tests/fixtures/golden_results.json`` was recorded on CPU with one thread before the
+run pipeline was refactored (issue 15); every later change must reproduce it exactly: the same
+training loss per epoch, the same validation / test metrics per epoch, the same selected epoch
+and status. The cases cover every task and architecture family: node classification with GCN,
+GAT, GCNII, APPNP, SGC, SIGN, DGI, IncepGCN, JKNet, layer-wise training, shared weights,
+reversible and checkpointed memory, DropEdge and diagnostics; graph classification (GIN with
+TopK pooling); link prediction (GAE and an MLP decoder); a denoising VGAE autoencoder;
+segmentation with a small ResGCN on dilated k-NN graphs; and Tree-NeighborsMatch at r = 2.
+
+Re-record (only for an intended change, named in the commit and the closing note)::
+
+    OMP_NUM_THREADS=1 python tests/test_golden.py --record
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+FIXTURE = Path(__file__).parent / "fixtures" / "golden_results.json"
+
+_NODE = {"name": "csbm", "synthetic": {"num_nodes": 120, "feature_dim": 8, "num_classes": 3}}
+_TRAIN = {"epochs": 4, "patience": 0}
+
+CASES: dict[str, dict[str, Any]] = {
+    "node-gcn": {"data": _NODE, "model": {"depth": 2, "hidden": 16}, "train": _TRAIN},
+    "node-gat": {
+        "data": _NODE,
+        "model": {"conv": "gat", "depth": 2, "hidden": 16, "heads": 2},
+        "train": _TRAIN,
+    },
+    "node-gcnii": {
+        "data": _NODE,
+        "model": {
+            "conv": "gcn2",
+            "depth": 6,
+            "hidden": 16,
+            "encoder": "linear",
+            "head": "linear",
+            "skip": "initial",
+        },
+        "train": {**_TRAIN, "conv_weight_decay": 0.01},
+    },
+    "node-appnp": {"data": _NODE, "model": {"arch": "appnp", "depth": 5}, "train": _TRAIN},
+    "node-sgc": {"data": _NODE, "model": {"arch": "sgc", "depth": 2}, "train": _TRAIN},
+    "node-sign": {"data": _NODE, "model": {"arch": "sign", "depth": 3}, "train": _TRAIN},
+    "node-dgi": {"data": _NODE, "model": {"arch": "dgi", "hidden": 16}, "train": _TRAIN},
+    "node-incep": {"data": _NODE, "model": {"arch": "incep", "depth": 4}, "train": _TRAIN},
+    "node-jknet": {
+        "data": _NODE,
+        "model": {"depth": 4, "hidden": 16, "skip": "jk", "head": "linear"},
+        "train": _TRAIN,
+    },
+    "node-layerwise": {
+        "data": _NODE,
+        "model": {"depth": 5, "hidden": 16, "skip": "res", "encoder": "linear"},
+        "train": {"epochs": 2, "patience": 0, "layerwise": 2},
+    },
+    "node-shared": {
+        "data": _NODE,
+        "model": {"depth": 5, "hidden": 16, "share_weights": True, "encoder": "linear"},
+        "train": _TRAIN,
+    },
+    "node-reversible": {
+        "data": _NODE,
+        "model": {
+            "depth": 4,
+            "hidden": 16,
+            "encoder": "linear",
+            "head": "linear",
+            "skip": "res",
+            "norm": "batch",
+            "memory": "reversible",
+        },
+        "train": _TRAIN,
+    },
+    "node-reversible-gat": {
+        "data": _NODE,
+        "model": {
+            "conv": "sage",
+            "depth": 3,
+            "hidden": 16,
+            "encoder": "linear",
+            "head": "linear",
+            "norm": "layer",
+            "memory": "reversible",
+        },
+        "train": _TRAIN,
+    },
+    "node-checkpoint": {
+        "data": _NODE,
+        "model": {"depth": 4, "hidden": 16, "skip": "res", "memory": "checkpoint"},
+        "train": _TRAIN,
+    },
+    "node-dropedge-diagnose": {
+        "data": _NODE,
+        "model": {"depth": 4, "hidden": 16, "norm": "pair", "drop_edge": 0.3, "drop_node": 0.1},
+        "train": {**_TRAIN, "diagnose_every": 2, "lr_decay_every": 2},
+    },
+    "node-inductive": {
+        "data": {**_NODE, "inductive": True},
+        "model": {"conv": "sage", "depth": 2, "hidden": 16},
+        "train": {**_TRAIN, "label_smoothing": 0.1},
+        "seeds": 2,
+    },
+    "graph-gin-topk": {
+        "task": "graph",
+        "data": {
+            "name": "motifs",
+            "synthetic": {"num_nodes": 600, "num_classes": 3, "feature_dim": 8},
+        },
+        "model": {"conv": "gin", "depth": 3, "hidden": 16, "norm": "batch", "dropout": 0.0},
+        "train": {"epochs": 3, "patience": 0, "batch_size": 8},
+        "graph": {"pool": "topk", "folds": 3},
+    },
+    "link-gae": {
+        "task": "link",
+        "data": _NODE,
+        "model": {"arch": "gae", "hidden": 16},
+        "train": {**_TRAIN, "diagnose_every": 2},
+        "link": {"embedding_dim": 8},
+    },
+    "link-mlp": {
+        "task": "link",
+        "data": _NODE,
+        "model": {"depth": 3, "hidden": 16, "skip": "res"},
+        "train": _TRAIN,
+        "link": {"decoder": "mlp", "embedding_dim": 8, "neg_ratio": 2.0},
+    },
+    "autoencoder-vgae-denoising": {
+        "task": "autoencoder",
+        "data": _NODE,
+        "model": {"arch": "vgae", "hidden": 16},
+        "train": _TRAIN,
+        "link": {
+            "embedding_dim": 8,
+            "corrupt_edges": 0.2,
+            "corrupt_features": 0.1,
+            "feature_weight": 0.5,
+        },
+    },
+    "segmentation-resgcn": {
+        "task": "segmentation",
+        "data": {"name": "scenes"},
+        "model": {"conv": "edge", "depth": 4, "hidden": 16, "skip": "res", "norm": "batch"},
+        "train": {"epochs": 2, "patience": 0, "batch_size": 2, "lr": 0.001},
+        "points": {"num_points": 64, "num_scenes": 4, "k": 4, "fusion_channels": 32},
+    },
+}
+
+NEIGHBORS_MATCH = {
+    "model": "gcn",
+    "radius": 2,
+    "seed": 3,
+    "max_epochs": 6,
+    "eval_every": 2,
+    "batch_size": 16,
+    "patience": 5,
+}
+
+
+def _run_case(raw: dict[str, Any]) -> dict[str, Any]:
+    from fathom.config import config_from_dict
+    from fathom.experiments.run import run_experiment
+
+    result = run_experiment(config_from_dict(raw))
+    out = []
+    for run in result.runs:
+        out.append({k: v for k, v in run.items() if k not in ("time_s", "wall_s")})
+        for fold in out[-1].get("folds", []):
+            fold.pop("time_s", None)
+    return {"runs": out}
+
+
+def _run_neighbors_match() -> dict[str, Any]:
+    from fathom.experiments.neighbors_match import train_neighbors_match
+
+    row = train_neighbors_match(**NEIGHBORS_MATCH)
+    return {k: v for k, v in row.items() if "time" not in k and k != "device"}
+
+
+def _record() -> dict[str, Any]:
+    out = {name: _run_case(raw) for name, raw in CASES.items()}
+    out["neighbors-match-r2"] = _run_neighbors_match()
+    return json.loads(json.dumps(out))  # the JSON form is what is compared
+
+
+def _diff(a: Any, b: Any, path: str = "") -> list[str]:
+    """Every place where ``a`` and ``b`` differ (floats compared exactly, NaN equal to NaN)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = [f"{path}.{k}: missing in one" for k in set(a) ^ set(b)]
+        for k in a.keys() & b.keys():
+            out += _diff(a[k], b[k], f"{path}.{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: length {len(a)} != {len(b)}"]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _diff(x, y, f"{path}[{i}]")
+        ]
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return []
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict[str, Any]:
+    return json.loads(FIXTURE.read_text())
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_golden_case(name: str, golden: dict[str, Any]) -> None:
+    got = json.loads(json.dumps(_run_case(CASES[name])))
+    assert got["runs"], "no runs recorded"
+    assert not _diff(golden[name], got), _diff(golden[name], got)[:10]
+
+
+def test_golden_neighbors_match(golden: dict[str, Any]) -> None:
+    got = json.loads(json.dumps(_run_neighbors_match()))
+    assert not _diff(golden["neighbors-match-r2"], got), _diff(golden["neighbors-match-r2"], got)
+
+
+if __name__ == "__main__" and "--record" in sys.argv:
+    torch.set_num_threads(1)
+    FIXTURE.parent.mkdir(exist_ok=True)
+    FIXTURE.write_text(json.dumps(_record(), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {FIXTURE}")
