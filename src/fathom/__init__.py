@@ -1,11 +1,12 @@
 """fathom: build, train, diagnose and benchmark deep graph neural networks."""
 
+# the task modules register their config sections and checks: import them before anything
+# builds a config
+from fathom import tasks  # noqa: F401, I001
 from fathom import report
 from fathom.config import (
     DataConfig,
     ExperimentConfig,
-    GraphTaskConfig,
-    LinkTaskConfig,
     ModelConfig,
     SyntheticConfig,
     TrainConfig,
@@ -25,16 +26,20 @@ from fathom.experiments.store import RunStore
 from fathom.experiments.sweep import SweepSummary, run_configs, sweep
 from fathom.models.build import build_model
 from fathom.models.deep_gnn import DeepGNN
-from fathom.models.graph_classifier import GraphClassifier, build_graph_classifier
+from fathom.models.build import Head
+from fathom.models.graph_classifier import GraphClassifier
 from fathom.models.presets import list_presets, load_preset
-from fathom.tasks.graph import GraphClassification, cross_validate
-from fathom.tasks.link import LinkPrediction, split_edges
+from fathom.tasks import TASKS, TaskSpec, get_task
+from fathom.tasks.graph import GraphClassification, GraphTaskConfig
+from fathom.tasks.link import LinkPrediction, LinkTaskConfig, split_edges
 from fathom.tasks.node import InductiveNodeClassification, NodeClassification
+from fathom.tasks.segmentation import PointsConfig
 from fathom.train.loop import FitResult, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "TASKS",
     "ConfigError",
     "DataConfig",
     "DataError",
@@ -48,24 +53,26 @@ __all__ = [
     "GraphClassifier",
     "GraphReport",
     "GraphTaskConfig",
+    "Head",
     "InductiveNodeClassification",
     "LinkPrediction",
     "LinkTaskConfig",
     "ModelConfig",
     "NodeClassification",
+    "PointsConfig",
     "RunStore",
     "SweepSummary",
     "SyntheticConfig",
+    "TaskSpec",
     "TrainConfig",
     "__version__",
     "apply_overrides",
     "build_dataset",
-    "build_graph_classifier",
     "build_model",
     "build_task_data",
-    "cross_validate",
     "depth_study",
     "fit",
+    "get_task",
     "inductive_views",
     "list_datasets",
     "list_presets",

@@ -7,7 +7,6 @@ and exits with status 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -362,56 +361,25 @@ def _train_config(args: argparse.Namespace) -> ExperimentConfig:
     return apply_overrides(cfg, [*flag_overrides, *dotted])
 
 
-def _per_class_iou(runs: list[dict[str, Any]]) -> dict[str, float]:
-    """Segmentation: each class's test IoU averaged over the runs that scored it."""
-    prefix = "test_iou_"
-    names = dict.fromkeys(k for r in runs for k in r if k.startswith(prefix))
-    return {
-        name.removeprefix(prefix): statistics.fmean(r[name] for r in runs if name in r)
-        for name in names
-    }
-
-
-def _train_title(cfg: ExperimentConfig, described: dict[str, Any]) -> str:
-    m = cfg.model
-    what = (
-        f"{m.conv} depth {m.depth}, skip {m.skip}, norm {m.norm}"
-        if m.arch == "deep"
-        else f"{m.arch} depth {m.depth}"
-    )
-    if cfg.task == "graph":
-        size = (
-            f"{described['num_graphs']} graphs, {cfg.graph.folds}-fold CV, "
-            f"readout {cfg.graph.readout}"
-        )
-    elif cfg.task == "segmentation":
-        size = (
-            f"{described['train']}/{described['val']}/{described['test']} clouds of "
-            f"{described['points_per_cloud']} points, k {cfg.points.k}, memory {m.memory}"
-        )
-    else:
-        size = f"{described['num_nodes']} nodes, {described['num_edges']} edges"
-    setting = " inductive" if cfg.data.inductive else ""
-    return f"{cfg.data.name} ({cfg.task}{setting}): {what} ({size})"
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from fathom.experiments.run import build_task_data, describe_data, run_experiment
     from fathom.report.console import console, err_console, progress_bar, results_table
+    from fathom.tasks import get_task
 
     cfg = _train_config(args)
+    spec = get_task(cfg.task)
     if args.print_config:
         import yaml
 
         console.print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
         return 0
-    if args.checkpoint and cfg.task != "node":
+    if args.checkpoint and not spec.saves_models:
         raise FathomError(f"--checkpoint saves node-classification models, not task {cfg.task!r}")
     with err_console.status(f"loading {cfg.data.name} …"):
         data = build_task_data(cfg)
-    title = _train_title(cfg, describe_data(data))
+    title = spec.title(cfg, describe_data(data, cfg.task))
     # one progress step per epoch of every model trained (graph tasks: every fold)
-    per_seed = cfg.train.epochs * (cfg.graph.folds if cfg.task == "graph" else 1)
+    per_seed = cfg.train.epochs * spec.fits_per_seed(cfg)
     state = {"seed": cfg.seed, "epochs_before": 0, "done": 0}
     with progress_bar() as progress:
         task = progress.add_task("training", total=cfg.seeds * per_seed)
@@ -467,19 +435,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         err_console.print(f"wrote checkpoint {args.checkpoint}")
     console.print(results_table(title, result.runs, result.aggregate))
-    for cv in result.cross_validation:
-        console.print(
-            f"seed {cv['seed']}: {cfg.graph.folds}-fold test accuracy "
-            f"{100 * cv['test_acc']:.1f} ± {100 * cv['test_acc_fold_std']:.1f}; "
-            f"GIN-paper protocol (epoch chosen on the test folds, optimistic) "
-            f"{100 * cv['test_acc_paper']:.1f} ± {100 * cv['test_acc_paper_std']:.1f}"
-        )
-    per_class = _per_class_iou(result.runs)
-    if per_class:
-        console.print(
-            "test IoU per class (mean over runs, %): "
-            + ", ".join(f"{name} {100 * iou:.1f}" for name, iou in per_class.items())
-        )
+    for line in spec.summary_lines(cfg, result):
+        console.print(line)
     for run in result.runs:
         if run["status"] != "done":
             fold = f" fold {run['fold']}" if "fold" in run else ""
@@ -528,7 +485,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         )
     else:
         cfg = _train_config(args)
-    if cfg.task != "node" or cfg.data.inductive:
+    from fathom.tasks import get_task
+
+    if not get_task(cfg.task).saves_models or cfg.data.inductive:
         raise FathomError(
             f"fathom diagnose measures transductive node-classification models, not task "
             f"{cfg.task!r}{' (inductive)' if cfg.data.inductive else ''}"
@@ -987,13 +946,10 @@ def _reproduce_oversmoothing(args: argparse.Namespace) -> int:
 
     from fathom.config import DataConfig
     from fathom.data.build import build_dataset
-    from fathom.experiments.oversmoothing_study import (
-        STUDY_MODELS,
-        energy_study,
-        write_energy_study,
-    )
+    from fathom.experiments.oversmoothing_study import STUDY_MODELS, energy_study
     from fathom.report.console import console, err_console
     from fathom.report.files import write_json
+    from fathom.report.oversmoothing import write_energy_study
 
     datasets = _csv(args.datasets) or ["cora"]
     models = _csv(args.models) or ["GCN", "GCNII", "GCN+PairNorm", "ResGCN+BN"]
@@ -1048,6 +1004,7 @@ def _reproduce_neighbors_match(args: argparse.Namespace) -> int:
     from fathom.experiments import neighbors_match as nm
     from fathom.report.console import console, err_console
     from fathom.report.files import write_json
+    from fathom.report.neighbors_match import neighbors_match_table, write_neighbors_match_report
 
     models = _csv(args.models) or list(nm.MODELS)
     radii = _parse_depths(args.radii, "--radii") if args.radii else [2, 3, 4, 5, 6]
@@ -1075,9 +1032,9 @@ def _reproduce_neighbors_match(args: argparse.Namespace) -> int:
             progress=lambda message: status.update(message),
             **kwargs,
         )
-    console.print(nm.neighbors_match_table(rows))
+    console.print(neighbors_match_table(rows))
     if args.report:
-        for p in nm.write_neighbors_match_report(rows, args.report):
+        for p in write_neighbors_match_report(rows, args.report):
             err_console.print(f"wrote {p}")
     if args.json:
         write_json(args.json, {"suite": "neighbors-match", "command": command, "rows": rows})

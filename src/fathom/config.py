@@ -16,7 +16,7 @@ import json
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,21 +26,24 @@ import yaml
 from fathom.errors import ConfigError
 
 __all__ = [
+    "PRECISIONS",
     "DataConfig",
     "ExperimentConfig",
-    "GraphTaskConfig",
-    "LinkTaskConfig",
     "ModelConfig",
-    "PointsConfig",
     "SyntheticConfig",
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
     "config_hash",
     "config_to_dict",
+    "flag",
     "flatten",
     "load_config",
     "parse_override",
+    "register_check",
+    "register_section",
+    "require",
+    "section_types",
     "with_seed",
 ]
 
@@ -91,24 +94,41 @@ FLAG_FOR_KEY: dict[str, str] = {
     "points.k": "--k",
 }
 
-TASKS = ("node", "graph", "link", "autoencoder", "segmentation")
-"""Learning tasks: node classification, graph classification, link prediction, graph
-autoencoding (link reconstruction, optionally denoising) and point-cloud segmentation."""
 
-MONITORS = ("auto", "val_acc", "val_loss", "val_auc", "val_ap", "val_miou")
+PRECISIONS = ("32", "bf16")
+"""Training precision (``train.precision``): float32, or bfloat16 autocast on CUDA."""
 
-ACT_NORM_ORDERS = ("act-norm", "norm-act")
-"""Order of activation and normalisation in a DeepGCN 1x1 conv (``points.order``); see
-``fathom.nn.point_convs.ORDERS``."""
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
-MEMORY_MODES = ("plain", "checkpoint", "reversible")
-"""How block activations are kept for the backward pass: stored (``plain``), recomputed from
-each block's input (``checkpoint``), or recomputed from each block's output (``reversible``);
-see ``fathom.nn.reversible``."""
+# Task sections (``graph``, ``link``, ``points`` …) and the checks that need registries are
+# registered by the modules that own them (``fathom.tasks``, ``fathom.models.build``), so this
+# module imports nothing of fathom's above it.
+_SECTIONS: dict[str, tuple[type, Callable[[Any], None] | None]] = {}
+_CHECKS: list[Callable[[ExperimentConfig], None]] = []
 
-POINT_CLOUD_DATASETS = ("scenes", "s3dis")
-"""Datasets of ``task: segmentation``: embedded synthetic scenes of labelled primitives, and
-S3DIS in the standard preprocessed ``.h5`` block format."""
+
+def register_section(name: str, cls: type, check: Callable[[Any], None] | None = None) -> None:
+    """Add the config section ``name`` (a frozen dataclass ``cls``; its fields' docstrings are
+    its documentation) to :class:`ExperimentConfig`: ``cfg.<name>`` and the YAML key ``name:``.
+    ``check(section)`` validates its values whatever the task. A task module calls this once
+    when it is imported (``fathom.tasks`` imports every task)."""
+    if name in _SECTIONS and _SECTIONS[name][0] is not cls:
+        raise ValueError(f"config section {name!r} is already registered")
+    if name in {f.name for f in fields(ExperimentConfig)}:
+        raise ValueError(f"config section {name!r} would shadow an ExperimentConfig field")
+    _SECTIONS[name] = (cls, check)
+
+
+def register_check(check: Callable[[ExperimentConfig], None]) -> None:
+    """Run ``check(cfg)`` on every validated config (after the value checks of this module);
+    how layers above config (models, tasks) validate names against their registries."""
+    if check not in _CHECKS:
+        _CHECKS.append(check)
+
+
+def section_types() -> dict[str, type]:
+    """The registered task sections by name, in registration order."""
+    return {name: cls for name, (cls, _) in _SECTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -276,125 +296,98 @@ class TrainConfig:
     layerwise: int = 0
     """Greedy layer-wise training: train ``layerwise`` blocks (plus head), freeze them, add
     ``layerwise`` more, … until all blocks are in; ``epochs`` per stage. 0: train jointly."""
+    precision: str = "32"
+    """``32``: float32; ``bf16``: bfloat16 autocast of the forward passes (CUDA only; weights,
+    optimiser and losses stay float32)."""
 
 
-@dataclass(frozen=True)
-class GraphTaskConfig:
-    """Graph classification (``task: graph``): node states -> readout -> classifier."""
-
-    readout: str = "sum"
-    """Graph readout of node states: ``sum``, ``mean``, ``max`` or ``attention`` (gated
-    attention pooling, Li et al. 2016)."""
-    readout_layers: str = "last"
-    """``last``: read out the last layer; ``all``: read out the input and every layer and
-    concatenate (the GIN paper's readout, Xu et al. ICLR 2019)."""
-    pool: str = "none"
-    """Hierarchical pooling between blocks: ``none``, ``topk`` (Gao & Ji 2019; Cangea et
-    al. 2018) or ``sag`` (SAGPool, Lee et al. ICML 2019); the readouts after every pooling
-    are summed."""
-    pool_ratio: float = 0.5
-    """Fraction of nodes kept by each pooling."""
-    pool_every: int = 1
-    """Pool after every this many blocks."""
-    folds: int = 10
-    """Stratified cross-validation folds; each fold is the test set once."""
-    val_fraction: float = 0.1
-    """Inner validation set: this fraction of each training fold (stratified), used to pick
-    the epoch; the test fold is never looked at for selection."""
-
-
-@dataclass(frozen=True)
-class LinkTaskConfig:
-    """Link prediction and graph autoencoders (``task: link`` / ``task: autoencoder``)."""
-
-    decoder: str = "dot"
-    """Edge score from node embeddings: ``dot`` (inner product, GAE), ``hadamard`` (a linear
-    layer on h_i * h_j) or ``mlp`` (a 2-layer MLP on [h_i, h_j]); a sigmoid gives the
-    probability."""
-    embedding_dim: int = 16
-    """Width of the node embeddings the decoder scores (GAE's latent size)."""
-    val_fraction: float = 0.05
-    """Fraction of edges held out for validation (removed from the message-passing graph)."""
-    test_fraction: float = 0.10
-    """Fraction of edges held out for test (removed from the message-passing graph)."""
-    neg_ratio: float = 1.0
-    """Negative (non-)edges sampled per positive training edge, freshly every epoch."""
-    hits_k: int = 20
-    """K of the Hits@K metric (``*_hits``): the fraction of held-out edges scored above the
-    K-th highest held-out negative."""
-    corrupt_edges: float = 0.0
-    """Denoising autoencoder: fraction of the message-passing edges hidden from the encoder
-    at every training step (the decoder must still reconstruct them)."""
-    corrupt_features: float = 0.0
-    """Denoising autoencoder: fraction of feature entries zeroed at every training step."""
-    feature_weight: float = 0.0
-    """Weight of a feature-reconstruction loss (MSE of a linear decoder from the
-    embeddings to the clean features; autoencoder task). 0: edges only."""
-
-
-@dataclass(frozen=True)
-class PointsConfig:
-    """Point-cloud segmentation (``task: segmentation``): the clouds and DeepGCN's dynamic
-    dilated k-NN graphs (Li et al., "DeepGCNs: Can GCNs Go as Deep as CNNs?", ICCV 2019)."""
-
-    num_points: int = 1024
-    """Points per cloud: synthetic scenes are generated with this many; S3DIS blocks (4096
-    points) are subsampled to it (seeded)."""
-    num_scenes: int = 48
-    """Synthetic training scenes; validation and test get ``max(1, num_scenes // 4)`` each."""
-    test_area: int = 5
-    """S3DIS area held out as the test set (1-6)."""
-    k: int = 16
-    """Neighbours per point of every layer's k-NN graph."""
-    dilation: str = "linear"
-    """``linear``: backbone block ``i`` (0-based) uses dilation ``1 + i`` (DeepGCN's
-    ResGCN/DenseGCN); ``none``: dilation 1 everywhere."""
-    stochastic: bool = True
-    """Stochastic dilation in training: with probability ``epsilon`` a layer keeps ``k``
-    random neighbours of its ``k * d`` nearest instead of every ``d``-th."""
-    epsilon: float = 0.2
-    """Probability of stochastic dilation per layer and training forward pass."""
-    fusion_channels: int = 1024
-    """Width of the fusion block's 1x1 conv, whose global max-pool is the cloud feature."""
-    order: str = "act-norm"
-    """Order of activation and normalisation in every 1x1 conv: ``act-norm`` (the DeepGCN
-    reference's ``conv -> act -> norm``) or ``norm-act`` (``conv -> norm -> act``)."""
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ExperimentConfig:
-    """Everything that defines a run: ``data + model + train + task + seed``."""
+    """Everything that defines a run: ``data + model + train + task + seed``, plus one section
+    per task (``graph``, ``link``, ``points`` …: registered by the task modules, read as
+    ``cfg.graph``) and the ``device`` it runs on."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    task: str = "node"
-    """Learning task: ``node`` (node classification), ``graph`` (graph classification with
-    cross-validation), ``link`` (link prediction), ``autoencoder`` (GAE / VGAE link
-    reconstruction, optionally denoising) or ``segmentation`` (per-point classification of
-    point clouds with a DeepGCN)."""
-    graph: GraphTaskConfig = field(default_factory=GraphTaskConfig)
-    """Options of ``task: graph``."""
-    link: LinkTaskConfig = field(default_factory=LinkTaskConfig)
-    """Options of ``task: link`` and ``task: autoencoder``."""
-    points: PointsConfig = field(default_factory=PointsConfig)
-    """Options of ``task: segmentation``."""
-    seed: int = 0
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    task: str
+    """Learning task, a name registered in ``fathom.tasks.TASKS``: ``node`` (node
+    classification), ``graph`` (graph classification with cross-validation), ``link`` (link
+    prediction), ``autoencoder`` (GAE / VGAE link reconstruction, optionally denoising) or
+    ``segmentation`` (per-point classification of point clouds with a DeepGCN)."""
+    seed: int
     """First seed; a run over ``seeds`` seeds uses ``seed, seed + 1, …``."""
-    seeds: int = 1
+    seeds: int
     """Number of seeds (independent trainings) to run and aggregate."""
+    device: str
+    """Where to train: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or
+    ``cuda:N``. Not part of the run's key (:func:`config_hash`): where a run executes is
+    recorded with it, not what it is."""
+    sections: tuple[tuple[str, Any], ...]
+    """The task sections as ``(name, section)`` pairs; read them as attributes."""
+
+    def __init__(
+        self,
+        data: DataConfig | None = None,
+        model: ModelConfig | None = None,
+        train: TrainConfig | None = None,
+        task: str = "node",
+        seed: int = 0,
+        seeds: int = 1,
+        device: str = "auto",
+        sections: Iterable[tuple[str, Any]] = (),
+        **named: Any,
+    ) -> None:
+        given = dict(sections)
+        for name, value in named.items():
+            if name not in _SECTIONS:
+                raise TypeError(f"ExperimentConfig has no section {name!r}")
+            given[name] = value
+        set_ = object.__setattr__
+        set_(self, "data", DataConfig() if data is None else data)
+        set_(self, "model", ModelConfig() if model is None else model)
+        set_(self, "train", TrainConfig() if train is None else train)
+        set_(self, "task", task)
+        set_(self, "seed", seed)
+        set_(self, "seeds", seeds)
+        set_(self, "device", device)
+        set_(
+            self,
+            "sections",
+            tuple(
+                (name, given[name] if name in given else cls())
+                for name, (cls, _) in _SECTIONS.items()
+            ),
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        # only called when normal lookup fails: the task sections
+        for key, value in self.__dict__.get("sections", ()):
+            if key == name:
+                return value
+        raise AttributeError(f"ExperimentConfig has no field or section {name!r}")
 
     def validate(self) -> ExperimentConfig:
-        """Check value ranges and registered names; return ``self`` or raise ConfigError."""
+        """Check value ranges, then every registered check (registered names, task rules);
+        return ``self`` or raise ConfigError."""
         _check_values(self)
+        for name, (_, check) in _SECTIONS.items():
+            if check is not None:
+                check(getattr(self, name))
+        for check in _CHECKS:
+            check(self)
         return self
 
 
 # --------------------------------------------------------------------------- conversion
 
 
-def _flag(key: str) -> str:
+def flag(key: str) -> str:
+    """``key`` as error messages name it: ``model.depth (--depth)`` where a flag exists."""
     return f"{key} ({FLAG_FOR_KEY[key]})" if key in FLAG_FOR_KEY else key
+
+
+_flag = flag
 
 
 def _type_name(tp: Any) -> str:
@@ -449,6 +442,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 def _from_dict(cls: type[C], raw: Mapping[str, Any], prefix: str = "") -> C:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    if cls is ExperimentConfig:
+        names = (names - {"sections"}) | set(_SECTIONS)
+        hints.update(section_types())
     unknown = [k for k in raw if k not in names]
     if unknown:
         raise ConfigError(
@@ -479,8 +475,19 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """The fully resolved config as plain nested dicts (JSON/YAML serialisable)."""
-    return dataclasses.asdict(cfg)
+    """The fully resolved config as plain nested dicts (JSON/YAML serialisable); the task
+    sections of an :class:`ExperimentConfig` are top-level keys, as in its YAML."""
+    if not isinstance(cfg, ExperimentConfig):
+        return dataclasses.asdict(cfg)
+    out: dict[str, Any] = {
+        "data": dataclasses.asdict(cfg.data),
+        "model": dataclasses.asdict(cfg.model),
+        "train": dataclasses.asdict(cfg.train),
+        "task": cfg.task,
+    }
+    out.update((name, dataclasses.asdict(section)) for name, section in cfg.sections)
+    out.update(seed=cfg.seed, seeds=cfg.seeds, device=cfg.device)
+    return out
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -536,10 +543,13 @@ def apply_overrides(
 def config_hash(cfg: ExperimentConfig) -> str:
     """A stable identity of a resolved config: sha256 of its canonical JSON (sorted keys).
 
-    Two configs hash equal iff every field is equal, whatever order they were written in;
-    this is a run's key in the results store.
+    Two configs hash equal iff every field but ``device`` is equal, whatever order they were
+    written in; this is a run's key in the results store (the device a run used is stored
+    with it).
     """
-    canonical = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    raw = config_to_dict(cfg)
+    raw.pop("device", None)
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -551,118 +561,18 @@ def with_seed(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
 # --------------------------------------------------------------------------- validation
 
 
-def _require(ok: bool, key: str, msg: str, value: Any) -> None:
+def require(ok: bool, key: str, msg: str, value: Any) -> None:
+    """Raise ``ConfigError("<key (--flag)> <msg>, got <value>")`` unless ``ok``."""
     if not ok:
-        raise ConfigError(f"{_flag(key)} {msg}, got {value!r}")
+        raise ConfigError(f"{flag(key)} {msg}, got {value!r}")
 
 
-def _check_memory(m: ModelConfig) -> None:
-    _require(
-        m.memory in MEMORY_MODES,
-        "model.memory",
-        f"must be one of {', '.join(MEMORY_MODES)}",
-        m.memory,
-    )
-    _require(m.groups >= 2, "model.groups", "must be >= 2", m.groups)
-    _require(
-        m.memory == "plain" or m.arch == "deep",
-        "model.memory",
-        f"needs model.arch 'deep' (a block stack), not {m.arch!r}",
-        m.memory,
-    )
-    _require(
-        m.memory != "reversible" or m.hidden % m.groups == 0,
-        "model.hidden",
-        f"must be divisible by model.groups ({m.groups}) for model.memory 'reversible'",
-        m.hidden,
-    )
-
-
-def _check_points(cfg: ExperimentConfig) -> None:
-    p, m, name = cfg.points, cfg.model, cfg.data.name
-    segmentation = cfg.task == "segmentation"
-    _require(
-        name not in POINT_CLOUD_DATASETS or segmentation,
-        "task",
-        f"must be 'segmentation' for the point-cloud dataset {name!r}",
-        cfg.task,
-    )
-    _require(p.num_points >= 2, "points.num_points", "must be >= 2", p.num_points)
-    _require(p.num_scenes >= 1, "points.num_scenes", "must be >= 1", p.num_scenes)
-    _require(1 <= p.test_area <= 6, "points.test_area", "must be in 1..6", p.test_area)
-    _require(p.k >= 1, "points.k", "must be >= 1", p.k)
-    _require(
-        p.dilation in ("linear", "none"), "points.dilation", "must be linear or none", p.dilation
-    )
-    _require(0.0 <= p.epsilon <= 1.0, "points.epsilon", "must be in [0, 1]", p.epsilon)
-    _require(p.fusion_channels >= 1, "points.fusion_channels", "must be >= 1", p.fusion_channels)
-    _require(
-        p.order in ACT_NORM_ORDERS,
-        "points.order",
-        f"must be {' or '.join(ACT_NORM_ORDERS)}",
-        p.order,
-    )
-    if not segmentation:
-        return
-    _require(m.arch == "deep", "model.arch", "must be 'deep' for task 'segmentation'", m.arch)
-    _require(
-        m.skip in ("none", "res", "dense"),
-        "model.skip",
-        "must be none (PlainGCN), res (ResGCN) or dense (DenseGCN) for task 'segmentation'",
-        m.skip,
-    )
-    _require(
-        m.memory != "reversible" or m.skip == "res",
-        "model.memory",
-        "'reversible' needs model.skip 'res' for task 'segmentation'",
-        m.memory,
-    )
-    # PlainGCN's blocks are undilated (as in the DeepGCN reference code)
-    max_dilation = max(1, m.depth - 1) if p.dilation == "linear" and m.skip != "none" else 1
-    _require(
-        p.k * max_dilation <= p.num_points,
-        "points.k",
-        f"times the largest dilation ({max_dilation}) must be <= points.num_points "
-        f"({p.num_points})",
-        p.k,
-    )
+_require = require
 
 
 def _check_values(cfg: ExperimentConfig) -> None:
-    # Registries are imported here, not at module level, so config stays import-light.
-    from fathom.models.build import ARCHS, ENCODERS, HEADS
-    from fathom.nn.activations import ACTIVATIONS
-    from fathom.nn.convs import CONVS
-    from fathom.nn.norms import NORMS
-    from fathom.nn.skips import SKIPS
-
+    """Value ranges of the data, model and train sections (no registry is consulted here)."""
     m, t, d, s = cfg.model, cfg.train, cfg.data, cfg.data.synthetic
-    segmentation = cfg.task == "segmentation"
-    if segmentation:
-        from fathom.nn.point_convs import POINT_CONVS as CONVS  # DeepGCN's point convs
-
-        _require(
-            d.name in POINT_CLOUD_DATASETS,
-            "data.name",
-            f"must be one of {', '.join(POINT_CLOUD_DATASETS)} for task 'segmentation' (or "
-            "start from a preset: --preset resgcn-28)",
-            d.name,
-        )
-    for key, registry, value in [
-        ("model.arch", ARCHS, m.arch),
-        ("model.conv", CONVS, m.conv),
-        ("model.skip", SKIPS, m.skip),
-        ("model.norm", NORMS, m.norm),
-        ("model.act", ACTIVATIONS, m.act),
-        ("model.encoder", ENCODERS, m.encoder),
-        ("model.head", HEADS, m.head),
-    ]:
-        if value not in registry:
-            task = " for task 'segmentation'" if segmentation and key == "model.conv" else ""
-            raise ConfigError(
-                f"unknown {_flag(key)} {value!r}{task}; choose one of: "
-                f"{', '.join(registry.names())}"
-            )
     _require(m.depth >= 1, "model.depth", "must be >= 1", m.depth)
     _require(m.hidden >= 1, "model.hidden", "must be >= 1", m.hidden)
     _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)", m.dropout)
@@ -681,10 +591,7 @@ def _check_values(cfg: ExperimentConfig) -> None:
         ("model.drop_node", m.drop_node),
     ]:
         _require(p is None or 0.0 <= p < 1.0, key, "must be in [0, 1)", p)
-    if m.aggr is not None and not segmentation:
-        from fathom.nn.convs import check_aggr
-
-        check_aggr(m.conv, m.aggr)
+    _require(m.groups >= 2, "model.groups", "must be >= 2", m.groups)
     _require(t.epochs >= 1, "train.epochs", "must be >= 1", t.epochs)
     _require(t.lr > 0, "train.lr", "must be > 0", t.lr)
     _require(t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
@@ -705,138 +612,24 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(
         t.diagnose_every >= 0, "train.diagnose_every", "must be >= 0 (0 disables)", t.diagnose_every
     )
-    _require(
-        t.monitor in MONITORS, "train.monitor", f"must be one of {', '.join(MONITORS)}", t.monitor
-    )
     _require(t.batch_size >= 1, "train.batch_size", "must be >= 1", t.batch_size)
     _require(t.lr_decay_every >= 0, "train.lr_decay_every", "must be >= 0", t.lr_decay_every)
     _require(0.0 < t.lr_decay <= 1.0, "train.lr_decay", "must be in (0, 1]", t.lr_decay)
-    _require(cfg.task in TASKS, "task", f"must be one of {', '.join(TASKS)}", cfg.task)
-    link_task = cfg.task in ("link", "autoencoder")
-    task_monitors = (
-        ("auto", "val_loss", "val_auc", "val_ap")
-        if link_task
-        else ("auto", "val_loss", "val_acc", "val_miou")
-        if segmentation
-        else ("auto", "val_loss", "val_acc")
+    _require(
+        t.precision in PRECISIONS,
+        "train.precision",
+        f"must be one of {', '.join(PRECISIONS)}",
+        t.precision,
     )
     _require(
-        t.monitor in task_monitors,
-        "train.monitor",
-        f"must be {', '.join(task_monitors)} for task {cfg.task!r}",
-        t.monitor,
+        bool(_DEVICE.fullmatch(cfg.device)),
+        "device",
+        "must be auto, cpu, cuda or cuda:N",
+        cfg.device,
     )
-    _check_memory(m)
-    _require(
-        m.memory == "plain" or cfg.task != "graph",
-        "model.memory",
-        "applies to tasks node, link, autoencoder and segmentation (graph classification "
-        "reads every layer's states for its readout)",
-        m.memory,
-    )
-    if m.memory == "reversible" and not segmentation:
-        _require(
-            m.encoder == "linear",
-            "model.encoder",
-            "must be 'linear' for model.memory 'reversible' (a reversible block keeps its width)",
-            m.encoder,
-        )
-        _require(
-            m.skip in ("none", "res"),
-            "model.skip",
-            "must be none or res for model.memory 'reversible' (the coupling is the residual)",
-            m.skip,
-        )
-    _check_points(cfg)
-    _require(
-        not (segmentation and t.diagnose_every),
-        "train.diagnose_every",
-        "is not available for task 'segmentation' (each layer has its own k-NN graph)",
-        t.diagnose_every,
-    )
-    _require(
-        not d.inductive or cfg.task == "node",
-        "data.inductive",
-        "applies to task 'node' only",
-        d.inductive,
-    )
-    link_archs = ("gae", "vgae")
-    _require(
-        m.arch not in link_archs or link_task,
-        "model.arch",
-        "is a link-prediction encoder: use it with task link or autoencoder",
-        m.arch,
-    )
-    _require(
-        m.arch not in link_archs or m.depth == 2,
-        "model.depth",
-        f"must be 2 for model.arch {m.arch!r} (Kipf & Welling's 2-layer GCN encoder; for a "
-        "deeper encoder use model.arch deep)",
-        m.depth,
-    )
-    _require(
-        cfg.task != "graph" or m.arch == "deep",
-        "model.arch",
-        "must be 'deep' for task 'graph' (a block stack with a readout)",
-        m.arch,
-    )
-    g, lk = cfg.graph, cfg.link
-    _require(
-        g.readout in ("sum", "mean", "max", "attention"),
-        "graph.readout",
-        "must be sum, mean, max or attention",
-        g.readout,
-    )
-    _require(
-        g.readout_layers in ("last", "all"),
-        "graph.readout_layers",
-        "must be last or all",
-        g.readout_layers,
-    )
-    _require(g.pool in ("none", "topk", "sag"), "graph.pool", "must be none, topk or sag", g.pool)
-    _require(0.0 < g.pool_ratio <= 1.0, "graph.pool_ratio", "must be in (0, 1]", g.pool_ratio)
-    _require(g.pool_every >= 1, "graph.pool_every", "must be >= 1", g.pool_every)
-    _require(g.folds >= 2, "graph.folds", "must be >= 2", g.folds)
-    _require(0.0 < g.val_fraction < 1.0, "graph.val_fraction", "must be in (0, 1)", g.val_fraction)
-    _require(
-        lk.decoder in ("dot", "hadamard", "mlp"),
-        "link.decoder",
-        "must be dot, hadamard or mlp",
-        lk.decoder,
-    )
-    _require(lk.embedding_dim >= 1, "link.embedding_dim", "must be >= 1", lk.embedding_dim)
-    _require(0.0 < lk.val_fraction < 1.0, "link.val_fraction", "must be in (0, 1)", lk.val_fraction)
-    _require(
-        0.0 < lk.test_fraction < 1.0, "link.test_fraction", "must be in (0, 1)", lk.test_fraction
-    )
-    _require(
-        lk.val_fraction + lk.test_fraction < 1.0,
-        "link.val_fraction",
-        "plus link.test_fraction must be < 1",
-        lk.val_fraction + lk.test_fraction,
-    )
-    _require(lk.neg_ratio > 0, "link.neg_ratio", "must be > 0", lk.neg_ratio)
-    _require(lk.hits_k >= 1, "link.hits_k", "must be >= 1", lk.hits_k)
-    _require(
-        0.0 <= lk.corrupt_edges < 1.0, "link.corrupt_edges", "must be in [0, 1)", lk.corrupt_edges
-    )
-    _require(
-        0.0 <= lk.corrupt_features < 1.0,
-        "link.corrupt_features",
-        "must be in [0, 1)",
-        lk.corrupt_features,
-    )
-    _require(lk.feature_weight >= 0, "link.feature_weight", "must be >= 0", lk.feature_weight)
     _require(cfg.seed >= 0, "seed", "must be >= 0", cfg.seed)
     _require(cfg.seeds >= 1, "seeds", "must be >= 1", cfg.seeds)
     _require(d.split >= 0, "data.split", "must be >= 0", d.split)
-    from fathom.transforms.rewiring import REWIRINGS
-
-    if d.rewire not in REWIRINGS:
-        raise ConfigError(
-            f"unknown {_flag('data.rewire')} {d.rewire!r}; "
-            f"choose one of: {', '.join(REWIRINGS.names())}"
-        )
     _require(
         d.rewire_iterations >= 0, "data.rewire_iterations", "must be >= 0", d.rewire_iterations
     )

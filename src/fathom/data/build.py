@@ -19,7 +19,7 @@ from fathom.data.synthetic import GENERATORS, make_synthetic
 from fathom.data.validate import validate_graph
 from fathom.errors import ConfigError
 
-__all__ = ["build_dataset", "dataset_kind"]
+__all__ = ["build_dataset", "check_data", "dataset_kind"]
 
 
 def dataset_kind(name: str) -> str:
@@ -83,3 +83,14 @@ def _generator_kwargs(cfg: DataConfig) -> dict[str, Any]:
         for k, v in dataclasses.asdict(cfg.synthetic).items()
         if k in accepted and v is not None
     }
+
+
+def check_data(cfg: DataConfig) -> None:
+    """Registered names of a data config (the rewiring); a task's config check calls it."""
+    from fathom.transforms.rewiring import REWIRINGS
+
+    if cfg.rewire not in REWIRINGS:
+        raise ConfigError(
+            f"unknown data.rewire (--rewire) {cfg.rewire!r}; "
+            f"choose one of: {', '.join(REWIRINGS.names())}"
+        )

@@ -40,7 +40,6 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from fathom.config import POINT_CLOUD_DATASETS
 from fathom.data.datasets import data_dir_candidates
 from fathom.errors import ConfigError, DataError, DataNotFoundError
 
@@ -53,6 +52,10 @@ __all__ = [
     "load_s3dis",
     "make_scenes",
 ]
+
+POINT_CLOUD_DATASETS = ("scenes", "s3dis")
+"""Datasets of ``task: segmentation``: embedded synthetic scenes of labelled primitives, and
+S3DIS in the standard preprocessed ``.h5`` block format."""
 
 SCENE_CLASSES = ("floor", "wall", "box", "sphere", "cylinder", "cone")
 """Classes of the synthetic ``scenes``, in label order."""

@@ -11,17 +11,16 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch_geometric.data import Data
 
 from fathom.config import ExperimentConfig, config_to_dict, with_seed
+from fathom.devices import resolve_device
+from fathom.diagnostics.tracking import LayerDiagnostics
 from fathom.errors import ConfigError
 from fathom.models.build import build_model
-from fathom.models.deep_gnn import DeepGNN
 from fathom.seeding import seed_everything
-from fathom.tasks.node import NodeClassification
-from fathom.train.callbacks import LayerDiagnostics
+from fathom.tasks import get_task
 from fathom.train.layerwise import fit_layerwise
-from fathom.train.loop import EpochCallback, FitResult, Task, fit
+from fathom.train.loop import EpochCallback, FitResult, fit, to_device
 
 __all__ = [
     "ExperimentResult",
@@ -119,141 +118,77 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, float | int]:
 
 
 def build_task_data(cfg: ExperimentConfig) -> Any:
-    """The data ``cfg.task`` trains on: a list of graphs for graph classification, else one
-    graph (built with ``cfg.seed``)."""
-    if cfg.task == "graph":
-        from fathom.data.graph_datasets import load_graph_dataset
-
-        return load_graph_dataset(cfg.data, seed=cfg.seed)
-    if cfg.task == "segmentation":
-        from fathom.data.pointclouds import build_point_clouds
-
-        p = cfg.points
-        return build_point_clouds(
-            cfg.data.name,
-            data_dir=cfg.data.data_dir,
-            num_points=p.num_points,
-            num_scenes=p.num_scenes,
-            test_area=p.test_area,
-            seed=cfg.seed,
-        )
-    from fathom.data.build import build_dataset
-
-    return build_dataset(cfg.data, seed=cfg.seed)
+    """What ``cfg.task`` trains on (its spec's :meth:`~fathom.tasks.spec.TaskSpec.load`,
+    built with ``cfg.seed``): one graph, a list of graphs, point clouds …"""
+    return get_task(cfg.task).load(cfg)
 
 
-def initial_model(cfg: ExperimentConfig, data: Data) -> nn.Module:
+def initial_model(cfg: ExperimentConfig, data: Any) -> nn.Module:
     """The freshly initialised model :func:`train_one` starts from for ``cfg`` (same seed, same
-    weights), e.g. to diagnose it before training (node classification)."""
-    if cfg.task != "node":
+    weights), e.g. to diagnose it before training; for tasks whose models can be saved."""
+    spec = get_task(cfg.task)
+    if not spec.saves_models:
         raise ConfigError(f"initial_model is for task 'node', got task {cfg.task!r}")
-    seed_everything(cfg.seed)
-    return build_model(cfg.model, data.num_features, int(data.y.max()) + 1)
+    plan = next(iter(spec.plan(cfg, data)))
+    seed_everything(plan.seed)
+    return build_model(cfg.model, plan.in_channels, plan.out_channels, head=plan.head)
 
 
 def train_one(
     cfg: ExperimentConfig,
-    data: Data,
+    data: Any,
     callbacks: list[EpochCallback] | None = None,
     *,
     on_model: Callable[[nn.Module], None] | None = None,
 ) -> FitResult:
-    """Seed, build the model for ``data`` and fit it: one run of one seed.
+    """One seed of ``cfg`` on ``data``: every fit of the task's plan (one, or one per fold),
+    each seeded, built by :func:`~fathom.models.build.build_model` with the task's head and
+    trained by :func:`~fathom.train.loop.fit` (greedily with ``train.layerwise``:
+    :func:`~fathom.train.layerwise.fit_layerwise`), on the device of ``cfg.device``; the
+    task combines the fits into one result (cross-validation: fold means, ``folds``).
 
-    DGI is pre-trained self-supervised and evaluated with a linear probe; with
-    ``train.layerwise`` the blocks are trained greedily; otherwise the whole model is
-    trained end to end. ``train.diagnose_every=k`` measures per-layer over-smoothing metrics
-    every ``k`` epochs and of the final (best) model
-    (:class:`~fathom.train.callbacks.LayerDiagnostics`) into the result's ``diagnostics``;
-    ``on_model(model)`` receives the trained model.
-
-    Other tasks: ``graph`` cross-validates (:func:`fathom.tasks.graph.cross_validate`; the
-    result's metrics are fold means, ``folds`` the per-fold results), ``link`` and
-    ``autoencoder`` split the edges with ``cfg.seed`` and train on the rest
-    (:func:`fathom.tasks.link.run_link`, :func:`fathom.tasks.autoencoder.run_autoencoder`).
+    ``train.diagnose_every=k`` measures per-layer over-smoothing metrics every ``k`` epochs
+    and of the final (best) model of the fits the task marks
+    (:class:`~fathom.diagnostics.tracking.LayerDiagnostics`) into the result's
+    ``diagnostics``; ``on_model(model)`` receives the trained model (tasks whose models can
+    be saved).
     """
-    if cfg.task != "node":
-        return _train_other_task(cfg, data, list(callbacks or []), on_model)
-    model = initial_model(cfg, data)
-    callbacks = list(callbacks or [])
-    tracker = None
-    if cfg.train.diagnose_every:
-        if cfg.model.arch == "dgi":
-            raise ConfigError(
-                "train.diagnose_every is not available for model.arch 'dgi' (no layer stack)"
-            )
-        tracker = LayerDiagnostics(model, data, cfg.train.diagnose_every)
-        callbacks.append(tracker)
-    fitted = _fit(cfg, model, data, callbacks)
-    if tracker is not None:
-        tracker.finish(fitted)
-    if on_model is not None:
-        on_model(model)
-    return fitted
-
-
-def _train_other_task(
-    cfg: ExperimentConfig,
-    data: Any,
-    callbacks: list[EpochCallback],
-    on_model: Callable[[nn.Module], None] | None,
-) -> FitResult:
-    if cfg.train.layerwise:
-        raise ConfigError(f"train.layerwise is for task 'node', not {cfg.task!r}")
-    if on_model is not None:
+    spec = get_task(cfg.task)
+    if on_model is not None and not spec.saves_models:
         raise ConfigError(f"saving the trained model is for task 'node', not {cfg.task!r}")
-    if cfg.task == "graph":
-        from fathom.tasks.graph import cross_validate
-
-        return cross_validate(cfg, data, callbacks)
-    if cfg.task == "link":
-        from fathom.tasks.link import run_link
-
-        return run_link(cfg, data, callbacks)
-    if cfg.task == "segmentation":
-        from fathom.tasks.segmentation import run_segmentation
-
-        return run_segmentation(cfg, data, callbacks)
-    from fathom.tasks.autoencoder import run_autoencoder
-
-    return run_autoencoder(cfg, data, callbacks)
-
-
-def _fit(
-    cfg: ExperimentConfig, model: nn.Module, data: Data, callbacks: list[EpochCallback]
-) -> FitResult:
-    t = cfg.train
-    if cfg.model.arch == "dgi":
-        from fathom.models.dgi import fit_dgi
-
-        return fit_dgi(
-            model,  # type: ignore[arg-type]
-            data,
-            epochs=t.epochs,
-            lr=t.lr,
-            weight_decay=t.weight_decay,
-            patience=t.patience,
-            callbacks=callbacks,
-        )
-    task: Task
-    if cfg.data.inductive:
-        from fathom.tasks.node import InductiveNodeClassification
-
-        task = InductiveNodeClassification(label_smoothing=t.label_smoothing)
-    else:
-        task = NodeClassification(label_smoothing=t.label_smoothing)
-    if t.layerwise:
-        if not isinstance(model, DeepGNN):
-            raise ConfigError(
-                f"train.layerwise needs model.arch 'deep' (blocks to grow), got {cfg.model.arch!r}"
+    device = resolve_device(cfg.device)
+    trainer = fit_layerwise if cfg.train.layerwise else fit
+    results: list[FitResult] = []
+    for plan in spec.plan(cfg, data):
+        seed_everything(plan.seed)
+        model = build_model(cfg.model, plan.in_channels, plan.out_channels, head=plan.head)
+        model = model.to(device)
+        fit_data = to_device(plan.data, device)
+        tracker = None
+        if cfg.train.diagnose_every and plan.diagnose is not None:
+            tracker = LayerDiagnostics(
+                plan.probe_module(model),
+                to_device(plan.diagnose, device),
+                cfg.train.diagnose_every,
             )
-        return fit_layerwise(model, task, data, t, callbacks)
-    return fit(model, task, data, t, callbacks)
+        fitted = trainer(
+            model,
+            plan.objective,
+            fit_data,
+            cfg.train,
+            [*(callbacks or []), *([tracker] if tracker else [])],
+        )
+        if tracker is not None:
+            tracker.finish(fitted)
+        if on_model is not None:
+            on_model(model)
+        results.append(fitted)
+    return spec.combine(cfg, results)
 
 
 def run_experiment(
     cfg: ExperimentConfig,
-    data: Data | None = None,
+    data: Any = None,
     on_run_end: Callable[[int, dict[str, Any]], None] | None = None,
     callbacks: list[EpochCallback] | None = None,
     *,
@@ -270,7 +205,7 @@ def run_experiment(
     """
     if data is None:
         data = build_task_data(cfg)
-    result = ExperimentResult(cfg, dataset=describe_data(data))
+    result = ExperimentResult(cfg, dataset=describe_data(data, cfg.task))
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         t0 = time.perf_counter()
         fitted = train_one(
@@ -297,33 +232,6 @@ def run_experiment(
     return result
 
 
-def describe_data(data: Any) -> dict[str, Any]:
-    """Size of what a run trains on: one graph's nodes, edges, classes and split sizes, or a
-    graph-classification dataset's summary."""
-    from fathom.data.pointclouds import PointCloudSplits
-
-    if isinstance(data, PointCloudSplits):
-        return {
-            "name": data.name,
-            "num_classes": data.num_classes,
-            "num_features": data.in_channels,
-            "class_names": list(data.class_names),
-            **{split: len(getattr(data, split)) for split in ("train", "val", "test")},
-            "points_per_cloud": int(data.train[0].num_nodes) if data.train else 0,
-        }
-    if not isinstance(data, Data):
-        from fathom.data.graph_datasets import describe_graph_dataset
-
-        return describe_graph_dataset(data)
-    return {
-        "name": getattr(data, "name", None),
-        "num_nodes": data.num_nodes,
-        "num_edges": data.num_edges,
-        "num_features": data.num_features,
-        "num_classes": int(data.y.max()) + 1,
-        **{
-            split: int(data[f"{split}_mask"].sum())
-            for split in ("train", "val", "test")
-            if f"{split}_mask" in data
-        },
-    }
+def describe_data(data: Any, task: str = "node") -> dict[str, Any]:
+    """Size of what a run of ``task`` trains on (the task spec's ``describe``)."""
+    return get_task(task).describe(data)

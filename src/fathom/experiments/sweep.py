@@ -70,23 +70,28 @@ _DATA_CACHE: dict[str, Any] = {}
 
 
 def _dataset_for(cfg: Any) -> Any:
-    """The data of ``cfg`` (built once per process per data config, seed and kind of task:
-    one graph, or a list of graphs for graph classification)."""
+    """The data of ``cfg`` (built once per process per data config, seed and what the task
+    loads: :meth:`~fathom.tasks.spec.TaskSpec.data_key`)."""
     from fathom.experiments.run import build_task_data
+    from fathom.tasks import get_task
 
-    key = repr((config_to_dict(cfg.data), cfg.seed, cfg.task == "graph"))
+    key = repr((config_to_dict(cfg.data), cfg.seed, get_task(cfg.task).data_key(cfg)))
     if key not in _DATA_CACHE:
         _DATA_CACHE[key] = build_task_data(cfg)
     return _DATA_CACHE[key]
 
 
 def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch_geometric
 
-    from fathom import __version__
-
+    try:
+        fathom_version = version("fathom-gnn")
+    except PackageNotFoundError:  # a source tree that was never installed
+        fathom_version = "unknown"
     return {
-        "fathom": __version__,
+        "fathom": fathom_version,
         "torch": torch.__version__,
         "torch_geometric": torch_geometric.__version__,
         "python": platform.python_version(),
@@ -137,7 +142,7 @@ def execute_run(store_path: str, run_key: str, retry_failed: bool = False) -> di
             )
             return store.get(run_key)
         metrics = {**fitted.metrics, "best_epoch": fitted.best_epoch, "epochs": fitted.epochs}
-        from fathom.train.callbacks import layer_series
+        from fathom.diagnostics.tracking import layer_series
 
         store.finish(
             run_key,

@@ -1,26 +1,44 @@
-"""Turn a :class:`~fathom.config.ModelConfig` into a model: the one place names become modules."""
+"""Turn a :class:`~fathom.config.ModelConfig` into a model: the one place names become modules.
+
+:func:`build_model` builds every model of every task: the node-level architectures of
+:data:`ARCHS` (a :class:`~fathom.models.deep_gnn.DeepGNN` block stack, or a model that does
+not fit the block pattern), and, when a task asks for a :class:`Head`, what the task puts on
+the shared model: a graph classifier's readout and pooling (``graph``), a link model's edge
+decoder (``link``), a DeepGCN's point-cloud fusion and prediction blocks (``points``).
+Everything below this module takes explicit arguments, never a config object.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
 from torch_geometric.nn import JumpingKnowledge
 
-from fathom.config import ModelConfig
+from fathom.config import ModelConfig, flag, require
 from fathom.errors import ConfigError
 from fathom.models.deep_gnn import DeepGNN, GCNGroup, GroupBlock
-from fathom.nn.activations import build_activation
+from fathom.nn.activations import ACTIVATIONS, build_activation
 from fathom.nn.block import GNNBlock
-from fathom.nn.convs import build_conv
+from fathom.nn.convs import CONVS, build_conv
 from fathom.nn.dropouts import Dropout
-from fathom.nn.norms import build_norm
+from fathom.nn.norms import NORMS, build_norm
 from fathom.nn.reversible import MEMORY_MODES, ReversibleGroups
-from fathom.nn.skips import build_skip
+from fathom.nn.skips import SKIPS, build_skip
 from fathom.registry import Registry
 
-__all__ = ["ARCHS", "ENCODERS", "HEADS", "build_deep_gnn", "build_model"]
+__all__ = [
+    "ARCHS",
+    "ENCODERS",
+    "HEADS",
+    "HEAD_BUILDERS",
+    "Head",
+    "build_deep_gnn",
+    "build_model",
+    "check_model",
+]
 
 # Encoder / head kinds: kept as registries so validation and error messages list choices.
 ENCODERS: Registry[str] = Registry("encoder")
@@ -34,10 +52,99 @@ ArchBuilder = Callable[[ModelConfig, int, int], nn.Module]
 ARCHS: Registry[ArchBuilder] = Registry("arch")
 
 
-def build_model(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
+@dataclass(frozen=True)
+class Head:
+    """What a task puts on the shared model, as plain values: ``kind`` names a builder of
+    :data:`HEAD_BUILDERS` (``graph``, ``link``, ``points``) and ``options`` its keyword
+    arguments (readout and pooling, decoder, k-NN graph …)."""
+
+    kind: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, kind: str, **options: Any) -> Head:
+        """``Head.of("graph", readout="sum", …)``."""
+        return cls(kind, tuple(sorted(options.items())))
+
+
+HeadBuilder = Callable[..., nn.Module]
+HEAD_BUILDERS: Registry[HeadBuilder] = Registry("model head")
+
+
+def build_model(
+    cfg: ModelConfig, in_channels: int, out_channels: int, head: Head | None = None
+) -> nn.Module:
     """Build the model described by ``cfg`` for ``in_channels`` features and
-    ``out_channels`` outputs (``cfg.arch`` picks the builder)."""
-    return ARCHS.get(cfg.arch)(cfg, in_channels, out_channels)
+    ``out_channels`` outputs: ``cfg.arch`` picks the node-level builder; a task's ``head``
+    picks the builder that wraps it (graph readout, link decoder, point-cloud blocks)."""
+    if head is None:
+        return ARCHS.get(cfg.arch)(cfg, in_channels, out_channels)
+    return HEAD_BUILDERS.get(head.kind)(cfg, in_channels, out_channels, **dict(head.options))
+
+
+def check_model(cfg: ModelConfig) -> None:
+    """Registered names and memory-mode rules of a node-level model (ConfigError naming the
+    flag); a task calls it from its config check (``TaskSpec.check``)."""
+    from fathom.nn.convs import check_aggr
+
+    for key, registry, value in [
+        ("model.arch", ARCHS, cfg.arch),
+        ("model.conv", CONVS, cfg.conv),
+        ("model.skip", SKIPS, cfg.skip),
+        ("model.norm", NORMS, cfg.norm),
+        ("model.act", ACTIVATIONS, cfg.act),
+        ("model.encoder", ENCODERS, cfg.encoder),
+        ("model.head", HEADS, cfg.head),
+    ]:
+        if value not in registry:
+            raise ConfigError(
+                f"unknown {flag(key)} {value!r}; choose one of: {', '.join(registry.names())}"
+            )
+    check_memory(cfg)
+    if cfg.aggr is not None:
+        check_aggr(cfg.conv, cfg.aggr)
+    if cfg.memory == "reversible":
+        require(
+            cfg.encoder == "linear",
+            "model.encoder",
+            "must be 'linear' for model.memory 'reversible' (a reversible block keeps its width)",
+            cfg.encoder,
+        )
+        require(
+            cfg.skip in ("none", "res"),
+            "model.skip",
+            "must be none or res for model.memory 'reversible' (the coupling is the residual)",
+            cfg.skip,
+        )
+    require(
+        cfg.arch not in ("gae", "vgae") or cfg.depth == 2,
+        "model.depth",
+        f"must be 2 for model.arch {cfg.arch!r} (Kipf & Welling's 2-layer GCN encoder; for a "
+        "deeper encoder use model.arch deep)",
+        cfg.depth,
+    )
+
+
+def check_memory(cfg: ModelConfig) -> None:
+    """``model.memory`` is a known mode, on a block stack, with a width its groups divide."""
+    require(
+        cfg.memory in MEMORY_MODES,
+        "model.memory",
+        f"must be one of {', '.join(MEMORY_MODES)}",
+        cfg.memory,
+    )
+    require(
+        cfg.memory == "plain" or cfg.arch == "deep",
+        "model.memory",
+        f"needs model.arch 'deep' (a block stack), not {cfg.arch!r}",
+        cfg.memory,
+    )
+    require(
+        cfg.memory != "reversible" or cfg.hidden % cfg.groups == 0,
+        "model.hidden",
+        f"must be divisible by model.groups ({cfg.groups}) for model.memory 'reversible'",
+        cfg.hidden,
+    )
 
 
 @ARCHS.register("deep")
@@ -294,3 +401,151 @@ def _vgae(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
     from fathom.models.autoencoder import VGAEEncoder
 
     return VGAEEncoder(in_channels, cfg.hidden, out_channels, dropout=cfg.dropout)
+
+
+# --------------------------------------------------------------------------- task heads
+
+
+@HEAD_BUILDERS.register("graph")
+def _graph_classifier(
+    cfg: ModelConfig,
+    in_channels: int,
+    num_classes: int,
+    *,
+    readout: str = "sum",
+    readout_layers: str = "last",
+    pool: str = "none",
+    pool_ratio: float = 0.5,
+    pool_every: int = 1,
+) -> nn.Module:
+    """A :class:`~fathom.models.graph_classifier.GraphClassifier`: the node stack of ``cfg``
+    (:func:`build_deep_gnn`), per-graph ``readout`` of the last layer or of every layer
+    (``readout_layers``), optional hierarchical ``pool`` every ``pool_every`` blocks, dropout
+    ``cfg.dropout`` and one ``Linear`` classifier.
+
+    ``cfg.depth`` counts the message-passing blocks (``cfg.head`` is ignored: the classifier
+    is the head). For the GIN paper's model: ``conv=gin``, ``norm=batch``, ``depth=4`` (+ the
+    input "layer"), ``readout=sum``, ``readout_layers=all``.
+
+    Raises:
+        ConfigError: ``cfg.arch`` is not ``deep``; ``readout_layers=all`` or a ``jk`` skip
+            with pooling; fewer blocks than ``pool_every``.
+    """
+    from fathom.models.graph_classifier import GraphClassifier, GraphReadout, build_pool
+
+    if cfg.arch != "deep":
+        raise ConfigError(
+            f"model.arch (--arch) must be 'deep' for task 'graph' (a block stack to read "
+            f"out), got {cfg.arch!r}"
+        )
+    gnn = build_deep_gnn(replace(cfg, head="linear"), in_channels, cfg.hidden)
+    gnn.head = nn.Identity()  # the graph classifier is the head
+    depth = len(gnn.blocks)
+    width0 = cfg.hidden if gnn.encoder is not None else in_channels
+    pools = None
+    if pool != "none":
+        if readout_layers == "all":
+            raise ConfigError(
+                "graph.readout_layers 'all' cannot be combined with graph.pool (--pool) "
+                f"{pool!r}: pooled levels are summed; use readout_layers 'last'"
+            )
+        if gnn.jk is not None:
+            raise ConfigError(
+                f"model.skip (--skip) 'jk' cannot be combined with graph.pool (--pool) {pool!r}"
+            )
+        if depth < pool_every:
+            raise ConfigError(
+                f"graph.pool_every must be <= model.depth ({depth}) to pool at all, got "
+                f"{pool_every}"
+            )
+        num_pools = depth // pool_every
+        pools = [build_pool(pool, cfg.hidden, pool_ratio) for _ in range(num_pools)]
+        levels = num_pools + int(depth % pool_every != 0)
+        readouts = [GraphReadout(readout, cfg.hidden) for _ in range(levels)]
+        width = cfg.hidden
+    elif readout_layers == "all":
+        widths = [width0] + [cfg.hidden] * depth
+        readouts = [GraphReadout(readout, w) for w in widths]
+        width = sum(widths)
+    else:
+        width = cfg.hidden
+        if gnn.jk is not None and cfg.jk == "cat":
+            width = cfg.hidden * depth
+        readouts = [GraphReadout(readout, width)]
+    return GraphClassifier(
+        gnn,
+        readouts,
+        nn.Linear(width, num_classes),
+        readout_layers=readout_layers,
+        pools=pools,
+        pool_every=pool_every,
+        dropout=cfg.dropout,
+    )
+
+
+@HEAD_BUILDERS.register("link")
+def _link_model(
+    cfg: ModelConfig,
+    in_channels: int,
+    embedding_dim: int,
+    *,
+    decoder: str = "dot",
+    reconstruct_features: bool = False,
+) -> nn.Module:
+    """A :class:`~fathom.models.link.LinkModel`: the node model of ``cfg`` as encoder
+    (``in_channels -> embedding_dim``), the edge ``decoder``, and with
+    ``reconstruct_features`` a linear feature decoder ``embedding_dim -> in_channels``."""
+    from fathom.models.link import LinkModel, build_decoder
+
+    encoder = build_model(cfg, in_channels, embedding_dim)
+    feature_decoder = nn.Linear(embedding_dim, in_channels) if reconstruct_features else None
+    return LinkModel(encoder, build_decoder(decoder, embedding_dim), feature_decoder)
+
+
+@HEAD_BUILDERS.register("points")
+def _deepgcn(
+    cfg: ModelConfig,
+    in_channels: int,
+    num_classes: int,
+    *,
+    k: int = 16,
+    dilation: str = "linear",
+    stochastic: bool = True,
+    epsilon: float = 0.2,
+    fusion_channels: int = 1024,
+    order: str = "act-norm",
+) -> nn.Module:
+    """The :class:`~fathom.models.deepgcn.DeepGCN` of ``cfg`` over dynamic dilated k-NN
+    graphs: ``cfg.conv`` is the point conv, ``cfg.depth`` the number of GCN layers (head +
+    backbone), ``cfg.hidden`` the channels, ``cfg.skip`` the backbone (``none``: PlainGCN,
+    ``res``: ResGCN, ``dense``: DenseGCN), ``cfg.norm`` / ``cfg.act``, ``cfg.dropout``
+    (prediction block), ``cfg.memory`` / ``cfg.groups``; ``k``, ``dilation``,
+    ``stochastic``, ``epsilon``, ``fusion_channels`` and ``order`` as in
+    :class:`~fathom.models.deepgcn.DeepGCN`.
+
+    Raises:
+        ConfigError: a conv outside :data:`~fathom.nn.point_convs.POINT_CONVS`, a skip other
+            than none / res / dense, or a memory mode the backbone cannot take.
+    """
+    from fathom.models.deepgcn import DeepGCN, check_point_model, point_backbone
+
+    check_point_model(cfg.conv, cfg.skip, cfg.memory)
+    return DeepGCN(
+        in_channels,
+        num_classes,
+        conv=cfg.conv,
+        hidden=cfg.hidden,
+        depth=cfg.depth,
+        block=point_backbone(cfg.skip),
+        k=k,
+        dilation=dilation,
+        stochastic=stochastic,
+        epsilon=epsilon,
+        norm=cfg.norm,
+        act=cfg.act,
+        dropout=cfg.dropout,
+        fusion_channels=fusion_channels,
+        memory=cfg.memory,
+        groups=cfg.groups,
+        order=order,
+    )

@@ -38,7 +38,6 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from fathom.config import ModelConfig, PointsConfig
 from fathom.errors import ConfigError
 from fathom.nn.knn import dilated_knn_graph
 from fathom.nn.point_convs import POINT_CONVS, BasicConv, build_point_conv
@@ -51,7 +50,8 @@ __all__ = [
     "DynamicGraph",
     "PlainDynBlock",
     "ResDynBlock",
-    "build_deepgcn",
+    "check_point_model",
+    "point_backbone",
 ]
 
 BLOCKS = ("plain", "res", "dense")
@@ -311,53 +311,33 @@ def _reversible_block(
     return ReversibleGroups([build_point_conv(conv, width, width, **parts) for _ in range(groups)])
 
 
-def build_deepgcn(
-    model: ModelConfig, points: PointsConfig, in_channels: int, num_classes: int
-) -> DeepGCN:
-    """The :class:`DeepGCN` of ``model`` and ``points``.
+_BACKBONES = {"none": "plain", "res": "res", "dense": "dense"}
 
-    ``model.conv`` is the point conv, ``model.depth`` the number of GCN layers (head +
-    backbone), ``model.hidden`` the channels, ``model.skip`` the backbone (``none``: PlainGCN,
-    ``res``: ResGCN, ``dense``: DenseGCN), ``model.norm`` / ``model.act``, ``model.dropout``
-    (prediction block), ``model.memory`` / ``model.groups``; ``points.k``,
-    ``points.dilation``, ``points.stochastic``, ``points.epsilon``,
-    ``points.fusion_channels``, ``points.order``.
 
-    Raises:
-        ConfigError: a conv outside :data:`~fathom.nn.point_convs.POINT_CONVS`, a skip other
-            than none / res / dense, or a memory mode the backbone cannot take.
-    """
-    if model.conv not in POINT_CONVS:
+def point_backbone(skip: str) -> str:
+    """The DeepGCN backbone of a ``model.skip``: none -> plain, res -> res, dense -> dense."""
+    return _BACKBONES[skip]
+
+
+def check_point_model(conv: str, skip: str, memory: str) -> None:
+    """Raise ConfigError unless ``conv`` is a point conv, ``skip`` has a backbone and
+    ``memory`` fits it (reversible needs the residual backbone)."""
+    if conv not in POINT_CONVS:
         raise ConfigError(
-            f"model.conv (--conv) {model.conv!r} is not a point conv; choose one of: "
+            f"unknown model.conv (--conv) {conv!r} for task 'segmentation'; choose one of: "
             f"{', '.join(POINT_CONVS.names())}"
         )
-    skips = {"none": "plain", "res": "res", "dense": "dense"}
-    if model.skip not in skips:
+    if skip not in _BACKBONES:
         raise ConfigError(
-            f"model.skip (--skip) {model.skip!r} has no DeepGCN backbone; choose one of: "
-            "none (PlainGCN), res (ResGCN), dense (DenseGCN)"
+            f"model.skip (--skip) must be none (PlainGCN), res (ResGCN) or dense (DenseGCN) "
+            f"for task 'segmentation', got {skip!r}"
         )
-    if model.memory == "reversible" and model.skip != "res":
+    if memory not in MEMORY_MODES:
         raise ConfigError(
-            f"model.memory (--memory) 'reversible' needs model.skip 'res', got {model.skip!r}"
+            f"model.memory (--memory) must be one of {', '.join(MEMORY_MODES)}, got {memory!r}"
         )
-    return DeepGCN(
-        in_channels,
-        num_classes,
-        conv=model.conv,
-        hidden=model.hidden,
-        depth=model.depth,
-        block=skips[model.skip],
-        k=points.k,
-        dilation=points.dilation,
-        stochastic=points.stochastic,
-        epsilon=points.epsilon,
-        norm=model.norm,
-        act=model.act,
-        dropout=model.dropout,
-        fusion_channels=points.fusion_channels,
-        memory=model.memory,
-        groups=model.groups,
-        order=points.order,
-    )
+    if memory == "reversible" and skip != "res":
+        raise ConfigError(
+            f"model.memory (--memory) 'reversible' needs model.skip 'res' for task "
+            f"'segmentation', got {memory!r}"
+        )

@@ -13,7 +13,6 @@ independent of the others in its batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
@@ -26,9 +25,7 @@ from torch_geometric.nn import (
     global_mean_pool,
 )
 
-from fathom.config import GraphTaskConfig, ModelConfig
 from fathom.errors import ConfigError
-from fathom.models.build import build_deep_gnn
 from fathom.models.deep_gnn import DeepGNN
 from fathom.nn.dropouts import Dropout
 
@@ -36,7 +33,6 @@ __all__ = [
     "READOUTS",
     "GraphClassifier",
     "GraphReadout",
-    "build_graph_classifier",
     "build_pool",
 ]
 
@@ -219,69 +215,3 @@ class GraphClassifier(nn.Module):
         for module in self.modules():
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
-
-
-def build_graph_classifier(
-    model: ModelConfig, graph: GraphTaskConfig, in_channels: int, num_classes: int
-) -> GraphClassifier:
-    """Build the :class:`GraphClassifier` described by ``model`` (the node stack, via
-    :func:`~fathom.models.build.build_deep_gnn`) and ``graph`` (readout, pooling).
-
-    ``model.depth`` counts the message-passing blocks (``model.head`` is ignored: the
-    classifier is the head); the classifier is one ``Linear`` layer after dropout
-    ``model.dropout``. For the GIN paper's model: ``conv=gin``, ``norm=batch``, ``depth=4``
-    (+ the input "layer"), ``readout=sum``, ``readout_layers=all``.
-
-    Raises:
-        ConfigError: ``model.arch`` is not ``deep``; ``readout_layers=all`` or a ``jk`` skip
-            with pooling; fewer blocks than ``graph.pool_every``.
-    """
-    if model.arch != "deep":
-        raise ConfigError(
-            f"model.arch (--arch) must be 'deep' for task 'graph' (a block stack to read "
-            f"out), got {model.arch!r}"
-        )
-    gnn = build_deep_gnn(replace(model, head="linear"), in_channels, model.hidden)
-    gnn.head = nn.Identity()  # the graph classifier is the head
-    depth = len(gnn.blocks)
-    width0 = model.hidden if gnn.encoder is not None else in_channels
-    pools = None
-    if graph.pool != "none":
-        if graph.readout_layers == "all":
-            raise ConfigError(
-                "graph.readout_layers 'all' cannot be combined with graph.pool (--pool) "
-                f"{graph.pool!r}: pooled levels are summed; use readout_layers 'last'"
-            )
-        if gnn.jk is not None:
-            raise ConfigError(
-                f"model.skip (--skip) 'jk' cannot be combined with graph.pool (--pool) "
-                f"{graph.pool!r}"
-            )
-        if depth < graph.pool_every:
-            raise ConfigError(
-                f"graph.pool_every must be <= model.depth ({depth}) to pool at all, got "
-                f"{graph.pool_every}"
-            )
-        num_pools = depth // graph.pool_every
-        pools = [build_pool(graph.pool, model.hidden, graph.pool_ratio) for _ in range(num_pools)]
-        levels = num_pools + int(depth % graph.pool_every != 0)
-        readouts = [GraphReadout(graph.readout, model.hidden) for _ in range(levels)]
-        width = model.hidden
-    elif graph.readout_layers == "all":
-        widths = [width0] + [model.hidden] * depth
-        readouts = [GraphReadout(graph.readout, w) for w in widths]
-        width = sum(widths)
-    else:
-        width = model.hidden
-        if gnn.jk is not None and model.jk == "cat":
-            width = model.hidden * depth
-        readouts = [GraphReadout(graph.readout, width)]
-    return GraphClassifier(
-        gnn,
-        readouts,
-        nn.Linear(width, num_classes),
-        readout_layers=graph.readout_layers,
-        pools=pools,
-        pool_every=graph.pool_every,
-        dropout=model.dropout,
-    )

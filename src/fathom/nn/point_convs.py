@@ -38,7 +38,6 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from fathom.config import ACT_NORM_ORDERS
 from fathom.errors import ConfigError
 from fathom.nn.activations import build_activation
 from fathom.nn.norms import build_norm
@@ -93,7 +92,7 @@ def _sum_over_neighbours(
     return scatter(edge_values, edge_index[1], dim=0, dim_size=num_points, reduce="sum")
 
 
-ORDERS = ACT_NORM_ORDERS
+ORDERS = ("act-norm", "norm-act")
 """Where the normalisation goes in a ``BasicConv``: ``act-norm`` after the activation (the
 DeepGCN reference's ``Conv2d -> act -> norm``), ``norm-act`` before it (``Conv -> BN ->
 ReLU``, as in ResNet). After a ReLU a channel that is almost never active has a batch

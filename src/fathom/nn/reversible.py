@@ -34,8 +34,6 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from fathom.config import MEMORY_MODES  # plain, checkpoint, reversible: one list
-
 __all__ = [
     "MEMORY_MODES",
     "Checkpointed",
@@ -43,6 +41,11 @@ __all__ = [
     "checkpoint_call",
     "seed_group_rng",
 ]
+
+MEMORY_MODES = ("plain", "checkpoint", "reversible")
+"""How block activations are kept for the backward pass (``model.memory``): stored
+(``plain``), recomputed from each block's input (``checkpoint``, :class:`Checkpointed`), or
+recomputed from each block's output (``reversible``, :class:`ReversibleGroups`)."""
 
 
 @contextmanager

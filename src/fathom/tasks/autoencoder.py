@@ -3,7 +3,7 @@ denoising. Same edge split, metrics and evaluation as link prediction (:mod:`.li
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -13,10 +13,10 @@ from torch_geometric.utils import to_undirected
 
 from fathom.config import ExperimentConfig
 from fathom.errors import ConfigError
-from fathom.tasks.link import LinkPrediction, LinkSplit, fit_link_task, sample_non_edges
-from fathom.train.loop import EpochCallback, FitResult
+from fathom.tasks.link import LinkPrediction, LinkSplit, LinkTask, sample_non_edges
+from fathom.tasks.spec import TASKS
 
-__all__ = ["DENSE_MAX_NODES", "GraphAutoencoder", "reconstruction_loss", "run_autoencoder"]
+__all__ = ["DENSE_MAX_NODES", "AutoencoderTask", "GraphAutoencoder", "reconstruction_loss"]
 
 DENSE_MAX_NODES = 5000
 """Largest graph whose reconstruction loss is computed over all ``N^2`` pairs (an ``N x N``
@@ -171,28 +171,28 @@ class GraphAutoencoder(LinkPrediction):
         return loss
 
 
-def run_autoencoder(
-    cfg: ExperimentConfig, data: Data, callbacks: Sequence[EpochCallback] = ()
-) -> FitResult:
-    """Graph autoencoder (``task: autoencoder``): one seed of ``cfg`` on ``data``.
+class AutoencoderTask(LinkTask):
+    """``task: autoencoder``: the link task's split, model and evaluation, trained by
+    :class:`GraphAutoencoder` (with ``model.arch: gae`` / ``vgae``, Kipf & Welling's GAE /
+    VGAE); ``link.corrupt_edges`` / ``corrupt_features`` / ``feature_weight`` make it
+    denoising."""
 
-    Same split, model construction and evaluation as :func:`~fathom.tasks.link.run_link`,
-    trained by :class:`GraphAutoencoder` (with ``model.arch: gae`` / ``vgae``, Kipf &
-    Welling's GAE / VGAE); ``cfg.link.corrupt_edges`` / ``corrupt_features`` /
-    ``feature_weight`` make it denoising.
-    """
-    lk = cfg.link
-    return fit_link_task(
-        cfg,
-        data,
-        lambda split: GraphAutoencoder(
+    name = "autoencoder"
+    description = "graph autoencoder (GAE / VGAE adjacency reconstruction, optionally denoising)"
+
+    def objective(self, cfg: ExperimentConfig, split: LinkSplit) -> Any:
+        lk = cfg.link
+        return GraphAutoencoder(
             split,
             lk.neg_ratio,
             lk.hits_k,
             corrupt_edges=lk.corrupt_edges,
             corrupt_features=lk.corrupt_features,
             feature_weight=lk.feature_weight,
-        ),
-        callbacks,
-        reconstruct_features=lk.feature_weight > 0,
-    )
+        )
+
+    def reconstructs_features(self, cfg: ExperimentConfig) -> bool:
+        return cfg.link.feature_weight > 0
+
+
+TASKS.add("autoencoder", AutoencoderTask())

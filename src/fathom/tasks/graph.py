@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,24 +29,85 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
-from fathom.config import ExperimentConfig
+from fathom.config import ExperimentConfig, register_section, require
 from fathom.data.graph_datasets import validate_graphs
 from fathom.errors import ConfigError
-from fathom.models.graph_classifier import build_graph_classifier
-from fathom.seeding import seed_everything
+from fathom.models.build import Head
 from fathom.tasks.batches import split_batches
-from fathom.train.callbacks import LayerDiagnostics
-from fathom.train.loop import EpochCallback, FitResult, fit
+from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
+from fathom.train.loop import FitResult, model_device, to_device
 
 __all__ = [
     "GraphClassification",
     "GraphSplits",
-    "cross_validate",
+    "GraphTask",
+    "GraphTaskConfig",
+    "combine_folds",
     "fold_seed",
     "paper_protocol",
     "stratified_holdout",
     "stratified_kfold",
 ]
+
+
+@dataclass(frozen=True)
+class GraphTaskConfig:
+    """Graph classification (``task: graph``): node states -> readout -> classifier."""
+
+    readout: str = "sum"
+    """Graph readout of node states: ``sum``, ``mean``, ``max`` or ``attention`` (gated
+    attention pooling, Li et al. 2016)."""
+    readout_layers: str = "last"
+    """``last``: read out the last layer; ``all``: read out the input and every layer and
+    concatenate (the GIN paper's readout, Xu et al. ICLR 2019)."""
+    pool: str = "none"
+    """Hierarchical pooling between blocks: ``none``, ``topk`` (Gao & Ji 2019; Cangea et
+    al. 2018) or ``sag`` (SAGPool, Lee et al. ICML 2019); the readouts after every pooling
+    are summed."""
+    pool_ratio: float = 0.5
+    """Fraction of nodes kept by each pooling."""
+    pool_every: int = 1
+    """Pool after every this many blocks."""
+    folds: int = 10
+    """Stratified cross-validation folds; each fold is the test set once."""
+    val_fraction: float = 0.1
+    """Inner validation set: this fraction of each training fold (stratified), used to pick
+    the epoch; the test fold is never looked at for selection."""
+
+    def head(self) -> Head:
+        """The readout (and pooling) this section puts on the node stack."""
+        return Head.of(
+            "graph",
+            readout=self.readout,
+            readout_layers=self.readout_layers,
+            pool=self.pool,
+            pool_ratio=self.pool_ratio,
+            pool_every=self.pool_every,
+        )
+
+
+def check_graph_section(g: GraphTaskConfig) -> None:
+    """Value ranges of the ``graph`` section."""
+    require(
+        g.readout in ("sum", "mean", "max", "attention"),
+        "graph.readout",
+        "must be sum, mean, max or attention",
+        g.readout,
+    )
+    require(
+        g.readout_layers in ("last", "all"),
+        "graph.readout_layers",
+        "must be last or all",
+        g.readout_layers,
+    )
+    require(g.pool in ("none", "topk", "sag"), "graph.pool", "must be none, topk or sag", g.pool)
+    require(0.0 < g.pool_ratio <= 1.0, "graph.pool_ratio", "must be in (0, 1]", g.pool_ratio)
+    require(g.pool_every >= 1, "graph.pool_every", "must be >= 1", g.pool_every)
+    require(g.folds >= 2, "graph.folds", "must be >= 2", g.folds)
+    require(0.0 < g.val_fraction < 1.0, "graph.val_fraction", "must be in (0, 1)", g.val_fraction)
+
+
+register_section("graph", GraphTaskConfig, check_graph_section)
 
 
 @dataclass
@@ -85,35 +146,18 @@ class GraphClassification:
         # the splits the batches were collated from: held, so an id is never recycled
         self._eval_of: GraphSplits | None = None
 
-    def loss(self, model: nn.Module, data: GraphSplits) -> Tensor:
-        """Training loss over all training graphs in one batch (``fit`` calls
-        :meth:`train_epoch` instead; this exists for the ``Task`` protocol)."""
-        batch = Batch.from_data_list(data.train)
-        out = model(batch.x, batch.edge_index, batch.batch)
-        return F.cross_entropy(out, batch.y, label_smoothing=self.label_smoothing)
-
-    def train_epoch(
-        self, model: nn.Module, data: GraphSplits, optimizer: torch.optim.Optimizer
-    ) -> float:
-        """One pass over the shuffled training graphs; the graph-weighted mean batch loss
-        (``nan`` as soon as a batch's loss is not finite: no step is taken on it)."""
-        model.train()
+    def batches(self, data: GraphSplits) -> Iterator[tuple[Batch, float]]:
+        """One pass over the shuffled training graphs, each batch weighted by its graphs."""
         loader = DataLoader(
             data.train, batch_size=self.batch_size, shuffle=True, generator=self.generator
         )
-        total, count = 0.0, 0
         for batch in loader:
-            optimizer.zero_grad(set_to_none=True)
-            out = model(batch.x, batch.edge_index, batch.batch)
-            loss = F.cross_entropy(out, batch.y, label_smoothing=self.label_smoothing)
-            value = loss.item()
-            if not math.isfinite(value):
-                return float("nan")
-            loss.backward()
-            optimizer.step()
-            total += value * batch.num_graphs
-            count += batch.num_graphs
-        return total / max(count, 1)
+            yield batch, float(batch.num_graphs)
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        """Cross-entropy of one mini-batch of graphs (model in train mode)."""
+        out = model(batch.x, batch.edge_index, batch.batch)
+        return F.cross_entropy(out, batch.y, label_smoothing=self.label_smoothing)
 
     def _batches(self, data: GraphSplits) -> dict[str, list[Batch]]:
         if self._eval_of is not data:
@@ -127,9 +171,11 @@ class GraphClassification:
         was_training = model.training
         model.eval()
         metrics: dict[str, float] = {}
+        device = model_device(model)
         for split, batches in self._batches(data).items():
             correct, loss, n = 0, 0.0, 0
             for batch in batches:
+                batch = to_device(batch, device)
                 out = model(batch.x, batch.edge_index, batch.batch)
                 loss += F.cross_entropy(out, batch.y, reduction="sum").item()
                 correct += int((out.argmax(dim=-1) == batch.y).sum())
@@ -236,23 +282,51 @@ def paper_protocol(curves: Sequence[Sequence[float]]) -> tuple[float, float, int
     return float(means[best]), float(acc[:, best].std()), best + 1
 
 
-def cross_validate(
-    cfg: ExperimentConfig,
-    graphs: Sequence[Data],
-    callbacks: Sequence[EpochCallback] = (),
-    on_fold_end: Callable[[int, dict[str, Any]], None] | None = None,
-) -> FitResult:
-    """Stratified ``cfg.graph.folds``-fold cross-validation of the graph classifier of
-    ``cfg`` (:func:`~fathom.models.graph_classifier.build_graph_classifier`) on ``graphs``.
+def fold_plans(cfg: ExperimentConfig, graphs: Sequence[Data]) -> Iterator[FitPlan]:
+    """The fits of one seed's stratified ``cfg.graph.folds``-fold cross-validation.
 
     Folds come from :func:`stratified_kfold` with ``cfg.seed``; the inner validation split
     of fold ``k`` (:func:`stratified_holdout`, ``cfg.graph.val_fraction``) from
     :func:`fold_seed` ``(cfg.seed, k)``, so splits depend only on the seed and the labels.
-    Before fold ``k`` everything is seeded with ``fold_seed(cfg.seed, k)``
-    (:func:`~fathom.seeding.seed_everything`, and the batch-shuffling generator), a fresh
-    model is built and :func:`~fathom.train.loop.fit` trains it with ``cfg.train``
-    (``batch_size``, learning-rate decay, early stopping on ``monitor``) and ``callbacks``.
-    ``on_fold_end(k, fold_record)`` is called after each fold.
+    Fold ``k`` is seeded with ``fold_seed(cfg.seed, k)`` (the model's initialisation and the
+    batch-shuffling generator). Per-layer diagnostics measure fold 0's model on its
+    validation graphs, as one disjoint union (a graph's smoothing does not depend on the
+    others: no edge joins them).
+
+    Raises:
+        DataError: invalid graphs (:func:`~fathom.data.graph_datasets.validate_graphs`).
+        ConfigError: a class smaller than ``graph.folds``.
+    """
+    validate_graphs(graphs)
+    graphs = list(graphs)
+    y = torch.tensor([int(g.y.view(-1)[0]) for g in graphs])
+    num_classes = int(y.max()) + 1
+    in_channels = int(graphs[0].x.size(1))
+    g = cfg.graph
+    head = g.head()
+    for k, (train_idx, test_idx) in enumerate(stratified_kfold(y, g.folds, cfg.seed)):
+        seed = fold_seed(cfg.seed, k)
+        fit_idx, val_idx = stratified_holdout(y, train_idx, g.val_fraction, seed)
+        data = GraphSplits(
+            train=[graphs[i] for i in fit_idx.tolist()],
+            val=[graphs[i] for i in val_idx.tolist()],
+            test=[graphs[i] for i in test_idx.tolist()],
+        )
+        yield FitPlan(
+            seed=seed,
+            data=data,
+            in_channels=in_channels,
+            out_channels=num_classes,
+            objective=GraphClassification(
+                cfg.train.batch_size, seed=seed, label_smoothing=cfg.train.label_smoothing
+            ),
+            head=head,
+            diagnose=Batch.from_data_list(data.val) if k == 0 else None,
+        )
+
+
+def combine_folds(results: Sequence[FitResult]) -> FitResult:
+    """One seed's cross-validation result from its folds' fits.
 
     Returns:
         A :class:`~fathom.train.loop.FitResult` whose ``metrics`` are the means over folds
@@ -264,58 +338,23 @@ def cross_validate(
         ``history`` is fold 0's; ``best_epoch`` the rounded mean of the folds' selected
         epochs, ``epochs`` the most any fold ran, ``time_s`` the total; ``status`` is
         ``diverged`` if any fold diverged.
-
-    Raises:
-        DataError: invalid graphs (:func:`~fathom.data.graph_datasets.validate_graphs`).
-        ConfigError: a class smaller than ``graph.folds``; a model config that cannot
-            classify graphs.
     """
-    validate_graphs(graphs)
-    graphs = list(graphs)
-    y = torch.tensor([int(g.y.view(-1)[0]) for g in graphs])
-    num_classes = int(y.max()) + 1
-    in_channels = int(graphs[0].x.size(1))
+    first = results[0]
     records: list[dict[str, Any]] = []
     curves: list[list[float]] = []
-    first: FitResult | None = None
-    for k, (train_idx, test_idx) in enumerate(stratified_kfold(y, cfg.graph.folds, cfg.seed)):
-        seed = fold_seed(cfg.seed, k)
-        fit_idx, val_idx = stratified_holdout(y, train_idx, cfg.graph.val_fraction, seed)
-        data = GraphSplits(
-            train=[graphs[i] for i in fit_idx.tolist()],
-            val=[graphs[i] for i in val_idx.tolist()],
-            test=[graphs[i] for i in test_idx.tolist()],
-        )
-        seed_everything(seed)
-        model = build_graph_classifier(cfg.model, cfg.graph, in_channels, num_classes)
-        task = GraphClassification(
-            cfg.train.batch_size, seed=seed, label_smoothing=cfg.train.label_smoothing
-        )
-        tracker = None
-        if cfg.train.diagnose_every and k == 0:
-            # per-layer metrics of fold 0's model on its validation graphs, as one disjoint
-            # union (a graph's smoothing does not depend on the others: no edge joins them)
-            tracker = LayerDiagnostics(
-                model, Batch.from_data_list(data.val), cfg.train.diagnose_every
-            )
-        fitted = fit(model, task, data, cfg.train, [*callbacks, *([tracker] if tracker else [])])
-        if tracker is not None:
-            tracker.finish(fitted)
-        first = first or fitted
+    for k, fitted in enumerate(results):
         curves.append([float(r["test_acc"]) for r in fitted.history])
-        record = {
-            "fold": k,
-            "status": fitted.status,
-            "message": fitted.message,
-            "best_epoch": fitted.best_epoch,
-            "epochs": fitted.epochs,
-            "time_s": fitted.time_s,
-            **fitted.metrics,
-        }
-        records.append(record)
-        if on_fold_end is not None:
-            on_fold_end(k, record)
-    assert first is not None
+        records.append(
+            {
+                "fold": k,
+                "status": fitted.status,
+                "message": fitted.message,
+                "best_epoch": fitted.best_epoch,
+                "epochs": fitted.epochs,
+                "time_s": fitted.time_s,
+                **fitted.metrics,
+            }
+        )
     metrics: dict[str, float] = {}
     keys = list(dict.fromkeys(k for r in records for k in r if k.endswith(("_acc", "_loss"))))
     for key in keys:
@@ -340,3 +379,65 @@ def cross_validate(
         diagnostics=first.diagnostics,
         folds=records,
     )
+
+
+class GraphTask(TaskSpec):
+    """``task: graph``: graph classification of a dataset of graphs, with stratified k-fold
+    cross-validation (one model per fold); node stack -> readout (-> pooling) -> classifier."""
+
+    name = "graph"
+    description = "graph classification with stratified k-fold cross-validation"
+    archs = ("deep",)
+
+    def check(self, cfg: ExperimentConfig) -> None:
+        require(
+            cfg.model.arch == "deep",
+            "model.arch",
+            "must be 'deep' for task 'graph' (a block stack with a readout)",
+            cfg.model.arch,
+        )
+        super().check(cfg)
+        require(
+            cfg.model.memory == "plain",
+            "model.memory",
+            "applies to tasks node, link, autoencoder and segmentation (graph classification "
+            "reads every layer's states for its readout)",
+            cfg.model.memory,
+        )
+
+    def load(self, cfg: ExperimentConfig) -> Any:
+        from fathom.data.graph_datasets import load_graph_dataset
+
+        return load_graph_dataset(cfg.data, seed=cfg.seed)
+
+    def describe(self, data: Any) -> dict[str, Any]:
+        from fathom.data.graph_datasets import describe_graph_dataset
+
+        return describe_graph_dataset(data)
+
+    def size(self, cfg: ExperimentConfig, described: dict[str, Any]) -> str:
+        return (
+            f"{described['num_graphs']} graphs, {cfg.graph.folds}-fold CV, "
+            f"readout {cfg.graph.readout}"
+        )
+
+    def fits_per_seed(self, cfg: ExperimentConfig) -> int:
+        return cfg.graph.folds
+
+    def summary_lines(self, cfg: ExperimentConfig, result: Any) -> list[str]:
+        return [
+            f"seed {cv['seed']}: {cfg.graph.folds}-fold test accuracy "
+            f"{100 * cv['test_acc']:.1f} ± {100 * cv['test_acc_fold_std']:.1f}; "
+            f"GIN-paper protocol (epoch chosen on the test folds, optimistic) "
+            f"{100 * cv['test_acc_paper']:.1f} ± {100 * cv['test_acc_paper_std']:.1f}"
+            for cv in result.cross_validation
+        ]
+
+    def plan(self, cfg: ExperimentConfig, data: Any) -> Iterator[FitPlan]:
+        return fold_plans(cfg, data)
+
+    def combine(self, cfg: ExperimentConfig, results: list[FitResult]) -> FitResult:
+        return combine_folds(results)
+
+
+TASKS.add("graph", GraphTask())

@@ -10,9 +10,11 @@ and Hits@K (:mod:`fathom.train.metrics`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,32 +22,91 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
-from fathom.config import ExperimentConfig
+from fathom.config import ExperimentConfig, register_section, require
 from fathom.errors import ConfigError, DataError
-from fathom.models.build import build_model
-from fathom.registry import Registry
-from fathom.seeding import seed_everything
-from fathom.train.callbacks import LayerDiagnostics
-from fathom.train.loop import EpochCallback, FitResult, Task, fit
+from fathom.models.build import Head
+from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
 from fathom.train.metrics import average_precision, hits_at_k, roc_auc
 
 __all__ = [
-    "DECODERS",
-    "DotDecoder",
-    "HadamardDecoder",
-    "LinkModel",
     "LinkPrediction",
     "LinkSplit",
-    "MLPDecoder",
-    "build_decoder",
-    "build_link_model",
-    "fit_link_task",
+    "LinkTask",
+    "LinkTaskConfig",
     "link_metrics",
-    "run_link",
     "sample_non_edges",
     "split_edges",
     "undirected_edges",
 ]
+
+
+@dataclass(frozen=True)
+class LinkTaskConfig:
+    """Link prediction and graph autoencoders (``task: link`` / ``task: autoencoder``)."""
+
+    decoder: str = "dot"
+    """Edge score from node embeddings: ``dot`` (inner product, GAE), ``hadamard`` (a linear
+    layer on h_i * h_j) or ``mlp`` (a 2-layer MLP on [h_i, h_j]); a sigmoid gives the
+    probability."""
+    embedding_dim: int = 16
+    """Width of the node embeddings the decoder scores (GAE's latent size)."""
+    val_fraction: float = 0.05
+    """Fraction of edges held out for validation (removed from the message-passing graph)."""
+    test_fraction: float = 0.10
+    """Fraction of edges held out for test (removed from the message-passing graph)."""
+    neg_ratio: float = 1.0
+    """Negative (non-)edges sampled per positive training edge, freshly every epoch."""
+    hits_k: int = 20
+    """K of the Hits@K metric (``*_hits``): the fraction of held-out edges scored above the
+    K-th highest held-out negative."""
+    corrupt_edges: float = 0.0
+    """Denoising autoencoder: fraction of the message-passing edges hidden from the encoder
+    at every training step (the decoder must still reconstruct them)."""
+    corrupt_features: float = 0.0
+    """Denoising autoencoder: fraction of feature entries zeroed at every training step."""
+    feature_weight: float = 0.0
+    """Weight of a feature-reconstruction loss (MSE of a linear decoder from the
+    embeddings to the clean features; autoencoder task). 0: edges only."""
+
+    def head(self, reconstruct_features: bool = False) -> Head:
+        """The edge decoder (and, for a feature loss, the feature decoder) on the encoder."""
+        return Head.of("link", decoder=self.decoder, reconstruct_features=reconstruct_features)
+
+
+def check_link_section(lk: LinkTaskConfig) -> None:
+    """Value ranges of the ``link`` section."""
+    require(
+        lk.decoder in ("dot", "hadamard", "mlp"),
+        "link.decoder",
+        "must be dot, hadamard or mlp",
+        lk.decoder,
+    )
+    require(lk.embedding_dim >= 1, "link.embedding_dim", "must be >= 1", lk.embedding_dim)
+    require(0.0 < lk.val_fraction < 1.0, "link.val_fraction", "must be in (0, 1)", lk.val_fraction)
+    require(
+        0.0 < lk.test_fraction < 1.0, "link.test_fraction", "must be in (0, 1)", lk.test_fraction
+    )
+    require(
+        lk.val_fraction + lk.test_fraction < 1.0,
+        "link.val_fraction",
+        "plus link.test_fraction must be < 1",
+        lk.val_fraction + lk.test_fraction,
+    )
+    require(lk.neg_ratio > 0, "link.neg_ratio", "must be > 0", lk.neg_ratio)
+    require(lk.hits_k >= 1, "link.hits_k", "must be >= 1", lk.hits_k)
+    require(
+        0.0 <= lk.corrupt_edges < 1.0, "link.corrupt_edges", "must be in [0, 1)", lk.corrupt_edges
+    )
+    require(
+        0.0 <= lk.corrupt_features < 1.0,
+        "link.corrupt_features",
+        "must be in [0, 1)",
+        lk.corrupt_features,
+    )
+    require(lk.feature_weight >= 0, "link.feature_weight", "must be >= 0", lk.feature_weight)
+
+
+register_section("link", LinkTaskConfig, check_link_section)
 
 SPLITS = ("train", "val", "test")
 
@@ -175,6 +236,19 @@ class LinkSplit:
         """``data``'s node features on the training graph (what the encoder may see)."""
         return Data(x=data.x, edge_index=self.train_edge_index, num_nodes=self.num_nodes)
 
+    def to(self, device: torch.device | str) -> LinkSplit:
+        """This split with every edge set on ``device`` (itself when already there)."""
+        if self.train_edge_index.device == torch.device(device):
+            return self
+        return dataclasses.replace(
+            self,
+            **{
+                f.name: getattr(self, f.name).to(device)
+                for f in dataclasses.fields(self)
+                if isinstance(getattr(self, f.name), Tensor)
+            },
+        )
+
 
 def split_edges(
     data: Data, val_fraction: float = 0.05, test_fraction: float = 0.10, seed: int = 0
@@ -237,109 +311,6 @@ def split_edges(
     )
 
 
-# --------------------------------------------------------------------------- decoders
-
-
-class DotDecoder(nn.Module):
-    r"""Inner-product decoder (GAE): :math:`s_{ij} = h_i^\top h_j`.
-
-    Shapes:
-        z: ``[N, d]``, pairs: ``[2, P]`` -> ``[P]`` logits; :meth:`dense`: ``[N, N]``.
-    """
-
-    def forward(self, z: Tensor, pairs: Tensor) -> Tensor:
-        return (z[pairs[0]] * z[pairs[1]]).sum(dim=-1)
-
-    def dense(self, z: Tensor) -> Tensor:
-        """Logits of all ``N^2`` ordered pairs: ``Z Z^T``."""
-        return z @ z.t()
-
-
-class HadamardDecoder(nn.Module):
-    r"""A linear layer on the Hadamard product: :math:`s_{ij} = w^\top (h_i \odot h_j) + b`.
-
-    Args:
-        channels: embedding size ``d``.
-
-    Shapes:
-        z: ``[N, d]``, pairs: ``[2, P]`` -> ``[P]`` logits; :meth:`dense`: ``[N, N]``.
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.lin = nn.Linear(channels, 1)
-
-    def forward(self, z: Tensor, pairs: Tensor) -> Tensor:
-        return self.lin(z[pairs[0]] * z[pairs[1]]).squeeze(-1)
-
-    def dense(self, z: Tensor) -> Tensor:
-        """Logits of all ``N^2`` ordered pairs: ``Z diag(w) Z^T + b``."""
-        return (z * self.lin.weight) @ z.t() + self.lin.bias
-
-
-class MLPDecoder(nn.Module):
-    r"""A 2-layer MLP on the concatenation: :math:`s_{ij} = W_2\,\mathrm{ReLU}(W_1 [h_i, h_j])`.
-
-    Not symmetric in ``i, j``; pairs are scored in the orientation given.
-
-    Args:
-        channels: embedding size ``d`` (the hidden layer has ``d`` units too).
-
-    Shapes:
-        z: ``[N, d]``, pairs: ``[2, P]`` -> ``[P]`` logits.
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(2 * channels, channels), nn.ReLU(), nn.Linear(channels, 1)
-        )
-
-    def forward(self, z: Tensor, pairs: Tensor) -> Tensor:
-        return self.mlp(torch.cat([z[pairs[0]], z[pairs[1]]], dim=-1)).squeeze(-1)
-
-
-DECODERS: Registry[Callable[[int], nn.Module]] = Registry("link.decoder (--decoder)")
-DECODERS.add("dot", lambda channels: DotDecoder())
-DECODERS.add("hadamard", HadamardDecoder)
-DECODERS.add("mlp", MLPDecoder)
-
-
-def build_decoder(name: str, channels: int) -> nn.Module:
-    """The edge decoder ``name`` (``dot``/``hadamard``/``mlp``) for ``channels``-dim embeddings."""
-    return DECODERS.get(name)(channels)
-
-
-class LinkModel(nn.Module):
-    """Node encoder + edge decoder: ``logits = decoder(encoder(x, edge_index), pairs)``.
-
-    Args:
-        encoder: any node model called as ``encoder(x, edge_index) -> [N, d]``.
-        decoder: scores pairs of embeddings, ``decoder(z, pairs) -> [P]`` logits (a sigmoid
-            gives probabilities).
-        feature_decoder: optional ``[N, d] -> [N, F]`` map reconstructing node features
-            (denoising autoencoder), trained with the rest.
-
-    Shapes:
-        x: ``[N, F]``, edge_index: ``[2, E]``, pairs: ``[2, P]`` -> ``[P]``.
-    """
-
-    def __init__(
-        self, encoder: nn.Module, decoder: nn.Module, feature_decoder: nn.Module | None = None
-    ) -> None:
-        super().__init__()
-        self.encoder, self.decoder, self.feature_decoder = encoder, decoder, feature_decoder
-
-    def encode(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        return self.encoder(x, edge_index)
-
-    def decode(self, z: Tensor, pairs: Tensor) -> Tensor:
-        return self.decoder(z, pairs)
-
-    def forward(self, x: Tensor, edge_index: Tensor, pairs: Tensor) -> Tensor:
-        return self.decode(self.encode(x, edge_index), pairs)
-
-
 # --------------------------------------------------------------------------- task
 
 
@@ -380,6 +351,8 @@ class LinkPrediction:
                 f"data has {data.num_nodes} nodes but the edge split was made for "
                 f"{self.split.num_nodes}"
             )
+        # the split follows the data to its device (once: ``to`` returns it when there)
+        self.split = self.split.to(data.x.device)
 
     def loss(self, model: nn.Module, data: Data) -> Tensor:
         """Training loss (model in train mode)."""
@@ -409,68 +382,41 @@ class LinkPrediction:
         return metrics
 
 
-# --------------------------------------------------------------------------- entry points
+# --------------------------------------------------------------------------- task spec
 
 
-def build_link_model(
-    cfg: ExperimentConfig, num_features: int, *, reconstruct_features: bool = False
-) -> LinkModel:
-    """``build_model(cfg.model, num_features, cfg.link.embedding_dim)`` + ``cfg.link.decoder``
-    (+ a linear feature decoder when ``reconstruct_features``)."""
-    dim = cfg.link.embedding_dim
-    encoder = build_model(cfg.model, num_features, dim)
-    feature_decoder = nn.Linear(dim, num_features) if reconstruct_features else None
-    return LinkModel(encoder, build_decoder(cfg.link.decoder, dim), feature_decoder)
+class LinkTask(TaskSpec):
+    """``task: link``: split one graph's edges (``cfg.seed``), encode nodes on the training
+    graph, score pairs with the ``link.decoder``; AUC / AP / Hits@K, ``val_auc`` by default."""
+
+    name = "link"
+    description = "link prediction (held-out edges, AUC / AP / Hits@K)"
+    monitors = ("val_loss", "val_auc", "val_ap")
+    refused_archs = ()
+
+    def objective(self, cfg: ExperimentConfig, split: LinkSplit) -> Any:
+        """The training objective on ``split`` (:class:`LinkPrediction`)."""
+        return LinkPrediction(split, cfg.link.neg_ratio, cfg.link.hits_k)
+
+    def reconstructs_features(self, cfg: ExperimentConfig) -> bool:
+        """Whether the model gets a feature decoder (autoencoders with a feature loss)."""
+        return False
+
+    def plan(self, cfg: ExperimentConfig, data: Any) -> Iterator[FitPlan]:
+        lk = cfg.link
+        split = split_edges(data, lk.val_fraction, lk.test_fraction, seed=cfg.seed)
+        train_data = split.train_data(data)
+        yield FitPlan(
+            seed=cfg.seed,
+            data=train_data,
+            in_channels=data.num_features,
+            out_channels=lk.embedding_dim,
+            objective=self.objective(cfg, split),
+            head=lk.head(self.reconstructs_features(cfg)),
+            # per-layer metrics of the encoder on the training (message-passing) graph
+            diagnose=train_data,
+            probe=lambda model: model.encoder,
+        )
 
 
-def fit_link_task(
-    cfg: ExperimentConfig,
-    data: Data,
-    make_task: Callable[[LinkSplit], Task],
-    callbacks: Sequence[EpochCallback] = (),
-    *,
-    reconstruct_features: bool = False,
-) -> FitResult:
-    """Split ``data``'s edges with ``cfg.seed``, seed, build the model and fit ``make_task``.
-
-    Shared by :func:`run_link` and :func:`fathom.tasks.autoencoder.run_autoencoder`. The
-    training loop sees only the training graph (:meth:`LinkSplit.train_data`). With
-    ``cfg.train.diagnose_every`` the encoder's per-layer over-smoothing metrics on that graph
-    go into the result's ``diagnostics``.
-    """
-    lk = cfg.link
-    split = split_edges(data, lk.val_fraction, lk.test_fraction, seed=cfg.seed)
-    seed_everything(cfg.seed)
-    model = build_link_model(cfg, data.num_features, reconstruct_features=reconstruct_features)
-    train_data = split.train_data(data)
-    tracker = None
-    if cfg.train.diagnose_every:
-        # per-layer metrics of the encoder on the training (message-passing) graph
-        tracker = LayerDiagnostics(model.encoder, train_data, cfg.train.diagnose_every)
-    fitted = fit(
-        model,
-        make_task(split),
-        train_data,
-        cfg.train,
-        [*callbacks, *([tracker] if tracker else [])],
-    )
-    if tracker is not None:
-        tracker.finish(fitted)
-    return fitted
-
-
-def run_link(
-    cfg: ExperimentConfig, data: Data, callbacks: Sequence[EpochCallback] = ()
-) -> FitResult:
-    """Link prediction (``task: link``): one seed of ``cfg`` on ``data``.
-
-    The edges are split with ``cfg.seed`` (``cfg.link.val_fraction`` / ``test_fraction``),
-    the encoder is ``build_model(cfg.model, data.num_features, cfg.link.embedding_dim)``
-    with the ``cfg.link.decoder``, trained by :class:`LinkPrediction` with
-    ``cfg.link.neg_ratio`` fresh negatives per edge; the best epoch is picked by
-    ``cfg.train.monitor`` (``auto``: ``val_auc``).
-    """
-    lk = cfg.link
-    return fit_link_task(
-        cfg, data, lambda split: LinkPrediction(split, lk.neg_ratio, lk.hits_k), callbacks
-    )
+TASKS.add("link", LinkTask())

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import statistics
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,16 +24,76 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
-from fathom.config import ExperimentConfig
-from fathom.data.pointclouds import PointCloudSplits
-from fathom.errors import ConfigError, DataError
-from fathom.models.deepgcn import build_deepgcn
-from fathom.seeding import seed_everything
+from fathom.config import ExperimentConfig, register_section, require
+from fathom.data.pointclouds import POINT_CLOUD_DATASETS, PointCloudSplits
+from fathom.errors import DataError
+from fathom.models.build import Head
+from fathom.models.deepgcn import check_point_model
+from fathom.nn.point_convs import ORDERS
 from fathom.tasks.batches import SPLITS, split_batches
-from fathom.train.loop import EpochCallback, FitResult, fit
+from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
+from fathom.train.loop import model_device, to_device
 from fathom.train.metrics import confusion_matrix, iou_per_class, segmentation_scores
 
-__all__ = ["Segmentation", "class_key", "run_segmentation"]
+__all__ = ["PointsConfig", "Segmentation", "SegmentationTask", "class_key"]
+
+
+@dataclass(frozen=True)
+class PointsConfig:
+    """Point-cloud segmentation (``task: segmentation``): the clouds and DeepGCN's dynamic
+    dilated k-NN graphs (Li et al., "DeepGCNs: Can GCNs Go as Deep as CNNs?", ICCV 2019)."""
+
+    num_points: int = 1024
+    """Points per cloud: synthetic scenes are generated with this many; S3DIS blocks (4096
+    points) are subsampled to it (seeded)."""
+    num_scenes: int = 48
+    """Synthetic training scenes; validation and test get ``max(1, num_scenes // 4)`` each."""
+    test_area: int = 5
+    """S3DIS area held out as the test set (1-6)."""
+    k: int = 16
+    """Neighbours per point of every layer's k-NN graph."""
+    dilation: str = "linear"
+    """``linear``: backbone block ``i`` (0-based) uses dilation ``1 + i`` (DeepGCN's
+    ResGCN/DenseGCN); ``none``: dilation 1 everywhere."""
+    stochastic: bool = True
+    """Stochastic dilation in training: with probability ``epsilon`` a layer keeps ``k``
+    random neighbours of its ``k * d`` nearest instead of every ``d``-th."""
+    epsilon: float = 0.2
+    """Probability of stochastic dilation per layer and training forward pass."""
+    fusion_channels: int = 1024
+    """Width of the fusion block's 1x1 conv, whose global max-pool is the cloud feature."""
+    order: str = "act-norm"
+    """Order of activation and normalisation in every 1x1 conv: ``act-norm`` (the DeepGCN
+    reference's ``conv -> act -> norm``) or ``norm-act`` (``conv -> norm -> act``)."""
+
+    def head(self) -> Head:
+        """The DeepGCN (k-NN graphs, fusion and prediction blocks) this section describes."""
+        return Head.of(
+            "points",
+            k=self.k,
+            dilation=self.dilation,
+            stochastic=self.stochastic,
+            epsilon=self.epsilon,
+            fusion_channels=self.fusion_channels,
+            order=self.order,
+        )
+
+
+def check_points_section(p: PointsConfig) -> None:
+    """Value ranges of the ``points`` section."""
+    require(p.num_points >= 2, "points.num_points", "must be >= 2", p.num_points)
+    require(p.num_scenes >= 1, "points.num_scenes", "must be >= 1", p.num_scenes)
+    require(1 <= p.test_area <= 6, "points.test_area", "must be in 1..6", p.test_area)
+    require(p.k >= 1, "points.k", "must be >= 1", p.k)
+    require(
+        p.dilation in ("linear", "none"), "points.dilation", "must be linear or none", p.dilation
+    )
+    require(0.0 <= p.epsilon <= 1.0, "points.epsilon", "must be in [0, 1]", p.epsilon)
+    require(p.fusion_channels >= 1, "points.fusion_channels", "must be >= 1", p.fusion_channels)
+    require(p.order in ORDERS, "points.order", f"must be {' or '.join(ORDERS)}", p.order)
+
+
+register_section("points", PointsConfig, check_points_section)
 
 
 def class_key(name: str) -> str:
@@ -38,12 +101,6 @@ def class_key(name: str) -> str:
     letter or digit replaced by ``_`` (``"Bookcase"`` -> ``bookcase``, ``"table/desk"`` ->
     ``table_desk``), as in ``test_iou_<key>``."""
     return re.sub(r"[^0-9a-z]", "_", name.lower())
-
-
-def _device(model: nn.Module) -> torch.device:
-    # batches follow the model, so a model moved to a GPU trains there unchanged
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 class Segmentation:
@@ -117,38 +174,19 @@ class Segmentation:
             )
         return out
 
-    def loss(self, model: nn.Module, data: PointCloudSplits) -> Tensor:
-        """Training loss over all training clouds in one batch (``fit`` calls
-        :meth:`train_epoch` instead; this exists for the ``Task`` protocol)."""
-        batch = Batch.from_data_list(data.train).to(_device(model))
-        out = self._logits(model, batch)
-        return F.cross_entropy(out, batch.y, label_smoothing=self.label_smoothing)
-
-    def train_epoch(
-        self, model: nn.Module, data: PointCloudSplits, optimizer: torch.optim.Optimizer
-    ) -> float:
-        """One pass over the shuffled training clouds; the point-weighted mean batch loss
-        (``nan`` as soon as a batch's loss is not finite: no step is taken on it)."""
-        model.train()
-        device = _device(model)
+    def batches(self, data: PointCloudSplits) -> Iterator[tuple[Batch, float]]:
+        """One pass over the shuffled training clouds, each batch weighted by its points."""
         loader = DataLoader(
             data.train, batch_size=self.batch_size, shuffle=True, generator=self.generator
         )
-        total, count = 0.0, 0
         for batch in loader:
-            batch = batch.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(
-                self._logits(model, batch), batch.y, label_smoothing=self.label_smoothing
-            )
-            value = loss.item()
-            if not math.isfinite(value):
-                return float("nan")
-            loss.backward()
-            optimizer.step()
-            total += value * batch.num_nodes
-            count += batch.num_nodes
-        return total / max(count, 1)
+            yield batch, float(batch.num_nodes)
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        """Mean per-point cross-entropy of one mini-batch of clouds (model in train mode)."""
+        return F.cross_entropy(
+            self._logits(model, batch), batch.y, label_smoothing=self.label_smoothing
+        )
 
     def _batches(self, data: PointCloudSplits) -> dict[str, list[Batch]]:
         if self._eval_of is not data:
@@ -160,11 +198,11 @@ class Segmentation:
     def confusion(self, model: nn.Module, batches: Sequence[Batch]) -> tuple[Tensor, float]:
         """``(confusion matrix [C, C], summed per-point cross-entropy)`` of ``model`` (in its
         current mode) over ``batches``."""
-        device = _device(model)
+        device = model_device(model)
         matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
         loss = 0.0
         for batch in batches:
-            batch = batch.to(device)
+            batch = to_device(batch, device)
             out = self._logits(model, batch)
             loss += F.cross_entropy(out, batch.y, reduction="sum").item()
             matrix += confusion_matrix(out.argmax(dim=-1), batch.y, self.num_classes).cpu()
@@ -198,39 +236,125 @@ class Segmentation:
         return metrics
 
 
-def run_segmentation(
-    cfg: ExperimentConfig, data: PointCloudSplits, callbacks: Sequence[EpochCallback] = ()
-) -> FitResult:
-    """Point-cloud segmentation (``task: segmentation``): one seed of ``cfg`` on ``data``.
+class SegmentationTask(TaskSpec):
+    """``task: segmentation``: per-point classification of point clouds by a DeepGCN over
+    dynamic dilated k-NN graphs (``points`` section); OA / mIoU / mAcc, ``val_miou`` by
+    default."""
 
-    Seeds everything with ``cfg.seed``, builds the DeepGCN
-    ``build_deepgcn(cfg.model, cfg.points, data.in_channels, data.num_classes)`` and trains
-    it with :class:`Segmentation` (``cfg.train.batch_size`` clouds per batch, shuffled by a
-    generator seeded with ``cfg.seed``) through :func:`~fathom.train.loop.fit`: Adam with
-    ``cfg.train.lr`` / ``weight_decay``, the StepLR decay of ``lr_decay_every`` /
-    ``lr_decay``, early stopping on ``cfg.train.monitor`` (``auto``: ``val_miou``). The
-    result's metrics are those of the best epoch.
+    name = "segmentation"
+    description = "point-cloud segmentation with a DeepGCN (OA / mIoU / mAcc)"
+    monitors = ("val_loss", "val_acc", "val_miou")
+    reads_point_clouds = True
 
-    Raises:
-        DataError: a split of ``data`` has no clouds.
-        ConfigError: ``cfg.train.diagnose_every`` is set (the per-layer diagnostics probe one
-            fixed ``edge_index``; a DeepGCN rebuilds its graph in every layer).
-    """
-    if cfg.train.diagnose_every:
-        raise ConfigError(
-            "train.diagnose_every (--diagnose-every) is not available for task 'segmentation' "
-            f"(each layer builds its own k-NN graph), got {cfg.train.diagnose_every}"
+    def check(self, cfg: ExperimentConfig) -> None:
+        m, p = cfg.model, cfg.points
+        require(
+            cfg.data.name in POINT_CLOUD_DATASETS,
+            "data.name",
+            f"must be one of {', '.join(POINT_CLOUD_DATASETS)} for task 'segmentation' (or "
+            "start from a preset: --preset resgcn-28)",
+            cfg.data.name,
         )
-    for split in SPLITS:
-        if not getattr(data, split):
-            raise DataError(f"point-cloud dataset {data.name!r} has no {split} clouds")
-    seed_everything(cfg.seed)
-    model = build_deepgcn(cfg.model, cfg.points, data.in_channels, data.num_classes)
-    task = Segmentation(
-        data.num_classes,
-        data.class_names,
-        cfg.train.batch_size,
-        seed=cfg.seed,
-        label_smoothing=cfg.train.label_smoothing,
-    )
-    return fit(model, task, data, cfg.train, callbacks)
+        require(m.arch == "deep", "model.arch", "must be 'deep' for task 'segmentation'", m.arch)
+        check_point_model(m.conv, m.skip, m.memory)
+        self.check_common(cfg)
+        require(
+            not cfg.train.diagnose_every,
+            "train.diagnose_every",
+            "is not available for task 'segmentation' (each layer has its own k-NN graph)",
+            cfg.train.diagnose_every,
+        )
+        # PlainGCN's blocks are undilated (as in the DeepGCN reference code)
+        max_dilation = max(1, m.depth - 1) if p.dilation == "linear" and m.skip != "none" else 1
+        require(
+            p.k * max_dilation <= p.num_points,
+            "points.k",
+            f"times the largest dilation ({max_dilation}) must be <= points.num_points "
+            f"({p.num_points})",
+            p.k,
+        )
+
+    def load(self, cfg: ExperimentConfig) -> Any:
+        from fathom.data.pointclouds import build_point_clouds
+
+        p = cfg.points
+        return build_point_clouds(
+            cfg.data.name,
+            data_dir=cfg.data.data_dir,
+            num_points=p.num_points,
+            num_scenes=p.num_scenes,
+            test_area=p.test_area,
+            seed=cfg.seed,
+        )
+
+    def data_key(self, cfg: ExperimentConfig) -> tuple[Any, ...]:
+        return (
+            *super().data_key(cfg),
+            cfg.points.num_points,
+            cfg.points.num_scenes,
+            cfg.points.test_area,
+        )
+
+    def describe(self, data: Any) -> dict[str, Any]:
+        return {
+            "name": data.name,
+            "num_classes": data.num_classes,
+            "num_features": data.in_channels,
+            "class_names": list(data.class_names),
+            **{split: len(getattr(data, split)) for split in SPLITS},
+            "points_per_cloud": int(data.train[0].num_nodes) if data.train else 0,
+        }
+
+    def size(self, cfg: ExperimentConfig, described: dict[str, Any]) -> str:
+        return (
+            f"{described['train']}/{described['val']}/{described['test']} clouds of "
+            f"{described['points_per_cloud']} points, k {cfg.points.k}, "
+            f"memory {cfg.model.memory}"
+        )
+
+    def summary_lines(self, cfg: ExperimentConfig, result: Any) -> list[str]:
+        per_class = per_class_iou(result.runs)
+        if not per_class:
+            return []
+        return [
+            "test IoU per class (mean over runs, %): "
+            + ", ".join(f"{name} {100 * iou:.1f}" for name, iou in per_class.items())
+        ]
+
+    def plan(self, cfg: ExperimentConfig, data: Any) -> Iterator[FitPlan]:
+        """One DeepGCN trained with :class:`Segmentation` (``train.batch_size`` clouds per
+        batch, shuffled by a generator seeded with ``cfg.seed``).
+
+        Raises:
+            DataError: a split of ``data`` has no clouds.
+        """
+        for split in SPLITS:
+            if not getattr(data, split):
+                raise DataError(f"point-cloud dataset {data.name!r} has no {split} clouds")
+        yield FitPlan(
+            seed=cfg.seed,
+            data=data,
+            in_channels=data.in_channels,
+            out_channels=data.num_classes,
+            objective=Segmentation(
+                data.num_classes,
+                data.class_names,
+                cfg.train.batch_size,
+                seed=cfg.seed,
+                label_smoothing=cfg.train.label_smoothing,
+            ),
+            head=cfg.points.head(),
+        )
+
+
+def per_class_iou(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Each class's test IoU averaged over the runs that scored it."""
+    prefix = "test_iou_"
+    names = dict.fromkeys(k for r in runs for k in r if k.startswith(prefix))
+    return {
+        name.removeprefix(prefix): statistics.fmean(r[name] for r in runs if name in r)
+        for name in names
+    }
+
+
+TASKS.add("segmentation", SegmentationTask())

@@ -15,13 +15,14 @@ __all__ = ["EarlyStopping", "LayerDiagnostics", "layer_series"]
 class EarlyStopping:
     """Tracks the best epoch by ``monitor`` and keeps a copy of the model's weights there.
 
-    ``val_loss``: lower is better; any other metric (``val_acc``, ``val_auc``, ``val_ap``,
-    ``val_miou``):
-    higher is better, ties broken by lower ``val_loss``. :meth:`step` returns True when
-    ``patience`` epochs passed without improvement (``patience=0`` never stops).
+    ``val_loss`` and ``loss`` (the training loss, for self-supervised objectives): lower is
+    better; any other metric (``val_acc``, ``val_auc``, ``val_ap``, ``val_miou``): higher is
+    better, ties broken by lower ``val_loss``. :meth:`step` (= :meth:`update`, then
+    :meth:`should_stop`) returns True when ``patience`` epochs passed without improvement
+    (``patience=0`` never stops).
     """
 
-    MONITORS = ("val_acc", "val_loss", "val_auc", "val_ap", "val_miou")
+    MONITORS = ("val_acc", "val_loss", "val_auc", "val_ap", "val_miou", "loss")
 
     def __init__(self, monitor: str = "val_acc", patience: int = 100) -> None:
         if monitor not in self.MONITORS:
@@ -35,8 +36,8 @@ class EarlyStopping:
         if self.best_metrics is None:
             return True
         b = self.best_metrics
-        if self.monitor == "val_loss":
-            return m["val_loss"] < b["val_loss"]
+        if self.monitor in ("val_loss", "loss"):
+            return m[self.monitor] < b[self.monitor]
         key = self.monitor
         return m[key] > b[key] or (
             m[key] == b[key] and m.get("val_loss", 0.0) < b.get("val_loss", 0.0)
@@ -44,9 +45,17 @@ class EarlyStopping:
 
     def step(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> bool:
         """Record ``metrics`` of ``epoch``; return True when training should stop."""
+        self.update(epoch, metrics, model)
+        return self.should_stop(epoch)
+
+    def update(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> None:
+        """Keep ``model``'s weights if ``metrics`` (all finite) beat the best so far."""
         if all(math.isfinite(v) for v in metrics.values()) and self._better(metrics):
             self.best_epoch, self.best_metrics = epoch, dict(metrics)
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def should_stop(self, epoch: int) -> bool:
+        """Whether ``patience`` epochs have passed since the best one (never for 0)."""
         return self.patience > 0 and epoch - self.best_epoch >= self.patience
 
     def restore(self, model: nn.Module) -> None:

@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from torch_geometric.data import Data
+from torch import nn
 
 from fathom.config import TrainConfig
 from fathom.errors import ConfigError
 from fathom.models.deep_gnn import DeepGNN
-from fathom.train.loop import EpochCallback, FitResult, Task, fit
+from fathom.train.loop import EpochCallback, FitResult, Objective, fit
 
 __all__ = ["fit_layerwise"]
 
 
 def fit_layerwise(
-    model: DeepGNN,
-    task: Task,
-    data: Data,
+    model: nn.Module,
+    task: Objective,
+    data: Any,
     cfg: TrainConfig,
     callbacks: Sequence[EpochCallback] = (),
 ) -> FitResult:
     """Train ``model`` greedily, ``cfg.layerwise`` blocks at a time.
 
-    Stage ``s`` activates the first ``s * cfg.layerwise`` blocks, freezes the blocks trained
+    ``model`` is a :class:`~fathom.models.deep_gnn.DeepGNN` or holds one (a graph
+    classifier's node stack, a link model's encoder): its blocks are grown. Stage ``s``
+    activates the first ``s * cfg.layerwise`` blocks, freezes the blocks trained
     in earlier stages (and the encoder after the first stage) and trains the new blocks and
     the head with :func:`~fathom.train.loop.fit` (``cfg.epochs`` epochs, early stopping per
     stage), in the spirit of layer-wise pre-training (Bengio et al., NeurIPS 2006) applied to
@@ -31,6 +34,14 @@ def fit_layerwise(
     follow train mode. The result has the final stage's metrics and every stage's history, each
     record tagged with its ``stage``.
     """
+    root = model
+    found = [m for m in model.modules() if isinstance(m, DeepGNN)]
+    if not found:
+        raise ConfigError(
+            "train.layerwise needs a block stack (model.arch 'deep') to grow, got a "
+            f"{type(model).__name__}"
+        )
+    model = found[0]  # the block stack inside a graph classifier or a link model
     step = cfg.layerwise
     if step < 1:
         raise ConfigError(f"train.layerwise must be >= 1 for layer-wise training, got {step}")
@@ -51,16 +62,16 @@ def fit_layerwise(
         if model.encoder is not None:
             model.encoder.requires_grad_(stage == 1)
         model.active_blocks = active
-        result = fit(model, task, data, cfg, callbacks)
+        result = fit(root, task, data, cfg, callbacks)
         history.extend({**r, "stage": float(stage)} for r in result.history)
         total_time += result.time_s
         total_epochs += result.epochs
         if result.status != "done":
             break
-    model.requires_grad_(True)
+    root.requires_grad_(True)
     model.active_blocks = None if result is None or result.status == "done" else active
     if result is None:  # no blocks: a single stage trains the head alone
-        return fit(model, task, data, cfg, callbacks)
+        return fit(root, task, data, cfg, callbacks)
     result.history = history
     result.time_s = total_time
     result.epochs = total_epochs

@@ -1,44 +1,97 @@
-"""A model-agnostic full-batch training loop: ``fit`` = epochs of ``loss -> step -> evaluate``."""
+"""One model-agnostic training loop for every task: ``fit`` = epochs of ``batches -> loss ->
+step``, then ``evaluate``, with early stopping on the best checkpoint.
+
+Full-batch training is an objective whose :meth:`Objective.batches` yields the one graph;
+graph classification and segmentation yield their shuffled mini-batches. Each batch is moved
+to the model's device as it is used; nothing is copied back to the CPU inside an epoch but the
+scalars the history records.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Data
 
 from fathom.config import TrainConfig
 from fathom.train.callbacks import EarlyStopping
 from fathom.train.optim import build_optimizer
 
-__all__ = ["FitResult", "Task", "fit", "resolve_monitor"]
+__all__ = [
+    "EpochCallback",
+    "FitResult",
+    "Objective",
+    "autocast",
+    "fit",
+    "full_batch",
+    "model_device",
+    "resolve_monitor",
+    "to_device",
+]
 
 
-class Task(Protocol):
+class Objective(Protocol):
     """What ``fit`` needs from a task.
 
-    ``loss`` is one full-batch training loss (``fit`` takes the optimiser step). A task that
-    trains in mini-batches defines ``train_epoch(model, data, optimizer) -> float`` instead:
-    it takes its own steps over one epoch and returns the mean training loss (``nan`` if any
-    batch diverged). ``default_monitor`` (optional) names the validation metric that
-    ``monitor: auto`` resolves to (``val_acc`` if absent).
+    ``loss(model, batch)`` is one training loss (``fit`` takes the optimiser step);
+    ``evaluate(model, data)`` returns the epoch's validation / test metrics (eval mode is the
+    objective's business). Optional attributes and methods:
+
+    - ``batches(data) -> Iterable[(batch, weight)]``: one epoch's training batches and their
+      weights in the epoch's mean loss (default: :func:`full_batch`, the whole ``data`` once);
+    - ``default_monitor``: what ``monitor: auto`` resolves to (``val_acc`` if absent);
+    - ``select_on``: a monitor the objective always selects on, whatever ``monitor`` says
+      (DGI: ``loss``, its training loss, snapshotting the weights *before* the step that
+      follows, as they are the ones that scored it);
+    - ``final_metrics(model, data) -> dict``: the run's metrics, computed once from the
+      restored best model instead of the best epoch's record (DGI's linear probe).
     """
 
-    def loss(self, model: nn.Module, data: Data) -> Tensor: ...
+    def loss(self, model: nn.Module, batch: Any) -> Tensor: ...
 
-    def evaluate(self, model: nn.Module, data: Data) -> dict[str, float]: ...
+    def evaluate(self, model: nn.Module, data: Any) -> dict[str, float]: ...
+
+
+def full_batch(data: Any) -> Iterator[tuple[Any, float]]:
+    """The loader of full-batch training: ``data`` once, weight 1."""
+    yield data, 1.0
 
 
 def resolve_monitor(monitor: str, task: object) -> str:
-    """``monitor``, or for ``auto`` the task's ``default_monitor`` (``val_acc`` if none)."""
+    """The objective's ``select_on`` if it has one; else ``monitor``, or for ``auto`` the
+    objective's ``default_monitor`` (``val_acc`` if none)."""
+    fixed = getattr(task, "select_on", None)
+    if fixed is not None:
+        return str(fixed)
     if monitor != "auto":
         return monitor
     return str(getattr(task, "default_monitor", "val_acc"))
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (CPU for a model without parameters)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch.to(device)`` for tensors and PyG ``Data`` / ``Batch`` (a no-op when already
+    there); anything else (lists of graphs, split objects) is returned as it is."""
+    move = getattr(batch, "to", None)
+    return move(device) if callable(move) else batch
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast on CUDA for ``precision == "bf16"``; otherwise a no-op context."""
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 @dataclass
@@ -81,19 +134,24 @@ EpochCallback = Callable[[dict[str, float]], None]
 
 def fit(
     model: nn.Module,
-    task: Task,
-    data: Data,
+    task: Objective,
+    data: Any,
     cfg: TrainConfig,
     callbacks: Sequence[EpochCallback] = (),
 ) -> FitResult:
     """Train ``model`` on ``data`` for up to ``cfg.epochs`` epochs with early stopping.
 
-    Each epoch: one optimiser step on ``task.loss`` (or the task's own mini-batch
-    ``train_epoch``), then ``task.evaluate`` (eval mode); the record ``{epoch, loss,
-    **metrics}`` is appended to the history and passed to each callback. With
-    ``cfg.lr_decay_every`` the learning rate is multiplied by ``cfg.lr_decay`` every that many
-    epochs. A non-finite training loss stops the run as ``diverged at epoch N``; the best
+    Each epoch: one optimiser step per batch of ``task.batches(data)`` (one batch, the whole
+    graph, for full-batch tasks) on ``task.loss``; the epoch's loss is the weighted mean of
+    its batches' losses. Then ``task.evaluate``; the record ``{epoch, loss, **metrics}`` is
+    appended to the history and passed to each callback. With ``cfg.lr_decay_every`` the
+    learning rate is multiplied by ``cfg.lr_decay`` every that many epochs. A non-finite
+    batch loss stops the run as ``diverged at epoch N`` (no step is taken on it); the best
     checkpoint before it (if any) is restored and its metrics reported.
+
+    Batches are moved to the model's device (:func:`to_device`); the caller puts the model
+    (and full-batch data) there. ``cfg.precision == "bf16"`` runs the losses under bfloat16
+    autocast on CUDA.
     """
     optimizer = build_optimizer(model, cfg)
     scheduler = (
@@ -102,35 +160,51 @@ def fit(
         else None
     )
     stopper = EarlyStopping(resolve_monitor(cfg.monitor, task), cfg.patience)
-    train_epoch = getattr(task, "train_epoch", None)
+    select_before_step = getattr(task, "select_on", None) is not None
+    batches: Callable[[Any], Iterable[tuple[Any, float]]] = getattr(task, "batches", full_batch)
+    device = model_device(model)
     history: list[dict[str, float]] = []
     status, message, epoch = "done", "", 0
     start = time.perf_counter()
     model.train()
     for epoch in range(1, cfg.epochs + 1):
-        if train_epoch is not None:
-            loss_value = float(train_epoch(model, data, optimizer))
-        else:
+        total, count = 0.0, 0.0
+        for batch, weight in batches(data):
             optimizer.zero_grad(set_to_none=True)
-            loss = task.loss(model, data)
-            loss_value = loss.item()
-            if math.isfinite(loss_value):
-                loss.backward()
-                optimizer.step()
+            with autocast(device, cfg.precision):
+                loss = task.loss(model, to_device(batch, device))
+            value = loss.item()
+            if not math.isfinite(value):
+                total, count = value, 1.0
+                break
+            if select_before_step:
+                stopper.update(epoch, {"epoch": float(epoch), "loss": value}, model)
+            loss.backward()
+            optimizer.step()
+            total += value * weight
+            count += weight
+        loss_value = total / max(count, 1)
         if not math.isfinite(loss_value):
             status, message = "diverged", f"diverged at epoch {epoch} (training loss {loss_value})"
             break
         if scheduler is not None:
             scheduler.step()
-        record = {"epoch": float(epoch), "loss": loss_value, **task.evaluate(model, data)}
+        with autocast(device, cfg.precision):
+            metrics = task.evaluate(model, data)
+        record = {"epoch": float(epoch), "loss": loss_value, **metrics}
         history.append(record)
         for callback in callbacks:
             callback(record)
-        if stopper.step(epoch, record, model):
+        if not select_before_step:
+            stopper.update(epoch, record, model)
+        if stopper.should_stop(epoch):
             break
     elapsed = time.perf_counter() - start
     stopper.restore(model)
     metrics = {k: v for k, v in (stopper.best_metrics or {}).items() if k not in ("epoch", "loss")}
+    final = getattr(task, "final_metrics", None)
+    if final is not None and stopper.best_metrics is not None:
+        metrics = final(model, data)
     if stopper.best_metrics is None and status == "done":
         status, message = "diverged", f"diverged at epoch {epoch} (non-finite validation metrics)"
     return FitResult(

@@ -1,0 +1,62 @@
+"""The one place a device is chosen: ``--device auto|cpu|cuda|cuda:N`` (``device:`` in YAML)."""
+
+from __future__ import annotations
+
+import torch
+
+from fathom.errors import ConfigError
+
+__all__ = ["describe_device", "resolve_device", "set_threads"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of ``name``: ``auto`` is CUDA when available, else the CPU.
+
+    Raises:
+        ConfigError: ``cuda`` / ``cuda:N`` on a machine without CUDA, or a device index the
+            machine does not have (checked before any data is loaded or model built).
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            f"device (--device) must be auto, cpu, cuda or cuda:N, got {name!r}"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device (--device) {name!r} is not available: this machine has no CUDA device "
+                "(use --device cpu or auto)"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"device (--device) {name!r} is not available: this machine has {count} CUDA "
+                f"device(s), cuda:0 … cuda:{count - 1}"
+            )
+    elif device.type != "cpu":
+        raise ConfigError(f"device (--device) must be auto, cpu, cuda or cuda:N, got {name!r}")
+    return device
+
+
+def describe_device(device: torch.device) -> dict[str, object]:
+    """What the results store records of where a run executed: device, GPU name, threads."""
+    out: dict[str, object] = {"device": str(device), "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+    return out
+
+
+def set_threads(threads: int | None) -> None:
+    """Set torch's intra-op threads (``--threads N``); ``None`` leaves torch's default.
+
+    Raises:
+        ConfigError: ``threads < 1``.
+    """
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
