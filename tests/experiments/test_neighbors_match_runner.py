@@ -1,4 +1,5 @@
-"""Tests of fathom.experiments.neighbors_match (Tree-NeighborsMatch runner and report)."""
+"""Tests of fathom.experiments.neighbors_match (the Tree-NeighborsMatch runner; its report is
+tested in tests/report/test_neighbors_match.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,8 @@ from fathom.experiments.neighbors_match import (
     OFFICIAL_SETTINGS,
     PUBLISHED,
     NeighborsMatchNet,
-    neighbors_match_table,
     run_neighbors_match,
     train_neighbors_match,
-    write_neighbors_match_report,
 )
 
 # r = 2 is easy: a larger step and full batches solve it in a few hundred steps
@@ -109,27 +108,9 @@ def test_bad_net_and_run_arguments() -> None:
         run_neighbors_match(["gcn", "sage"], [2])
     with pytest.raises(ConfigError, match="radius"):
         run_neighbors_match(["gcn"], [2, 10])
-    with pytest.raises(ConfigError, match="no Tree-NeighborsMatch rows"):
-        write_neighbors_match_report([], "unused")
 
 
-def test_table_formats_ours_and_published() -> None:
-    rows = [
-        {"model": "gcn", "radius": 2, "train_acc": 0.98, "seed": 0},
-        {"model": "gcn", "radius": 2, "train_acc": 0.5, "seed": 1},
-        {"model": "gin", "radius": 7, "train_acc": 0.1234, "seed": 0},
-    ]
-    table = neighbors_match_table(rows)
-    lines = table.strip().splitlines()
-    assert lines[0] == "| model | r=2 | r=7 |"
-    assert lines[2] == "| GCN | 0.98 (pub 1.00) | – (pub 0.09) |"  # best of two seeds
-    assert lines[3] == "| GIN | – (pub 1.00) | 0.12 (pub –) |"
-    # no run and no published value (GIN at r = 8): a bare dash
-    other = [rows[2], {"model": "gcn", "radius": 8, "train_acc": 0.1, "seed": 0}]
-    assert neighbors_match_table(other).splitlines()[3] == "| GIN | 0.12 (pub –) | – |"
-
-
-def test_run_and_report(tmp_path: Path) -> None:
+def test_run_writes_its_rows_after_each_run(tmp_path: Path) -> None:
     messages: list[str] = []
     json_path = tmp_path / "partial.json"
     rows = run_neighbors_match(
@@ -152,18 +133,7 @@ def test_run_and_report(tmp_path: Path) -> None:
     assert all(r["published"] == 1.0 and r["num_examples"] == 40 for r in rows)
     assert any(m.startswith("done gcn r=3") for m in messages)
     assert any("train acc" in m and "epoch 1:" in m for m in messages)
-    assert len(json.loads(json_path.read_text())["rows"]) == 4
-
-    paths = write_neighbors_match_report(rows, tmp_path / "report")
-    assert [p.name for p in paths] == [
-        "neighbors-match.md",
-        "neighbors-match.json",
-        "neighbors-match.png",
-    ]
-    md = paths[0].read_text()
-    assert "(pub 1.00)" in md and "| GGNN |" in md and "Figure 3" in md
-    saved = json.loads(paths[1].read_text())
-    assert saved["metric"] == "train_acc" and len(saved["rows"]) == 4
-    assert {"model": "gcn", "radius": 8, "train_acc": 0.08} in saved["published"]
-    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list((tmp_path / "report").glob(".*.tmp"))
+    saved = json.loads(json_path.read_text())
+    assert len(saved["rows"]) == 4
+    assert saved["task"] == "tree-neighbors-match" and "Figure 3" in saved["paper"]
+    assert {"model": "gin", "radius": 6, "train_acc": 0.2} in saved["published"]

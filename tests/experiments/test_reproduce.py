@@ -16,6 +16,7 @@ import pytest
 from fathom.config import ExperimentConfig, apply_overrides, config_hash, config_to_dict
 from fathom.errors import ConfigError
 from fathom.experiments import reproduce as rp
+from fathom.experiments.references import load_references
 from fathom.experiments.reproduce import (
     Cell,
     Published,
@@ -25,6 +26,9 @@ from fathom.experiments.reproduce import (
     within_tolerance,
 )
 from fathom.experiments.store import RunStore
+
+KIPF = "Kipf & Welling, ICLR 2017, Table 2"
+DROPEDGE = "Rong et al., DropEdge, ICLR 2020 (DropEdge/DropEdge README, semi-supervised table)"
 
 
 def _one(cells: list[Cell]) -> Cell:
@@ -94,7 +98,7 @@ def test_a_run_shared_by_two_suites_has_one_key() -> None:
 def test_planetoid_published_figure_only_at_the_published_depth() -> None:
     cell = _one(build_cells("planetoid", datasets=["cora"], models=["gcn"], seeds=2))
     assert (cell.suite, cell.model, cell.depth) == ("planetoid", "GCN", 2)
-    assert cell.published == Published(81.5, rp.KIPF)
+    assert cell.published == Published(81.5, KIPF)
     assert cell.configs[0].model.hidden == 16  # the gcn-cora preset
     same = _one(build_cells("planetoid", datasets=["cora"], models=["gcn"], depths=[2], seeds=1))
     assert same.published.value == 81.5
@@ -147,9 +151,19 @@ def test_depth_cells_models_and_notes() -> None:
     assert "BatchNorm" in by_key["resgcn-dropedge"].note
     assert "BatchNorm" in by_key["resgcn"].note
     assert by_key["gcn"].note == ""
-    assert by_key["resgcn-dropedge"].published.source == rp.DROPEDGE
+    assert by_key["resgcn-dropedge"].published.source == DROPEDGE
     assert by_key["gcnii"].published.source == rp.NOT_FOUND
     assert by_key["gcnii"].published.value is None  # GCNII at 4 layers: not published
+
+
+@pytest.mark.parametrize("suite", ["planetoid", "depth", "heterophily", "tu", "gae", "deepgcn"])
+def test_every_published_figure_reaches_its_cell(suite: str) -> None:
+    # the cells read their figures from presets/references/<suite>.yaml, none from code
+    for fig in load_references(suite).figures:
+        models = ["gin", "gin-paper"] if suite == "tu" else [fig.model]
+        depths = None if fig.depth is None else [fig.depth]
+        cells = build_cells(suite, datasets=[fig.dataset], models=models, depths=depths, seeds=1)
+        assert [c.published for c in cells] == [Published(fig.value, fig.source)] * len(models)
 
 
 def test_heterophily_cells_use_split_i_with_seed_i() -> None:
@@ -241,7 +255,7 @@ def test_suite_rows_read_the_store(filled: tuple[list[Cell], Path]) -> None:
     assert (gcn["n"], gcn["n_planned"], gcn["n_failed"], gcn["n_diverged"]) == (3, 3, 0, 0)
     assert gcn["published"] == 81.5
     assert gcn["diff"] == pytest.approx(0.5)
-    assert gcn["source"] == rp.KIPF
+    assert gcn["source"] == KIPF
     assert gcn["epochs_mean"] == pytest.approx(20.0)
     assert gcn["time_s_mean"] == pytest.approx(2.0)
     assert within_tolerance(gcn) is True

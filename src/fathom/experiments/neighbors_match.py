@@ -37,7 +37,6 @@ and ``time_limit_s`` (not in the official code) can end a run early.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -57,7 +56,8 @@ from fathom.data.neighbors_match import (
 )
 from fathom.data.splits import stratified_split_indices
 from fathom.errors import ConfigError
-from fathom.report.files import atomic_path
+from fathom.experiments.references import load_references
+from fathom.report.files import atomic_path  # a file utility (atomic writes), not reporting
 
 __all__ = [
     "ARCH_FLAGS",
@@ -65,10 +65,9 @@ __all__ = [
     "OFFICIAL_SETTINGS",
     "PUBLISHED",
     "NeighborsMatchNet",
-    "neighbors_match_table",
+    "results_document",
     "run_neighbors_match",
     "train_neighbors_match",
-    "write_neighbors_match_report",
 ]
 
 MODELS = ("gcn", "gin", "gat", "ggnn")
@@ -113,18 +112,15 @@ def _official_settings() -> dict[tuple[str, int], dict[str, int]]:
 OFFICIAL_SETTINGS: dict[tuple[str, int], dict[str, int]] = _official_settings()
 """``(model, radius) -> {"batch_size", "eval_every", "accum_grad"}`` of the run scripts."""
 
-_FIGURE_3: dict[str, tuple[float, ...]] = {
-    # radius 2, 3, 4, ... (GIN has no entry for r = 7, 8)
-    "ggnn": (1.0, 1.0, 1.0, 0.60, 0.38, 0.21, 0.16),
-    "gat": (1.0, 1.0, 1.0, 0.41, 0.21, 0.15, 0.11),
-    "gin": (1.0, 1.0, 0.77, 0.29, 0.20),
-    "gcn": (1.0, 1.0, 0.70, 0.19, 0.14, 0.09, 0.08),
-}
+_FIGURE_3 = load_references("neighbors-match")
 
 PUBLISHED: dict[tuple[str, int], float] = {
-    (model, MIN_RADIUS + i): acc for model, accs in _FIGURE_3.items() for i, acc in enumerate(accs)
+    (f.model, f.radius): f.value
+    for f in _FIGURE_3.figures
+    if f.radius is not None and f.value is not None
 }
-"""Training accuracy of Figure 3 / the official README (GIN has no r = 7, 8 entry)."""
+"""Training accuracy of Figure 3 / the official README, ``(model, radius) -> accuracy``
+(``presets/references/neighbors-match.yaml``; GIN has no r = 7, 8 entry)."""
 
 Progress = Callable[[str], None]
 
@@ -433,9 +429,21 @@ def train_neighbors_match(
     }
 
 
+def results_document(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON document of a run's rows (``neighbors-match.json``): the task, the paper, the
+    metric, the published values and ``rows``."""
+    return {
+        "task": "tree-neighbors-match",
+        "paper": _FIGURE_3.sources["figure-3"],
+        "metric": "train_acc",
+        "published": [{"model": m, "radius": r, "train_acc": v} for (m, r), v in PUBLISHED.items()],
+        "rows": list(rows),
+    }
+
+
 def _write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_report_json(rows), indent=2) + "\n")
+        tmp.write_text(json.dumps(results_document(rows), indent=2) + "\n")
     return Path(path)
 
 
@@ -493,171 +501,3 @@ def run_neighbors_match(
                 if json_path is not None:
                     _write_rows(json_path, rows)
     return rows
-
-
-def _best_by_cell(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    """The row with the highest training accuracy per (model, radius) (the paper's best of 2)."""
-    best: dict[tuple[str, int], dict[str, Any]] = {}
-    for row in rows:
-        key = (row["model"], row["radius"])
-        if key not in best or row["train_acc"] > best[key]["train_acc"]:
-            best[key] = row
-    return best
-
-
-def _order(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[int]]:
-    present = {r["model"] for r in rows}
-    models = [m for m in MODELS if m in present] + sorted(present - set(MODELS))
-    radii = sorted({int(r["radius"]) for r in rows})
-    return models, radii
-
-
-def neighbors_match_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Markdown table of training accuracy, models × radii, ours vs published.
-
-    Each cell is the best training accuracy over the cell's seeds (the paper reports the better
-    of two runs) followed by the Figure 3 value, e.g. ``0.98 (pub 1.00)``; ``–`` marks a missing
-    run or published value.
-    """
-    models, radii = _order(rows)
-    best = _best_by_cell(rows)
-    header = ["model", *[f"r={r}" for r in radii]]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---"] + ["---:"] * len(radii)) + "|",
-    ]
-    for m in models:
-        cells = []
-        for r in radii:
-            row = best.get((m, r))
-            pub = PUBLISHED.get((m, r))
-            if row is None and pub is None:
-                cells.append("–")
-                continue
-            ours = "–" if row is None else f"{row['train_acc']:.2f}"
-            cells.append(f"{ours} (pub {'–' if pub is None else f'{pub:.2f}'})")
-        lines.append("| " + " | ".join([m.upper(), *cells]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _runs_table(rows: Sequence[dict[str, Any]]) -> str:
-    header = (
-        "| model | r | layers | seed | train acc | test acc | published | epochs | best epoch "
-        "| stop | examples | batch | time (s) |"
-    )
-    lines = [header, "|:---|---:|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|---:|"]
-    for row in sorted(rows, key=lambda r: (MODELS.index(r["model"]), r["radius"], r["seed"])):
-        pub = row.get("published", PUBLISHED.get((row["model"], row["radius"])))
-        batch = row.get("batch_size", "")
-        if row.get("accum_grad", 1) > 1:
-            batch = f"{batch}×{row['accum_grad']}"
-        lines.append(
-            f"| {row['model'].upper()} | {row['radius']} | {row['depth']} | {row['seed']} "
-            f"| {row['train_acc']:.4f} | {row['test_acc']:.4f} "
-            f"| {'–' if pub is None else f'{pub:.2f}'} | {row['epochs']} "
-            f"| {row.get('best_epoch', '')} | {row.get('stop_reason', '')} "
-            f"| {row['num_examples']} | {batch} | {row['time_s']:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _report_json(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "task": "tree-neighbors-match",
-        "paper": "Alon & Yahav, On the Bottleneck of Graph Neural Networks and its Practical "
-        "Implications, ICLR 2021 (Figure 3)",
-        "metric": "train_acc",
-        "published": [{"model": m, "radius": r, "train_acc": v} for (m, r), v in PUBLISHED.items()],
-        "rows": list(rows),
-    }
-
-
-def _plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    models, radii = _order(rows)
-    best = _best_by_cell(rows)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    try:
-        for m in models:
-            pts = [(r, best[(m, r)]["train_acc"]) for r in radii if (m, r) in best]
-            (line,) = ax.plot([r for r, _ in pts], [v for _, v in pts], marker="o", label=m.upper())
-            pub = [
-                (r, PUBLISHED[(m, r)])
-                for r in range(MIN_RADIUS, MAX_RADIUS + 1)
-                if (m, r) in PUBLISHED and min(radii) <= r <= max(radii)
-            ]
-            if pub:
-                ax.plot(
-                    [r for r, _ in pub],
-                    [v for _, v in pub],
-                    linestyle="--",
-                    marker="x",
-                    color=line.get_color(),
-                    alpha=0.8,
-                )
-        ax.plot([], [], linestyle="--", marker="x", color="grey", label="published (Fig. 3)")
-        ax.plot(
-            radii, [2.0**-r for r in radii], color="grey", linestyle=":", label="chance (1/2^r)"
-        )
-        ax.set_xticks(radii, [str(r) for r in radii])
-        ax.set_xlabel("problem radius r (tree depth; r + 1 GNN layers)")
-        ax.set_ylabel("training accuracy")
-        ax.set_ylim(0, 1.02)
-        ax.set_title("Tree-NeighborsMatch: training accuracy vs radius")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return path
-
-
-def write_neighbors_match_report(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> list[Path]:
-    """Write ``neighbors-match.md``, ``neighbors-match.json`` and ``neighbors-match.png``.
-
-    The Markdown holds the models × radii table (:func:`neighbors_match_table`) and one line per
-    run; the JSON the rows and the published values; the plot training accuracy against radius,
-    one line per model, published values dashed in the same colour. Files are written
-    atomically.
-
-    Returns:
-        The three paths written.
-    """
-    if not rows:
-        raise ConfigError("no Tree-NeighborsMatch rows to report")
-    out = Path(out_dir)
-    md_path = out / "neighbors-match.md"
-    json_path = out / "neighbors-match.json"
-    png_path = out / "neighbors-match.png"
-    n_seeds = max(
-        sum(1 for r in rows if (r["model"], r["radius"]) == key) for key in _best_by_cell(rows)
-    )
-    seeds_note = (
-        "one run per cell"
-        if n_seeds == 1
-        else f"best of up to {n_seeds} seeds per cell, as the paper reports the better of two"
-    )
-    total_time = sum(float(r["time_s"]) for r in rows)
-    text = (
-        "# Tree-NeighborsMatch (Alon & Yahav, ICLR 2021, Figure 3)\n\n"
-        "Training accuracy against problem radius r (a complete binary tree of depth r, "
-        "r + 1 GNN layers): the root must return the value of the leaf whose key matches its "
-        f"own; chance is 1/2^r. Cells: ours ({seeds_note}) and the published value.\n\n"
-        + neighbors_match_table(rows)
-        + "\n## Runs\n\n"
-        + _runs_table(rows)
-        + f"\nTotal training time: {total_time:.1f} s"
-        + (f" ({math.ceil(total_time / 60)} min)." if total_time >= 60 else ".")
-        + "\n"
-    )
-    with atomic_path(md_path) as tmp:
-        tmp.write_text(text)
-    _write_rows(json_path, rows)
-    _plot(rows, png_path)
-    return [md_path, json_path, png_path]

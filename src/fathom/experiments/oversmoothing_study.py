@@ -5,16 +5,14 @@ graph: the per-layer metrics of the freshly initialised model and of the trained
 (:func:`fathom.diagnostics.diagnose.energy_decay_rate` fits the per-layer decay rate), plus
 its accuracy. What Rusch, Bronstein and Mishra (2023) call the defining symptom — the energy
 of a plain GCN decays exponentially with depth while remedies keep it bounded away from 0 —
-is then visible in one plot and one table.
+is then visible in one plot and one table (drawn by :mod:`fathom.report.oversmoothing`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from torch_geometric.data import Data
@@ -23,15 +21,8 @@ from fathom.config import ExperimentConfig, with_seed
 from fathom.diagnostics.diagnose import energy_decay_rate
 from fathom.diagnostics.probes import probe_layers
 from fathom.errors import ConfigError
-from fathom.report.files import atomic_path
 
-__all__ = [
-    "STUDY_MODELS",
-    "energy_study",
-    "energy_study_markdown",
-    "study_config",
-    "write_energy_study",
-]
+__all__ = ["STUDY_MODELS", "energy_study", "study_config"]
 
 EXACT: dict[str, Any] = {"max_nodes": None, "max_edges": None}
 """Probe settings: every node and edge measured (no sampling)."""
@@ -126,104 +117,3 @@ def energy_study(
             }
         )
     return rows
-
-
-def _last_hidden(records: Sequence[dict[str, Any]], key: str) -> float:
-    hidden = records[1:-1] or records
-    return float(hidden[-1].get(key, math.nan))
-
-
-def energy_study_markdown(
-    rows: Sequence[dict[str, Any]], *, dataset: str, command: str = ""
-) -> str:
-    """A Markdown table: fitted energy decay rate per layer (untrained, trained), energy and
-    effective rank at the first and last hidden layer, accuracy."""
-    lines = [f"# Over-smoothing on {dataset}: Dirichlet energy by layer", ""]
-    if command:
-        lines += [f"Command: `{command}`", ""]
-    lines += [
-        "Decay rate r: least-squares fit of ln E_l = a - r l over the hidden layers "
-        "(E_l ∝ e^(-r l); 0 = level). E = Dirichlet energy (Rusch et al. 2023), "
-        "E/‖X‖² = normalised energy (Rayleigh quotient), eff. rank = effective rank of X_l. "
-        "'last' = the last hidden layer.",
-        "",
-        "| model | depth | r untrained | r trained | E layer 1 → last (trained) "
-        "| E/‖X‖² last (trained) | eff. rank last (init / trained) | train acc | test acc |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-
-    def rate(d: dict[str, Any]) -> str:
-        return "–" if math.isnan(d["rate"]) else f"{d['rate']:.3f} (R² {d['r2']:.2f})"
-
-    for r in rows:
-        t = r["trained"]
-        first, last = t[1]["dirichlet_energy"], _last_hidden(t, "dirichlet_energy")
-        ranks = (_last_hidden(r["untrained"], "effective_rank"), _last_hidden(t, "effective_rank"))
-        accs = (100 * (r["train_acc"] or math.nan), 100 * (r["test_acc"] or math.nan))
-        lines.append(
-            f"| {r['model']} | {r['depth']} | {rate(r['untrained_decay'])} "
-            f"| {rate(r['trained_decay'])} | {first:.3g} → {last:.3g} "
-            f"| {_last_hidden(t, 'normalized_energy'):.3g} | {ranks[0]:.1f} / {ranks[1]:.1f} "
-            f"| {accs[0]:.1f} | {accs[1]:.1f} |"
-        )
-    lines += [
-        "",
-        "![energy by layer](oversmoothing-energy.png)",
-        "",
-        "![normalised energy by layer](oversmoothing-normalized-energy.png)",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def write_energy_study(
-    rows: Sequence[dict[str, Any]], out_dir: str | Path, *, dataset: str, command: str = ""
-) -> list[Path]:
-    """``oversmoothing.md``, ``oversmoothing.json`` and the energy-by-layer plots (one colour
-    per model; untrained dashed, labelled ``(init)``) into ``out_dir``."""
-    from fathom.diagnostics.plots import plot_layer_metric
-    from fathom.report.files import write_json
-
-    out = Path(out_dir)
-    paths = []
-    for metric, fname, title in (
-        ("dirichlet_energy", "oversmoothing-energy.png", f"{dataset}: Dirichlet energy by layer"),
-        (
-            "normalized_energy",
-            "oversmoothing-normalized-energy.png",
-            f"{dataset}: normalised energy by layer",
-        ),
-    ):
-        series: dict[str, list[float]] = {}
-        fits: dict[str, float] = {}
-        colors: dict[str, str] = {}
-        dashed: list[str] = []
-        for i, r in enumerate(rows):
-            for stage in ("untrained", "trained"):
-                label = f"{r['model']} ({'init' if stage == 'untrained' else 'trained'})"
-                series[label] = [x.get(metric, math.nan) for x in r[stage]]
-                colors[label] = f"C{i % 10}"
-                if stage == "untrained":
-                    dashed.append(label)
-                if metric == "dirichlet_energy" and not math.isnan(r[f"{stage}_decay"]["rate"]):
-                    fits[label] = r[f"{stage}_decay"]["rate"]
-        paths.append(
-            plot_layer_metric(
-                series,
-                out / fname,
-                metric=metric,
-                title=title,
-                fits=fits,
-                dashed=dashed,
-                colors=colors,
-            )
-        )
-    md = out / "oversmoothing.md"
-    with atomic_path(md) as tmp:
-        tmp.write_text(energy_study_markdown(rows, dataset=dataset, command=command))
-    paths.append(md)
-    paths.append(
-        write_json(
-            out / "oversmoothing.json", {"dataset": dataset, "command": command, "rows": list(rows)}
-        )
-    )
-    return paths

@@ -2,7 +2,8 @@
 
 A suite is a list of :class:`Cell`\\ s (model × dataset × depth), each with the single-seed
 configs to run (built from the shipped presets, see :mod:`fathom.models.presets`) and the
-published figure it is compared with, with its source. :func:`run_suite` registers every
+published figure it is compared with, with its source (read from the suite's references file,
+:mod:`fathom.experiments.references`). :func:`run_suite` registers every
 run in a results store under the sweep ``reproduce-<suite>`` and runs what the store lacks
 (so an interrupted reproduction resumes), then :func:`suite_rows` reads the store back into
 one row per cell: ``ours_mean ± ours_std`` over seeds (or splits), ``published``, ``diff``.
@@ -18,6 +19,7 @@ from typing import Any
 
 from fathom.config import ExperimentConfig, apply_overrides, config_hash, with_seed
 from fathom.errors import ConfigError
+from fathom.experiments.references import Figure, load_references
 from fathom.experiments.store import RunStore
 from fathom.experiments.sweep import ProgressCallback, SweepSummary, run_configs
 from fathom.models.presets import load_preset
@@ -41,7 +43,9 @@ TOLERANCE = 3.0
 
 @dataclass(frozen=True)
 class Published:
-    """A published figure (test accuracy, %) and where it comes from."""
+    """The published figure a cell compares with (test accuracy, %) and where it comes from
+    (a :class:`~fathom.experiments.references.Figure`'s value and source, or why there is
+    none)."""
 
     value: float | None
     source: str
@@ -96,119 +100,13 @@ class Suite:
 
 # --------------------------------------------------------------------------- published
 
-KIPF = "Kipf & Welling, ICLR 2017, Table 2"
-GAT = "Veličković et al., ICLR 2018, Table 2"
-SGC = "Wu et al., ICML 2019 (Tiiiger/SGC README)"
-BOT = "Chen et al., Bag of Tricks, TPAMI 2022, Table 7 (VITA-Group/Deep_GCN_Benchmarking)"
-GCNII = "Chen et al., ICML 2020 (chennnM/GCNII README)"
-GCNII_STAR = "Chen et al., ICML 2020, Table 2 (GCNII*)"
-DROPEDGE = "Rong et al., DropEdge, ICLR 2020 (DropEdge/DropEdge README, semi-supervised table)"
-DGI = "Veličković et al., ICLR 2019, Table 2"
 NOT_FOUND = "not located in a public text"
+"""The source of a cell whose published figure is not in the suite's references file."""
 
-PLANETOID_PUBLISHED: dict[str, dict[str, Published]] = {
-    "gcn": {
-        "cora": Published(81.5, KIPF),
-        "citeseer": Published(70.3, KIPF),
-        "pubmed": Published(79.0, KIPF),
-    },
-    "gat": {
-        "cora": Published(83.0, GAT),
-        "citeseer": Published(72.5, GAT),
-        "pubmed": Published(None, NOT_FOUND),
-    },
-    "sgc": {
-        "cora": Published(81.0, SGC),
-        "citeseer": Published(71.9, SGC),
-        "pubmed": Published(78.9, SGC),
-    },
-    "appnp": {
-        "cora": Published(82.06, BOT + ", APPNP 2 layers"),
-        "citeseer": Published(71.67, BOT + ", APPNP 2 layers"),
-        "pubmed": Published(79.46, BOT + ", APPNP 2 layers"),
-    },
-    "gcnii": {
-        "cora": Published(85.5, GCNII),
-        "citeseer": Published(73.4, GCNII),
-        "pubmed": Published(80.3, GCNII),
-    },
-    "gcnii-star": {
-        "cora": Published(85.3, GCNII_STAR),
-        "citeseer": Published(73.2, GCNII_STAR),
-        "pubmed": Published(80.3, GCNII_STAR),
-    },
-    "jknet": {
-        "cora": Published(80.2, DROPEDGE + ", JKNet 4 layers"),
-        "citeseer": Published(68.7, DROPEDGE + ", JKNet 4 layers"),
-        "pubmed": Published(78.0, DROPEDGE + ", JKNet 4 layers"),
-    },
-    "dgi": {
-        "cora": Published(82.3, DGI),
-        "citeseer": Published(71.8, DGI),
-        "pubmed": Published(76.8, DGI),
-    },
-}
 
-_D = None  # a dash in the published table: the model was not run at that depth
-DEPTH_PUBLISHED: dict[str, dict[str, tuple[float | None, ...]]] = {
-    # DropEdge semi-supervised table, depths 2 / 4 / 8 / 16 / 32 / 64
-    "gcn": {
-        "cora": (81.1, 80.4, 69.5, 64.9, 60.3, 28.7),
-        "citeseer": (70.8, 67.6, 30.2, 18.3, 25.0, 20.0),
-        "pubmed": (79.0, 76.5, 61.2, 40.9, 22.4, 35.3),
-    },
-    "gcn-dropedge": {
-        "cora": (82.8, 82.0, 75.8, 75.7, 62.5, 49.5),
-        "citeseer": (72.3, 70.6, 61.4, 57.2, 41.6, 34.4),
-        "pubmed": (79.6, 79.4, 78.1, 78.5, 77.0, 61.5),
-    },
-    "resgcn": {
-        "cora": (_D, 78.8, 75.6, 72.2, 76.6, 61.1),
-        "citeseer": (_D, 70.5, 65.0, 66.5, 62.6, 22.1),
-        "pubmed": (_D, 78.6, 78.1, 75.5, 67.9, 66.9),
-    },
-    "resgcn-dropedge": {
-        "cora": (_D, 83.3, 82.8, 82.7, 81.1, 78.9),
-        "citeseer": (_D, 72.2, 71.6, 70.1, 70.0, 65.1),
-        "pubmed": (_D, 78.8, 78.9, 78.0, 78.2, 76.9),
-    },
-    "jknet": {
-        "cora": (_D, 80.2, 80.7, 80.2, 81.1, 71.5),
-        "citeseer": (_D, 68.7, 67.7, 69.8, 68.2, 63.4),
-        "pubmed": (_D, 78.0, 78.1, 72.6, 72.4, 74.5),
-    },
-    "jknet-dropedge": {
-        "cora": (_D, 83.3, 82.6, 83.0, 82.5, 83.2),
-        "citeseer": (_D, 72.6, 71.8, 72.6, 70.8, 72.2),
-        "pubmed": (_D, 78.7, 78.7, 79.1, 79.2, 78.9),
-    },
-    "incepgcn": {
-        "cora": (_D, 77.6, 76.5, 81.7, 81.7, 80.0),
-        "citeseer": (_D, 69.3, 68.4, 70.2, 68.0, 67.5),
-        "pubmed": (_D, 77.7, 77.9, 74.9, _D, _D),
-    },
-}
-# GCNII by depth: the unified benchmark's 2 / 16 / 32 layers; 64 layers on Cora from the
-# GCNII README (its best depth). The paper's own Table 3 was not located in a public text.
-GCNII_DEPTH: dict[str, dict[int, Published]] = {
-    "cora": {
-        2: Published(82.19, BOT),
-        16: Published(84.69, BOT),
-        32: Published(85.29, BOT),
-        64: Published(85.5, GCNII),
-    },
-    "citeseer": {2: Published(67.81, BOT), 16: Published(72.97, BOT), 32: Published(73.24, BOT)},
-    "pubmed": {2: Published(78.05, BOT), 16: Published(80.03, BOT), 32: Published(79.91, BOT)},
-}
-
-HETEROPHILY_PUBLISHED: dict[str, dict[str, Published]] = {
-    "gcnii": {
-        "cornell": Published(76.49, GCNII),
-        "texas": Published(77.84, GCNII),
-        "wisconsin": Published(81.57, GCNII),
-        "chameleon": Published(62.48, GCNII),
-    },
-}
+def _published(figure: Figure | None, missing: str = NOT_FOUND) -> Published:
+    """The figure a cell compares with (``missing`` as its source when there is none)."""
+    return Published(None, missing) if figure is None else Published(figure.value, figure.source)
 
 
 # --------------------------------------------------------------------------- cells
@@ -220,7 +118,7 @@ def _seeded(cfg: ExperimentConfig, seeds: int) -> tuple[ExperimentConfig, ...]:
 
 def _planetoid_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell | None:
     cfg = load_preset(f"{key}-{dataset}")
-    published = PLANETOID_PUBLISHED[key][dataset]
+    published = _published(load_references("planetoid").get(key, dataset))
     if depth is not None and depth != cfg.model.depth:
         published = Published(None, f"published at depth {cfg.model.depth} only")
         cfg = apply_overrides(cfg, {"model.depth": depth})
@@ -238,14 +136,16 @@ def _planetoid_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Ce
 def _depth_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell | None:
     assert depth is not None
     note = ""
+    references = load_references("depth")
+    figure = references.get(key, dataset, depth)
     if key == "gcnii":
         cfg = load_preset(f"gcnii-{dataset}")
-        published = GCNII_DEPTH.get(dataset, {}).get(depth, Published(None, NOT_FOUND))
+        published = _published(figure)
     else:
         cfg = load_preset(f"depth-{key}")
-        table = DEPTH_PUBLISHED.get(key, {}).get(dataset)
-        value = table[DEPTHS.index(depth)] if table is not None and depth in DEPTHS else None
-        published = Published(value, DROPEDGE if table is not None else NOT_FOUND)
+        # a depth outside DropEdge's table: no figure, but the table's row is still the source
+        row = references.select(key, dataset)
+        published = _published(figure, row[0].source if row else NOT_FOUND)
         if key in ("resgcn", "resgcn-dropedge"):
             note = "fathom adds BatchNorm after each conv (a bare residual diverges at depth)"
     cfg = apply_overrides(cfg, {"data.name": dataset, "model.depth": depth})
@@ -260,7 +160,7 @@ def _heterophily_cell(key: str, dataset: str, depth: int | None, seeds: int) -> 
     cfg = apply_overrides(preset, {"data.name": dataset})
     if depth is not None:
         cfg = apply_overrides(cfg, {"model.depth": depth})
-    published = HETEROPHILY_PUBLISHED.get(key, {}).get(dataset, Published(None, NOT_FOUND))
+    published = _published(load_references("heterophily").get(key, dataset))
     if depth is not None and key == "gcnii" and depth != preset.model.depth:
         published = Published(None, "published at the preset's depth only")
     # one run per Geom-GCN split: split i with seed i
@@ -300,17 +200,8 @@ DEPTH_MODELS = {
 }
 HETEROPHILY_MODELS = {"gcn": "GCN", "gcnii": "GCNII", "mlp": "MLP"}
 
-GIN_PAPER = "Xu et al., How Powerful are Graph Neural Networks?, ICLR 2019, Table 1 (GIN-0)"
-TU_PUBLISHED = {"mutag": Published(89.4, GIN_PAPER), "proteins": Published(76.2, GIN_PAPER)}
 TU_MODELS = {"gin": "GIN (inner validation)", "gin-paper": "GIN (paper's protocol)"}
 
-VGAE_PAPER = "Kipf & Welling, Variational Graph Auto-Encoders, NIPS BDL 2016, Table 1"
-GAE_PUBLISHED = {
-    "gae-auc": Published(91.0, VGAE_PAPER),
-    "gae-ap": Published(92.0, VGAE_PAPER),
-    "vgae-auc": Published(91.4, VGAE_PAPER),
-    "vgae-ap": Published(92.6, VGAE_PAPER),
-}
 GAE_MODELS = {
     "gae-auc": "GAE AUC",
     "gae-ap": "GAE AP",
@@ -323,7 +214,8 @@ def _tu_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell | No
     preset = load_preset(f"gin-{dataset}")
     cfg = preset if depth is None else apply_overrides(preset, {"model.depth": depth})
     paper = key == "gin-paper"
-    published = TU_PUBLISHED[dataset]
+    # the inner-validation and the paper's-protocol rows compare with the same GIN figure
+    published = _published(load_references("tu").get("gin", dataset))
     if cfg.model.depth != preset.model.depth:
         published = Published(None, "published at the preset's depth only")
     note = (
@@ -356,15 +248,12 @@ def _gae_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell | N
         dataset,
         cfg.model.depth,
         _seeded(cfg, seeds),
-        GAE_PUBLISHED[key],
+        _published(load_references("gae").get(key, dataset)),
         "each seed draws its own 85/5/10 edge split",
         metric=f"test_{metric}",
     )
 
 
-DEEPGCN = (
-    "Li et al., DeepGCNs, ICCV 2019 (lightaime/deep_gcns_torch, examples/sem_seg_dense README)"
-)
 DEEPGCN_MODELS = {
     "resgcn-28": "ResGCN-28",
     "plaingcn-28": "PlainGCN-28",
@@ -372,9 +261,6 @@ DEEPGCN_MODELS = {
     "resgcn-151": "ResGCN-151",
     "densegcn-28": "DenseGCN-28",
 }
-# S3DIS Area 5 (the PyTorch reference's figure); the 6-fold 60.0 needs all six areas held out
-# in turn, and the other models' Area-5 figures were not located in a public text.
-DEEPGCN_PUBLISHED = {("resgcn-28", "s3dis"): Published(52.11, DEEPGCN + ", S3DIS Area 5 mIoU")}
 
 
 def _deepgcn_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell | None:
@@ -385,9 +271,9 @@ def _deepgcn_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell
     if depth is not None:
         overrides["model.depth"] = depth
     cfg = apply_overrides(preset, overrides)
-    published = DEEPGCN_PUBLISHED.get(
-        (key, dataset),
-        Published(None, "synthetic scenes: no published figure" if dataset == "scenes" else ""),
+    published = _published(
+        load_references("deepgcn").get(key, dataset),
+        "synthetic scenes: no published figure" if dataset == "scenes" else "",
     )
     if cfg.model.depth != preset.model.depth:
         published = Published(None, "published at the preset's depth only")
