@@ -141,15 +141,15 @@ def test_layer_metric_energy_is_log_scaled_with_zeros_clipped_and_fits_in_legend
 
 def test_layer_metric_scale_choice(tmp_path: Path, figures: list[dict[str, Any]]) -> None:
     # a bounded metric with negatives: linear, no clipping
-    plot_layer_metric({"m": [0.5, -0.2, 0.1]}, tmp_path / "a.png", metric="cosine_similarity")
+    plot_layer_metric({"m": [0.5, -0.2, 0.1]}, tmp_path / "a.png", metric="mad_gap")
     # a non-energy spanning many decades: log
-    plot_layer_metric({"m": [1.0, 1e-4, 1e-8]}, tmp_path / "b.png", metric="feature_norm")
+    plot_layer_metric({"m": [1.0, 1e-4, 1e-8]}, tmp_path / "b.png", metric="norm")
     # log requested for an energy that is all zero: nothing to put on a log axis -> linear
     plot_layer_metric({"m": [0.0, 0.0]}, tmp_path / "c.png")
     plot_layer_metric({"m": [1.0, 2.0]}, tmp_path / "d.png", metric="mad", log_y=True)
     assert [f["yscale"] for f in figures] == ["linear", "log", "linear", "log"]
     assert figures[0]["lines"]["m"] == ([0, 1, 2], [0.5, -0.2, 0.1])
-    assert figures[0]["ylabel"] == "mean pairwise cosine similarity"
+    assert figures[0]["ylabel"] == "MADGap (remote minus neighbour MAD)"  # the metric's label
     assert "zeros" not in figures[1]["ylabel"]
     assert figures[2]["lines"]["m"][1] == [0.0, 0.0]
 

@@ -211,3 +211,15 @@ def test_normalized_energy_is_scale_free_and_matches_the_rayleigh_quotient() -> 
     assert normalized_dirichlet_energy(x, ei) == pytest.approx(expected)  # = 4/3
     assert normalized_dirichlet_energy(1e-3 * x, ei) == pytest.approx(expected)
     assert normalized_dirichlet_energy(torch.ones(4, 2), ei) == pytest.approx(0.0, abs=1e-7)
+
+
+# -------------------------------------------------------------------------- row norm
+
+
+def test_mean_row_norm_by_hand() -> None:
+    from fathom.diagnostics.oversmoothing import mean_row_norm
+
+    x = torch.tensor([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]])
+    assert mean_row_norm(x) == pytest.approx((5 + 0 + 1) / 3)
+    assert mean_row_norm(torch.tensor([2.0, -2.0])) == pytest.approx(2.0)  # one channel
+    assert mean_row_norm(torch.zeros(0, 3)) == 0.0

@@ -14,6 +14,7 @@ from fathom.report.plots import (
     plot_accuracy_vs_depth,
     plot_layer_series,
     plot_training_curves,
+    pretty_series_name,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -109,6 +110,16 @@ def test_layer_series_with_zeros_uses_symlog(
     runs = [make_record("none", 4, 0, diagnostics={"dirichlet_energy": [1.0, 1e-5, 0.0]})]
     plot_layer_series(group_runs(runs), "dirichlet_energy", tmp_path / "e.png", title="t")
     assert figures[0]["yscales"] == ["symlog"]
+
+
+def test_series_labels_come_from_the_metric_registry() -> None:
+    from fathom.diagnostics.metrics import metric_records
+
+    for record in metric_records():
+        assert pretty_series_name(record.name) == record.label
+    # no label of its own for a name no metric produces: de-underscored
+    for name in ("grad_norm", "feature_norm", "cosine_similarity", "train_acc"):
+        assert pretty_series_name(name) == name.replace("_", " ")
 
 
 def test_accuracy_vs_depth_keeps_its_signature(tmp_path: Path) -> None:

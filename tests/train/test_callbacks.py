@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from fathom.train.callbacks import EarlyStopping, layer_series
+from fathom.train.callbacks import EarlyStopping
 
 NAN = math.nan
 
@@ -151,48 +151,3 @@ def test_auc_monitor_higher_is_better_ties_by_loss() -> None:
     assert not stopper.step(4, {"val_auc": 0.85, "val_loss": 0.1}, model)
     assert stopper.step(5, {"val_auc": 0.7, "val_loss": 0.1}, model)
     assert stopper.best_epoch == 3
-
-
-# ------------------------------------------------------------------ LayerDiagnostics
-
-
-def test_layer_diagnostics_records_every_k_epochs_without_changing_training() -> None:
-    from fathom.config import ExperimentConfig, ModelConfig, TrainConfig, apply_overrides, with_seed
-    from fathom.data.synthetic import make_synthetic
-    from fathom.experiments.run import train_one
-
-    data = make_synthetic("csbm", num_nodes=80, feature_dim=8, num_classes=2, seed=0)
-    cfg = with_seed(
-        ExperimentConfig(
-            model=ModelConfig(depth=3, hidden=8, dropout=0.5, drop_edge=0.2),
-            train=TrainConfig(epochs=9, patience=0),
-        ),
-        0,
-    )
-    plain = train_one(cfg, data)
-    tracked = train_one(apply_overrides(cfg, {"train.diagnose_every": 4}), data)
-    assert [r["loss"] for r in tracked.history] == [r["loss"] for r in plain.history]
-    assert tracked.metrics == plain.metrics
-    assert [d["epoch"] for d in tracked.diagnostics] == [1, 4, 8, tracked.best_epoch]
-    assert tracked.diagnostics[-1]["final"] is True
-    layers = tracked.diagnostics[-1]["layers"]
-    assert [r["layer"] for r in layers] == [0, 1, 2, 3]
-    assert {"dirichlet_energy", "mad", "effective_rank", "numerical_rank"} <= set(layers[1])
-    assert "diagnostics" in tracked.to_dict() and "diagnostics" not in plain.to_dict()
-    series = layer_series(tracked.diagnostics)
-    assert series["dirichlet_energy"] == [r["dirichlet_energy"] for r in layers]
-    assert layer_series(plain.diagnostics) == {}
-
-
-def test_sweep_stores_final_layer_series_that_reports_plot(tmp_path) -> None:
-    from fathom.config import ExperimentConfig, ModelConfig, TrainConfig, apply_overrides
-    from fathom.experiments.store import RunStore
-    from fathom.experiments.sweep import run_configs
-
-    cfg = ExperimentConfig(model=ModelConfig(depth=3, hidden=8), train=TrainConfig(epochs=3))
-    cfg = apply_overrides(cfg, {"data.synthetic.num_nodes": 60, "train.diagnose_every": 2})
-    run_configs("diag", [cfg], tmp_path / "runs.db")
-    with RunStore(tmp_path / "runs.db") as store:
-        (record,) = store.runs()
-    assert len(record["diagnostics"]["dirichlet_energy"]) == 4  # input + 3 layers
-    assert record["diagnostics"]["effective_rank"][0] > 0

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
-from fathom.diagnostics.probes import METRICS, probe_layers
+from fathom.diagnostics.metrics import metric_records
+from fathom.diagnostics.probes import probe_layers
 
 __all__ = ["diagnose_graph", "diagnose_model", "energy_decay_rate", "propagation_steps"]
 
@@ -195,7 +196,9 @@ def diagnose_model(
     say = progress or _noop
     y = getattr(data, "y", None)
     if isinstance(metrics, str) and metrics == "all":
-        metrics = tuple(m for m in METRICS if m != "class_separation" or y is not None)
+        metrics = tuple(
+            m.name for m in metric_records() if "labels" not in m.needs or y is not None
+        )
     t0 = time.perf_counter()
     say("per-layer over-smoothing metrics")
     # Exact metrics (no node / edge sampling); MADGap's hop pairs capped for large graphs.

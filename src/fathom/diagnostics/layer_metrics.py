@@ -5,14 +5,14 @@ the node rows / edge endpoints / node pairs each metric reads. A probe gathers j
 rows of every layer's output (one ``index_select`` per layer) and :func:`measure_layers`
 computes every requested metric for a whole stack of layers of one width in a handful of
 batched tensor operations: the cost per layer is a few small kernels, not a few dozen Python
-calls. The values equal those of the pure functions in
-:mod:`fathom.diagnostics.oversmoothing` on the same rows / edges / pairs (tests check this).
+calls. Each metric's batched form is part of its record in :mod:`fathom.diagnostics.metrics`;
+the values equal those of the pure functions in :mod:`fathom.diagnostics.oversmoothing` on the
+same rows / edges / pairs (tests check this).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,14 @@ import torch
 from torch import Tensor
 
 from fathom.diagnostics import oversmoothing as om
-from fathom.errors import ConfigError, DataError
+from fathom.diagnostics.metrics import (
+    DEFAULT_METRICS,
+    METRICS,
+    LayerBatch,
+    metric_records,
+    resolve_metrics,
+)
+from fathom.errors import DataError
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -31,44 +38,6 @@ __all__ = [
     "measure_one",
     "resolve_metrics",
 ]
-
-DEFAULT_METRICS = ("dirichlet_energy", "mad", "effective_rank")
-"""What ``fathom diagnose`` reports per layer at least, and a probe measures by default."""
-
-METRICS: dict[str, str] = {
-    "dirichlet_energy": "Dirichlet energy (Rusch et al. 2023), oversmoothing.dirichlet_energy",
-    "normalized_energy": "Rayleigh quotient of GCN's Laplacian, "
-    "oversmoothing.normalized_dirichlet_energy",
-    "mad": "mean average cosine distance over all pairs (Chen et al. 2020), oversmoothing.mad",
-    "mad_gap": "MAD of remote (>= 8 hops) minus neighbour (<= 3 hops) pairs, oversmoothing.mad_gap",
-    "numerical_rank": "stable rank |X|_F^2 / |X|_2^2, oversmoothing.numerical_rank",
-    "effective_rank": "entropy rank of the singular values, oversmoothing.effective_rank",
-    "dominant_distance": "relative distance to the dominant subspace (Oono & Suzuki 2020), "
-    "oversmoothing.dominant_subspace_distance",
-    "class_separation": "between / within class centroid distance (needs labels), "
-    "oversmoothing.class_separation",
-    "norm": "mean row norm (explosion / vanishing)",
-}
-"""Per-layer metrics by name, with what they are (see :mod:`fathom.diagnostics.oversmoothing`
-for formulas and papers)."""
-
-
-def resolve_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
-    """``"all"``, a comma-separated string or names -> validated names (ConfigError if unknown)."""
-    if isinstance(metrics, str):
-        names = (
-            tuple(METRICS)
-            if metrics == "all"
-            else tuple(m.strip() for m in metrics.split(",") if m.strip())
-        )
-    else:
-        names = tuple(metrics)
-    unknown = [m for m in names if m not in METRICS]
-    if unknown:
-        raise ConfigError(
-            f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)} or 'all'"
-        )
-    return names
 
 
 @dataclass
@@ -151,21 +120,13 @@ class ProbeGraph:
         key = (tuple(sorted(set(metrics))), str(device))
         if key not in self._layouts:
             parts: list[tuple[str, Tensor]] = []
-            names = set(metrics)
-            if names & {
-                "mad",
-                "numerical_rank",
-                "effective_rank",
-                "normalized_energy",
-                "dominant_distance",
-                "class_separation",
-                "norm",
-            }:
+            gathered = set().union(*(m.gathers for m in metric_records(set(metrics))))
+            if "rows" in gathered:
                 rows = self.nodes if self.nodes is not None else torch.arange(self.num_nodes)
                 parts.append(("rows", rows))
-            if names & {"dirichlet_energy", "normalized_energy"}:
+            if "edges" in gathered:
                 parts += [("src", self.energy_edges[0].cpu()), ("dst", self.energy_edges[1].cpu())]
-            if "mad_gap" in names:
+            if "pairs" in gathered:
                 parts.append(("pairs", self.compact_pairs(torch.device("cpu"))[0]))
             slices, start = {}, 0
             for name, idx in parts:
@@ -295,15 +256,12 @@ def hop_pairs(
 # ------------------------------------------------------------------------ batched metrics
 
 
-def _safe_div(a: Tensor, b: Tensor) -> Tensor:
-    return torch.where(b > 0, a / b.clamp_min(1e-30), torch.zeros_like(a))
-
-
 @torch.no_grad()
 def measure_layers(
     samples: Tensor, graph: ProbeGraph, metrics: Sequence[str], slices: dict[str, slice]
 ) -> list[dict[str, float]]:
-    """Every metric in ``metrics`` for a stack of layers of one width.
+    """Every metric in ``metrics`` for a stack of layers of one width, by each metric's
+    batched form (:attr:`~fathom.diagnostics.metrics.LayerMetric.batched`).
 
     Args:
         samples: ``[L, G, C]``: for each of ``L`` layers, the rows of its output at
@@ -315,99 +273,9 @@ def measure_layers(
     Returns:
         One ``{metric: value}`` dict per layer.
     """
-    x = samples.float()
-    num_layers = x.size(0)
-    out: dict[str, Tensor] = {}
-    names = set(metrics)
-    rows = x[:, slices["rows"]] if "rows" in slices else None
-    sq = None
-    if rows is not None:
-        norms = torch.linalg.vector_norm(rows, dim=2, keepdim=True)  # [L, R, 1]
-        sq = norms.square().sum((1, 2))
-        if "norm" in names:
-            out["norm"] = norms.mean((1, 2))
-        if "mad" in names:
-            n = rows.size(1)
-            unit = rows / norms.clamp_min(1e-12)
-            s = unit.sum(1).double()
-            cos_sum = s.square().sum(1) - (norms > 0).sum((1, 2)).double()
-            out["mad"] = (
-                (1.0 - cos_sum / max(n * (n - 1), 1)).clamp_min(0.0)
-                if n > 1
-                else torch.zeros(num_layers)
-            )
-        if names & {"numerical_rank", "effective_rank"}:
-            r, c = rows.shape[1:]
-            gram = rows.transpose(1, 2) @ rows if r >= c else rows @ rows.transpose(1, 2)
-            sv = torch.linalg.eigvalsh(gram).double().clamp_min(0.0).sqrt()  # ascending
-            top = sv[:, -1]
-            out["numerical_rank"] = _safe_div(sv.square().sum(1), top.square())
-            total = sv.sum(1, keepdim=True)
-            p = _safe_div(sv, total.expand_as(sv))
-            entropy = -(p * torch.where(p > 0, p.log(), torch.zeros_like(p))).sum(1)
-            out["effective_rank"] = torch.where(
-                total.squeeze(1) > 0, entropy.exp(), torch.zeros_like(entropy)
-            )
-        if "dominant_distance" in names:
-            comp, w = graph.sampled_basis(x.device)
-            k = int(comp.max()) + 1 if comp.numel() else 0
-            basis = torch.zeros(k, rows.size(1), device=x.device)
-            basis[comp, torch.arange(rows.size(1), device=x.device)] = w
-            coeff = basis @ rows  # [L, K, C]
-            residual = rows - w.view(1, -1, 1) * coeff.index_select(1, comp)
-            out["dominant_distance"] = _safe_div(residual.square().sum((1, 2)), sq).sqrt()
-        if "class_separation" in names:
-            classes = graph.classes(x.device)
-            if classes is None:
-                out["class_separation"] = torch.full((num_layers,), math.nan)
-            else:
-                index, avg = classes
-                centroids = avg @ rows  # [L, K, C]
-                labelled = index >= 0
-                gathered = centroids.index_select(1, index.clamp_min(0))
-                dist = torch.linalg.vector_norm(rows - gathered, dim=2) * labelled
-                within = (dist @ avg.T).mean(1)  # [L]
-                k = centroids.size(1)
-                between = torch.cdist(centroids, centroids).sum((1, 2)) / (k * (k - 1))
-                ratio = _safe_div(between, within)
-                out["class_separation"] = torch.where(
-                    (within <= 0) & (between > 0), torch.full_like(ratio, math.inf), ratio
-                )
-    if names & {"dirichlet_energy", "normalized_energy"}:
-        a, b = x[:, slices["src"]], x[:, slices["dst"]]
-        if "dirichlet_energy" in names:
-            out["dirichlet_energy"] = (a - b).square().sum((1, 2)).double() * graph.energy_scale
-        if "normalized_energy" in names:
-            ws, wd = graph.endpoint_weights(x.device)
-            diff = (a * ws - b * wd).square().sum((1, 2)).double() * graph.energy_scale
-            # (1/2) sum_edges |.|^2 / |X|_F^2, with |X|_F^2 estimated from the measured rows
-            total = sq.double() * graph.num_nodes / max(graph.num_rows, 1)  # type: ignore[union-attr]
-            out["normalized_energy"] = _safe_div(diff * graph.num_nodes / 2.0, total)
-    if "mad_gap" in names:
-        _, pairs, slot, _ = graph.compact_pairs(x.device)
-        u = x[:, slices["pairs"]]
-        if pairs.size(1) == 0:
-            out["mad_gap"] = torch.zeros(num_layers)
-        else:
-            u = u / torch.linalg.vector_norm(u, dim=2, keepdim=True).clamp_min(1e-12)
-            cos = (u.index_select(1, pairs[0]) * u.index_select(1, pairs[1])).sum(2)
-            dist = (1.0 - cos).clamp_min(0.0)
-            nonzero = (dist > 1e-6).float()
-            num_slots = 2 * u.size(1)
-            # one index_add over (layer, slot) pairs flattened; distances then counts
-            flat = (
-                slot.unsqueeze(0)
-                + num_slots * torch.arange(num_layers, device=x.device).unsqueeze(1)
-            ).reshape(-1)
-            sums = torch.zeros(2, num_layers * num_slots, device=x.device)
-            sums.index_add_(1, flat, torch.stack([dist * nonzero, nonzero]).reshape(2, -1))
-            sums = sums.view(2, num_layers, num_slots)
-            per_node = (sums[0] / sums[1].clamp_min(1)).view(num_layers, 2, -1)
-            counted = (per_node > 0).sum(2).clamp_min(1)
-            mads = per_node.sum(2) / counted  # [L, 2]: near, far
-            out["mad_gap"] = mads[:, 1] - mads[:, 0]
-    values = {k: v.tolist() for k, v in out.items()}
-    return [{m: float(values[m][i]) for m in metrics} for i in range(num_layers)]
+    batch = LayerBatch(samples, graph, slices)
+    values = {m.name: m.batched(batch).tolist() for m in metric_records(dict.fromkeys(metrics))}
+    return [{m: float(values[m][i]) for m in metrics} for i in range(batch.num_layers)]
 
 
 def measure_one(x: Tensor, graph: ProbeGraph, metrics: Sequence[str] | str) -> dict[str, float]:

@@ -30,6 +30,7 @@ __all__ = [
     "effective_rank",
     "mad",
     "mad_gap",
+    "mean_row_norm",
     "normalized_dirichlet_energy",
     "numerical_rank",
     "singular_values",
@@ -245,6 +246,22 @@ def effective_rank(x: Tensor) -> float:
     p = s / total
     p = p[p > 0]
     return float(torch.exp(-(p * p.log()).sum()))
+
+
+@torch.no_grad()
+def mean_row_norm(x: Tensor) -> float:
+    r"""Mean L2 norm of the node representations, :math:`\frac1N \sum_i \lVert x_i\rVert_2`:
+    it grows without bound when a deep network's representations explode and falls to 0 when
+    they vanish, which the scale-free metrics (MAD, ranks, normalised energy) do not show.
+    0 for no nodes.
+
+    Shapes:
+        x: ``[N, C]`` -> float.
+    """
+    x = _as_matrix(x)
+    if x.size(0) == 0:
+        return 0.0
+    return float(torch.linalg.vector_norm(x, dim=1).mean())
 
 
 def _components_and_weights(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:

@@ -20,9 +20,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from fathom.diagnostics.metrics import series_label
 from fathom.diagnostics.structure import StructureReport
 from fathom.report.files import atomic_path
-from fathom.report.plots import pretty_series_name
 
 __all__ = ["plot_layer_metric", "plot_receptive_field", "plot_sensitivity_by_hop"]
 
@@ -186,7 +186,7 @@ def plot_layer_metric(
                 zorder=3,
             )
         drawn += 1
-    ylabel = pretty_series_name(metric)
+    ylabel = series_label(metric)
     if log_y:
         ax.set_yscale("log")
         ylabel += " (log scale"
@@ -194,7 +194,7 @@ def plot_layer_metric(
     ax.set_ylabel(ylabel)
     ax.set_xlabel("layer index (0 = input)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _finish(ax, title or f"{pretty_series_name(metric)} by layer", drawn)
+    _finish(ax, title or f"{series_label(metric)} by layer", drawn)
     return _save(fig, path)
 
 

@@ -27,14 +27,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from fathom.diagnostics.layer_metrics import (
-    DEFAULT_METRICS,
-    METRICS,
-    ProbeGraph,
-    hop_pairs,
-    measure_layers,
-    resolve_metrics,
-)
+from fathom.diagnostics.layer_metrics import ProbeGraph, hop_pairs, measure_layers
+from fathom.diagnostics.metrics import DEFAULT_METRICS, METRICS, resolve_metrics
 from fathom.errors import ConfigError, DataError
 
 __all__ = [

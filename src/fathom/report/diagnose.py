@@ -9,21 +9,13 @@ from typing import Any
 
 from rich.table import Table
 
+from fathom.diagnostics.metrics import metric_records
 from fathom.report.files import atomic_path
 
 __all__ = ["decay_lines", "diagnosis_markdown", "diagnosis_tables", "write_diagnosis_report"]
 
-LAYER_COLUMNS = (
-    ("dirichlet_energy", "energy"),
-    ("normalized_energy", "energy / |X|²"),
-    ("mad", "MAD"),
-    ("mad_gap", "MADGap"),
-    ("effective_rank", "eff. rank"),
-    ("numerical_rank", "num. rank"),
-    ("dominant_distance", "dist. dominant"),
-    ("class_separation", "class sep."),
-    ("norm", "row norm"),
-)
+LAYER_COLUMNS = tuple((m.name, m.column) for m in metric_records())
+"""(metric, column header) of the per-layer table, in the registry's order."""
 
 
 def _fmt(value: Any) -> str:

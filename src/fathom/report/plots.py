@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from fathom.diagnostics.metrics import series_label
 from fathom.report.aggregate import Group, Series
 from fathom.report.files import atomic_path
 
@@ -90,20 +91,12 @@ def plot_accuracy_vs_depth(
 MAX_LINES = 10
 """At most this many groups are drawn in one plot (the best by mean test accuracy)."""
 
-# readable axis labels (with units) of known per-layer diagnostics
-LAYER_SERIES_LABELS: dict[str, str] = {
-    "dirichlet_energy": "Dirichlet energy",
-    "effective_rank": "effective rank (dimensions)",
-    "mad": "mean average distance (MAD)",
-    "grad_norm": "gradient norm (L2)",
-    "feature_norm": "feature norm (L2)",
-    "cosine_similarity": "mean pairwise cosine similarity",
-}
-
 
 def pretty_series_name(name: str) -> str:
-    """``dirichlet_energy`` -> ``Dirichlet energy``; unknown names de-underscored."""
-    return LAYER_SERIES_LABELS.get(name, name.replace("_", " "))
+    """Axis label of a per-layer series: ``dirichlet_energy`` -> ``Dirichlet energy`` (the
+    metric's label, :func:`fathom.diagnostics.metrics.series_label`); other names
+    de-underscored."""
+    return series_label(name)
 
 
 def choose_yscale(values: Sequence[float], decades: float = 2.0) -> str:
