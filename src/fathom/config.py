@@ -213,7 +213,8 @@ class ModelConfig:
     ``linear``: a Linear layer does."""
     head: str = "conv"
     """``conv``: the last conv maps hidden -> classes (Kipf & Welling);
-    ``linear``: a Linear layer does."""
+    ``linear``: a Linear layer does; ``none``: the stack ends with its last block (a task's
+    head reads it out)."""
     heads: int = 8
     """Attention heads of hidden attention layers (GAT), ``hidden // heads`` channels each."""
     out_heads: int = 1
@@ -255,6 +256,10 @@ class ModelConfig:
     depth)."""
     groups: int = 2
     """Channel groups of a reversible block (``memory: reversible``)."""
+    post_norm: bool = False
+    """Normalise each block's output after its skip, ``x_l = norm(skip(act(conv(x))))``
+    (the original Transformer's order, and Alon & Yahav's NeighborsMatch model), instead of
+    ``skip(act(norm(conv(x))))``."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +301,9 @@ class TrainConfig:
     layerwise: int = 0
     """Greedy layer-wise training: train ``layerwise`` blocks (plus head), freeze them, add
     ``layerwise`` more, … until all blocks are in; ``epochs`` per stage. 0: train jointly."""
+    accumulate: int = 1
+    """Mini-batches per optimiser step (gradient accumulation): the gradients of
+    ``loss / accumulate`` of that many batches are summed before each step."""
     precision: str = "32"
     """``32``: float32; ``bf16``: bfloat16 autocast of the forward passes (CUDA only; weights,
     optimiser and losses stay float32)."""
@@ -614,6 +622,7 @@ def _check_values(cfg: ExperimentConfig) -> None:
     )
     _require(t.batch_size >= 1, "train.batch_size", "must be >= 1", t.batch_size)
     _require(t.lr_decay_every >= 0, "train.lr_decay_every", "must be >= 0", t.lr_decay_every)
+    _require(t.accumulate >= 1, "train.accumulate", "must be >= 1", t.accumulate)
     _require(0.0 < t.lr_decay <= 1.0, "train.lr_decay", "must be in (0, 1]", t.lr_decay)
     _require(
         t.precision in PRECISIONS,

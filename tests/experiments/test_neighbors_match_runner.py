@@ -16,10 +16,11 @@ from fathom.experiments.neighbors_match import (
     MODELS,
     OFFICIAL_SETTINGS,
     PUBLISHED,
-    NeighborsMatchNet,
+    model_config,
     run_neighbors_match,
     train_neighbors_match,
 )
+from fathom.models.build import Head, build_model
 
 # r = 2 is easy: a larger step and full batches solve it in a few hundred steps
 FAST = dict(eval_every=20, max_epochs=500, lr=1e-2, batch_size=128)
@@ -29,9 +30,10 @@ FAST = dict(eval_every=20, max_epochs=500, lr=1e-2, batch_size=128)
 def test_forward_backward_every_conv(conv: str) -> None:
     torch.manual_seed(0)
     data = tree_neighbors_match(2, num_examples=10, seed=0)
-    net = NeighborsMatchNet(conv, 2)
-    assert len(net.layers) == 3  # r + 1
-    assert len(net.norms) == (3 if ARCH_FLAGS[conv]["layer_norm"] else 0)
+    net = build_model(model_config(conv, 2), 5, 5, head=Head.of("root"))
+    assert len(net.gnn.blocks) == 3  # r + 1
+    norms = [b.norm for b in net.gnn.blocks if isinstance(b.norm, torch.nn.LayerNorm)]
+    assert len(norms) == (3 if ARCH_FLAGS[conv]["layer_norm"] else 0)
     batch = data.batch(torch.arange(10))
     out = net(batch.x, batch.edge_index, batch.root_index)
     assert out.shape == (10, 5)  # L + 1 logits
@@ -103,7 +105,7 @@ def test_bad_input(kwargs: dict, match: str) -> None:
 
 def test_bad_net_and_run_arguments() -> None:
     with pytest.raises(ConfigError, match="divisible by 4"):
-        NeighborsMatchNet("gat", 2, hidden=30)
+        model_config("gat", 2, hidden=30)
     with pytest.raises(ConfigError, match="unknown model"):
         run_neighbors_match(["gcn", "sage"], [2])
     with pytest.raises(ConfigError, match="radius"):
@@ -137,3 +139,88 @@ def test_run_writes_its_rows_after_each_run(tmp_path: Path) -> None:
     assert len(saved["rows"]) == 4
     assert saved["task"] == "tree-neighbors-match" and "Figure 3" in saved["paper"]
     assert {"model": "gin", "radius": 6, "train_acc": 0.2} in saved["published"]
+
+
+class _OfficialNet(torch.nn.Module):
+    """The official model (tech-srl/bottleneck ``models/graph_model.py``), as fathom had it
+    before NeighborsMatch moved onto the zoo: the reference the zoo model must equal."""
+
+    def __init__(self, conv: str, radius: int, hidden: int = 32) -> None:
+        super().__init__()
+        from torch_geometric.nn import GATConv, GatedGraphConv, GCNConv, GINConv
+
+        def make() -> torch.nn.Module:
+            if conv == "gcn":
+                return GCNConv(hidden, hidden)
+            if conv == "gin":
+                nn = torch.nn
+                return GINConv(
+                    nn.Sequential(
+                        nn.Linear(hidden, hidden),
+                        nn.BatchNorm1d(hidden),
+                        nn.ReLU(),
+                        nn.Linear(hidden, hidden),
+                        nn.BatchNorm1d(hidden),
+                        nn.ReLU(),
+                    )
+                )
+            if conv == "gat":
+                return GATConv(hidden, hidden // 4, heads=4)
+            return GatedGraphConv(out_channels=hidden, num_layers=1)
+
+        flags = ARCH_FLAGS[conv]
+        self.flags = flags
+        symbols = 2**radius + 1
+        self.key_embedding = torch.nn.Embedding(symbols, hidden)
+        self.value_embedding = torch.nn.Embedding(symbols, hidden)
+        self.layers = torch.nn.ModuleList(make() for _ in range(radius + 1))
+        self.norms = torch.nn.ModuleList(
+            torch.nn.LayerNorm(hidden) for _ in range(radius + 1 if flags["layer_norm"] else 0)
+        )
+        self.out = torch.nn.Linear(hidden, symbols, bias=False)
+
+    def forward(self, x, edge_index, root_index):  # type: ignore[no-untyped-def]
+        h = self.key_embedding(x[:, 0]) + self.value_embedding(x[:, 1])
+        for i, layer in enumerate(self.layers):
+            new = layer(h, edge_index)
+            if self.flags["activation"]:
+                new = torch.relu(new)
+            h = h + new if self.flags["residual"] else new
+            if self.flags["layer_norm"]:
+                h = self.norms[i](h)
+        return self.out(h[root_index])
+
+
+@pytest.mark.parametrize("conv", MODELS)
+def test_zoo_model_is_the_official_model(conv: str) -> None:
+    # same seed -> same parameters in the same order, and the same logits and gradients
+    torch.manual_seed(3)
+    official = _OfficialNet(conv, 2)
+    torch.manual_seed(3)
+    zoo = build_model(model_config(conv, 2), 5, 5, head=Head.of("root"))
+
+    def params(model: torch.nn.Module) -> list[torch.Tensor]:
+        # LayerNorms (ones and zeros, no random draw) sit between the convs in the zoo's
+        # blocks and after them in the official model: compare them apart
+        norms = {
+            id(p)
+            for m in model.modules()
+            if isinstance(m, torch.nn.LayerNorm)
+            for p in m.parameters()
+        }
+        return [p for p in model.parameters() if id(p) not in norms] + [
+            p for p in model.parameters() if id(p) in norms
+        ]
+
+    ours, theirs = params(zoo), params(official)
+    assert [tuple(p.shape) for p in ours] == [tuple(p.shape) for p in theirs]
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    data = tree_neighbors_match(2, num_examples=12, seed=1)
+    batch = data.batch(torch.arange(12))
+    a = zoo(batch.x, batch.edge_index, batch.root_index)
+    b = official(batch.x, batch.edge_index, batch.root_index)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    a.sum().backward()
+    b.sum().backward()
+    for p, q in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6)

@@ -5,13 +5,19 @@ Practical Implications" <https://arxiv.org/abs/2006.05205>`_ (ICLR 2021), follow
 code (``tech-srl/bottleneck``: ``models/graph_model.py``, ``common.py``, ``experiment.py``,
 ``main.py`` and ``run-{gcn,gat,ggnn,gin}-2-8.py``).
 
-Model (:class:`NeighborsMatchNet`): key and value embeddings (two ``nn.Embedding(L + 1, 32)``)
-summed; ``r + 1`` GNN layers; the root's final state -> ``Linear(32, L + 1, bias=False)``.
-Each layer computes ``h' = conv(h)``, then optionally ``relu``, ``h = h + h'`` (residual) or
-``h = h'``, then optionally ``LayerNorm``. Per-architecture flags of the run scripts:
+The run is ``task: neighbors-match`` (:mod:`fathom.tasks.neighbors_match`) trained by the one
+pipeline (:func:`~fathom.experiments.run.train_one`, :func:`~fathom.train.loop.fit`); this
+module holds the official settings and the sweep over models, radii and seeds.
+
+Model (:func:`model_config`, built by the zoo with the ``root`` head): key and value
+embeddings (two ``nn.Embedding(L + 1, 32)``) summed; ``r + 1`` blocks; the root's final state
+-> ``Linear(32, L + 1, bias=False)``. Each block computes ``h' = conv(h)``, then optionally
+``relu``, ``h = h + h'`` (residual) or ``h = h'``, then optionally ``LayerNorm``
+(``model.post_norm``). Per-architecture flags of the run scripts:
 
 - ``gcn``: ``GCNConv(32, 32)``; relu, residual, LayerNorm.
-- ``gin``: ``GINConv(Lin-BN-ReLU-Lin-BN-ReLU)`` (``eps = 0``, fixed); relu, residual, LayerNorm.
+- ``gin``: ``GINConv(Lin-BN-ReLU-Lin-BN-ReLU)`` (``eps = 0``, fixed: the zoo's ``gin0``); relu,
+  residual, LayerNorm.
 - ``gat``: ``GATConv(32, 8, heads=4)`` (heads concatenated); no activation; residual, LayerNorm.
 - ``ggnn``: ``GatedGraphConv(32, num_layers=1)``; no activation, no residual, no LayerNorm.
 
@@ -43,28 +49,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-from torch_geometric.nn import GATConv, GatedGraphConv, GCNConv, GINConv
 
-from fathom.data.neighbors_match import (
-    MAX_RADIUS,
-    MIN_RADIUS,
-    NeighborsMatchData,
-    batched_edge_index,
-    tree_neighbors_match,
-)
-from fathom.data.splits import stratified_split_indices
+from fathom.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from fathom.data.neighbors_match import MAX_RADIUS, MIN_RADIUS
+from fathom.devices import resolve_device
 from fathom.errors import ConfigError
 from fathom.experiments.references import load_references
 from fathom.report.files import atomic_path  # a file utility (atomic writes), not reporting
+from fathom.tasks.neighbors_match import DATASET, NeighborsMatchConfig
 
 __all__ = [
     "ARCH_FLAGS",
     "MODELS",
     "OFFICIAL_SETTINGS",
     "PUBLISHED",
-    "NeighborsMatchNet",
+    "ZOO_CONVS",
+    "model_config",
     "results_document",
     "run_neighbors_match",
     "train_neighbors_match",
@@ -82,6 +82,9 @@ ARCH_FLAGS: dict[str, dict[str, bool]] = {
 """Per-architecture layer flags of the official ``run-*-2-8.py`` scripts."""
 
 GAT_HEADS = 4
+
+ZOO_CONVS = {"gcn": "gcn", "gin": "gin0", "gat": "gat", "ggnn": "gated"}
+"""The zoo conv (``fathom.nn.convs.CONVS``) of each architecture of Figure 3."""
 
 
 def _official_settings() -> dict[tuple[str, int], dict[str, int]]:
@@ -145,115 +148,33 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
-def _make_conv(conv: str, hidden: int) -> nn.Module:
-    if conv == "gcn":
-        return GCNConv(hidden, hidden)
-    if conv == "gin":
-        mlp = nn.Sequential(
-            nn.Linear(hidden, hidden),
-            nn.BatchNorm1d(hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.BatchNorm1d(hidden),
-            nn.ReLU(),
-        )
-        return GINConv(mlp)
-    if conv == "gat":
-        return GATConv(hidden, hidden // GAT_HEADS, heads=GAT_HEADS)
-    return GatedGraphConv(out_channels=hidden, num_layers=1)
-
-
-class NeighborsMatchNet(nn.Module):
-    r"""The official Tree-NeighborsMatch model (``models/graph_model.py`` of tech-srl/bottleneck).
-
-    ``h = E_key(key) + E_value(value)``; for each of ``num_layers`` layers
-    ``h' = conv(h, edge_index)``, ``h' = relu(h')`` if ``activation``, ``h = h + h'`` if
-    ``residual`` else ``h = h'``, ``h = LayerNorm(h)`` if ``layer_norm``; logits are
-    ``W h_root`` with ``W`` of shape ``[L + 1, hidden]`` (no bias).
-
-    Args:
-        conv: one of :data:`MODELS` (``gcn``, ``gin``, ``gat``, ``ggnn``).
-        radius: tree depth ``r`` (2..8); sets ``L = 2**r`` keys/values/classes.
-        hidden: width (official 32; must be divisible by 4 for ``gat``).
-        num_layers: GNN layers; :obj:`None` gives the official ``r + 1``.
-        layer_norm, activation, residual: :obj:`None` gives the official per-conv flag
-            (:data:`ARCH_FLAGS`).
-
-    Shapes:
-        - **input:** x :math:`(N, 2)` int64 (key, value), edge_index :math:`(2, E)`,
-          root_index :math:`(B)`
-        - **output:** logits :math:`(B, 2^r + 1)`
-    """
-
-    def __init__(
-        self,
-        conv: str,
-        radius: int,
-        hidden: int = 32,
-        *,
-        num_layers: int | None = None,
-        layer_norm: bool | None = None,
-        activation: bool | None = None,
-        residual: bool | None = None,
-    ) -> None:
-        super().__init__()
-        conv = _check_model(conv)
-        radius = _check_radius(radius)
-        hidden = _positive_int("hidden", hidden)
-        if conv == "gat" and hidden % GAT_HEADS:
-            raise ConfigError(f"hidden must be divisible by {GAT_HEADS} for gat, got {hidden}")
-        num_layers = radius + 1 if num_layers is None else _positive_int("num_layers", num_layers)
-        flags = ARCH_FLAGS[conv]
-        self.conv = conv
-        self.radius = radius
-        self.num_layers = num_layers
-        self.use_layer_norm = flags["layer_norm"] if layer_norm is None else bool(layer_norm)
-        self.use_activation = flags["activation"] if activation is None else bool(activation)
-        self.use_residual = flags["residual"] if residual is None else bool(residual)
-        num_symbols = 2**radius + 1
-        self.key_embedding = nn.Embedding(num_symbols, hidden)
-        self.value_embedding = nn.Embedding(num_symbols, hidden)
-        self.layers = nn.ModuleList(_make_conv(conv, hidden) for _ in range(num_layers))
-        self.norms = nn.ModuleList(
-            nn.LayerNorm(hidden) for _ in range(num_layers if self.use_layer_norm else 0)
-        )
-        self.out = nn.Linear(hidden, num_symbols, bias=False)
-
-    def forward(self, x: Tensor, edge_index: Tensor, root_index: Tensor) -> Tensor:
-        """Logits of each tree's root (see the class docstring for shapes)."""
-        h = self.key_embedding(x[:, 0]) + self.value_embedding(x[:, 1])
-        for i, layer in enumerate(self.layers):
-            new = layer(h, edge_index)
-            if self.use_activation:
-                new = F.relu(new)
-            h = h + new if self.use_residual else new
-            if self.use_layer_norm:
-                h = self.norms[i](h)
-        return self.out(h[root_index])
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return dev
-
-
-@torch.no_grad()
-def _accuracy(
-    model: NeighborsMatchNet,
-    data: NeighborsMatchData,
-    index: Tensor,
-    edges: Tensor,
-    batch_size: int,
-) -> float:
-    model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=data.x.device)
-    for start in range(0, index.numel(), batch_size):
-        b = data.batch(index[start : start + batch_size], edges)
-        pred = model(b.x, b.edge_index, b.root_index).argmax(dim=1)
-        correct += (pred == b.y).sum()
-    return int(correct.item()) / max(1, index.numel())
+def model_config(
+    model: str, radius: int, *, hidden: int = 32, num_layers: int | None = None
+) -> ModelConfig:
+    """The zoo model of ``model`` as the official run scripts set it up (:data:`ARCH_FLAGS`):
+    ``num_layers`` (default ``r + 1``) blocks of width ``hidden``, ``h = norm(skip(act(conv(h))))``
+    with LayerNorm, ReLU and residual where the flags say so; GIN is GIN-0 with the reference
+    MLP (``gin0``), GAT concatenates 4 heads, GGNN is one GRU step per block (``gated``)."""
+    model = _check_model(model)
+    radius = _check_radius(radius)
+    hidden = _positive_int("hidden", hidden)
+    if model == "gat" and hidden % GAT_HEADS:
+        raise ConfigError(f"hidden must be divisible by {GAT_HEADS} for gat, got {hidden}")
+    depth = radius + 1 if num_layers is None else _positive_int("num_layers", num_layers)
+    flags = ARCH_FLAGS[model]
+    return ModelConfig(
+        conv=ZOO_CONVS[model],
+        depth=depth,
+        hidden=hidden,
+        heads=GAT_HEADS,
+        attn_dropout=0.0,
+        dropout=0.0,
+        skip="res" if flags["residual"] else "none",
+        norm="layer" if flags["layer_norm"] else "none",
+        act="relu" if flags["activation"] else "identity",
+        post_norm=True,
+        head="none",
+    )
 
 
 def train_neighbors_match(
@@ -275,13 +196,15 @@ def train_neighbors_match(
     time_limit_s: float | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Train one model on Tree-NeighborsMatch at one radius with the official protocol.
+    """Train one model on Tree-NeighborsMatch at one radius with the official protocol:
+    ``task: neighbors-match`` (:mod:`fathom.tasks.neighbors_match`) through
+    :func:`~fathom.experiments.run.train_one`, with the official per-(model, radius) settings.
 
     Args:
         model: one of :data:`MODELS`.
         radius: tree depth ``r`` in 2..8.
-        seed: seeds the data, split, shuffling (local generators) and the model
-            (``torch.manual_seed``); the same seed gives the same numbers on CPU.
+        seed: seeds the data, split, shuffling (local generators) and the model; the same
+            seed gives the same numbers on CPU.
         device: torch device (``"cpu"``, ``"cuda"``).
         max_epochs: most passes over the training set (official 50000).
         patience: evaluation rounds (of ``eval_every`` passes) without a training-accuracy gain
@@ -295,7 +218,7 @@ def train_neighbors_match(
         hidden: width (official 32).
         lr: Adam learning rate (official 1e-3).
         train_fraction: share of examples used for training (official 0.8).
-        time_limit_s: stop after the round (or batch) that passes this wall time; not official.
+        time_limit_s: stop after the batch (or round) that passes this wall time; not official.
         progress: called with a one-line message at the start and after every evaluation
             round.
 
@@ -307,6 +230,9 @@ def train_neighbors_match(
         ``accum_grad``, ``stop_reason`` (``"solved"``, ``"patience"``, ``"max_epochs"`` or
         ``"time_limit"``), ``final_lr`` and ``device``.
     """
+    from fathom.experiments.run import train_one
+    from fathom.tasks import get_task
+
     model = _check_model(model)
     radius = _check_radius(radius)
     official = OFFICIAL_SETTINGS[(model, radius)]
@@ -327,95 +253,77 @@ def train_neighbors_match(
         )
     if time_limit_s is not None and not time_limit_s > 0:
         raise ConfigError(f"time_limit_s must be > 0 or None, got {time_limit_s!r}")
-    dev = _resolve_device(device)
+    dev = resolve_device(str(device))
     start_time = time.perf_counter()
-
-    data = tree_neighbors_match(radius, num_examples=num_examples, seed=seed)
-    train_idx, test_idx = stratified_split_indices(data.y, train_fraction=train_fraction, seed=seed)
-    data = data.to(dev)
-    train_idx, test_idx = train_idx.to(dev), test_idx.to(dev)
+    cfg = ExperimentConfig(
+        data=DataConfig(name=DATASET),
+        model=model_config(model, radius, hidden=hidden, num_layers=num_layers),
+        train=TrainConfig(
+            epochs=max_epochs // eval_every,
+            lr=lr,
+            weight_decay=0.0,
+            patience=patience,
+            batch_size=batch_size,
+            accumulate=accum_grad,
+        ),
+        task="neighbors-match",
+        neighbors_match=NeighborsMatchConfig(
+            radius=radius,
+            num_examples=num_examples,
+            eval_every=eval_every,
+            train_fraction=train_fraction,
+        ),
+        seed=seed,
+        device=str(dev),
+    ).validate()
+    spec = get_task(cfg.task)
+    data = spec.load(cfg)
+    train_idx, test_idx = spec.split(cfg, data)
     n_train = train_idx.numel()
-    edges = batched_edge_index(data.edge_index, data.num_nodes, batch_size)
-
-    torch.manual_seed(seed)
-    net = NeighborsMatchNet(model, radius, hidden, num_layers=num_layers).to(dev)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", threshold_mode="abs", factor=0.5, patience=10
-    )
-    shuffle = torch.Generator().manual_seed(seed)
     if progress is not None:
         progress(
             f"{model} r={radius}: {n_train} train / {test_idx.numel()} test trees, batch "
             f"{batch_size}" + (f"×{accum_grad}" if accum_grad > 1 else "") + f", {eval_every} "
             f"passes per round, at most {max_epochs} passes, on {dev}"
         )
+    deadline = None if time_limit_s is None else start_time + time_limit_s
+    best = {"train_acc": 0.0}
 
-    best_train = best_test = 0.0
-    best_round = rounds_run = no_improve = 0
-    stop_reason = "max_epochs"
-    threshold = 1e-4
-    for rnd in range(1, max_epochs // eval_every + 1):
-        net.train()
-        # one shuffled DataLoader over ``eval_every`` copies of the training set
-        order = torch.randperm(eval_every * n_train, generator=shuffle) % n_train
-        order = train_idx[order.to(dev)]
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), dtype=torch.long, device=dev)
-        seen = 0
-        timed_out = False
-        optimizer.zero_grad()
-        for i, begin in enumerate(range(0, order.numel(), batch_size)):
-            b = data.batch(order[begin : begin + batch_size], edges)
-            out = net(b.x, b.edge_index, b.root_index)
-            loss = F.cross_entropy(out, b.y)
-            loss_sum += loss.detach() * b.num_graphs
-            correct += (out.detach().argmax(dim=1) == b.y).sum()
-            seen += b.num_graphs
-            (loss / accum_grad).backward()
-            if (i + 1) % accum_grad == 0:
-                optimizer.step()
-                optimizer.zero_grad()
-            if time_limit_s is not None and time.perf_counter() - start_time > time_limit_s:
-                timed_out = True
-                break
-        rounds_run = rnd
-        train_acc = int(correct.item()) / seen
-        avg_loss = float(loss_sum.item()) / seen
-        scheduler.step(train_acc)
-        test_acc = _accuracy(net, data, test_idx, edges, batch_size)
-        new_best = train_acc > best_train + threshold
+    def on_round(record: dict[str, float]) -> bool:
+        rnd = int(record["epoch"])
+        new_best = record["train_acc"] > best["train_acc"] + 1e-4
         if new_best:
-            best_train, best_test, best_round, no_improve = train_acc, test_acc, rnd, 0
-        else:
-            no_improve += 1
+            best["train_acc"] = record["train_acc"]
         if progress is not None:
-            lr_now = optimizer.param_groups[0]["lr"]
             progress(
-                f"{model} r={radius} epoch {rnd * eval_every}: loss {avg_loss:.4f}, "
-                f"train acc {train_acc:.4f}, test acc {test_acc:.4f}, lr {lr_now:.2g}"
+                f"{model} r={radius} epoch {rnd * eval_every}: loss {record['loss']:.4f}, "
+                f"train acc {record['train_acc']:.4f}, test acc {record['test_acc']:.4f}"
                 + (" (new best)" if new_best else "")
             )
-        if new_best and train_acc == 1.0:
-            stop_reason = "solved"
-            break
-        if no_improve >= patience:
-            stop_reason = "patience"
-            break
-        if timed_out or (
-            time_limit_s is not None and time.perf_counter() - start_time > time_limit_s
-        ):
-            stop_reason = "time_limit"
-            break
+        return deadline is not None and time.perf_counter() > deadline
 
+    objectives: list[Any] = []
+
+    def with_deadline(plan: Any) -> Any:
+        plan.objective.deadline = deadline
+        objectives.append(plan.objective)
+        return plan
+
+    result = train_one(cfg, data, [on_round], plan_hook=with_deadline)
+    timed_out = any(o.timed_out for o in objectives)
+    stop_reason = (
+        "time_limit"
+        if timed_out or result.stop_reason == "callback"
+        else {"objective": "solved", "patience": "patience"}.get(result.stop_reason, "max_epochs")
+    )
     return {
         "model": model,
         "radius": radius,
-        "depth": net.num_layers,
-        "train_acc": best_train,
-        "test_acc": best_test,
-        "epochs": rounds_run * eval_every,
-        "best_epoch": best_round * eval_every,
+        "depth": cfg.model.depth,
+        "train_acc": result.metrics.get("train_acc", 0.0),
+        "test_acc": result.metrics.get("test_acc", 0.0),
+        "epochs": result.epochs * eval_every,
+        "best_epoch": result.best_epoch * eval_every,
         "time_s": time.perf_counter() - start_time,
         "num_examples": len(data),
         "num_train": int(n_train),
@@ -424,7 +332,7 @@ def train_neighbors_match(
         "eval_every": eval_every,
         "accum_grad": accum_grad,
         "stop_reason": stop_reason,
-        "final_lr": optimizer.param_groups[0]["lr"],
+        "final_lr": result.final_lr,
         "device": str(dev),
     }
 

@@ -18,7 +18,7 @@ from fathom.diagnostics.tracking import LayerDiagnostics
 from fathom.errors import ConfigError
 from fathom.models.build import build_model
 from fathom.seeding import seed_everything
-from fathom.tasks import get_task
+from fathom.tasks import FitPlan, get_task
 from fathom.train.layerwise import fit_layerwise
 from fathom.train.loop import EpochCallback, FitResult, fit, to_device
 
@@ -140,6 +140,7 @@ def train_one(
     callbacks: list[EpochCallback] | None = None,
     *,
     on_model: Callable[[nn.Module], None] | None = None,
+    plan_hook: Callable[[FitPlan], FitPlan] | None = None,
 ) -> FitResult:
     """One seed of ``cfg`` on ``data``: every fit of the task's plan (one, or one per fold),
     each seeded, built by :func:`~fathom.models.build.build_model` with the task's head and
@@ -151,7 +152,8 @@ def train_one(
     and of the final (best) model of the fits the task marks
     (:class:`~fathom.diagnostics.tracking.LayerDiagnostics`) into the result's
     ``diagnostics``; ``on_model(model)`` receives the trained model (tasks whose models can
-    be saved).
+    be saved); ``plan_hook(plan)`` may adjust each fit's plan first (e.g. give its objective
+    a time limit).
     """
     spec = get_task(cfg.task)
     if on_model is not None and not spec.saves_models:
@@ -160,6 +162,8 @@ def train_one(
     trainer = fit_layerwise if cfg.train.layerwise else fit
     results: list[FitResult] = []
     for plan in spec.plan(cfg, data):
+        if plan_hook is not None:
+            plan = plan_hook(plan)
         seed_everything(plan.seed)
         model = build_model(cfg.model, plan.in_channels, plan.out_channels, head=plan.head)
         model = model.to(device)

@@ -47,6 +47,7 @@ ENCODERS.add("linear", "linear")
 HEADS: Registry[str] = Registry("head")
 HEADS.add("conv", "conv")
 HEADS.add("linear", "linear")
+HEADS.add("none", "none")
 
 ArchBuilder = Callable[[ModelConfig, int, int], nn.Module]
 ARCHS: Registry[ArchBuilder] = Registry("arch")
@@ -226,6 +227,7 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
                     build_activation(cfg.act),
                     skip,
                     dropout=input_dropout if layer == 1 and encoder is None else cfg.dropout,
+                    post_norm=cfg.post_norm,
                 )
             )
             width = cfg.hidden
@@ -240,6 +242,9 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
         head = build_conv(
             cfg.conv, width, out_channels, final=True, layer=num_blocks + 1, **conv_options
         )
+    elif HEADS.get(cfg.head) == "none":
+        head_dropout = cfg.dropout
+        head = nn.Identity()
     else:
         head_dropout = cfg.dropout
         head = nn.Linear(width, out_channels)
@@ -549,3 +554,22 @@ def _deepgcn(
         groups=cfg.groups,
         order=order,
     )
+
+
+@HEAD_BUILDERS.register("root")
+def _root_classifier(
+    cfg: ModelConfig,
+    num_symbols: int,
+    num_classes: int,
+    *,
+    columns: int = 2,
+) -> nn.Module:
+    """A :class:`~fathom.models.root_classifier.RootClassifier`: ``columns`` embeddings of
+    ``num_symbols`` integer symbols summed into ``cfg.hidden`` channels, the block stack of
+    ``cfg`` (``cfg.depth`` blocks, no head of its own), and a bias-free ``Linear`` on each
+    graph's root node (Alon & Yahav's Tree-NeighborsMatch model)."""
+    from fathom.models.root_classifier import RootClassifier
+
+    embeddings = [nn.Embedding(num_symbols, cfg.hidden) for _ in range(columns)]
+    gnn = build_deep_gnn(replace(cfg, encoder="none", head="none"), cfg.hidden, cfg.hidden)
+    return RootClassifier(embeddings, gnn, nn.Linear(cfg.hidden, num_classes, bias=False))

@@ -21,6 +21,11 @@ class GNNBlock(nn.Module):
 
         x_l = skip(conv(dropout(act(norm(x_{l-1})))), history)
 
+    Post-norm, with ``post_norm=True`` (the original Transformer's order; Alon & Yahav's
+    NeighborsMatch model)::
+
+        x_l = norm(skip(act(conv(dropout(x_{l-1}))), history))
+
     ``history = [x_0, …, x_{l-1}]`` holds the representations that entered the blocks so
     far. A conv with ``needs_x0`` (GCNII) is called as ``conv(x, x_0, edge_index)``.
 
@@ -31,6 +36,7 @@ class GNNBlock(nn.Module):
         act: activation module.
         skip: skip module called as ``skip(h, history)``.
         dropout: dropout probability on the conv's input.
+        post_norm: normalise after the skip instead of before the activation.
 
     Shapes:
         x: ``[num_nodes, in_channels]`` -> ``[num_nodes, out_channels]``.
@@ -43,11 +49,16 @@ class GNNBlock(nn.Module):
         act: nn.Module,
         skip: nn.Module,
         dropout: float = 0.0,
+        *,
+        post_norm: bool = False,
     ) -> None:
         super().__init__()
         self.conv, self.norm, self.act, self.skip = conv, norm, act, skip
         self.dropout = Dropout(dropout)
         self.pre_activation = bool(getattr(skip, "pre_activation", False))
+        if post_norm and self.pre_activation:
+            raise ValueError("post_norm cannot be combined with a pre-activation skip")
+        self.post_norm = post_norm
         self.needs_x0 = bool(getattr(conv, "needs_x0", False))
 
     def _conv(self, x: Tensor, edge_index: Tensor, history: list[Tensor]) -> Tensor:
@@ -58,6 +69,9 @@ class GNNBlock(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor, history: list[Tensor]) -> Tensor:
         if self.pre_activation:
             h = self._conv(self.dropout(self.act(self.norm(x))), edge_index, history)
+        elif self.post_norm:
+            h = self.act(self._conv(self.dropout(x), edge_index, history))
+            return self.norm(self.skip(h, history))
         else:
             h = self.act(self.norm(self._conv(self.dropout(x), edge_index, history)))
         return self.skip(h, history)

@@ -72,6 +72,7 @@ AGGREGATIONS: dict[str, tuple[str, ...]] = {
     # selectable
     "sage": ("mean", "max", "sum", "min"),
     "gin": ("sum", "mean", "max", "min"),
+    "gin0": ("sum", "mean", "max", "min"),
     "gated": ("sum", "mean", "max", "min"),
     "gen": ("softmax", "powermean", "sum", "mean", "max", "min"),
 }
@@ -394,6 +395,29 @@ def gin(
         nn.Linear(out_channels, out_channels),
     )
     return GINConv(mlp, train_eps=True, aggr=_aggr("gin", aggr))
+
+
+@CONVS.register("gin0")
+def gin0(
+    in_channels: int,
+    out_channels: int,
+    *,
+    aggr: str | None = None,
+    **_: Any,
+) -> nn.Module:
+    """GIN-0 (Xu et al., ICLR 2019: :math:`\\epsilon = 0`, fixed) with the reference code's
+    MLP ``Linear -> BatchNorm -> ReLU -> Linear -> BatchNorm -> ReLU`` (also the GIN of
+    Alon & Yahav's NeighborsMatch model); ``aggr`` one of sum (default), mean, max, min.
+    """
+    mlp = nn.Sequential(
+        nn.Linear(in_channels, out_channels),
+        nn.BatchNorm1d(out_channels),
+        nn.ReLU(),
+        nn.Linear(out_channels, out_channels),
+        nn.BatchNorm1d(out_channels),
+        nn.ReLU(),
+    )
+    return GINConv(mlp, aggr=_aggr("gin0", aggr))
 
 
 @CONVS.register("cheb")

@@ -154,7 +154,8 @@ class DGIObjective:
     patience 20; probe lr 0.01, no weight decay, 100 epochs.
     """
 
-    select_on = "loss"
+    monitor = "loss"
+    select_before_step = True
 
     def __init__(
         self, probe_epochs: int = 100, probe_lr: float = 0.01, probe_weight_decay: float = 0.0

@@ -16,29 +16,45 @@ class EarlyStopping:
     """Tracks the best epoch by ``monitor`` and keeps a copy of the model's weights there.
 
     ``val_loss`` and ``loss`` (the training loss, for self-supervised objectives): lower is
-    better; any other metric (``val_acc``, ``val_auc``, ``val_ap``, ``val_miou``): higher is
-    better, ties broken by lower ``val_loss``. :meth:`step` (= :meth:`update`, then
-    :meth:`should_stop`) returns True when ``patience`` epochs passed without improvement
-    (``patience=0`` never stops).
+    better; any other metric (``val_acc``, ``val_auc``, ``val_ap``, ``val_miou``,
+    ``train_acc``): higher is better, ties broken by lower ``val_loss``. With ``min_delta``
+    an epoch is better only by more than ``min_delta`` (no tie-break); with ``baseline`` the
+    first epoch must beat it too (Keras' ``EarlyStopping`` arguments). :meth:`step`
+    (= :meth:`update`, then :meth:`should_stop`) returns True when ``patience`` epochs
+    passed without improvement (``patience=0`` never stops).
     """
 
-    MONITORS = ("val_acc", "val_loss", "val_auc", "val_ap", "val_miou", "loss")
+    MONITORS = ("val_acc", "val_loss", "val_auc", "val_ap", "val_miou", "loss", "train_acc")
+    LOWER_IS_BETTER = ("val_loss", "loss")
 
-    def __init__(self, monitor: str = "val_acc", patience: int = 100) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_acc",
+        patience: int = 100,
+        *,
+        min_delta: float = 0.0,
+        baseline: float | None = None,
+    ) -> None:
         if monitor not in self.MONITORS:
             raise ValueError(f"monitor must be one of {self.MONITORS}, got {monitor!r}")
         self.monitor, self.patience = monitor, patience
+        self.min_delta, self.baseline = min_delta, baseline
         self.best_epoch = 0
         self.best_metrics: dict[str, float] | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
 
     def _better(self, m: dict[str, float]) -> bool:
+        key, delta = self.monitor, self.min_delta
+        lower = key in self.LOWER_IS_BETTER
         if self.best_metrics is None:
-            return True
+            if self.baseline is None:
+                return True
+            return m[key] < self.baseline - delta if lower else m[key] > self.baseline + delta
         b = self.best_metrics
-        if self.monitor in ("val_loss", "loss"):
-            return m[self.monitor] < b[self.monitor]
-        key = self.monitor
+        if lower:
+            return m[key] < b[key] - delta
+        if delta:
+            return m[key] > b[key] + delta
         return m[key] > b[key] or (
             m[key] == b[key] and m.get("val_loss", 0.0) < b.get("val_loss", 0.0)
         )

@@ -46,11 +46,17 @@ class Objective(Protocol):
     - ``batches(data) -> Iterable[(batch, weight)]``: one epoch's training batches and their
       weights in the epoch's mean loss (default: :func:`full_batch`, the whole ``data`` once);
     - ``default_monitor``: what ``monitor: auto`` resolves to (``val_acc`` if absent);
-    - ``select_on``: a monitor the objective always selects on, whatever ``monitor`` says
-      (DGI: ``loss``, its training loss, snapshotting the weights *before* the step that
-      follows, as they are the ones that scored it);
+    - ``monitor``: a metric the objective always selects on, whatever ``train.monitor``
+      says, with ``min_delta`` / ``baseline`` (see :class:`~fathom.train.callbacks.
+      EarlyStopping`); ``select_before_step``: take the snapshot right after the first
+      batch's loss, before its step (DGI selects on its training loss: the weights that
+      scored it are those before the step);
     - ``final_metrics(model, data) -> dict``: the run's metrics, computed once from the
-      restored best model instead of the best epoch's record (DGI's linear probe).
+      restored best model instead of the best epoch's record (DGI's linear probe);
+    - ``lr_schedule(optimizer) -> Callable[[record], None]``: a learning-rate schedule
+      stepped after every epoch's evaluation with its record (NeighborsMatch's
+      ``ReduceLROnPlateau`` on the training accuracy), instead of ``train.lr_decay_every``;
+    - ``done(record) -> bool``: the objective is met; training stops (a solved task).
     """
 
     def loss(self, model: nn.Module, batch: Any) -> Tensor: ...
@@ -64,9 +70,9 @@ def full_batch(data: Any) -> Iterator[tuple[Any, float]]:
 
 
 def resolve_monitor(monitor: str, task: object) -> str:
-    """The objective's ``select_on`` if it has one; else ``monitor``, or for ``auto`` the
+    """The objective's own ``monitor`` if it has one; else ``monitor``, or for ``auto`` the
     objective's ``default_monitor`` (``val_acc`` if none)."""
-    fixed = getattr(task, "select_on", None)
+    fixed = getattr(task, "monitor", None)
     if fixed is not None:
         return str(fixed)
     if monitor != "auto":
@@ -114,6 +120,11 @@ class FitResult:
     folds: list[dict[str, Any]] = field(default_factory=list)
     """Per-fold results of a cross-validated run (graph classification); ``metrics`` then
     holds their means."""
+    stop_reason: str = "epochs"
+    """Why training ended: ``epochs`` (all ran), ``patience`` (early stopping), ``objective``
+    (the objective was met), ``callback`` (a callback asked), ``diverged``."""
+    final_lr: float = float("nan")
+    """The learning rate at the end of training (after every schedule step)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,63 +152,85 @@ def fit(
 ) -> FitResult:
     """Train ``model`` on ``data`` for up to ``cfg.epochs`` epochs with early stopping.
 
-    Each epoch: one optimiser step per batch of ``task.batches(data)`` (one batch, the whole
-    graph, for full-batch tasks) on ``task.loss``; the epoch's loss is the weighted mean of
-    its batches' losses. Then ``task.evaluate``; the record ``{epoch, loss, **metrics}`` is
-    appended to the history and passed to each callback. With ``cfg.lr_decay_every`` the
-    learning rate is multiplied by ``cfg.lr_decay`` every that many epochs. A non-finite
-    batch loss stops the run as ``diverged at epoch N`` (no step is taken on it); the best
-    checkpoint before it (if any) is restored and its metrics reported.
+    Each epoch: the batches of ``task.batches(data)`` (one batch, the whole graph, for
+    full-batch tasks), one optimiser step per ``cfg.accumulate`` batches on ``task.loss``
+    (gradients of ``loss / accumulate`` summed); the epoch's loss is the weighted mean of its
+    batches' losses. Then ``task.evaluate``; the record ``{epoch, loss, **metrics}`` is
+    appended to the history and passed to each callback (a callback that returns ``True``
+    stops training). With ``cfg.lr_decay_every`` the learning rate is multiplied by
+    ``cfg.lr_decay`` every that many epochs. A non-finite batch loss stops the run as
+    ``diverged at epoch N`` (no step is taken on it); the best checkpoint before it (if any)
+    is restored and its metrics reported.
 
     Batches are moved to the model's device (:func:`to_device`); the caller puts the model
-    (and full-batch data) there. ``cfg.precision == "bf16"`` runs the losses under bfloat16
-    autocast on CUDA.
+    (and full-batch data) there. ``cfg.precision == "bf16"`` runs the forward passes under
+    bfloat16 autocast on CUDA.
     """
     optimizer = build_optimizer(model, cfg)
+    schedule = getattr(task, "lr_schedule", None)
+    epoch_schedule = schedule(optimizer) if schedule is not None else None
     scheduler = (
         torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_decay_every, gamma=cfg.lr_decay)
-        if cfg.lr_decay_every
+        if cfg.lr_decay_every and epoch_schedule is None
         else None
     )
-    stopper = EarlyStopping(resolve_monitor(cfg.monitor, task), cfg.patience)
-    select_before_step = getattr(task, "select_on", None) is not None
+    stopper = EarlyStopping(
+        resolve_monitor(cfg.monitor, task),
+        cfg.patience,
+        min_delta=getattr(task, "min_delta", 0.0),
+        baseline=getattr(task, "baseline", None),
+    )
+    select_before_step = bool(getattr(task, "select_before_step", False))
     batches: Callable[[Any], Iterable[tuple[Any, float]]] = getattr(task, "batches", full_batch)
+    done: Callable[[dict[str, float]], bool] | None = getattr(task, "done", None)
+    accumulate = cfg.accumulate
     device = model_device(model)
     history: list[dict[str, float]] = []
-    status, message, epoch = "done", "", 0
+    status, message, epoch, reason = "done", "", 0, "epochs"
     start = time.perf_counter()
     model.train()
     for epoch in range(1, cfg.epochs + 1):
         total, count = 0.0, 0.0
-        for batch, weight in batches(data):
-            optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
+        for i, (batch, weight) in enumerate(batches(data)):
             with autocast(device, cfg.precision):
                 loss = task.loss(model, to_device(batch, device))
             value = loss.item()
             if not math.isfinite(value):
                 total, count = value, 1.0
                 break
-            if select_before_step:
+            if select_before_step and i == 0:
                 stopper.update(epoch, {"epoch": float(epoch), "loss": value}, model)
-            loss.backward()
-            optimizer.step()
+            (loss / accumulate if accumulate > 1 else loss).backward()
+            if (i + 1) % accumulate == 0:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
             total += value * weight
             count += weight
         loss_value = total / max(count, 1)
         if not math.isfinite(loss_value):
             status, message = "diverged", f"diverged at epoch {epoch} (training loss {loss_value})"
+            reason = "diverged"
             break
         if scheduler is not None:
             scheduler.step()
         with autocast(device, cfg.precision):
             metrics = task.evaluate(model, data)
         record = {"epoch": float(epoch), "loss": loss_value, **metrics}
+        if epoch_schedule is not None:
+            epoch_schedule(record)
         history.append(record)
-        for callback in callbacks:
-            callback(record)
+        asked = [callback(record) for callback in callbacks]
         if not select_before_step:
             stopper.update(epoch, record, model)
+        if done is not None and done(record):
+            reason = "objective"
+            break
         if stopper.should_stop(epoch):
+            reason = "patience"
+            break
+        if any(a is True for a in asked):
+            reason = "callback"
             break
     elapsed = time.perf_counter() - start
     stopper.restore(model)
@@ -215,4 +248,6 @@ def fit(
         time_s=elapsed,
         history=history,
         message=message,
+        stop_reason=reason,
+        final_lr=float(optimizer.param_groups[0]["lr"]),
     )
