@@ -1,15 +1,14 @@
-"""Early stopping on a validation metric, keeping the best checkpoint."""
+"""Early stopping on a monitored metric, keeping the best checkpoint. (Per-layer diagnostics
+during training: :class:`fathom.diagnostics.tracking.LayerDiagnostics`.)"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
-from torch_geometric.data import Data
 
-__all__ = ["EarlyStopping", "LayerDiagnostics", "layer_series"]
+__all__ = ["EarlyStopping"]
 
 
 class EarlyStopping:
@@ -78,73 +77,3 @@ class EarlyStopping:
         """Load the best weights seen into ``model`` (no-op if none were recorded)."""
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
-
-
-class LayerDiagnostics:
-    """Epoch callback measuring per-layer over-smoothing metrics every ``every`` epochs.
-
-    Each measurement is one evaluation-mode, no-grad forward pass under a
-    :class:`~fathom.diagnostics.probes.LayerProbe` (no dropout, no DropEdge, no random
-    numbers drawn, so training is unchanged); it is appended to :attr:`records` as
-    ``{"epoch": e, "layers": [...]}`` (also at epoch 1); :meth:`measure` with ``final=True``
-    adds the trained model's. Records go into the run's result (``diagnostics``); the results
-    store keeps the final one per layer (:func:`layer_series`).
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        data: Data,
-        every: int,
-        metrics: str | tuple[str, ...] = (
-            "dirichlet_energy",
-            "mad",
-            "effective_rank",
-            "numerical_rank",
-        ),
-    ) -> None:
-        from fathom.diagnostics.probes import resolve_metrics
-
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
-        self.model, self.data, self.every = model, data, every
-        self.metrics = resolve_metrics(metrics)
-        self.records: list[dict[str, Any]] = []
-
-    def __call__(self, record: dict[str, float]) -> None:
-        epoch = int(record["epoch"])
-        if epoch == 1 or epoch % self.every == 0:
-            self.measure(epoch)
-
-    def finish(self, result: Any) -> None:
-        """Measure the trained (best, restored) model and hand every record to ``result``
-        (a :class:`~fathom.train.loop.FitResult`) as its ``diagnostics``."""
-        self.measure(result.best_epoch, final=True)
-        result.diagnostics = self.records
-
-    def measure(self, epoch: int, *, final: bool = False) -> None:
-        """Probe the model now; ``final`` marks the measurement of the trained (restored)
-        model."""
-        from fathom.diagnostics.probes import probe_layers
-
-        layers = probe_layers(self.model, self.data.x, self.data.edge_index, self.metrics)
-        drop = ("forward", "sampled")
-        entry: dict[str, Any] = {
-            "epoch": epoch,
-            "layers": [{k: v for k, v in r.items() if k not in drop} for r in layers],
-        }
-        if final:
-            entry["final"] = True
-        self.records.append(entry)
-
-
-def layer_series(records: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """``{metric: [value at layer 0, 1, …]}`` of the last ``final`` entry of ``records`` (from
-    :class:`LayerDiagnostics`): the shape the results store keeps and ``fathom report``
-    plots per layer; ``{}`` if there is none."""
-    finals = [r for r in records if r.get("final")]
-    if not finals:
-        return {}
-    layers = finals[-1]["layers"]
-    names = [k for k in layers[0] if k not in ("layer", "name", "channels")] if layers else []
-    return {name: [float(r.get(name, float("nan"))) for r in layers] for name in names}
