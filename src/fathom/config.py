@@ -52,7 +52,9 @@ C = TypeVar("C")
 # PyYAML (YAML 1.1) reads exponent literals without a dot ("1e-3", "5e-4") as strings.
 _EXP_FLOAT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
 
-# Flags of the CLI that map to config keys; validation errors name the flag as well.
+# The config keys exposed as flags of the CLI, each listed once: ``fathom train`` (and
+# ``diagnose``) build their flags from this table, with the type of the config field, its
+# docstring as help and the names of its registry as choices; validation errors name the flag.
 FLAG_FOR_KEY: dict[str, str] = {
     "data.name": "--dataset",
     "data.data_dir": "--data-dir",
@@ -92,6 +94,8 @@ FLAG_FOR_KEY: dict[str, str] = {
     "link.corrupt_features": "--corrupt-features",
     "model.memory": "--memory",
     "points.k": "--k",
+    "device": "--device",
+    "train.precision": "--precision",
 }
 
 
