@@ -10,14 +10,15 @@ __all__ = ["describe_device", "resolve_device", "set_threads"]
 
 
 def resolve_device(name: str) -> torch.device:
-    """The torch device of ``name``: ``auto`` is CUDA when available, else the CPU.
+    """The torch device of ``name``: ``auto`` is CUDA when available, else the CPU; ``cuda``
+    is the current CUDA device, with its index.
 
     Raises:
         ConfigError: ``cuda`` / ``cuda:N`` on a machine without CUDA, or a device index the
             machine does not have (checked before any data is loaded or model built).
     """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -36,6 +37,9 @@ def resolve_device(name: str) -> torch.device:
                 f"device (--device) {name!r} is not available: this machine has {count} CUDA "
                 f"device(s), cuda:0 … cuda:{count - 1}"
             )
+        if device.index is None:
+            # the index tensors report, so that "already on this device" compares equal
+            device = torch.device("cuda", torch.cuda.current_device())
     elif device.type != "cpu":
         raise ConfigError(f"device (--device) must be auto, cpu, cuda or cuda:N, got {name!r}")
     return device

@@ -68,21 +68,26 @@ def test_memory_modes_are_the_three_documented() -> None:
     assert MEMORY_MODES == ("plain", "checkpoint", "reversible")
 
 
-@pytest.mark.parametrize("groups", [2, 3])
-def test_reversible_matches_the_coupling_computed_by_hand(groups: int) -> None:
+@pytest.mark.parametrize(
+    ("groups", "device"),
+    [(2, "cpu"), (3, "cpu"), pytest.param(2, "cuda", marks=pytest.mark.gpu)],
+)
+def test_reversible_matches_the_coupling_computed_by_hand(groups: int, device: str) -> None:
+    # on CUDA, dropout draws from the device's generator, which the block must replay too
     torch.manual_seed(0)
-    rev = ReversibleGroups([GroupFn(4) for _ in range(groups)])
+    rev = ReversibleGroups([GroupFn(4) for _ in range(groups)]).to(device)
     ref = copy.deepcopy(rev)
-    x = torch.randn(6, 4 * groups)
+    x = torch.randn(6, 4 * groups, device=device)
     x_rev, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
-    weight = torch.randn(6, 4 * groups)
+    weight = torch.randn(6, 4 * groups, device=device)
+    edge_index = EDGE_INDEX.to(device)
 
     torch.manual_seed(1)
-    out = rev(x_rev, EDGE_INDEX)
+    out = rev(x_rev, edge_index)
     (out * weight).sum().backward()
     state_after_rev = torch.get_rng_state()
     torch.manual_seed(1)
-    out_ref = by_hand(ref.fns, x_ref, EDGE_INDEX)
+    out_ref = by_hand(ref.fns, x_ref, edge_index)
     (out_ref * weight).sum().backward()
 
     # dropout drew the same masks in the backward recomputation, or the gradients would differ

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from fathom.config import ExperimentConfig, config_to_dict, with_seed
-from fathom.devices import resolve_device
+from fathom.devices import describe_device, resolve_device
 from fathom.diagnostics.tracking import LayerDiagnostics
 from fathom.errors import ConfigError
 from fathom.models.build import build_model
@@ -92,6 +92,8 @@ class ExperimentResult:
                 "python": platform.python_version(),
                 "torch": torch.__version__,
                 "torch_geometric": _pyg_version(),
+                **describe_device(resolve_device(self.config.device)),
+                "precision": self.config.train.precision,
             },
         }
 
@@ -159,6 +161,10 @@ def train_one(
     if on_model is not None and not spec.saves_models:
         raise ConfigError(f"saving the trained model is for task 'node', not {cfg.task!r}")
     device = resolve_device(cfg.device)
+    if cfg.train.precision == "bf16" and device.type != "cuda":
+        raise ConfigError(
+            f"train.precision (--precision) 'bf16' needs a CUDA device, got device {device}"
+        )
     trainer = fit_layerwise if cfg.train.layerwise else fit
     results: list[FitResult] = []
     for plan in spec.plan(cfg, data):

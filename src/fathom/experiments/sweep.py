@@ -81,10 +81,13 @@ def _dataset_for(cfg: Any) -> Any:
     return _DATA_CACHE[key]
 
 
-def _versions() -> dict[str, str]:
+def _versions(cfg: ExperimentConfig | None = None) -> dict[str, str]:
+    """Package versions and where the run executed: device, GPU name, precision, threads."""
     from importlib.metadata import PackageNotFoundError, version
 
     import torch_geometric
+
+    from fathom.devices import describe_device, resolve_device
 
     try:
         fathom_version = version("fathom-gnn")
@@ -96,6 +99,14 @@ def _versions() -> dict[str, str]:
         "torch_geometric": torch_geometric.__version__,
         "python": platform.python_version(),
         "threads": str(torch.get_num_threads()),
+        **(
+            {
+                **{k: str(v) for k, v in describe_device(resolve_device(cfg.device)).items()},
+                "precision": cfg.train.precision,
+            }
+            if cfg is not None
+            else {}
+        ),
     }
 
 
@@ -120,6 +131,7 @@ def execute_run(store_path: str, run_key: str, retry_failed: bool = False) -> di
         record = store.get(run_key)
         assert record is not None
         start = time.perf_counter()
+        cfg = None
         try:
             cfg = config_from_dict(record["config"])
             fitted = train_one(cfg, _dataset_for(cfg))
@@ -138,7 +150,7 @@ def execute_run(store_path: str, run_key: str, retry_failed: bool = False) -> di
                 error=message,
                 time_s=time.perf_counter() - start,
                 peak_mem_mb=_peak_rss_mb(),
-                versions=_versions(),
+                versions=_versions(None if isinstance(exc, FathomError) else cfg),
             )
             return store.get(run_key)
         metrics = {**fitted.metrics, "best_epoch": fitted.best_epoch, "epochs": fitted.epochs}
@@ -153,7 +165,7 @@ def execute_run(store_path: str, run_key: str, retry_failed: bool = False) -> di
             time_s=fitted.time_s,
             peak_mem_mb=_peak_rss_mb(),
             message=fitted.message,
-            versions=_versions(),
+            versions=_versions(cfg),
         )
         return store.get(run_key)
 

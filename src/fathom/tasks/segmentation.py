@@ -199,14 +199,15 @@ class Segmentation:
         """``(confusion matrix [C, C], summed per-point cross-entropy)`` of ``model`` (in its
         current mode) over ``batches``."""
         device = model_device(model)
-        matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
+        # accumulated where the predictions are; one copy to the CPU per split
+        matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long, device=device)
         loss = 0.0
         for batch in batches:
             batch = to_device(batch, device)
             out = self._logits(model, batch)
             loss += F.cross_entropy(out, batch.y, reduction="sum").item()
-            matrix += confusion_matrix(out.argmax(dim=-1), batch.y, self.num_classes).cpu()
-        return matrix, loss
+            matrix += confusion_matrix(out.argmax(dim=-1), batch.y, self.num_classes)
+        return matrix.cpu(), loss
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: PointCloudSplits) -> dict[str, float]:

@@ -10,6 +10,7 @@ scalars the history records.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.data.data import BaseData
 
 from fathom.config import TrainConfig
 from fathom.train.callbacks import EarlyStopping
@@ -87,10 +89,21 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """``batch.to(device)`` for tensors and PyG ``Data`` / ``Batch`` (a no-op when already
-    there); anything else (lists of graphs, split objects) is returned as it is."""
+    """``batch`` on ``device``: itself when it is already there; a PyG ``Data`` / ``Batch``
+    is moved as a shallow copy (PyG's ``Data.to`` moves in place: the caller's graph stays
+    where it was); anything else with a ``to`` (tensors, datasets of fathom) is moved by it;
+    anything without (lists of graphs, split objects) is returned as it is."""
     move = getattr(batch, "to", None)
-    return move(device) if callable(move) else batch
+    if not callable(move):
+        return batch
+    if isinstance(batch, BaseData):
+        tensors = [v for store in batch.stores for v in store.values() if isinstance(v, Tensor)]
+        if all(t.device == device for t in tensors):
+            return batch
+        return copy.copy(batch).to(device)
+    if isinstance(batch, Tensor) and batch.device == device:
+        return batch
+    return move(device)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
