@@ -21,7 +21,7 @@ from fathom.data.synthetic import make_synthetic
 from fathom.data.validate import GraphReport, validate_graph
 from fathom.errors import ConfigError, DataError, DataNotFoundError, FathomError
 from fathom.experiments.depth_study import depth_study
-from fathom.experiments.run import ExperimentResult, build_task_data, run_experiment
+from fathom.experiments.run import ExperimentResult, build_task_data, run_experiment, train_one
 from fathom.experiments.store import RunStore
 from fathom.experiments.sweep import SweepSummary, run_configs, sweep
 from fathom.models.build import build_model
@@ -87,5 +87,6 @@ __all__ = [
     "run_experiment",
     "split_edges",
     "sweep",
+    "train_one",
     "validate_graph",
 ]
