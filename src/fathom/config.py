@@ -110,17 +110,39 @@ _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 _SECTIONS: dict[str, tuple[type, Callable[[Any], None] | None]] = {}
 _CHECKS: list[Callable[[ExperimentConfig], None]] = []
 
+# Fields added after runs were first stored: left out of a run's key while at their default,
+# so the keys of stored runs stay valid (a new option must not re-run or duplicate them).
+_UNKEYED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
+    ("device",): None,  # never keyed: where a run executes is recorded, not part of what it is
+    ("train", "precision"): "32",
+    ("train", "accumulate"): 1,
+    ("model", "post_norm"): False,
+}
 
-def register_section(name: str, cls: type, check: Callable[[Any], None] | None = None) -> None:
+
+def register_section(
+    name: str,
+    cls: type,
+    check: Callable[[Any], None] | None = None,
+    *,
+    keyed_at_default: bool = False,
+) -> None:
     """Add the config section ``name`` (a frozen dataclass ``cls``; its fields' docstrings are
     its documentation) to :class:`ExperimentConfig`: ``cfg.<name>`` and the YAML key ``name:``.
     ``check(section)`` validates its values whatever the task. A task module calls this once
-    when it is imported (``fathom.tasks`` imports every task)."""
+    when it is imported (``fathom.tasks`` imports every task).
+
+    A section enters a run's key (:func:`config_hash`) only when it differs from its defaults,
+    so adding a task leaves the keys of stored runs as they were; ``keyed_at_default`` keeps
+    it in always (the sections that were part of every key before sections were registered).
+    """
     if name in _SECTIONS and _SECTIONS[name][0] is not cls:
         raise ValueError(f"config section {name!r} is already registered")
     if name in {f.name for f in fields(ExperimentConfig)}:
         raise ValueError(f"config section {name!r} would shadow an ExperimentConfig field")
     _SECTIONS[name] = (cls, check)
+    if not keyed_at_default:
+        _UNKEYED_AT_DEFAULT[(name,)] = dataclasses.asdict(cls())
 
 
 def register_check(check: Callable[[ExperimentConfig], None]) -> None:
@@ -557,10 +579,18 @@ def config_hash(cfg: ExperimentConfig) -> str:
 
     Two configs hash equal iff every field but ``device`` is equal, whatever order they were
     written in; this is a run's key in the results store (the device a run used is stored
-    with it).
+    with it). Fields and task sections added after runs were first stored are left out while
+    at their defaults, so a config that does not use them keeps the key it always had.
     """
     raw = config_to_dict(cfg)
     raw.pop("device", None)
+    for path, default in _UNKEYED_AT_DEFAULT.items():
+        *parents, leaf = path
+        node = raw
+        for part in parents:
+            node = node.get(part, {})
+        if leaf in node and node[leaf] == default:
+            del node[leaf]
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

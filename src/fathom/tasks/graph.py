@@ -107,7 +107,7 @@ def check_graph_section(g: GraphTaskConfig) -> None:
     require(0.0 < g.val_fraction < 1.0, "graph.val_fraction", "must be in (0, 1)", g.val_fraction)
 
 
-register_section("graph", GraphTaskConfig, check_graph_section)
+register_section("graph", GraphTaskConfig, check_graph_section, keyed_at_default=True)
 
 
 @dataclass

@@ -106,7 +106,7 @@ def check_link_section(lk: LinkTaskConfig) -> None:
     require(lk.feature_weight >= 0, "link.feature_weight", "must be >= 0", lk.feature_weight)
 
 
-register_section("link", LinkTaskConfig, check_link_section)
+register_section("link", LinkTaskConfig, check_link_section, keyed_at_default=True)
 
 SPLITS = ("train", "val", "test")
 

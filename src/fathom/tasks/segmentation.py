@@ -93,7 +93,7 @@ def check_points_section(p: PointsConfig) -> None:
     require(p.order in ORDERS, "points.order", f"must be {' or '.join(ORDERS)}", p.order)
 
 
-register_section("points", PointsConfig, check_points_section)
+register_section("points", PointsConfig, check_points_section, keyed_at_default=True)
 
 
 def class_key(name: str) -> str:
