@@ -11,30 +11,42 @@ Three workloads, each trained side by side by fathom and by plain PyTorch Geomet
     dropout 0.6 and ReLU), on ``edge_index`` with ``normalize=True, cached=True`` (the
     example's ``SparseTensor`` path needs ``torch-sparse``, which is not installed here).
 ``res16``
-    16-layer residual GCN (linear encoder and head, hidden 64, dropout 0.5) on a seeded
-    100K-node CSBM graph (~1M directed edges, 64 features, 5 classes): fathom's
+    16-layer residual GCN (linear encoder and head, hidden 64, dropout 0.5) on a seeded CSBM
+    graph of ``--res16-nodes`` nodes (default 100K: ~1M directed edges; mean degree 10, 64
+    features, 5 classes; 1M nodes, ~10M edges, is generated in O(N + E), ~26 s and 2.4 GiB
+    peak RSS on one CPU core): fathom's
     ``ModelConfig(conv="gcn", depth=16, skip="res", encoder="linear", head="linear")``
     against ``Linear`` -> 16 x (``x + relu(GCNConv(cached=True)(dropout(x)))``) -> ``Linear``.
 
 Both sides of a workload have parameters of identical shapes (checked), the same Adam
 optimiser (learning rate and weight decay of fathom's config; GCNII: 0.01 on the convs and
 5e-4 on the dense layers, as the paper and PyG's example), the same data object and the
-same seed. An epoch is one training step plus one evaluation forward pass: on fathom's side
-the body of :func:`fathom.fit` (``NodeClassification.loss`` -> backward -> step ->
-``NodeClassification.evaluate``), on PyG's side the ``train()`` + ``test()`` functions of
+same seed, on the same device (``--device``; model moved with ``.to(device)``, data moved once
+with :func:`fathom.train.loop.to_device`, as fathom's run pipeline does). An epoch is one
+training step plus one evaluation forward pass: on fathom's side the body of
+:func:`fathom.fit`'s epoch loop with fit's own pieces (the objective's batches -- here the
+one graph -- each moved by ``to_device`` and its ``NodeClassification.loss`` under fit's
+``autocast``, backward, step, then ``NodeClassification.evaluate``; a test checks that it
+reproduces fit's losses bit for bit), on PyG's side the ``train()`` + ``test()`` functions of
 PyG's examples.
 
 **Time** is measured in one process, interleaved: after ``--warmup`` untimed epochs of each
 implementation, every round times one fathom epoch and one PyG epoch, alternating which goes
-first, so drift and contention hit both alike. The figure is the median epoch time.
+first, so drift and contention hit both alike. The figure is the median epoch time. On CUDA
+every clock read is preceded by ``torch.cuda.synchronize()`` (both sides alike).
 
-**Peak memory** is measured for each (workload, implementation) in a fresh process forked from
-a ``multiprocessing`` fork server that has only imported torch, PyG and fathom (so every child
-starts from the same heap and no thread pool): the child loads the data and builds the model
-and optimiser, resets the kernel's peak-RSS counter (``VmHWM``, via ``/proc/self/clear_refs``),
-reads its RSS as the baseline, trains a few epochs, and reports ``VmHWM - baseline``: the
-resident memory training adds on top of data and parameters (activations, gradients, Adam
-state, adjacency caches, allocator overhead).
+**Peak memory** on the CPU is measured for each (workload, implementation) in a fresh process
+forked from a ``multiprocessing`` fork server that has only imported torch, PyG and fathom (so
+every child starts from the same heap and no thread pool): the child loads the data and builds
+the model and optimiser, resets the kernel's peak-RSS counter (``VmHWM``, via
+``/proc/self/clear_refs``), reads its RSS as the baseline, trains a few epochs, and reports
+``VmHWM - baseline``: the resident memory training adds on top of data and parameters
+(activations, gradients, Adam state, adjacency caches, allocator overhead). On CUDA it is
+measured in the benchmark process, per (workload, implementation): a fresh model and optimiser
+on the data already on the GPU, one warm-up epoch, then ``torch.cuda.reset_peak_memory_stats()``;
+the figure is ``torch.cuda.max_memory_allocated()`` during training minus
+``torch.cuda.memory_allocated()`` at the reset (the same "what training adds" as on the CPU;
+the absolute peak is recorded as ``peak_allocated_mib``).
 
 Ratios are fathom / PyG; the guard is that every ratio is <= 1.0 (``--check`` exits 1 when
 one is not).
@@ -44,11 +56,14 @@ Usage::
     FATHOM_DATA=/path/to/datasets .venv/bin/python benchmarks/deep_speed.py \\
         --json runs/deep_speed.json --md runs/deep_speed.md
     .venv/bin/python benchmarks/deep_speed.py --tiny --json /tmp/tiny.json   # smoke run
+    FATHOM_DATA=/path/to/datasets .venv/bin/python benchmarks/deep_speed.py --device cuda \\
+        --res16-nodes 1000000 --json docs/results/deep_speed_cuda.json \\
+        --md docs/results/deep_speed_cuda.md                                 # on a GPU
 
 Cora is read like fathom reads it (``$FATHOM_DATA``); when it is missing the script prints a
-one-line error and exits with 2. ``--tiny`` (a smoke run, not a benchmark) needs no data: it
-replaces Cora with a 500-node synthetic graph, res16's graph with 1,000 nodes, cuts GCNII to
-16 layers and trains 3 timed epochs.
+one-line error and exits with 2; so does a ``--device`` this machine does not have. ``--tiny``
+(a smoke run, not a benchmark) needs no data: it replaces Cora with a 500-node synthetic
+graph, res16's graph with 1,000 nodes, cuts GCNII to 16 layers and trains 3 timed epochs.
 """
 
 from __future__ import annotations
@@ -87,8 +102,10 @@ from fathom import (
     build_dataset,
     build_model,
 )
+from fathom.devices import resolve_device
 from fathom.experiments.process_memory import reset_peak_rss, status_kib
 from fathom.models.presets import load_preset
+from fathom.train.loop import autocast, full_batch, model_device, to_device
 from fathom.train.optim import build_optimizer
 
 WORKLOADS = ("gcn2", "gcnii64", "res16")
@@ -99,6 +116,14 @@ SEED = 0
 TIMING_METHOD = (
     "interleaved in one process: after the warm-up, each round times one fathom and one PyG "
     "epoch, alternating which goes first; median over rounds"
+)
+CUDA_TIMING_METHOD = TIMING_METHOD + "; torch.cuda.synchronize() before every clock read"
+CUDA_MEMORY_METHOD = (
+    "in the benchmark process, per (workload, implementation): a fresh model and optimiser "
+    "on the data already on the GPU and one warm-up epoch, then "
+    "torch.cuda.reset_peak_memory_stats(); "
+    "torch.cuda.max_memory_allocated() during training minus torch.cuda.memory_allocated() at "
+    "the reset (peak_allocated_mib: the absolute peak, data and parameters included)"
 )
 MEMORY_METHOD = (
     "fresh process per (workload, implementation), forked from a fork server that only "
@@ -308,28 +333,48 @@ def _shapes(model: nn.Module) -> list[tuple[int, ...]]:
 Epoch = Callable[[], Any]
 
 
-def build_impl(workload: Workload, impl: str, data: Data) -> tuple[nn.Module, Epoch]:
-    """The model of ``impl`` and a closure running one epoch (train step + evaluation)."""
+def build_impl(
+    workload: Workload, impl: str, data: Data, device: torch.device | None = None
+) -> tuple[nn.Module, Epoch]:
+    """The model of ``impl`` on ``device`` (default: ``data``'s) and a closure running one
+    epoch (train step + evaluation) on ``data``, which the caller has put on that device."""
+    device = data.x.device if device is None else device
     in_channels, out_channels = data.num_features, int(data.y.max()) + 1
     torch.manual_seed(SEED)
     if impl == "fathom":
-        model = build_model(workload.model, in_channels, out_channels)
-        optimizer = build_optimizer(model, workload.train)
-        task = NodeClassification(workload.train.label_smoothing)
+        # as fathom's run pipeline: build_model -> .to(device) -> fit (which builds the optimiser)
+        model = build_model(workload.model, in_channels, out_channels).to(device)
+        cfg = workload.train
+        optimizer = build_optimizer(model, cfg)
+        task = NodeClassification(cfg.label_smoothing)
+        batches: Callable[[Any], Any] = getattr(task, "batches", full_batch)
+        fit_device, accumulate = model_device(model), cfg.accumulate
 
         def fathom_epoch() -> tuple[float, dict[str, float]]:
-            # the body of fathom.fit's epoch loop (fit sets train mode once, evaluate restores it)
+            # one epoch of fathom.fit's loop, with fit's own batches / to_device / autocast;
+            # left out is what fit does between epochs (early-stopping bookkeeping: a
+            # state-dict copy when validation improves; callbacks and LR schedules: none
+            # here). fit sets train mode once and evaluate restores it: this is a no-op
             model.train()
+            total, count = 0.0, 0.0
             optimizer.zero_grad(set_to_none=True)
-            loss = task.loss(model, data)
-            loss_value = loss.item()
-            loss.backward()
-            optimizer.step()
-            return loss_value, task.evaluate(model, data)
+            for i, (batch, weight) in enumerate(batches(data)):
+                with autocast(fit_device, cfg.precision):
+                    loss = task.loss(model, to_device(batch, fit_device))
+                value = loss.item()
+                (loss / accumulate if accumulate > 1 else loss).backward()
+                if (i + 1) % accumulate == 0:
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                total += value * weight
+                count += weight
+            with autocast(fit_device, cfg.precision):
+                metrics = task.evaluate(model, data)
+            return total / max(count, 1), metrics
 
         return model, fathom_epoch
 
-    model = workload.pyg_model(workload.model, in_channels, out_channels)
+    model = workload.pyg_model(workload.model, in_channels, out_channels).to(device)
     optimizer = torch.optim.Adam(
         workload.pyg_param_groups(model, workload.train), lr=workload.train.lr
     )
@@ -362,11 +407,29 @@ def build_impl(workload: Workload, impl: str, data: Data) -> tuple[nn.Module, Ep
 # --------------------------------------------------------------------------- timing
 
 
+def _clock(device: torch.device) -> Callable[[], float]:
+    """``time.perf_counter``; on CUDA after ``torch.cuda.synchronize`` (queued kernels done)."""
+    if device.type != "cuda":
+        return time.perf_counter
+
+    def synchronized() -> float:
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    return synchronized
+
+
 def time_workload(
-    workload: Workload, data: Data, epochs: int, warmup: int
+    workload: Workload,
+    data: Data,
+    epochs: int,
+    warmup: int,
+    device: torch.device | None = None,
 ) -> tuple[dict[str, list[float]], int]:
     """Epoch times (seconds) of both implementations, interleaved; and the parameter count."""
-    built = {impl: build_impl(workload, impl, data) for impl in IMPLS}
+    device = data.x.device if device is None else device
+    now = _clock(device)
+    built = {impl: build_impl(workload, impl, data, device) for impl in IMPLS}
     shapes = {impl: _shapes(model) for impl, (model, _) in built.items()}
     if shapes["fathom"] != shapes["pyg"]:
         raise AssertionError(
@@ -380,9 +443,9 @@ def time_workload(
     times: dict[str, list[float]] = {impl: [] for impl in IMPLS}
     for r in range(epochs):
         for impl in IMPLS if r % 2 == 0 else IMPLS[::-1]:
-            start = time.perf_counter()
+            start = now()
             built[impl][1]()
-            times[impl].append(time.perf_counter() - start)
+            times[impl].append(now() - start)
     return times, num_params
 
 
@@ -393,7 +456,7 @@ def measure_memory(spec: dict[str, Any]) -> dict[str, Any]:
     """Peak RSS increase while training ``spec['impl']`` on ``spec['workload']`` (after one
     untimed warm-up epoch), measured in the calling process (meant to be a fresh one)."""
     torch.set_num_threads(spec["threads"])
-    workload = make_workloads(spec["tiny"], spec["nodes"])[spec["workload"]]
+    workload = make_workloads(spec["tiny"], spec["res16_nodes"])[spec["workload"]]
     data = load_data(workload)
     _, epoch = build_impl(workload, spec["impl"], data)
     # one epoch first: lazy one-time costs (modules imported on first use, kernel code paged
@@ -413,6 +476,38 @@ def measure_memory(spec: dict[str, Any]) -> dict[str, Any]:
         # so that small graphs (where it dominates) can be read
         "file_mib": max(file - baseline_file, 0) * 1024 / MIB,
         "peak_reset": reset,
+    }
+
+
+def measure_cuda_memory(
+    workload: Workload, impl: str, data: Data, device: torch.device, epochs: int
+) -> dict[str, Any]:
+    """Peak CUDA memory that training ``impl`` on ``workload`` allocates on top of what is
+    live after one warm-up epoch (data, parameters, Adam state, adjacency caches), measured in
+    this process with the caching allocator's counters (``data`` is already on ``device``)."""
+    gc.collect()
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    _, epoch = build_impl(workload, impl, data, device)
+    epoch()  # the same warm-up epoch as on the CPU: Adam's state, cached normalisations
+    gc.collect()
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    baseline = torch.cuda.memory_allocated(device)
+    for _ in range(epochs):
+        epoch()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device)
+    reserved = torch.cuda.max_memory_reserved(device)
+    del epoch
+    gc.collect()
+    return {
+        "baseline_mib": baseline / MIB,
+        "peak_mib": max(peak - baseline, 0) / MIB,
+        "peak_allocated_mib": peak / MIB,
+        "peak_reserved_mib": reserved / MIB,
+        "file_mib": None,
+        "peak_reset": True,
     }
 
 
@@ -472,7 +567,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
-def _environment(threads: int) -> dict[str, Any]:
+def _environment(threads: int, device: torch.device) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -490,7 +585,17 @@ def _environment(threads: int) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "load_average": list(os.getloadavg()),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
     }
+
+
+def _where(env: dict[str, Any]) -> str:
+    """The hardware of a run in words: the GPU (with its device) or the CPU."""
+    if env.get("gpu"):
+        return f"{env['gpu']} ({env['device']}, CUDA {env['cuda']}; host CPU {env['cpu']})"
+    return str(env["cpu"])
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -549,7 +654,7 @@ def print_table(result: dict[str, Any]) -> None:
     s = result["settings"]
     table = Table(
         title=f"deep_speed: fathom / PyG ({'TINY, ' if s['tiny'] else ''}{s['epochs']} timed "
-        f"epochs after {s['warmup']} warm-up, threads: {s['threads']})"
+        f"epochs after {s['warmup']} warm-up, device: {s['device']}, threads: {s['threads']})"
     )
     for i, header in enumerate(HEADERS):
         table.add_column(header, justify="left" if i in (0, 7) else "right")
@@ -561,6 +666,7 @@ def print_table(result: dict[str, Any]) -> None:
     console.print(table)
     for row in result["rows"]:
         console.print(f"  {row['workload']}: {row['title']}; {row['num_params']:,} parameters")
+    console.print(f"  on: {_where(result['environment'])}")
     console.print(f"  time: {s['timing']}")
     console.print(f"  memory: {s['memory']}")
 
@@ -572,9 +678,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         f"{'**Tiny smoke run: not a benchmark result.** ' if s['tiny'] else ''}"
         f"{s['epochs']} timed epochs after {s['warmup']} warm-up epochs, "
-        f"threads: {s['threads']}; torch {env['torch']}, PyG {env['torch_geometric']}, "
-        f"fathom {env['fathom']}, Python {env['python']} on {env['cpu']} "
-        f"(load average at start {env['load_average'][0]:.2f}).",
+        f"device: {s['device']}, threads: {s['threads']}; torch {env['torch']}, "
+        f"PyG {env['torch_geometric']}, fathom {env['fathom']}, Python {env['python']} "
+        f"on {_where(env)} (load average at start {env['load_average'][0]:.2f}).",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "|".join(["---"] + ["---:"] * 6 + ["---"]) + "|",
@@ -650,9 +756,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--threads", type=_positive, help="torch threads (default: all available cores)"
     )
     parser.add_argument(
+        "--res16-nodes",
         "--nodes",
+        dest="res16_nodes",
         type=_positive,
-        help="nodes of res16's synthetic graph (default 100000; tiny 1000)",
+        metavar="N",
+        help="nodes of res16's CSBM graph, mean degree 10 (default 100000; tiny 1000); "
+        "the issue's figure: 1000000",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto, cpu, cuda or cuda:N: where both sides train (default auto: CUDA when "
+        "available)",
     )
     parser.add_argument(
         "--tiny",
@@ -675,8 +791,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.epochs = 3 if args.tiny else 50
     if args.warmup is None:
         args.warmup = 1 if args.tiny else 5
-    if args.nodes is None:
-        args.nodes = 1000 if args.tiny else 100_000
+    if args.res16_nodes is None:
+        args.res16_nodes = 1000 if args.tiny else 100_000
     if args.threads is None:
         args.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     return args
@@ -689,10 +805,7 @@ def _summary(times: list[float], memory: dict[str, Any]) -> dict[str, Any]:
         "ms_min": min(ms),
         "ms_mean": statistics.fmean(ms),
         "epoch_ms": ms,
-        "peak_mib": memory["peak_mib"],
-        "baseline_mib": memory["baseline_mib"],
-        "file_mib": memory["file_mib"],
-        "peak_reset": memory["peak_reset"],
+        **memory,
     }
 
 
@@ -703,34 +816,42 @@ def _progress(message: str) -> None:
     print(f"[{time.perf_counter() - _START:6.1f}s] {message} ...", file=sys.stderr, flush=True)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    workloads = make_workloads(args.tiny, args.nodes)
-    env = _environment(args.threads)
+def run(args: argparse.Namespace, device: torch.device | None = None) -> dict[str, Any]:
+    device = torch.device("cpu") if device is None else device
+    workloads = make_workloads(args.tiny, args.res16_nodes)
+    env = _environment(args.threads, device)
     datasets: dict[DataConfig, Data] = {}
     for name in args.workloads:
         cfg = workloads[name].data
         if cfg not in datasets:
             _progress(f"loading data for {name}")
             try:
-                datasets[cfg] = load_data(workloads[name])
+                data = load_data(workloads[name])
             except FathomError as exc:
                 raise type(exc)(f"workload {name} needs data {cfg.name!r}: {exc}") from None
+            # moved once; both implementations train on this one object
+            datasets[cfg] = to_device(data, device)
+            del data
 
-    ctx = _fork_server()
+    cuda = device.type == "cuda"
+    ctx = None if cuda else _fork_server()
     rows = []
     for name in args.workloads:
         workload = workloads[name]
         data = datasets[workload.data]
         _progress(f"{name}: timing")
-        times, num_params = time_workload(workload, data, args.epochs, args.warmup)
+        times, num_params = time_workload(workload, data, args.epochs, args.warmup, device)
         memory = {}
         for impl in IMPLS:
             _progress(f"{name}: peak memory of {impl}")
+            if cuda:
+                memory[impl] = measure_cuda_memory(workload, impl, data, device, args.mem_epochs)
+                continue
             spec = {
                 "workload": name,
                 "impl": impl,
                 "tiny": args.tiny,
-                "nodes": args.nodes,
+                "res16_nodes": args.res16_nodes,
                 "threads": args.threads,
                 "epochs": args.mem_epochs,
             }
@@ -773,11 +894,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "warmup": args.warmup,
             "mem_epochs": args.mem_epochs,
             "threads": args.threads,
-            "nodes": args.nodes,
+            "res16_nodes": args.res16_nodes,
+            "device": str(device),
             "tiny": args.tiny,
             "max_ratio": args.max_ratio,
-            "timing": TIMING_METHOD,
-            "memory": MEMORY_METHOD,
+            "timing": CUDA_TIMING_METHOD if cuda else TIMING_METHOD,
+            "memory": CUDA_MEMORY_METHOD if cuda else MEMORY_METHOD,
         },
         "environment": env,
         "rows": rows,
@@ -787,10 +909,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+    except FathomError as exc:
+        print(f"deep_speed.py: error: {exc}", file=sys.stderr)
+        return 2
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        result = run(args)
+        result = run(args, device)
     except FathomError as exc:
         print(f"deep_speed.py: error: {exc}", file=sys.stderr)
         return 2
