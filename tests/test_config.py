@@ -26,6 +26,7 @@ from fathom.nn.activations import ACTIVATIONS
 from fathom.nn.convs import CONVS
 from fathom.nn.norms import NORMS
 from fathom.nn.skips import SKIPS
+from fathom.tasks import TASKS
 
 
 def _choices(registry) -> str:
@@ -296,11 +297,11 @@ INVALID = [
     ("train.epochs", 0, "--epochs", ">= 1"),
     ("train.weight_decay", -1e-4, "--weight-decay", ">= 0"),
     ("train.patience", -1, "--patience", ">= 0"),
-    ("train.monitor", "val_f1", "--monitor", "auto, val_acc, val_loss, val_auc, val_ap, val_miou"),
+    ("train.monitor", "val_f1", "--monitor", "auto, val_loss, val_acc for task 'node'"),
     ("train.batch_size", 0, "--batch-size", ">= 1"),
     ("train.lr_decay_every", -1, None, ">= 0"),
     ("train.lr_decay", 0.0, None, "(0, 1]"),
-    ("task", "tracking", "--task", "node, graph, link, autoencoder, segmentation"),
+    ("task", "tracking", "--task", f"one of {', '.join(TASKS.names())}"),  # sorted
     ("model.memory", "offload", "--memory", "plain, checkpoint, reversible"),
     ("model.groups", 1, None, ">= 2"),
     ("points.num_points", 1, None, ">= 2"),

@@ -9,10 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from fathom.config import ModelConfig, PointsConfig
+from fathom.config import ModelConfig
 from fathom.errors import ConfigError
-from fathom.models.deepgcn import DeepGCN, build_deepgcn
+from fathom.models.build import build_model
+from fathom.models.deepgcn import DeepGCN
 from fathom.nn.knn import dilated_knn_graph
+from fathom.tasks.segmentation import PointsConfig
 
 SMALL = {"hidden": 8, "k": 4, "fusion_channels": 16}
 
@@ -244,20 +246,20 @@ def test_tiny_model_overfits_one_cloud() -> None:
 def test_build_from_config() -> None:
     model_cfg = ModelConfig(conv="mr", depth=4, hidden=8, skip="dense", norm="batch", dropout=0.1)
     points = PointsConfig(k=5, dilation="linear", epsilon=0.3, fusion_channels=24)
-    model = build_deepgcn(model_cfg, points, 9, 13)
+    model = build_model(model_cfg, 9, 13, head=points.head())
     assert model.block == "dense" and model.dilations == [1, 2, 3]
     assert all(g.k == 5 and g.epsilon == 0.3 and g.stochastic for g in model.graphs)
     assert model.fusion.lin.out_features == 24
     assert model.prediction[2].p == 0.1
     assert model.prediction[3].lin.out_features == 13
-    plain = build_deepgcn(ModelConfig(conv="edge", depth=3, skip="none"), points, 9, 2)
+    plain = build_model(ModelConfig(conv="edge", depth=3, skip="none"), 9, 2, head=points.head())
     assert plain.block == "plain"
-    ckpt = build_deepgcn(
-        ModelConfig(conv="edge", depth=3, skip="res", memory="checkpoint"), points, 9, 2
+    ckpt = build_model(
+        ModelConfig(conv="edge", depth=3, skip="res", memory="checkpoint"), 9, 2, head=points.head()
     )
     assert ckpt.memory == "checkpoint"
     assert all(m.order == "act-norm" for m in model.modules() if hasattr(m, "order"))
-    swapped = build_deepgcn(model_cfg, PointsConfig(k=5, order="norm-act"), 9, 13)
+    swapped = build_model(model_cfg, 9, 13, head=PointsConfig(k=5, order="norm-act").head())
     orders = [m.order for m in swapped.modules() if hasattr(m, "order")]
     assert len(orders) > 4 and set(orders) == {"norm-act"}  # head, blocks, fusion, prediction
 
@@ -265,11 +267,13 @@ def test_build_from_config() -> None:
 def test_config_errors() -> None:
     points = PointsConfig(k=4)
     with pytest.raises(ConfigError, match="edge, gin, mr, sage"):
-        build_deepgcn(ModelConfig(conv="gcn", skip="res"), points, 9, 3)
+        build_model(ModelConfig(conv="gcn", skip="res"), 9, 3, head=points.head())
     with pytest.raises(ConfigError, match="'jk'"):
-        build_deepgcn(ModelConfig(conv="edge", skip="jk"), points, 9, 3)
+        build_model(ModelConfig(conv="edge", skip="jk"), 9, 3, head=points.head())
     with pytest.raises(ConfigError, match="reversible"):
-        build_deepgcn(ModelConfig(conv="edge", skip="dense", memory="reversible"), points, 9, 3)
+        build_model(
+            ModelConfig(conv="edge", skip="dense", memory="reversible"), 9, 3, head=points.head()
+        )
     with pytest.raises(ConfigError, match="groups"):
         DeepGCN(9, 3, hidden=9, memory="reversible", groups=2)
     with pytest.raises(ConfigError, match="'swap'"):

@@ -1,17 +1,37 @@
-"""Tests of fathom.models.dgi: the DGI model and fit_dgi (unsupervised + linear probe)."""
+"""Tests of fathom.models.dgi: the DGI model, trained by ``fit`` with the node task's
+``DGIObjective`` (unsupervised, selection on the training loss, then a linear probe)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import stochastic_blockmodel_graph
 
-from fathom.models.dgi import DGI, corrupt, fit_dgi, summarize
+from fathom.config import TrainConfig
+from fathom.models.dgi import DGI, corrupt, summarize
+from fathom.tasks.node import DGIObjective
+from fathom.train.loop import FitResult, fit
 
 IN, HIDDEN = 16, 32
 METRIC_KEYS = {"train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss"}
+
+
+def fit_dgi(
+    model: DGI,
+    data: Data,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    patience: int,
+    callbacks: Sequence[Callable[[dict[str, float]], None]] = (),
+) -> FitResult:
+    """DGI pre-training and probe as a run does it: ``fit`` with :class:`DGIObjective`."""
+    cfg = TrainConfig(epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience)
+    return fit(model, DGIObjective(), data, cfg, callbacks)
 
 
 def _sbm(per_block: int = 30, seed: int = 0) -> Data:

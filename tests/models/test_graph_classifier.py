@@ -1,4 +1,5 @@
-"""Tests of fathom.models.graph_classifier: readouts, batching invariance, the builder."""
+"""Tests of fathom.models.graph_classifier: readouts, batching invariance, the builder
+(``build_model`` with the ``graph`` section's head)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,11 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from fathom.config import GraphTaskConfig, ModelConfig
+from fathom.config import ModelConfig
 from fathom.errors import ConfigError
-from fathom.models.build import build_deep_gnn
-from fathom.models.graph_classifier import (
-    GraphClassifier,
-    GraphReadout,
-    build_graph_classifier,
-)
+from fathom.models.build import build_deep_gnn, build_model
+from fathom.models.graph_classifier import GraphClassifier, GraphReadout
+from fathom.tasks.graph import GraphTaskConfig
 
 
 def _random_graph(n: int, p: float, features: int, gen: torch.Generator) -> Data:
@@ -31,11 +29,11 @@ def _graphs(count: int = 5, features: int = 4) -> list[Data]:
 
 def _model(readout: str, **graph: object) -> GraphClassifier:
     torch.manual_seed(0)
-    model = build_graph_classifier(
+    model = build_model(
         ModelConfig(conv="gin", depth=3, hidden=8, norm="batch", dropout=0.5, skip="res"),
-        GraphTaskConfig(readout=readout, **graph),  # type: ignore[arg-type]
         in_channels=4,
-        num_classes=3,
+        out_channels=3,
+        head=GraphTaskConfig(readout=readout, **graph).head(),  # type: ignore[arg-type]
     )
     # Non-trivial running statistics, so eval-mode BatchNorm is not the identity.
     batch = Batch.from_data_list(_graphs())
@@ -135,8 +133,11 @@ def test_node_states_leave_forward_unchanged() -> None:
 
 def test_jk_skip_is_read_out_with_last() -> None:
     torch.manual_seed(0)
-    model = build_graph_classifier(
-        ModelConfig(conv="gcn", depth=3, hidden=8, skip="jk", jk="cat"), GraphTaskConfig(), 4, 2
+    model = build_model(
+        ModelConfig(conv="gcn", depth=3, hidden=8, skip="jk", jk="cat"),
+        4,
+        2,
+        head=GraphTaskConfig().head(),
     ).eval()
     assert model.classifier.in_features == 24
     g = _graphs(1)[0]
@@ -152,11 +153,11 @@ def test_pooling_levels_are_summed() -> None:
 
 def test_training_mode_runs_and_backpropagates_with_drop_edge() -> None:
     torch.manual_seed(0)
-    model = build_graph_classifier(
+    model = build_model(
         ModelConfig(conv="gin", depth=2, hidden=8, norm="batch", drop_edge=0.3),
-        GraphTaskConfig(readout="attention", pool="sag"),
         4,
         3,
+        head=GraphTaskConfig(readout="attention", pool="sag").head(),
     )
     batch = Batch.from_data_list(_graphs())
     out = model(batch.x, batch.edge_index, batch.batch)
@@ -177,7 +178,7 @@ def test_builder_rejects_configs_it_cannot_build(
     model_cfg: ModelConfig, graph_cfg: GraphTaskConfig, words: list[str]
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        build_graph_classifier(model_cfg, graph_cfg, 4, 2)
+        build_model(model_cfg, 4, 2, head=graph_cfg.head())
     assert all(w in str(info.value) for w in words) and "\n" not in str(info.value)
 
 

@@ -13,13 +13,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from fathom.config import ExperimentConfig, LinkTaskConfig, ModelConfig, TrainConfig
+from fathom.config import ExperimentConfig, ModelConfig, TrainConfig
 from fathom.data.synthetic import make_synthetic
 from fathom.errors import ConfigError
+from fathom.experiments.run import train_one
 from fathom.models.autoencoder import VGAEEncoder
+from fathom.models.link import DotDecoder, LinkModel
 from fathom.models.presets import load_preset
-from fathom.tasks.autoencoder import GraphAutoencoder, reconstruction_loss, run_autoencoder
-from fathom.tasks.link import DotDecoder, LinkModel, run_link, split_edges
+from fathom.tasks.autoencoder import GraphAutoencoder, reconstruction_loss
+from fathom.tasks.link import LinkTaskConfig, split_edges
 
 REAL_DATA = os.environ.get("FATHOM_DATA") or None
 
@@ -165,26 +167,26 @@ def _cfg(arch: str, **link: object) -> ExperimentConfig:
 @pytest.mark.parametrize("arch", ["gae", "vgae"])
 def test_autoencoder_learns_communities_in_a_few_epochs(arch: str) -> None:
     data = _communities()
-    result = run_autoencoder(_cfg(arch), data)
+    result = train_one(_cfg(arch), data)
     assert result.status == "done" and result.epochs == 30
     assert result.metrics["test_auc"] > 0.88
     assert result.metrics["test_auc"] > result.history[0]["test_auc"] + 0.1
     assert result.metrics["test_ap"] > 0.85
 
 
-def test_run_autoencoder_is_deterministic_with_denoising() -> None:
+def test_autoencoder_run_is_deterministic_with_denoising() -> None:
     data = _communities(80)
     cfg = _cfg("vgae", corrupt_edges=0.2, corrupt_features=0.1, feature_weight=0.1)
-    a, b = run_autoencoder(cfg, data), run_autoencoder(cfg, data)
+    a, b = train_one(cfg, data), train_one(cfg, data)
     assert a.metrics == b.metrics
     assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
-    assert run_autoencoder(replace(cfg, seed=1), data).metrics != a.metrics
+    assert train_one(replace(cfg, seed=1), data).metrics != a.metrics
 
 
 def test_sampled_reconstruction_trains_too() -> None:
     data = _communities(80)
     cfg = _cfg("gae", decoder="mlp")  # no dense form: sampled non-edges
-    result = run_autoencoder(cfg, data)
+    result = train_one(cfg, data)
     assert result.status == "done"
     assert result.history[-1]["loss"] < result.history[0]["loss"]
 
@@ -212,7 +214,7 @@ def test_gae_on_cora_beats_chance_quickly(tmp_path: Path, monkeypatch: pytest.Mo
     cfg = replace(cfg, train=replace(cfg.train, epochs=20))
     data = build_dataset(cfg.data)
     assert data.num_nodes == 2708
-    result = run_autoencoder(cfg, data)
+    result = train_one(cfg, data)
     assert result.metrics["test_auc"] > 0.8
-    link = run_link(replace(cfg, task="link"), data)
+    link = train_one(replace(cfg, task="link"), data)
     assert link.metrics["test_auc"] > 0.6

@@ -1,4 +1,5 @@
-"""Tests of fathom.tasks.graph: stratified folds, the mini-batch task, cross-validation."""
+"""Tests of fathom.tasks.graph: stratified folds, the mini-batch task, cross-validation (one
+seed's fold plans through ``train_one``)."""
 
 from __future__ import annotations
 
@@ -10,25 +11,22 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from fathom.config import (
-    DataConfig,
-    ExperimentConfig,
-    GraphTaskConfig,
-    ModelConfig,
-    SyntheticConfig,
-    TrainConfig,
-)
+from fathom.config import DataConfig, ExperimentConfig, ModelConfig, SyntheticConfig, TrainConfig
 from fathom.data.graph_datasets import load_graph_dataset
 from fathom.errors import ConfigError, DataError
+from fathom.experiments.run import train_one
 from fathom.tasks.graph import (
     GraphClassification,
     GraphSplits,
-    cross_validate,
+    GraphTaskConfig,
+    combine_folds,
+    fold_plans,
     fold_seed,
     paper_protocol,
     stratified_holdout,
     stratified_kfold,
 )
+from fathom.train.loop import FitResult
 
 
 def test_stratified_kfold_partitions_exactly_and_keeps_class_proportions() -> None:
@@ -108,8 +106,9 @@ def test_evaluate_gives_exact_accuracy_and_loss_per_split() -> None:
     assert m["val_loss"] == pytest.approx((2 * math.log(4) + math.log(4 / 3)) / 3)
 
 
-def test_train_epoch_visits_every_training_graph_once_in_a_seeded_order() -> None:
+def test_batches_visit_every_training_graph_once_per_epoch_in_a_seeded_order() -> None:
     graphs = [_g(i % 2, n=2 + i) for i in range(7)]
+    data = GraphSplits(graphs, [], [])
 
     class Recorder(_Constant):
         def __init__(self) -> None:
@@ -124,12 +123,16 @@ def test_train_epoch_visits_every_training_graph_once_in_a_seeded_order() -> Non
     for _ in range(2):
         model = Recorder()
         task = GraphClassification(batch_size=3, seed=11)
-        opt = torch.optim.SGD(model.parameters(), lr=0.0)
-        loss = task.train_epoch(model, GraphSplits(graphs, [], []), opt)
-        task.train_epoch(model, GraphSplits(graphs, [], []), opt)
+        for _epoch in range(2):
+            batches = list(task.batches(data))
+            assert [w for _, w in batches] == [3.0, 3.0, 1.0]  # weighted by their graphs
+            assert [b.num_graphs for b, _ in batches] == [3, 3, 1]
+            total = sum(task.loss(model, b).item() * w for b, w in batches)
+            # Labels 0,1,0,1,0,1,0: four graphs cost -log(1/4), three -log(3/4).
+            loss = total / sum(w for _, w in batches)
+            assert loss == pytest.approx((4 * math.log(4) + 3 * math.log(4 / 3)) / 7)
         assert sorted(model.sizes[:7]) == [n + 2 for n in range(7)]
-        # Labels 0,1,0,1,0,1,0: four graphs cost -log(1/4), three -log(3/4).
-        assert loss == pytest.approx((4 * math.log(4) + 3 * math.log(4 / 3)) / 7)
+        assert sorted(model.sizes[7:]) == [n + 2 for n in range(7)]
         orders.append(model.sizes)
     assert orders[0] == orders[1]  # same seed, same batches
     assert orders[0][:7] != orders[0][7:]  # a new order every epoch
@@ -154,10 +157,11 @@ def _cfg(**graph: object) -> ExperimentConfig:
 def test_cross_validate_is_deterministic_and_reports_folds_and_the_paper_figure() -> None:
     cfg = _cfg(readout_layers="all")
     graphs = load_graph_dataset(cfg.data, seed=cfg.seed)
-    seen: list[int] = []
-    a = cross_validate(cfg, graphs, on_fold_end=lambda k, r: seen.append(k))
-    b = cross_validate(cfg, graphs)
-    assert seen == [0, 1, 2]
+    records: list[dict[str, float]] = []
+    a = train_one(cfg, graphs, [records.append])
+    b = train_one(cfg, graphs)
+    assert [f["fold"] for f in a.folds] == [0, 1, 2]  # every fold, in order
+    assert [r["epoch"] for r in records] == list(range(1, 13)) * 3  # callbacks see each fold
     assert a.metrics == b.metrics
     assert [f["test_acc"] for f in a.folds] == [f["test_acc"] for f in b.folds]
     assert a.status == "done" and a.epochs == 12 and len(a.folds) == 3
@@ -185,7 +189,7 @@ def test_gin_learns_the_motifs_well_above_chance() -> None:
         ),
         train=replace(cfg.train, epochs=15),
     )
-    result = cross_validate(cfg, load_graph_dataset(cfg.data, seed=cfg.seed))
+    result = train_one(cfg, load_graph_dataset(cfg.data, seed=cfg.seed))
     # Chance is 1/3; seeds 0-3 give 0.68-0.85 (each fold >= 0.575) with this setting.
     assert result.metrics["test_acc"] > 0.55
     assert min(f["test_acc"] for f in result.folds) > 0.45
@@ -193,7 +197,57 @@ def test_gin_learns_the_motifs_well_above_chance() -> None:
 
 def test_cross_validate_rejects_bad_graphs_and_too_many_folds() -> None:
     with pytest.raises(DataError):
-        cross_validate(_cfg(), [])
+        train_one(_cfg(), [])
     graphs = [_g(0), _g(0), _g(1), _g(1)]
     with pytest.raises(ConfigError, match=r"graph\.folds"):
-        cross_validate(_cfg(), graphs)
+        train_one(_cfg(), graphs)
+
+
+def test_fold_plans_partition_the_graphs_into_seeded_folds() -> None:
+    cfg = _cfg(readout="mean")
+    graphs = load_graph_dataset(cfg.data, seed=cfg.seed)
+    plans = list(fold_plans(cfg, graphs))
+    assert len(plans) == cfg.graph.folds == 3
+    tested = [id(g) for p in plans for g in p.data.test]
+    assert sorted(tested) == sorted(id(g) for g in graphs)  # each graph in one test fold
+    for k, plan in enumerate(plans):
+        assert plan.seed == fold_seed(cfg.seed, k)
+        assert plan.head == cfg.graph.head() and plan.head.kind == "graph"
+        assert (plan.in_channels, plan.out_channels) == (4, 3)
+        assert plan.data.val and not {id(g) for g in plan.data.val} & set(map(id, plan.data.test))
+        assert (plan.diagnose is not None) == (k == 0)  # fold 0's validation graphs only
+    again = list(fold_plans(cfg, graphs))
+    assert [[id(g) for g in p.data.val] for p in again] == [
+        [id(g) for g in p.data.val] for p in plans
+    ]
+
+
+def _fold(status: str, test_acc: float, accs: list[float], best: int) -> FitResult:
+    history = [{"epoch": float(e), "loss": 1.0, "test_acc": a} for e, a in enumerate(accs, 1)]
+    return FitResult(
+        status=status,
+        metrics={"test_acc": test_acc, "val_acc": 1.0, "test_loss": 0.5},
+        best_epoch=best,
+        epochs=len(accs),
+        time_s=1.5,
+        history=history,
+        message="" if status == "done" else "diverged at epoch 2 (training loss nan)",
+    )
+
+
+def test_combine_folds_averages_folds_and_adds_the_paper_figure() -> None:
+    folds = [_fold("done", 0.5, [0.5, 0.7, 0.6], 1), _fold("done", 0.7, [0.7, 0.9, 0.8], 2)]
+    result = combine_folds(folds)
+    assert result.status == "done" and result.message == ""
+    assert result.metrics["test_acc"] == pytest.approx(0.6)
+    assert result.metrics["test_acc_fold_std"] == pytest.approx(0.1)
+    assert result.metrics["val_acc"] == 1.0 and result.metrics["test_loss"] == 0.5
+    assert result.metrics["test_acc_paper"] == pytest.approx(0.8)
+    assert result.metrics["test_acc_paper_epoch"] == 2.0
+    assert [f["fold"] for f in result.folds] == [0, 1]
+    assert result.folds[1]["test_acc"] == 0.7 and result.folds[1]["best_epoch"] == 2
+    assert result.history is folds[0].history
+    assert (result.best_epoch, result.epochs, result.time_s) == (2, 3, 3.0)
+    diverged = combine_folds([folds[0], _fold("diverged", 0.3, [0.3], 1)])
+    assert diverged.status == "diverged"
+    assert diverged.message == "fold 1: diverged at epoch 2 (training loss nan)"

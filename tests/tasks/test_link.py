@@ -1,4 +1,5 @@
-"""Tests of fathom.tasks.link: edge split (leakage), negatives, decoders, task, run_link."""
+"""Tests of fathom.tasks.link: edge split (leakage), negatives, the objective, a link run
+(``train_one``). The decoders and ``LinkModel`` are tested in tests/models/test_link.py."""
 
 from __future__ import annotations
 
@@ -10,17 +11,14 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from fathom.config import ExperimentConfig, LinkTaskConfig, ModelConfig, TrainConfig
+from fathom.config import ExperimentConfig, ModelConfig, TrainConfig
 from fathom.data.synthetic import make_synthetic
 from fathom.errors import ConfigError, DataError
+from fathom.experiments.run import train_one
+from fathom.models.link import DotDecoder, LinkModel
 from fathom.tasks.link import (
-    DotDecoder,
-    HadamardDecoder,
-    LinkModel,
     LinkPrediction,
-    MLPDecoder,
-    build_decoder,
-    run_link,
+    LinkTaskConfig,
     sample_non_edges,
     split_edges,
     undirected_edges,
@@ -132,21 +130,6 @@ def test_sample_non_edges_on_a_dense_graph_enumerates_the_few_left() -> None:
     assert _pairs(excluded) == {(0, 1)}
 
 
-def test_decoders_score_pairs() -> None:
-    z = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]])
-    pairs = torch.tensor([[0, 1], [1, 2]])
-    assert DotDecoder()(z, pairs).tolist() == [1.0, 1.0]
-    assert torch.equal(DotDecoder().dense(z), z @ z.t())
-    hadamard = HadamardDecoder(2)
-    dense = hadamard.dense(z)
-    assert torch.allclose(dense[pairs[0], pairs[1]], hadamard(z, pairs))
-    assert torch.allclose(dense, dense.t())
-    assert MLPDecoder(2)(z, pairs).shape == (2,)
-    assert isinstance(build_decoder("mlp", 4), MLPDecoder)
-    with pytest.raises(ConfigError, match="dot, hadamard, mlp"):
-        build_decoder("cosine", 4)
-
-
 class FixedEmbedding(nn.Module):
     """Returns learnable embeddings; records the edge_index it was given and its mode."""
 
@@ -197,14 +180,14 @@ def _cfg(**link: object) -> ExperimentConfig:
 
 
 @pytest.mark.parametrize("decoder", ["dot", "hadamard", "mlp"])
-def test_run_link_is_deterministic_and_learns(decoder: str) -> None:
+def test_link_run_is_deterministic_and_learns(decoder: str) -> None:
     data = _graph(num_nodes=100)
     cfg = _cfg(decoder=decoder)
-    a, b = run_link(cfg, data), run_link(cfg, data)
+    a, b = train_one(cfg, data), train_one(cfg, data)
     assert a.status == "done" and a.epochs == 30
     assert a.metrics == b.metrics and a.best_epoch == b.best_epoch
     assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
     assert a.history[-1]["loss"] < a.history[0]["loss"]
     assert all(isinstance(v, float) for v in a.metrics.values())
-    other = run_link(replace(cfg, seed=2), data)
+    other = train_one(replace(cfg, seed=2), data)
     assert other.metrics != a.metrics

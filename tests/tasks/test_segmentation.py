@@ -1,4 +1,5 @@
-"""Tests of fathom.tasks.segmentation: the point-cloud task, its metrics and run_segmentation.
+"""Tests of fathom.tasks.segmentation: the point-cloud task, its metrics, and a segmentation
+run (``train_one`` with the ``points`` head).
 
 The task is tested with tiny models of the DeepGCN interface (``model(x, pos, batch)``) built
 here, so it does not depend on the DeepGCN; one test runs the real one.
@@ -15,12 +16,13 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from fathom.config import ExperimentConfig, ModelConfig, PointsConfig, TrainConfig
+import fathom.experiments.run as run_mod
+from fathom.config import ExperimentConfig, ModelConfig, TrainConfig
 from fathom.data.pointclouds import PointCloudSplits
 from fathom.errors import ConfigError, DataError
+from fathom.experiments.run import train_one
 from fathom.seeding import seed_everything
-from fathom.tasks import segmentation
-from fathom.tasks.segmentation import Segmentation, class_key, run_segmentation
+from fathom.tasks.segmentation import PointsConfig, Segmentation, class_key
 from fathom.train.loop import fit
 
 NAMES = ("Floor", "Table/Desk", "chair")
@@ -134,22 +136,23 @@ def test_evaluate_accumulates_over_the_whole_split_whatever_the_batch_size() -> 
         assert 0.0 <= value <= 1.0 or key.endswith("_loss"), key
 
 
-def test_train_epoch_reduces_the_loss_and_learns_the_slabs() -> None:
+def test_fit_reduces_the_loss_and_learns_the_slabs() -> None:
     data = _splits(sizes=(8, 2, 2))
     torch.manual_seed(0)
     model = PointMLP()
     task = Segmentation(2, data.class_names, batch_size=3, seed=0)
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
     before = task.evaluate(model, data)
-    losses = [task.train_epoch(model, data, opt) for _ in range(30)]
-    after = task.evaluate(model, data)
+    cfg = TrainConfig(epochs=30, lr=0.05, weight_decay=0.0, patience=0)
+    result = fit(model, task, data, cfg)
+    losses = [r["loss"] for r in result.history]
+    after = task.evaluate(model, data)  # the restored best epoch
     assert losses[-1] < losses[0] / 2
     assert after["train_loss"] < before["train_loss"] / 2
     # the classes are the two halves of the cube along x: a linearly separable rule
     assert after["test_oa"] > 0.9 and after["test_miou"] > 0.8
 
 
-def test_train_epoch_visits_every_cloud_once_in_a_seeded_order() -> None:
+def test_batches_visit_every_cloud_once_per_epoch_in_a_seeded_order() -> None:
     gen = torch.Generator().manual_seed(1)
     clouds = [_cloud(3 + i, gen) for i in range(7)]
     data = PointCloudSplits("toy", clouds, [], [], 2, NAMES[:2])
@@ -164,18 +167,22 @@ def test_train_epoch_visits_every_cloud_once_in_a_seeded_order() -> None:
             self.sizes += torch.bincount(batch).tolist()
             return super().forward(x, pos, batch)
 
+    n0, n1 = _counts(clouds, 2)
+    # point-weighted mean: -log(e / (e + 1)) per class-0 point, -log(1 / (e + 1)) else
+    expected = (n0 * math.log1p(math.exp(-1)) + n1 * math.log1p(math.e)) / (n0 + n1)
     orders = []
     for _ in range(2):
         model = Recorder()
         task = Segmentation(2, batch_size=3, seed=5)
-        opt = torch.optim.SGD(model.parameters(), lr=0.0)
-        loss = task.train_epoch(model, data, opt)
-        task.train_epoch(model, data, opt)
+        for _epoch in range(2):
+            batches = list(task.batches(data))
+            assert [b.num_graphs for b, _ in batches] == [3, 3, 1]
+            assert [w for _, w in batches] == [float(b.num_nodes) for b, _ in batches]
+            assert sum(w for _, w in batches) == n0 + n1  # weighted by their points
+            loss = sum(task.loss(model, b).item() * w for b, w in batches) / (n0 + n1)
+            assert loss == pytest.approx(expected, rel=1e-6)
         assert sorted(model.sizes[:7]) == [3 + i for i in range(7)]
-        n0, n1 = _counts(clouds, 2)
-        # point-weighted mean: -log(e / (e + 1)) per class-0 point, -log(1 / (e + 1)) else
-        expected = (n0 * math.log1p(math.exp(-1)) + n1 * math.log1p(math.e)) / (n0 + n1)
-        assert loss == pytest.approx(expected, rel=1e-6)
+        assert sorted(model.sizes[7:]) == [3 + i for i in range(7)]
         orders.append(model.sizes)
     assert orders[0] == orders[1]  # same seed, same batches
     assert orders[0][:7] != orders[0][7:]  # a new order every epoch
@@ -209,9 +216,9 @@ def test_a_nan_model_diverges() -> None:
     task = Segmentation(2, data.class_names, batch_size=2)
     model = NaNModel()
     before = [p.detach().clone() for p in model.parameters()]
-    assert math.isnan(task.train_epoch(model, data, torch.optim.SGD(model.parameters(), lr=1.0)))
+    result = fit(model, task, data, TrainConfig(epochs=3, lr=1.0, patience=0))
+    # no step is taken on a non-finite loss
     assert all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
-    result = fit(NaNModel(), task, data, TrainConfig(epochs=3, patience=0))
     assert result.status == "diverged" and result.epochs == 0
     assert result.message == "diverged at epoch 1 (training loss nan)"
 
@@ -232,34 +239,41 @@ def _cfg(**train: Any) -> ExperimentConfig:
     )
 
 
-def test_run_segmentation_builds_the_deepgcn_and_fits_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_segmentation_run_builds_the_points_head_and_fits_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls: list[tuple[Any, ...]] = []
 
-    def build_deepgcn(model: Any, points: Any, in_channels: int, num_classes: int) -> nn.Module:
-        calls.append((model, points, in_channels, num_classes))
+    def build_model(model: Any, in_channels: int, num_classes: int, head: Any) -> nn.Module:
+        calls.append((model, in_channels, num_classes, head))
         return PointMLP(in_channels, num_classes, dropout=0.2)
 
     # a stand-in for the DeepGCN, so this test checks the wiring alone
-    monkeypatch.setattr(segmentation, "build_deepgcn", build_deepgcn)
+    monkeypatch.setattr(run_mod, "build_model", build_model)
     cfg = _cfg(lr_decay_every=1, lr_decay=0.5)
     data = _splits(num_classes=3, sizes=(5, 2, 2))
     seen: list[dict[str, float]] = []
-    a = run_segmentation(cfg, data, [seen.append])
-    b = run_segmentation(cfg, data)
-    assert calls == [(cfg.model, cfg.points, 9, 3)] * 2
+    a = train_one(cfg, data, [seen.append])
+    b = train_one(cfg, data)
+    assert calls == [(cfg.model, 9, 3, cfg.points.head())] * 2
+    assert calls[0][3].kind == "points" and dict(calls[0][3].options)["k"] == 4
     assert a.status == "done" and a.epochs == 3 and len(seen) == 3
     assert a.history == b.history and a.metrics == b.metrics
     assert {"test_miou", "test_oa", "test_acc", "test_macc", "val_miou"} <= set(a.metrics)
     with pytest.raises(DataError, match="no val clouds"):
-        run_segmentation(cfg, replace(data, val=[]))
-    with pytest.raises(ConfigError, match=r"train\.diagnose_every"):
-        run_segmentation(replace(cfg, train=replace(cfg.train, diagnose_every=1)), data)
+        train_one(cfg, replace(data, val=[]))
+    # per-layer diagnostics are refused by the task's config check
+    scenes = replace(cfg, data=replace(cfg.data, name="scenes"))
+    assert scenes.validate() is scenes
+    with pytest.raises(ConfigError, match=r"train\.diagnose_every") as info:
+        replace(scenes, train=replace(cfg.train, diagnose_every=1)).validate()
+    assert "\n" not in str(info.value)
 
 
-def test_run_segmentation_trains_the_deepgcn() -> None:
+def test_segmentation_run_trains_the_deepgcn() -> None:
     cfg = _cfg()
     data = _splits(sizes=(4, 2, 2))
-    a, b = run_segmentation(cfg, data), run_segmentation(cfg, data)
+    a, b = train_one(cfg, data), train_one(cfg, data)
     assert a.status == "done" and a.epochs == 3
     assert a.metrics == b.metrics  # same seed, same numbers
     for split in ("train", "val", "test"):

@@ -138,7 +138,7 @@ def test_best_metrics_is_a_copy() -> None:
 
 def test_invalid_monitor() -> None:
     with pytest.raises(ValueError, match="monitor must be one of"):
-        EarlyStopping("train_acc")
+        EarlyStopping("val_f1")
 
 
 def test_auc_monitor_higher_is_better_ties_by_loss() -> None:
@@ -151,3 +151,24 @@ def test_auc_monitor_higher_is_better_ties_by_loss() -> None:
     assert not stopper.step(4, {"val_auc": 0.85, "val_loss": 0.1}, model)
     assert stopper.step(5, {"val_auc": 0.7, "val_loss": 0.1}, model)
     assert stopper.best_epoch == 3
+
+
+def test_update_and_should_stop_are_step_in_two() -> None:
+    model = nn.Linear(2, 2)
+    split, whole = EarlyStopping("val_acc", patience=2), EarlyStopping("val_acc", patience=2)
+    seq = [_m(0.5, 1.0), _m(0.7, 0.9), _m(0.6, 0.5), _m(0.6, 0.4), _m(0.9, 0.1)]
+    for epoch, metrics in enumerate(seq, start=1):
+        split.update(epoch, metrics, model)
+        assert split.should_stop(epoch) == whole.step(epoch, metrics, model)
+        assert split.best_epoch == whole.best_epoch
+    assert not EarlyStopping("val_acc", patience=2).should_stop(1)  # nothing seen: wait
+    # should_stop only reads the epoch: it can be asked without a new update
+    assert split.should_stop(split.best_epoch + 2) and not split.should_stop(split.best_epoch + 1)
+
+
+def test_monitor_training_loss_lower_is_better() -> None:
+    stopper = EarlyStopping("loss", patience=2)
+    seq = [{"loss": 1.0}, {"loss": 0.5}, {"loss": 0.7}, {"loss": 0.5}, {"loss": 0.1}]
+    # best at 2; epochs 3 and 4 (a tie is no improvement) do not beat it: stop at 4
+    assert _run(stopper, seq) == 4
+    assert stopper.best_epoch == 2 and stopper.best_metrics == {"loss": 0.5}

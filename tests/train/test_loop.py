@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -279,24 +280,23 @@ class _Regression:
 
 
 class _MiniBatch(_Regression):
-    """The same problem trained in mini-batches of 8 by the task itself."""
+    """The same problem trained in mini-batches of 8 samples, yielded by the task itself."""
 
     def __init__(self) -> None:
         super().__init__()
         self.steps = 0
+        self.losses: list[float] = []
 
-    def train_epoch(
-        self, model: nn.Module, data: object, optimizer: torch.optim.Optimizer
-    ) -> float:
-        losses = []
+    def batches(self, data: object) -> Iterator[tuple[tuple[Tensor, Tensor], float]]:
         for i in range(0, 32, 8):
-            optimizer.zero_grad()
-            loss = F.mse_loss(model(self.x[i : i + 8]), self.y[i : i + 8])
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            self.steps += 1
-        return sum(losses) / len(losses)
+            yield (self.x[i : i + 8], self.y[i : i + 8]), 8.0
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:  # type: ignore[override]
+        x, y = batch
+        loss = F.mse_loss(model(x), y)
+        self.steps += 1
+        self.losses.append(loss.item())
+        return loss
 
 
 def _model() -> nn.Module:
@@ -304,22 +304,38 @@ def _model() -> nn.Module:
     return nn.Linear(3, 1)
 
 
-def test_minibatch_task_takes_its_own_steps() -> None:
+def test_minibatch_task_takes_its_own_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    steps: list[int] = []
+    original = torch.optim.Adam.step
+
+    def spy(self: torch.optim.Adam, *args: object, **kwargs: object) -> object:
+        steps.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
     task = _MiniBatch()
     result = fit(_model(), task, None, TrainConfig(epochs=5, lr=0.05, weight_decay=0.0))
-    assert task.steps == 20  # 4 batches x 5 epochs, no extra full-batch step
+    assert task.steps == len(steps) == 20  # 4 batches x 5 epochs, no extra full-batch step
     assert result.epochs == 5
+    # an epoch's loss is the weighted mean of its batches' losses (equal weights here)
+    for epoch, record in enumerate(result.history):
+        batch_losses = task.losses[4 * epoch : 4 * epoch + 4]
+        assert record["loss"] == pytest.approx(sum(batch_losses) / 4, rel=1e-12)
     assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
 
 
 def test_minibatch_nan_loss_diverges() -> None:
     class _Bad(_MiniBatch):
-        def train_epoch(self, model, data, optimizer):  # type: ignore[no-untyped-def]
-            return math.nan
+        def loss(self, model, batch):  # type: ignore[no-untyped-def]
+            return super().loss(model, batch) * math.nan
 
-    result = fit(_model(), _Bad(), None, TrainConfig(epochs=3))
+    model = _model()
+    before = [p.detach().clone() for p in model.parameters()]
+    result = fit(model, _Bad(), None, TrainConfig(epochs=3))
     assert result.status == "diverged"
     assert "epoch 1" in result.message
+    # no step is taken on a non-finite batch loss
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
 
 
 def test_step_lr_decay(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -343,3 +359,34 @@ def test_resolve_monitor() -> None:
     assert resolve_monitor("auto", _Link()) == "val_auc"
     assert resolve_monitor("auto", object()) == "val_acc"
     assert resolve_monitor("val_loss", _Link()) == "val_loss"
+
+
+def test_final_metrics_are_computed_once_from_the_restored_best_model() -> None:
+    class _Probed(_Regression):
+        def __init__(self) -> None:
+            super().__init__()
+            self.probed: list[Tensor] = []
+
+        def final_metrics(self, model: nn.Module, data: object) -> dict[str, float]:
+            self.probed.append(model.weight.detach().clone())
+            return {"test_acc": 0.25}
+
+    task = _Probed()
+    model = _model()
+    snaps, callback = _snapshots(model)
+    result = fit(model, task, None, TrainConfig(epochs=4, lr=0.05, weight_decay=0.0), [callback])
+    assert result.metrics == {"test_acc": 0.25}  # not the best epoch's record
+    assert len(task.probed) == 1
+    assert torch.equal(task.probed[0], snaps[result.best_epoch - 1]["weight"])
+    # a run without a finite epoch is not probed
+    bad = _Probed()
+    bad.loss = lambda model, data: torch.tensor(math.nan)  # type: ignore[method-assign]
+    result = fit(_model(), bad, None, TrainConfig(epochs=2))
+    assert result.status == "diverged" and result.metrics == {} and bad.probed == []
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16"])
+def test_cpu_training_is_float32_whatever_the_precision(precision: str) -> None:
+    a = fit(_model(), _Regression(), None, TrainConfig(epochs=3, precision=precision))
+    b = fit(_model(), _Regression(), None, TrainConfig(epochs=3))
+    assert a.history == b.history  # bf16 autocast is for CUDA only
