@@ -64,6 +64,7 @@ __all__ = [
     "OFFICIAL_SETTINGS",
     "PUBLISHED",
     "ZOO_CONVS",
+    "capped",
     "model_config",
     "results_document",
     "run_neighbors_match",
@@ -409,3 +410,16 @@ def run_neighbors_match(
                 if json_path is not None:
                     _write_rows(json_path, rows)
     return rows
+
+
+def capped(max_epochs: int | None = None, time_limit_s: float | None = None) -> dict[str, Any]:
+    """The :func:`train_neighbors_match` keyword arguments of a run capped at ``max_epochs``
+    passes over the data (evaluated at least every 100 passes: the official rounds are 100 or
+    1000 passes) and ``time_limit_s`` seconds; empty for an uncapped (official) run."""
+    kwargs: dict[str, Any] = {}
+    if max_epochs:
+        kwargs["max_epochs"] = max_epochs
+        kwargs["eval_every"] = min(max_epochs, 100)
+    if time_limit_s:
+        kwargs["time_limit_s"] = time_limit_s
+    return kwargs

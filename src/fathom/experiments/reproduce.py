@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ __all__ = [
     "Cell",
     "Suite",
     "build_cells",
+    "override_cells",
+    "run_meta",
     "run_suite",
     "suite_rows",
     "within_tolerance",
@@ -531,3 +533,37 @@ def within_tolerance(row: dict[str, Any], tolerance: float = TOLERANCE) -> bool 
     if row["diff"] is None:
         return None
     return abs(row["diff"]) <= tolerance
+
+
+def override_cells(cells: Sequence[Cell], overrides: Sequence[tuple[str, Any]]) -> list[Cell]:
+    """``cells`` with dotted ``overrides`` (``device``, ``train.precision`` …) applied to every
+    config; an override that changes a config's key makes it a different run."""
+    if not overrides:
+        return list(cells)
+    return [
+        replace(cell, configs=tuple(apply_overrides(c, overrides) for c in cell.configs))
+        for cell in cells
+    ]
+
+
+def run_meta(
+    suite: str, *, command: str, wall_s: float, runs_executed: int, store: str | Path
+) -> dict[str, Any]:
+    """What a reproduction report records of how it was made: the suite, the command, wall
+    time, runs executed, the store, host and threads, versions, tolerance and the suite's
+    notes."""
+    import platform
+
+    import torch
+
+    return {
+        "suite": suite,
+        "command": command,
+        "wall_s": wall_s,
+        "runs_executed": runs_executed,
+        "store": str(store),
+        "host": f"{platform.node()} ({torch.get_num_threads()} threads)",
+        "versions": f"torch {torch.__version__}, python {platform.python_version()}",
+        "tolerance": TOLERANCE,
+        "notes": list(SUITES[suite].notes),
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,18 +32,6 @@ def _run(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> str:
-    captured = capsys.readouterr()
-    err = captured.err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    assert err.startswith("fathom "), err
-    for word in words:
-        assert word in err, err
-    assert captured.out == ""
-    return err
 
 
 # --------------------------------------------------------------------------- presets
@@ -107,29 +96,29 @@ def test_reproduce_dry_run_lists_cells_and_creates_no_store(
     ],
 )
 def test_reproduce_bad_input_is_one_line_exit_2(
-    argv: list[str], words: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    argv: list[str], words: list[str], tmp_path: Path, one_line_error: Callable[..., str]
 ) -> None:
     db = tmp_path / "never.db"
     assert _run([*argv, "--store", str(db)]) == 2
-    _one_line_error(capsys, *words)
+    one_line_error(*words)
     assert not db.exists()
 
 
 # --------------------------------------------------------------------------- train --preset
 
 
-def test_train_unknown_preset_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_unknown_preset_is_one_line_exit_2(one_line_error: Callable[..., str]) -> None:
     assert _run(["train", "--preset", "nosuch"]) == 2
-    _one_line_error(capsys, "'nosuch'", "gcn-cora", "gcnii-cora")
+    one_line_error("'nosuch'", "gcn-cora", "gcnii-cora")
 
 
 def test_train_preset_and_config_are_mutually_exclusive(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, one_line_error: Callable[..., str]
 ) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model: {depth: 2}\n")
     assert _run(["train", "--preset", "gcn-cora", "--config", str(cfg)]) == 2
-    _one_line_error(capsys, "--preset", "--config")
+    one_line_error("--preset", "--config")
 
 
 def test_train_preset_print_config_applies_overrides(capsys: pytest.CaptureFixture[str]) -> None:

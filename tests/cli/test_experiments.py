@@ -59,18 +59,6 @@ def _run(argv: list[str]) -> int:
         return int(exc.code or 0)
 
 
-def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> str:
-    captured = capsys.readouterr()
-    err = captured.err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    assert err.startswith("fathom "), err
-    for word in words:
-        assert word in err, err
-    assert captured.out == ""
-    return err
-
-
 def _last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
@@ -300,11 +288,11 @@ def test_report_writes_html_markdown_plot_and_json(
 
 
 def test_report_of_an_unknown_sweep_is_one_line(
-    stored: Stored, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    stored: Stored, tmp_path: Path, one_line_error: Callable[..., str]
 ) -> None:
     out = tmp_path / "report"
     assert main(["report", str(stored.db), "--sweep", "nope", "--out", str(out)]) == 2
-    _one_line_error(capsys, "no finished runs")
+    one_line_error("no finished runs")
     assert not out.exists()
 
 
@@ -334,30 +322,30 @@ BAD_SPECS = {
 
 @pytest.mark.parametrize("case", list(BAD_SPECS))
 def test_invalid_spec_is_one_line_exit_2_and_leaves_the_store_untouched(
-    case: str, stored: Stored, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    case: str, stored: Stored, tmp_path: Path, one_line_error: Callable[..., str]
 ) -> None:
     text, words = BAD_SPECS[case]
     spec = _spec(tmp_path / "spec", text)
     db = stored.copy(tmp_path / "store")
     before = _digest(db.parent)
     assert _run(["sweep", str(spec), "--store", str(db)]) == 2
-    err = _one_line_error(capsys, *words)
+    err = one_line_error(*words)
     assert err.startswith("fathom sweep: error: sweep spec ")
     assert _digest(db.parent) == before
     # nor is a store created
     absent = tmp_path / "absent" / "runs.db"
     assert _run(["sweep", str(spec), "--store", str(absent)]) == 2
-    _one_line_error(capsys, *words)
+    one_line_error(*words)
     assert not absent.parent.exists()
 
 
 def test_missing_spec_is_one_line_exit_2(
-    stored: Stored, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    stored: Stored, tmp_path: Path, one_line_error: Callable[..., str]
 ) -> None:
     db = stored.copy(tmp_path)
     before = _digest(tmp_path)
     assert _run(["sweep", str(tmp_path / "nope.yaml"), "--store", str(db)]) == 2
-    _one_line_error(capsys, "sweep spec not found", "nope.yaml")
+    one_line_error("sweep spec not found", "nope.yaml")
     assert _digest(tmp_path) == before
 
 
@@ -392,7 +380,7 @@ BAD_STORES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
 @pytest.mark.parametrize("command", ["sweep", "runs", "export", "report"])
 @pytest.mark.parametrize("case", list(BAD_STORES))
 def test_invalid_store_is_one_line_exit_2_and_left_byte_identical(
-    case: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    case: str, command: str, tmp_path: Path, one_line_error: Callable[..., str]
 ) -> None:
     spec = _spec(tmp_path / "spec")
     folder = tmp_path / "store"
@@ -408,7 +396,7 @@ def test_invalid_store_is_one_line_exit_2_and_left_byte_identical(
         "report": ["report", str(db), "--out", str(tmp_path / "report")],
     }[command]
     assert _run(argv) == 2
-    err = _one_line_error(capsys, str(db), *words)
+    err = one_line_error(str(db), *words)
     assert err.startswith(f"fathom {command}: error: results store ")
     assert _digest(folder) == before
     assert sorted(p.name for p in folder.iterdir()) == ["runs.db"]  # no -wal, -shm, journal
@@ -417,18 +405,18 @@ def test_invalid_store_is_one_line_exit_2_and_left_byte_identical(
 
 @pytest.mark.parametrize("command", ["runs", "export", "report"])
 def test_readers_of_a_missing_or_empty_store_fail_in_one_line_and_create_nothing(
-    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    command: str, tmp_path: Path, one_line_error: Callable[..., str]
 ) -> None:
     missing = tmp_path / "missing" / "runs.db"
     out = ["--out", str(tmp_path / "report")] if command == "report" else []
     assert _run([command, str(missing), *out]) == 2
-    _one_line_error(capsys, "results store not found", str(missing))
+    one_line_error("results store not found", str(missing))
     assert not missing.parent.exists()
 
     empty = tmp_path / "empty.db"
     empty.touch()
     assert _run([command, str(empty), *out]) == 2
-    _one_line_error(capsys, "is empty")
+    one_line_error("is empty")
     assert empty.read_bytes() == b""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
 
@@ -449,11 +437,11 @@ def test_bad_flags_are_one_line_exit_2(
     words: list[str],
     stored: Stored,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    one_line_error: Callable[..., str],
 ) -> None:
     db = stored.copy(tmp_path)
     before = _digest(tmp_path)
     argv = [a.format(spec=stored.spec, db=db) for a in argv]
     assert _run([*argv, "--store", str(db)] if argv[0] == "sweep" else argv) == 2
-    _one_line_error(capsys, *words)
+    one_line_error(*words)
     assert _digest(tmp_path) == before

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fathom.cli import main
+from fathom.tasks import TASKS
 
 SMALL = ["--dataset", "csbm", "data.synthetic.num_nodes=120", "--epochs", "5", "--hidden", "8"]
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    for word in words:
-        assert word in err, err
-    return err
 
 
 def test_inductive_node_classification(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,31 +33,31 @@ def test_inductive_differs_from_transductive(tmp_path: Path) -> None:
     assert la != lb  # the csbm graph connects train to test nodes: the inputs differ
 
 
-def test_inductive_only_for_node_task(capsys: pytest.CaptureFixture[str]) -> None:
+def test_inductive_only_for_node_task(one_line_error: Callable[..., str]) -> None:
     assert main(["train", *SMALL, "--task", "link", "--inductive"]) == 2
-    _one_line_error(capsys, "data.inductive (--inductive)", "task 'node' only")
+    one_line_error("data.inductive (--inductive)", "task 'node' only")
 
 
-def test_unknown_task_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_task_is_one_line(one_line_error: Callable[..., str]) -> None:
     assert main(["train", *SMALL, "--task", "tracking"]) == 2
-    _one_line_error(capsys, "task (--task)", "node, graph, link, autoencoder, segmentation")
+    one_line_error("task (--task)", "tracking", *TASKS.names())
 
 
-def test_diagnose_refuses_other_tasks(capsys: pytest.CaptureFixture[str]) -> None:
+def test_diagnose_refuses_other_tasks(one_line_error: Callable[..., str]) -> None:
     assert main(["diagnose", *SMALL[:2], "--task", "graph"]) == 2
-    _one_line_error(capsys, "transductive node-classification")
+    one_line_error("transductive node-classification")
 
 
-def test_graph_dataset_without_graph_task_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+def test_graph_dataset_without_graph_task_says_so(one_line_error: Callable[..., str]) -> None:
     assert main(["train", "--dataset", "motifs", "--epochs", "1"]) == 2
-    _one_line_error(capsys, "graph-classification dataset", "--task graph")
+    one_line_error("graph-classification dataset", "--task graph")
 
 
 def test_node_dataset_with_graph_task_lists_graph_datasets(
-    capsys: pytest.CaptureFixture[str],
+    one_line_error: Callable[..., str],
 ) -> None:
     assert main(["train", "--task", "graph", "--dataset", "csbm", "--epochs", "1"]) == 2
-    _one_line_error(capsys, "for task 'graph'", "mutag", "motifs")
+    one_line_error("for task 'graph'", "mutag", "motifs")
 
 
 GRAPH = [
@@ -137,15 +130,15 @@ def test_link_seeds_draw_their_own_edge_split(tmp_path: Path) -> None:
     assert (a["test_auc"], a["test_ap"]) != (b["test_auc"], b["test_ap"])
 
 
-def test_link_task_rejects_accuracy_monitor(capsys: pytest.CaptureFixture[str]) -> None:
+def test_link_task_rejects_accuracy_monitor(one_line_error: Callable[..., str]) -> None:
     assert main(["train", "--task", "link", *LINK, "--monitor", "val_acc"]) == 2
-    _one_line_error(capsys, "train.monitor (--monitor)", "for task 'link'")
+    one_line_error("train.monitor (--monitor)", "for task 'link'")
 
 
-def test_checkpoint_is_for_node_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_is_for_node_models(tmp_path: Path, one_line_error: Callable[..., str]) -> None:
     ckpt = tmp_path / "m.pt"
     assert main(["train", "--task", "link", *LINK, "--checkpoint", str(ckpt)]) == 2
-    _one_line_error(capsys, "--checkpoint", "task 'link'")
+    one_line_error("--checkpoint", "task 'link'")
     assert not ckpt.exists()
 
 
@@ -250,12 +243,12 @@ def test_segmentation_end_to_end_reports_miou_oa_and_per_class_iou(
 
 
 def test_segmentation_bad_input_is_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, one_line_error: Callable[..., str]
 ) -> None:
     assert main(["train", *SEGMENT, "--dataset", "s3dis", "--data-dir", str(tmp_path)]) == 2
-    _one_line_error(capsys, "S3DIS")
+    one_line_error("S3DIS")
     assert main(["train", *SEGMENT, "--conv", "gcn"]) == 2
-    _one_line_error(capsys, "for task 'segmentation'", "edge")
+    one_line_error("for task 'segmentation'", "edge")
     assert main(["train", *SEGMENT, "--k", "40"]) == 2  # 40 * dilation 2 > 64 points
-    _one_line_error(capsys, "points.k (--k)", "largest dilation")
+    one_line_error("points.k (--k)", "largest dilation")
     assert list(tmp_path.iterdir()) == []  # the data dir is never written

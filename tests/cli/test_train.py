@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +14,6 @@ import pytest
 from fathom.cli import main
 
 SMALL = ["--dataset", "csbm", "data.synthetic.num_nodes=120", "--epochs", "5", "--hidden", "8"]
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    for word in words:
-        assert word in err, err
-    return err
 
 
 def test_train_writes_json_with_config_runs_and_aggregate(tmp_path: Path) -> None:
@@ -83,7 +75,7 @@ def test_yaml_config_then_flags_then_dotted_overrides(
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
-    argv: list[str], words: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+    argv: list[str], words: list[str], one_line_error: Callable[..., str], tmp_path: Path
 ) -> None:
     out = tmp_path / "never.json"
     try:
@@ -91,7 +83,7 @@ def test_bad_input_is_one_line_and_exit_2(
     except SystemExit as exc:  # argparse rejects ill-typed flags itself
         rc = exc.code
     assert rc == 2
-    _one_line_error(capsys, *words)
+    one_line_error(*words)
     assert not out.exists()
 
 
@@ -133,16 +125,16 @@ def test_malformed_npz_is_one_line_exit_2(
     arrays: dict[str, np.ndarray],
     words: list[str],
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    one_line_error: Callable[..., str],
 ) -> None:
     path = _write_npz(tmp_path / "bad.npz", **arrays)
     assert main(["train", "--dataset", str(path), "--epochs", "2"]) == 2
-    _one_line_error(capsys, *words)
+    one_line_error(*words)
 
 
-def test_missing_graph_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_graph_file_exit_2(tmp_path: Path, one_line_error: Callable[..., str]) -> None:
     assert main(["train", "--dataset", str(tmp_path / "absent.npz")]) == 2
-    _one_line_error(capsys, "absent.npz")
+    one_line_error("absent.npz")
 
 
 def test_console_script_error_has_no_traceback() -> None:
@@ -195,9 +187,9 @@ def test_demo_prints_table_and_writes_plot(
     assert json.loads((out / "results.json").read_text())["rows"] == rows
 
 
-def test_demo_rejects_bad_depths(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_demo_rejects_bad_depths(one_line_error: Callable[..., str], tmp_path: Path) -> None:
     assert main(["demo", "--depths", "2,x", "--out", str(tmp_path)]) == 2
-    _one_line_error(capsys, "--depths")
+    one_line_error("--depths")
 
 
 def test_datasets_lists_every_dataset(

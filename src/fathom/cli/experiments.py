@@ -1,0 +1,198 @@
+"""``fathom sweep``, ``runs``, ``export`` and ``report``: a results store, filled and read."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from fathom.cli.flags import (
+    RUNTIME_KEYS,
+    add_config_flags,
+    add_threads,
+    given_flags,
+    positive_int,
+    threads_per_run,
+)
+from fathom.config import apply_overrides, config_to_dict
+from fathom.experiments.store import STATUSES
+
+__all__ = ["export", "register", "report", "runs", "sweep"]
+
+
+def _add_status_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--status",
+        choices=STATUSES,
+        metavar="STATUS",
+        help=f"only runs with this status ({', '.join(STATUSES)})",
+    )
+
+
+def register(sub: Any) -> None:
+    """Add ``fathom sweep``, ``runs``, ``export`` and ``report``."""
+    parser = sub.add_parser(
+        "sweep",
+        help="run a sweep spec into a results store (resumable)",
+        description="Expand a sweep spec (base config + grid/zip axes + "
+        "exclusions) and run every run the store lacks. --device applies to the runs this "
+        "sweep registers (a run already in the store keeps the device it was registered with).",
+    )
+    parser.add_argument("spec", help="sweep YAML file")
+    parser.add_argument("--store", default="runs.db", help="SQLite results store (default runs.db)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes")
+    add_threads(parser, per_worker=True)
+    add_config_flags(parser, RUNTIME_KEYS)
+    parser.add_argument("--retry-failed", action="store_true", help="re-run runs that failed")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
+    parser.add_argument("--json", metavar="PATH", help="write the sweep summary as JSON")
+    parser.set_defaults(run=sweep, overrides_ok=False)
+
+    parser = sub.add_parser("runs", help="list the runs in a results store")
+    parser.add_argument("store", help="SQLite results store")
+    parser.add_argument("--sweep", help="only runs of this sweep")
+    _add_status_flag(parser)
+    parser.add_argument("--json", metavar="PATH", help="write the listed runs as JSON")
+    add_threads(parser)
+    parser.set_defaults(run=runs, overrides_ok=False)
+
+    parser = sub.add_parser("export", help="write a store's runs as JSON or CSV")
+    parser.add_argument("store", help="SQLite results store")
+    parser.add_argument("--format", choices=("json", "csv"), default="json")
+    parser.add_argument("--sweep", help="only runs of this sweep")
+    _add_status_flag(parser)
+    parser.add_argument("--out", metavar="PATH", help="file to write (default: stdout)")
+    parser.add_argument("--no-history", action="store_true", help="leave out per-epoch history")
+    add_threads(parser)
+    parser.set_defaults(run=export, overrides_ok=False)
+
+    parser = sub.add_parser("report", help="tables and plots (Markdown, HTML, PNG) from a store")
+    parser.add_argument("store", help="SQLite results store")
+    parser.add_argument("--sweep", help="only runs of this sweep")
+    parser.add_argument("--out", default="report", help="output folder (default: report)")
+    parser.add_argument("--json", metavar="PATH", help="write the aggregated groups as JSON")
+    add_threads(parser)
+    parser.set_defaults(run=report, overrides_ok=False)
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """Run (or, with ``--dry-run``, list) the runs of a sweep spec the store lacks."""
+    from fathom.devices import resolve_device
+    from fathom.experiments.spec import describe, expand, load_spec
+    from fathom.experiments.store import RunStore
+    from fathom.experiments.sweep import run_configs
+    from fathom.report.console import console, err_console, pct, progress_bar
+    from fathom.report.files import write_json
+
+    spec = load_spec(args.spec)
+    # every bad input fails here, in one line, before the progress bar draws on stderr: a bad
+    # point of the spec or device, then a store that is not a fathom store of this schema
+    configs = expand(spec)
+    runtime = given_flags(args, RUNTIME_KEYS)
+    if runtime:
+        configs = [apply_overrides(cfg, runtime) for cfg in configs]
+    for device in sorted({cfg.device for cfg in configs}):
+        resolve_device(device)
+    if args.dry_run:
+        info = describe(spec)
+        console.print(
+            f"sweep {spec.name!r}: {len(configs)} runs over axes {', '.join(info.get('axes', []))}"
+        )
+        for cfg in configs:
+            m = cfg.model
+            console.print(
+                f"  {cfg.data.name} conv={m.conv} depth={m.depth} skip={m.skip} "
+                f"norm={m.norm} seed={cfg.seed}"
+            )
+        if args.json:
+            write_json(args.json, {**info, "runs": [config_to_dict(c) for c in configs]})
+        return 0
+    RunStore(args.store).close()
+    with progress_bar() as progress:
+        task = progress.add_task(f"sweep {spec.name}", total=None)
+
+        def on_run_end(done: int, total: int, record: dict[str, Any]) -> None:
+            cfg, met = record["config"], record["metrics"]
+            latest = (
+                f"depth {cfg['model']['depth']} skip {cfg['model']['skip']} seed "
+                f"{cfg['seed']}: {record['status']} test {pct(met.get('test_acc'))}%"
+            )
+            progress.update(task, total=total, completed=done, description=latest)
+
+        summary = run_configs(
+            spec.name,
+            configs,
+            args.store,
+            workers=args.workers,
+            retry_failed=args.retry_failed,
+            threads=threads_per_run(args.threads, args.workers),
+            on_run_end=on_run_end,
+        )
+    # one line, however long the store's path (no wrapping) and whatever it holds (no markup)
+    err_console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)
+    if args.json:
+        write_json(args.json, summary.__dict__)
+    return 130 if summary.interrupted else 0
+
+
+def _open_store(path: str) -> Any:
+    from fathom.experiments.store import RunStore
+
+    return RunStore(path, create=False)
+
+
+def runs(args: argparse.Namespace) -> int:
+    """Print a store's runs (and their counts by status)."""
+    from fathom.report.console import console, runs_table
+
+    with _open_store(args.store) as store:
+        records = store.runs(sweep=args.sweep, status=args.status)
+        counts = store.counts(sweep=args.sweep)
+    console.print(runs_table(records))
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    if args.json:
+        from fathom.report.files import write_json
+
+        write_json(args.json, [{k: v for k, v in r.items() if k != "history"} for r in records])
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    """Write a store's runs as JSON or CSV (to stdout or ``--out``)."""
+    from fathom.experiments.export import records_to_csv, records_to_json
+
+    with _open_store(args.store) as store:
+        records = store.runs(sweep=args.sweep, status=args.status)
+    if args.no_history:
+        records = [{**r, "history": []} for r in records]
+    text = records_to_json(records) if args.format == "json" else records_to_csv(records)
+    if args.out:
+        from fathom.report.files import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    """Write a store's tables and plots; print the tables."""
+    from fathom.report.console import console, err_console
+    from fathom.report.files import write_json
+    from fathom.report.from_store import report_store
+    from fathom.report.tables import depth_pivot_rich, rich_table
+
+    files = report_store(args.store, args.out, sweep=args.sweep)
+    title = f"{args.sweep or Path(args.store).name}: results"
+    console.print(rich_table(files.groups, title))
+    pivot = depth_pivot_rich(files.groups, f"{title}: test accuracy (%) by depth")
+    if pivot is not None:
+        console.print(pivot)
+    err_console.print(f"wrote {files.html}, {files.markdown} and {len(files.plots)} plots")
+    if args.json:
+        write_json(
+            args.json, {"summary": files.summary, "groups": [g.to_dict() for g in files.groups]}
+        )
+    return 0

@@ -1,0 +1,266 @@
+"""``fathom reproduce SUITE``: published tables through the experiment engine, side by side
+(:mod:`fathom.experiments.reproduce`); ``oversmoothing`` and ``neighbors-match`` run their own
+studies (:mod:`fathom.experiments.oversmoothing_study`,
+:mod:`fathom.experiments.neighbors_match`)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from fathom.cli.flags import (
+    RUNTIME_KEYS,
+    add_config_flags,
+    add_threads,
+    given_flags,
+    parse_ints,
+    positive_int,
+    threads_per_run,
+)
+from fathom.errors import FathomError
+
+__all__ = ["register", "run"]
+
+
+def register(sub: Any) -> None:
+    """Add ``fathom reproduce``."""
+    parser = sub.add_parser(
+        "reproduce",
+        help="run a reproduction suite: ours vs published, side by side",
+        description="Run the presets of a reproduction suite over seeds through the "
+        "experiment engine (resumable store) and compare with the published figures.",
+    )
+    parser.add_argument(
+        "suite",
+        help="planetoid, depth, heterophily, tu (GIN graph classification, 10-fold CV), gae "
+        "(GAE / VGAE link prediction), deepgcn (ResGCN / PlainGCN point-cloud segmentation, "
+        "28-151 layers) (trained through the store); oversmoothing "
+        "(Dirichlet energy by layer: GCN vs remedies); neighbors-match (Tree-NeighborsMatch)",
+    )
+    parser.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
+    parser.add_argument("--models", help="comma-separated subset of the suite's models")
+    parser.add_argument("--depths", help="comma-separated depths (default: the suite's)")
+    parser.add_argument(
+        "--seeds",
+        type=positive_int,
+        help="seeds (splits for heterophily; whole cross-validations for tu); default 10, "
+        "tu and neighbors-match 1",
+    )
+    parser.add_argument(
+        "--store",
+        default="runs/reproduce.db",
+        help="SQLite results store (default runs/reproduce.db)",
+    )
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes")
+    add_threads(parser, per_worker=True)
+    add_config_flags(parser, RUNTIME_KEYS)
+    parser.add_argument("--retry-failed", action="store_true", help="re-run failed runs")
+    parser.add_argument("--dry-run", action="store_true", help="list the cells, run nothing")
+    parser.add_argument(
+        "--no-run",
+        action="store_true",
+        help="report what the store holds for these cells, train nothing",
+    )
+    parser.add_argument(
+        "--report", metavar="DIR", help="write a Markdown report (and depth plots) here"
+    )
+    parser.add_argument("--json", metavar="PATH", help="write one row per cell as JSON")
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        help="cap on training epochs (oversmoothing; neighbors-match: passes over the data, "
+        "evaluated every min(100, cap) passes)",
+    )
+    parser.add_argument(
+        "--radii", help="neighbors-match: comma-separated tree radii (default 2..6)"
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="S",
+        help="neighbors-match: stop each run after S seconds (it reports the best so far)",
+    )
+    parser.set_defaults(run=run, overrides_ok=False)
+
+
+def _csv(text: str | None) -> list[str] | None:
+    """A comma-separated flag value as a list (``None`` when not given)."""
+    if not text:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run (or list, or report) a suite's cells and print ours vs published."""
+    from fathom.devices import resolve_device
+
+    runtime = given_flags(args, RUNTIME_KEYS)
+    resolve_device(args.device or "auto")  # a device this machine lacks fails first
+    if args.suite == "oversmoothing":
+        return _oversmoothing(args, runtime)
+    if args.suite == "neighbors-match":
+        return _neighbors_match(args)
+    from fathom.experiments import reproduce as rp
+    from fathom.experiments.store import RunStore
+    from fathom.report.console import console, err_console, pct, progress_bar
+    from fathom.report.files import write_json
+    from fathom.report.reproduce import reproduce_table, write_reproduce_report
+
+    cells = rp.build_cells(
+        args.suite,
+        datasets=_csv(args.datasets),
+        models=_csv(args.models),
+        depths=parse_ints(args.depths) if args.depths else None,
+        seeds=args.seeds,
+    )
+    cells = rp.override_cells(cells, runtime)
+    suite = rp.SUITES[args.suite]
+    total = sum(len(c.configs) for c in cells)
+    if args.dry_run:
+        console.print(f"reproduce {args.suite}: {len(cells)} cells, {total} runs")
+        for c in cells:
+            console.print(
+                f"  {c.dataset} {c.model} depth {c.depth}: {len(c.configs)} runs, "
+                f"published {c.published.value if c.published.value is not None else '–'}"
+            )
+        return 0
+    RunStore(args.store).close()  # a bad store fails here, in one line
+    start = time.perf_counter()
+    summary = None
+    with progress_bar(disable=args.no_run) as progress:
+        task = progress.add_task(f"reproduce {args.suite}", total=None)
+
+        def on_run_end(done: int, todo: int, record: dict[str, Any]) -> None:
+            cfg, met = record["config"], record["metrics"]
+            m = cfg["model"]
+            what = m["conv"] if m["arch"] == "deep" else m["arch"]
+            score = (
+                f"test AUC {pct(met.get('test_auc'))}%"
+                if "test_auc" in met
+                else f"test {pct(met.get('test_acc'))}%"
+            )
+            latest = (
+                f"{cfg['data']['name']} {what} depth {m['depth']} seed {cfg['seed']}: "
+                f"{record['status']} {score}"
+            )
+            progress.update(task, total=todo, completed=done, description=latest)
+
+        if not args.no_run:
+            summary = rp.run_suite(
+                cells,
+                args.store,
+                name=f"reproduce-{args.suite}",
+                workers=args.workers,
+                threads=threads_per_run(args.threads, args.workers),
+                retry_failed=args.retry_failed,
+                on_run_end=on_run_end,
+            )
+    rows = rp.suite_rows(cells, args.store)
+    console.print(
+        reproduce_table(f"reproduce {args.suite}: {suite.description}", rows, rp.TOLERANCE)
+    )
+    if summary is not None:
+        err_console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)
+    meta = rp.run_meta(
+        args.suite,
+        command="fathom " + " ".join(shlex.quote(a) for a in args.argv),
+        wall_s=time.perf_counter() - start,
+        runs_executed=0 if summary is None else summary.ran,
+        store=args.store,
+    )
+    if args.report:
+        for path in write_reproduce_report(args.report, args.suite, suite.description, rows, meta):
+            err_console.print(f"wrote {path}")
+    if args.json:
+        write_json(args.json, {**meta, "rows": rows})
+        err_console.print(f"wrote {args.json}")
+    return 130 if summary is not None and summary.interrupted else 0
+
+
+def _oversmoothing(args: argparse.Namespace, runtime: list[tuple[str, Any]]) -> int:
+    from fathom.experiments.oversmoothing_study import (
+        DEFAULT_STUDY_MODELS,
+        check_study_models,
+        energy_studies,
+    )
+    from fathom.report.console import console, err_console
+    from fathom.report.files import write_json
+    from fathom.report.oversmoothing import write_energy_study
+
+    datasets = _csv(args.datasets) or ["cora"]
+    models = check_study_models(_csv(args.models) or DEFAULT_STUDY_MODELS)
+    depths = parse_ints(args.depths) if args.depths else [32]
+    if args.dry_run:
+        for name in datasets:
+            for depth in depths:
+                console.print(f"oversmoothing {name} depth {depth}: {', '.join(models)}")
+        return 0
+    command = "fathom " + shlex.join(args.argv)
+    everything: list[dict[str, Any]] = []
+    with err_console.status("oversmoothing study …") as status:
+        for name, depth, rows in energy_studies(
+            datasets,
+            depths,
+            models=models,
+            max_epochs=args.epochs or 400,
+            overrides=runtime,
+            progress=lambda message: status.update(f"{message} …"),
+        ):
+            for r in rows:
+                d0, d1 = r["untrained_decay"], r["trained_decay"]
+                console.print(
+                    f"{name} {r['model']} x{depth}: energy decay rate per layer "
+                    f"{d0['rate']:.3f} (init) / {d1['rate']:.3f} (trained); "
+                    f"test {100 * (r['test_acc'] or float('nan')):.1f}%"
+                )
+            if args.report:
+                out = Path(args.report)
+                if len(datasets) * len(depths) > 1:
+                    out = out / f"{name}-{depth}"
+                for p in write_energy_study(rows, out, dataset=name, command=command):
+                    err_console.print(f"wrote {p}")
+            everything += [{"dataset": name, **r} for r in rows]
+    if args.json:
+        write_json(args.json, {"suite": "oversmoothing", "command": command, "rows": everything})
+        err_console.print(f"wrote {args.json}")
+    return 0
+
+
+def _neighbors_match(args: argparse.Namespace) -> int:
+    from fathom.experiments import neighbors_match as nm
+    from fathom.report.console import console, err_console
+    from fathom.report.files import write_json
+    from fathom.report.neighbors_match import neighbors_match_table, write_neighbors_match_report
+
+    if getattr(args, "train.precision") is not None:
+        raise FathomError("--precision does not apply to neighbors-match (float32 throughout)")
+    models = _csv(args.models) or list(nm.MODELS)
+    radii = parse_ints(args.radii, "--radii") if args.radii else [2, 3, 4, 5, 6]
+    if args.dry_run:
+        for m in models:
+            for r in radii:
+                pub = nm.PUBLISHED.get((m, r))
+                console.print(f"neighbors-match {m} r={r} ({r + 1} layers): published {pub}")
+        return 0
+    command = "fathom " + shlex.join(args.argv)
+    with err_console.status("Tree-NeighborsMatch …") as status:
+        rows = nm.run_neighbors_match(
+            models,
+            radii,
+            seeds=args.seeds or 1,
+            device=args.device or "auto",
+            json_path=args.json,
+            progress=lambda message: status.update(message),
+            **nm.capped(args.epochs, args.time_limit),
+        )
+    console.print(neighbors_match_table(rows))
+    if args.report:
+        for p in write_neighbors_match_report(rows, args.report):
+            err_console.print(f"wrote {p}")
+    if args.json:
+        write_json(args.json, {"suite": "neighbors-match", "command": command, "rows": rows})
+        err_console.print(f"wrote {args.json}")
+    return 0
