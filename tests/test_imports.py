@@ -146,9 +146,6 @@ def test_cycle_detection_finds_a_circle() -> None:
 
 def test_imports_go_down_the_layers() -> None:
     upward = [
-        f"{a} -> {b}"
-        for a, targets in _graph().items()
-        for b in targets
-        if _layer(b) > _layer(a)
+        f"{a} -> {b}" for a, targets in _graph().items() for b in targets if _layer(b) > _layer(a)
     ]
     assert upward == [], upward

@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from fathom.data.build import build_dataset
     from fathom.devices import resolve_device
     from fathom.experiments.depth_study import depth_study
+    from fathom.files import write_json
     from fathom.report.console import console, depth_table, err_console, progress_bar
-    from fathom.report.files import write_json
     from fathom.report.plots import plot_accuracy_vs_depth
 
     depths = parse_ints(args.depths)

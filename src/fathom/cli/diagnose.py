@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
     from fathom.devices import resolve_device
     from fathom.diagnostics.probes import resolve_metrics
     from fathom.experiments.diagnosis import check_diagnosable, diagnose_config, grid_reference
+    from fathom.files import write_json
     from fathom.report.console import console, err_console
     from fathom.report.diagnose import decay_lines, diagnosis_tables, write_diagnosis_report
-    from fathom.report.files import write_json
 
     if args.metrics != "all":
         resolve_metrics(args.metrics)  # fail fast on a bad name

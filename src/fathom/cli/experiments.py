@@ -82,8 +82,8 @@ def sweep(args: argparse.Namespace) -> int:
     from fathom.experiments.spec import describe, expand, load_spec
     from fathom.experiments.store import RunStore
     from fathom.experiments.sweep import run_configs
+    from fathom.files import write_json
     from fathom.report.console import console, err_console, pct, progress_bar
-    from fathom.report.files import write_json
 
     spec = load_spec(args.spec)
     # every bad input fails here, in one line, before the progress bar draws on stderr: a bad
@@ -152,7 +152,7 @@ def runs(args: argparse.Namespace) -> int:
     console.print(runs_table(records))
     console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
     if args.json:
-        from fathom.report.files import write_json
+        from fathom.files import write_json
 
         write_json(args.json, [{k: v for k, v in r.items() if k != "history"} for r in records])
     return 0
@@ -168,7 +168,7 @@ def export(args: argparse.Namespace) -> int:
         records = [{**r, "history": []} for r in records]
     text = records_to_json(records) if args.format == "json" else records_to_csv(records)
     if args.out:
-        from fathom.report.files import atomic_path
+        from fathom.files import atomic_path
 
         with atomic_path(args.out) as tmp:
             tmp.write_text(text)
@@ -179,8 +179,8 @@ def export(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     """Write a store's tables and plots; print the tables."""
+    from fathom.files import write_json
     from fathom.report.console import console, err_console
-    from fathom.report.files import write_json
     from fathom.report.from_store import report_store
     from fathom.report.tables import depth_pivot_rich, rich_table
 

@@ -54,7 +54,7 @@ def presets(args: argparse.Namespace) -> int:
         table.add_row(r["name"], r["dataset"], r["model"], str(r["depth"]), r["source"])
     console.print(table)
     if args.json:
-        from fathom.report.files import write_json
+        from fathom.files import write_json
 
         write_json(args.json, rows)
     return 0
@@ -76,7 +76,7 @@ def datasets(args: argparse.Namespace) -> int:
         f"{', '.join(GRAPH_GENERATORS.names())}; or pass a .npz / .pt file to --dataset"
     )
     if args.json:
-        from fathom.report.files import write_json
+        from fathom.files import write_json
 
         write_json(
             args.json,

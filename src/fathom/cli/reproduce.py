@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
         return _neighbors_match(args)
     from fathom.experiments import reproduce as rp
     from fathom.experiments.store import RunStore
+    from fathom.files import write_json
     from fathom.report.console import console, err_console, pct, progress_bar
-    from fathom.report.files import write_json
     from fathom.report.reproduce import reproduce_table, write_reproduce_report
 
     cells = rp.build_cells(
@@ -186,8 +186,8 @@ def _oversmoothing(args: argparse.Namespace, runtime: list[tuple[str, Any]]) -> 
         check_study_models,
         energy_studies,
     )
+    from fathom.files import write_json
     from fathom.report.console import console, err_console
-    from fathom.report.files import write_json
     from fathom.report.oversmoothing import write_energy_study
 
     datasets = _csv(args.datasets) or ["cora"]
@@ -231,8 +231,8 @@ def _oversmoothing(args: argparse.Namespace, runtime: list[tuple[str, Any]]) -> 
 
 def _neighbors_match(args: argparse.Namespace) -> int:
     from fathom.experiments import neighbors_match as nm
+    from fathom.files import write_json
     from fathom.report.console import console, err_console
-    from fathom.report.files import write_json
     from fathom.report.neighbors_match import neighbors_match_table, write_neighbors_match_report
 
     if getattr(args, "train.precision") is not None:

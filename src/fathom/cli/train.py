@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             fold = f" fold {run_['fold']}" if "fold" in run_ else ""
             err_console.print(f"seed {run_['seed']}{fold}: {run_['message']}")
     if args.json:
-        from fathom.report.files import write_json
+        from fathom.files import write_json
 
         write_json(args.json, result.to_dict(history=args.history))
         err_console.print(f"wrote {args.json}")

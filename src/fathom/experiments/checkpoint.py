@@ -17,7 +17,7 @@ from torch import nn
 
 from fathom.config import ExperimentConfig, config_from_dict, config_to_dict
 from fathom.errors import ConfigError, DataNotFoundError, FathomError
-from fathom.report.files import atomic_path
+from fathom.files import atomic_path
 
 __all__ = ["build_from_checkpoint", "load_checkpoint", "save_checkpoint"]
 

@@ -55,7 +55,7 @@ from fathom.data.neighbors_match import MAX_RADIUS, MIN_RADIUS
 from fathom.devices import resolve_device
 from fathom.errors import ConfigError
 from fathom.experiments.references import load_references
-from fathom.report.files import atomic_path  # a file utility (atomic writes), not reporting
+from fathom.files import atomic_path  # a file utility (atomic writes), not reporting
 from fathom.tasks.neighbors_match import DATASET, NeighborsMatchConfig
 
 __all__ = [

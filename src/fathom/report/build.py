@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fathom.errors import FathomError
+from fathom.files import atomic_path, write_json
 from fathom.report.aggregate import (
     DEPTH_KEY,
     Group,
@@ -17,7 +18,6 @@ from fathom.report.aggregate import (
     run_summary,
     status_counts,
 )
-from fathom.report.files import atomic_path, write_json
 from fathom.report.html import render_html
 from fathom.report.plots import (
     plot_accuracy_vs_depth,

@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from fathom.diagnostics.metrics import metric_records
-from fathom.report.files import atomic_path
+from fathom.files import atomic_path
 
 __all__ = ["decay_lines", "diagnosis_markdown", "diagnosis_tables", "write_diagnosis_report"]
 
@@ -244,7 +244,7 @@ def write_diagnosis_report(
     ``diagnosis.md`` into ``out_dir``; ``reference`` is a second structure report to draw
     beside the graph's (e.g. a grid of the same size). Returns the written paths and
     records the plot file names in ``result["plots"]``."""
-    from fathom.diagnostics.plots import (
+    from fathom.report.diagnostic_plots import (
         plot_layer_metric,
         plot_receptive_field,
         plot_sensitivity_by_hop,

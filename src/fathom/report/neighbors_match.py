@@ -15,7 +15,7 @@ from typing import Any
 from fathom.data.neighbors_match import MAX_RADIUS, MIN_RADIUS
 from fathom.errors import ConfigError
 from fathom.experiments.neighbors_match import MODELS, PUBLISHED, results_document
-from fathom.report.files import atomic_path, write_json
+from fathom.files import atomic_path, write_json
 
 __all__ = ["neighbors_match_table", "write_neighbors_match_report"]
 

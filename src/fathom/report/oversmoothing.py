@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fathom.report.files import atomic_path, write_json
+from fathom.files import atomic_path, write_json
 
 __all__ = ["energy_study_markdown", "write_energy_study"]
 
@@ -69,7 +69,7 @@ def write_energy_study(
 ) -> list[Path]:
     """``oversmoothing.md``, ``oversmoothing.json`` and the energy-by-layer plots (one colour
     per model; untrained dashed, labelled ``(init)``) into ``out_dir``."""
-    from fathom.diagnostics.plots import plot_layer_metric
+    from fathom.report.diagnostic_plots import plot_layer_metric
 
     out = Path(out_dir)
     paths = []

@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from fathom.diagnostics.metrics import series_label
+from fathom.files import atomic_path
 from fathom.report.aggregate import Group, Series
-from fathom.report.files import atomic_path
 
 __all__ = [
     "MAX_LINES",

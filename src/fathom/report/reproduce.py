@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from fathom.report.files import atomic_path
+from fathom.files import atomic_path
 from fathom.report.plots import plot_accuracy_vs_depth
 
 __all__ = ["reproduce_table", "write_reproduce_report"]

@@ -10,14 +10,14 @@ import matplotlib.figure
 import numpy as np
 import pytest
 
-import fathom.diagnostics.plots as plots
+import fathom.report.diagnostic_plots as plots
 from fathom.data.synthetic import make_synthetic
-from fathom.diagnostics.plots import (
+from fathom.diagnostics.structure import StructureReport, structure_report
+from fathom.report.diagnostic_plots import (
     plot_layer_metric,
     plot_receptive_field,
     plot_sensitivity_by_hop,
 )
-from fathom.diagnostics.structure import StructureReport, structure_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 NAN, INF = math.nan, math.inf

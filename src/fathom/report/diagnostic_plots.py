@@ -1,7 +1,7 @@
 r"""Plots of diagnostics: receptive-field growth, per-layer metrics, sensitivity by hop distance.
 
 Matplotlib with the Agg backend (no display needed); every file is written atomically with
-:func:`~fathom.report.files.atomic_path`, so a PNG is either complete or absent. Inputs may
+:func:`~fathom.files.atomic_path`, so a PNG is either complete or absent. Inputs may
 hold NaN, ``inf`` or zeros: non-finite points are skipped, and on a logarithmic axis
 non-positive values are dropped (sensitivity, receptive field) or clipped (layer metrics),
 as each function documents. Each function returns the path it wrote.
@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from fathom.diagnostics.metrics import series_label
 from fathom.diagnostics.structure import StructureReport
-from fathom.report.files import atomic_path
+from fathom.files import atomic_path
 
 __all__ = ["plot_layer_metric", "plot_receptive_field", "plot_sensitivity_by_hop"]
 
