@@ -9,13 +9,14 @@ from fathom.errors import ConfigError
 __all__ = ["describe_device", "resolve_device", "set_threads"]
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, precision: str = "32") -> torch.device:
     """The torch device of ``name``: ``auto`` is CUDA when available, else the CPU; ``cuda``
     is the current CUDA device, with its index.
 
     Raises:
-        ConfigError: ``cuda`` / ``cuda:N`` on a machine without CUDA, or a device index the
-            machine does not have (checked before any data is loaded or model built).
+        ConfigError: ``cuda`` / ``cuda:N`` on a machine without CUDA, a device index the
+            machine does not have, or ``precision`` ``bf16`` off CUDA (checked before any
+            data is loaded or model built).
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -42,6 +43,10 @@ def resolve_device(name: str) -> torch.device:
             device = torch.device("cuda", torch.cuda.current_device())
     elif device.type != "cpu":
         raise ConfigError(f"device (--device) must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if precision == "bf16" and device.type != "cuda":
+        raise ConfigError(
+            f"train.precision (--precision) 'bf16' needs a CUDA device, got device {device}"
+        )
     return device
 
 

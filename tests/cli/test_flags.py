@@ -200,6 +200,17 @@ def test_device_cuda_without_cuda_is_one_line_exit_2(
 
 
 @NO_CUDA
+@pytest.mark.parametrize("command", TRAINING_COMMANDS)
+def test_bf16_off_cuda_is_one_line_exit_2_before_any_data_loads(
+    command: str, tmp_path: Path, one_line_error: Callable[..., str]
+) -> None:
+    argv = [*_device_argv(command, tmp_path), "--device", "cpu", "--precision", "bf16"]
+    assert _run(argv) == 2
+    one_line_error("--precision", "bf16", "CUDA")
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["spec.yaml"])
+
+
+@NO_CUDA
 def test_reproduce_neighbors_match_device_uses_the_same_check(
     one_line_error: Callable[..., str],
 ) -> None:

@@ -545,3 +545,32 @@ def test_sigint_and_sigterm_stop_cleanly_with_a_summary(
     resumed = sweep(spec, db, threads=1)
     assert resumed.ran == pending
     _assert_matches_reference(db, reference.rows)
+
+
+def test_device_override_runs_a_run_stored_with_another_device(tmp_path: Path) -> None:
+    # a device is where a run executes, not part of its key: a run registered for a GPU
+    # this machine lacks runs on the CPU when the sweep says so, under the same key
+    from dataclasses import replace
+
+    from fathom.config import ExperimentConfig, config_hash, config_to_dict
+    from fathom.experiments.sweep import run_configs
+
+    cfg = ExperimentConfig(
+        train=replace(ExperimentConfig().train, epochs=2),
+        data=replace(
+            ExperimentConfig().data,
+            synthetic=replace(ExperimentConfig().data.synthetic, num_nodes=60, feature_dim=4),
+        ),
+    )
+    on_gpu = replace(cfg, device="cuda:7")
+    assert config_hash(on_gpu) == config_hash(cfg)
+    store = tmp_path / "runs.db"
+    with RunStore(store) as st:
+        st.register("s", [(config_hash(on_gpu), config_to_dict(on_gpu))])
+    summary = run_configs("s", [cfg], store, device="cpu")
+    assert summary.ran == 1
+    with RunStore(store) as st:
+        (record,) = st.runs(sweep="s")
+    assert record["status"] == "done", record["error"]
+    assert record["versions"]["device"] == "cpu"
+    assert record["versions"]["precision"] == "32"

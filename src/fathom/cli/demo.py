@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             *given_flags(args, RUNTIME_KEYS),
         ],
     )
-    resolve_device(base.device)
+    resolve_device(base.device, base.train.precision)
     variants = {"GCN": {"model.skip": "none"}, "ResGCN (residual)": {"model.skip": "res"}}
     out = Path(args.out)
     start = time.perf_counter()

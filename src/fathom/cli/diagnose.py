@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics != "all":
         resolve_metrics(args.metrics)  # fail fast on a bad name
     cfg, payload = _config(args)
-    resolve_device(cfg.device)
+    resolve_device(cfg.device, cfg.train.precision)
     check_diagnosable(cfg)
     has_model = bool(
         payload is not None

@@ -92,8 +92,8 @@ def sweep(args: argparse.Namespace) -> int:
     runtime = given_flags(args, RUNTIME_KEYS)
     if runtime:
         configs = [apply_overrides(cfg, runtime) for cfg in configs]
-    for device in sorted({cfg.device for cfg in configs}):
-        resolve_device(device)
+    for cfg in {(c.device, c.train.precision): c for c in configs}.values():
+        resolve_device(cfg.device, cfg.train.precision)
     if args.dry_run:
         info = describe(spec)
         console.print(
@@ -128,6 +128,8 @@ def sweep(args: argparse.Namespace) -> int:
             retry_failed=args.retry_failed,
             threads=threads_per_run(args.threads, args.workers),
             on_run_end=on_run_end,
+            # --device also moves runs stored earlier with another device (not in their key)
+            device=dict(runtime).get("device"),
         )
     # one line, however long the store's path (no wrapping) and whatever it holds (no markup)
     err_console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)

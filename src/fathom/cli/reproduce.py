@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     from fathom.devices import resolve_device
 
     runtime = given_flags(args, RUNTIME_KEYS)
-    resolve_device(args.device or "auto")  # a device this machine lacks fails first
+    # a device this machine lacks (or bf16 off CUDA) fails first
+    resolve_device(args.device or "auto", getattr(args, "train.precision", None) or "32")
     if args.suite == "oversmoothing":
         return _oversmoothing(args, runtime)
     if args.suite == "neighbors-match":
@@ -157,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
                 threads=threads_per_run(args.threads, args.workers),
                 retry_failed=args.retry_failed,
                 on_run_end=on_run_end,
+                device=args.device,
             )
     rows = rp.suite_rows(cells, args.store)
     console.print(

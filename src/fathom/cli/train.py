@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
         console.print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
         return 0
-    resolve_device(cfg.device)  # a device this machine lacks fails before any data loads
+    # a device this machine lacks (or bf16 off CUDA) fails before any data loads
+    resolve_device(cfg.device, cfg.train.precision)
     if args.checkpoint and not spec.saves_models:
         raise FathomError(f"--checkpoint saves node-classification models, not task {cfg.task!r}")
     with err_console.status(f"loading {cfg.data.name} …"):

@@ -439,8 +439,10 @@ def run_suite(
     threads: int | None = None,
     retry_failed: bool = False,
     on_run_end: ProgressCallback | None = None,
+    device: str | None = None,
 ) -> SweepSummary:
-    """Run every run of ``cells`` that ``store`` does not hold yet (sweep ``name``)."""
+    """Run every run of ``cells`` that ``store`` does not hold yet (sweep ``name``), on
+    ``device`` when given (whatever device a stored run was registered with)."""
     # cells may share runs (a suite's AUC and AP rows, or two suites' common cell)
     unique = {config_hash(cfg): cfg for cell in cells for cfg in cell.configs}
     configs = list(unique.values())
@@ -452,6 +454,7 @@ def run_suite(
         threads=threads,
         retry_failed=retry_failed,
         on_run_end=on_run_end,
+        device=device,
     )
 
 

@@ -160,11 +160,7 @@ def train_one(
     spec = get_task(cfg.task)
     if on_model is not None and not spec.saves_models:
         raise ConfigError(f"saving the trained model is for task 'node', not {cfg.task!r}")
-    device = resolve_device(cfg.device)
-    if cfg.train.precision == "bf16" and device.type != "cuda":
-        raise ConfigError(
-            f"train.precision (--precision) 'bf16' needs a CUDA device, got device {device}"
-        )
+    device = resolve_device(cfg.device, cfg.train.precision)
     trainer = fit_layerwise if cfg.train.layerwise else fit
     results: list[FitResult] = []
     for plan in spec.plan(cfg, data):

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +115,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def execute_run(store_path: str, run_key: str, retry_failed: bool = False) -> dict[str, Any] | None:
+def execute_run(
+    store_path: str, run_key: str, retry_failed: bool = False, device: str | None = None
+) -> dict[str, Any] | None:
     """Claim, train and finish one run in this process; ``None`` if it was not claimable.
+
+    ``device`` (``auto``, ``cpu``, ``cuda:N`` …) overrides the device stored with the run: a
+    device is where a run executes, not part of what it is (nor of its key).
 
     Bad input (a :class:`FathomError`) and unexpected exceptions mark the run ``failed``
     with a one-line message; an interrupt returns it to ``pending``.
@@ -134,6 +139,8 @@ def execute_run(store_path: str, run_key: str, retry_failed: bool = False) -> di
         cfg = None
         try:
             cfg = config_from_dict(record["config"])
+            if device is not None:
+                cfg = replace(cfg, device=device)
             fitted = train_one(cfg, _dataset_for(cfg))
         except KeyboardInterrupt:
             store.release(run_key)
@@ -209,6 +216,7 @@ def sweep(
     retry_failed: bool = False,
     threads: int | None = None,
     on_run_end: ProgressCallback | None = None,
+    device: str | None = None,
 ) -> SweepSummary:
     """Run every run of ``spec`` that ``store`` does not hold as finished.
 
@@ -219,6 +227,8 @@ def sweep(
         retry_failed: also re-run runs stored as ``failed``.
         threads: torch threads per run (default: CPU cores // workers, at least 1).
         on_run_end: called as ``(finished, to_run, record)`` after each run.
+        device: where the runs execute, whatever device they were stored with (``None``:
+            each run's own ``device``).
 
     Returns:
         A :class:`SweepSummary`; ``interrupted`` is True after Ctrl-C / SIGTERM, when
@@ -234,6 +244,7 @@ def sweep(
         retry_failed=retry_failed,
         threads=threads,
         on_run_end=on_run_end,
+        device=device,
     )
 
 
@@ -246,6 +257,7 @@ def run_configs(
     retry_failed: bool = False,
     threads: int | None = None,
     on_run_end: ProgressCallback | None = None,
+    device: str | None = None,
 ) -> SweepSummary:
     """Register single-seed ``configs`` under the sweep ``name`` and run those ``store`` does
     not hold as finished (the engine behind :func:`sweep` and ``fathom reproduce``).
@@ -291,12 +303,12 @@ def run_configs(
             try:
                 for key in todo:
                     current = key
-                    finished(execute_run(str(store), key, retry_failed))
+                    finished(execute_run(str(store), key, retry_failed, device))
                 current = None
             finally:
                 torch.set_num_threads(torch_threads)
         else:
-            _run_pool(str(store), todo, workers, threads, retry_failed, finished)
+            _run_pool(str(store), todo, workers, threads, retry_failed, finished, device)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -327,6 +339,7 @@ def _run_pool(
     threads: int,
     retry_failed: bool,
     finished: Callable[[dict[str, Any] | None], None],
+    device: str | None = None,
 ) -> None:
     ctx = multiprocessing.get_context("spawn")
     pool = cf.ProcessPoolExecutor(
@@ -342,7 +355,7 @@ def _run_pool(
         unix = hasattr(signal, "pthread_sigmask")
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if unix else None
         try:
-            futures = [pool.submit(execute_run, store, key, retry_failed) for key in todo]
+            futures = [pool.submit(execute_run, store, key, retry_failed, device) for key in todo]
         finally:
             if mask is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
