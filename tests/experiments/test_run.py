@@ -117,7 +117,15 @@ def test_epoch_callbacks_and_result_dict(graph: Data) -> None:
     d = result.to_dict()
     assert d["config"]["model"]["hidden"] == 8
     assert d["aggregate"]["n"] == 2 and d["aggregate"]["n_diverged"] == 0
-    assert set(d["versions"]) == {"python", "torch", "torch_geometric"}
+    assert set(d["versions"]) == {
+        "python",
+        "torch",
+        "torch_geometric",
+        "device",  # where the run executed (not part of the run's key)
+        "threads",
+        "precision",
+    }
+    assert d["versions"]["device"] in ("cpu", "cuda:0") and d["versions"]["precision"] == "32"
     assert all("history" in r for r in d["runs"])
     assert all("history" not in r for r in result.to_dict(history=False)["runs"])
     assert "history" in result.runs[0]  # to_dict(history=False) does not mutate the runs

@@ -205,7 +205,8 @@ def test_names_are_case_insensitive() -> None:
 
 
 def test_unknown_encoder_and_head() -> None:
-    assert ENCODERS.names() == ["linear", "none"] and HEADS.names() == ["conv", "linear"]
+    assert ENCODERS.names() == ["linear", "none"]
+    assert HEADS.names() == ["conv", "linear", "none"]  # none: a block stack without a head
     with pytest.raises(ConfigError, match="unknown encoder 'mlp'"):
         build_model(ModelConfig(encoder="mlp"), IN, OUT)
     with pytest.raises(ConfigError, match="unknown head 'mlp'"):

@@ -39,6 +39,7 @@ ALL_NAMES = [
     "gcn2-star",
     "gen",
     "gin",
+    "gin0",
     "mlp",
     "sage",
     "transformer",
