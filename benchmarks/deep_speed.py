@@ -23,11 +23,11 @@ optimiser (learning rate and weight decay of fathom's config; GCNII: 0.01 on the
 5e-4 on the dense layers, as the paper and PyG's example), the same data object and the
 same seed, on the same device (``--device``; model moved with ``.to(device)``, data moved once
 with :func:`fathom.train.loop.to_device`, as fathom's run pipeline does). An epoch is one
-training step plus one evaluation forward pass: on fathom's side the body of
-:func:`fathom.fit`'s epoch loop with fit's own pieces (the objective's batches -- here the
-one graph -- each moved by ``to_device`` and its ``NodeClassification.loss`` under fit's
-``autocast``, backward, step, then ``NodeClassification.evaluate``; a test checks that it
-reproduces fit's losses bit for bit), on PyG's side the ``train()`` + ``test()`` functions of
+training step plus one evaluation forward pass: on fathom's side the epoch of
+:func:`fathom.fit` (:func:`fathom.train.loop.train_epoch`, the function fit calls: the
+objective's batches -- here the one graph -- moved by ``to_device``, ``NodeClassification.loss``
+under fit's ``autocast``, backward, step; then ``NodeClassification.evaluate``; a test checks
+that it reproduces fit's losses bit for bit), on PyG's side the ``train()`` + ``test()`` functions of
 PyG's examples.
 
 **Time** is measured in one process, interleaved: after ``--warmup`` untimed epochs of each
@@ -105,7 +105,7 @@ from fathom import (
 from fathom.devices import resolve_device
 from fathom.experiments.process_memory import reset_peak_rss, status_kib
 from fathom.models.presets import load_preset
-from fathom.train.loop import autocast, full_batch, model_device, to_device
+from fathom.train.loop import autocast, model_device, to_device, train_epoch
 from fathom.train.optim import build_optimizer
 
 WORKLOADS = ("gcn2", "gcnii64", "res16")
@@ -347,30 +347,20 @@ def build_impl(
         cfg = workload.train
         optimizer = build_optimizer(model, cfg)
         task = NodeClassification(cfg.label_smoothing)
-        batches: Callable[[Any], Any] = getattr(task, "batches", full_batch)
-        fit_device, accumulate = model_device(model), cfg.accumulate
+        fit_device = model_device(model)
 
         def fathom_epoch() -> tuple[float, dict[str, float]]:
-            # one epoch of fathom.fit's loop, with fit's own batches / to_device / autocast;
-            # left out is what fit does between epochs (early-stopping bookkeeping: a
-            # state-dict copy when validation improves; callbacks and LR schedules: none
-            # here). fit sets train mode once and evaluate restores it: this is a no-op
+            # one epoch of fathom.fit: its own train_epoch, then the evaluation under fit's
+            # autocast; left out is what fit does between epochs (early-stopping
+            # bookkeeping: a state-dict copy when validation improves; callbacks and LR
+            # schedules: none here)
             model.train()
-            total, count = 0.0, 0.0
-            optimizer.zero_grad(set_to_none=True)
-            for i, (batch, weight) in enumerate(batches(data)):
-                with autocast(fit_device, cfg.precision):
-                    loss = task.loss(model, to_device(batch, fit_device))
-                value = loss.item()
-                (loss / accumulate if accumulate > 1 else loss).backward()
-                if (i + 1) % accumulate == 0:
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                total += value * weight
-                count += weight
+            loss = train_epoch(
+                model, task, data, optimizer, accumulate=cfg.accumulate, precision=cfg.precision
+            )
             with autocast(fit_device, cfg.precision):
                 metrics = task.evaluate(model, data)
-            return total / max(count, 1), metrics
+            return loss, metrics
 
         return model, fathom_epoch
 

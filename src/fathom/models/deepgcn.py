@@ -339,5 +339,5 @@ def check_point_model(conv: str, skip: str, memory: str) -> None:
     if memory == "reversible" and skip != "res":
         raise ConfigError(
             f"model.memory (--memory) 'reversible' needs model.skip 'res' for task "
-            f"'segmentation', got {memory!r}"
+            f"'segmentation', got {skip!r}"
         )

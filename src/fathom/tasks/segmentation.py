@@ -246,6 +246,7 @@ class SegmentationTask(TaskSpec):
     description = "point-cloud segmentation with a DeepGCN (OA / mIoU / mAcc)"
     monitors = ("val_loss", "val_acc", "val_miou")
     reads_point_clouds = True
+    grows_blocks = False  # a DeepGCN's blocks each build their own k-NN graph
 
     def check(self, cfg: ExperimentConfig) -> None:
         m, p = cfg.model, cfg.points

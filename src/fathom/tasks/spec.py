@@ -128,9 +128,34 @@ class TaskSpec:
             "applies to task 'node' only",
             cfg.data.inductive,
         )
+        if cfg.train.layerwise:
+            m = cfg.model
+            require(
+                self.grows_blocks,
+                "train.layerwise",
+                f"is not available for task {cfg.task!r} (no block stack to grow)",
+                cfg.train.layerwise,
+            )
+            require(
+                m.arch == "deep",
+                "train.layerwise",
+                f"needs a block stack to grow (model.arch 'deep'), not model.arch {m.arch!r}",
+                cfg.train.layerwise,
+            )
+            require(
+                m.skip != "jk",
+                "train.layerwise",
+                "cannot be combined with model.skip 'jk' (the head's input width changes as "
+                "blocks are added)",
+                cfg.train.layerwise,
+            )
 
     reads_point_clouds: ClassVar[bool] = False
+    """Whether the task reads point-cloud datasets (``data.name`` ``scenes`` / ``s3dis``)."""
     inductive: ClassVar[bool] = False
+    """Whether the task reads ``data.inductive``."""
+    grows_blocks: ClassVar[bool] = True
+    """Whether its model holds a block stack that ``train.layerwise`` can grow."""
 
     # ------------------------------------------------------------------ data
 

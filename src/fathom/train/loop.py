@@ -35,6 +35,7 @@ __all__ = [
     "model_device",
     "resolve_monitor",
     "to_device",
+    "train_epoch",
 ]
 
 
@@ -153,7 +154,47 @@ class FitResult:
         }
 
 
-EpochCallback = Callable[[dict[str, float]], None]
+EpochCallback = Callable[[dict[str, float]], Any]
+"""Called with each epoch's record; returning ``True`` stops training."""
+
+
+def train_epoch(
+    model: nn.Module,
+    task: Objective,
+    data: Any,
+    optimizer: torch.optim.Optimizer,
+    *,
+    accumulate: int = 1,
+    precision: str = "32",
+    before_step: Callable[[float], None] | None = None,
+) -> float:
+    """One training epoch of :func:`fit`: the batches of ``task.batches(data)`` (the whole
+    ``data`` once by default), each moved to the model's device, one optimiser step per
+    ``accumulate`` batches on the summed gradients of ``loss / accumulate``.
+
+    Returns the epoch's loss, the weighted mean of its batches' (by the weights ``batches``
+    yields); a non-finite batch loss is returned at once, with no step taken on it.
+    ``before_step(loss)`` is called with the first batch's loss before its step.
+    """
+    device = model_device(model)
+    batches: Callable[[Any], Iterable[tuple[Any, float]]] = getattr(task, "batches", full_batch)
+    total, count = 0.0, 0.0
+    optimizer.zero_grad(set_to_none=True)
+    for i, (batch, weight) in enumerate(batches(data)):
+        with autocast(device, precision):
+            loss = task.loss(model, to_device(batch, device))
+        value = loss.item()
+        if not math.isfinite(value):
+            return value
+        if before_step is not None and i == 0:
+            before_step(value)
+        (loss / accumulate if accumulate > 1 else loss).backward()
+        if (i + 1) % accumulate == 0:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        total += value * weight
+        count += weight
+    return total / max(count, 1)
 
 
 def fit(
@@ -194,33 +235,26 @@ def fit(
         baseline=getattr(task, "baseline", None),
     )
     select_before_step = bool(getattr(task, "select_before_step", False))
-    batches: Callable[[Any], Iterable[tuple[Any, float]]] = getattr(task, "batches", full_batch)
     done: Callable[[dict[str, float]], bool] | None = getattr(task, "done", None)
-    accumulate = cfg.accumulate
     device = model_device(model)
     history: list[dict[str, float]] = []
     status, message, epoch, reason = "done", "", 0, "epochs"
     start = time.perf_counter()
     model.train()
     for epoch in range(1, cfg.epochs + 1):
-        total, count = 0.0, 0.0
-        optimizer.zero_grad(set_to_none=True)
-        for i, (batch, weight) in enumerate(batches(data)):
-            with autocast(device, cfg.precision):
-                loss = task.loss(model, to_device(batch, device))
-            value = loss.item()
-            if not math.isfinite(value):
-                total, count = value, 1.0
-                break
-            if select_before_step and i == 0:
-                stopper.update(epoch, {"epoch": float(epoch), "loss": value}, model)
-            (loss / accumulate if accumulate > 1 else loss).backward()
-            if (i + 1) % accumulate == 0:
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            total += value * weight
-            count += weight
-        loss_value = total / max(count, 1)
+        loss_value = train_epoch(
+            model,
+            task,
+            data,
+            optimizer,
+            accumulate=cfg.accumulate,
+            precision=cfg.precision,
+            before_step=(
+                (lambda v, e=epoch: stopper.update(e, {"epoch": float(e), "loss": v}, model))
+                if select_before_step
+                else None
+            ),
+        )
         if not math.isfinite(loss_value):
             status, message = "diverged", f"diverged at epoch {epoch} (training loss {loss_value})"
             reason = "diverged"
