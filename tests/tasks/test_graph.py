@@ -251,3 +251,18 @@ def test_combine_folds_averages_folds_and_adds_the_paper_figure() -> None:
     diverged = combine_folds([folds[0], _fold("diverged", 0.3, [0.3], 1)])
     assert diverged.status == "diverged"
     assert diverged.message == "fold 1: diverged at epoch 2 (training loss nan)"
+
+
+def test_diagnostics_with_pooling_is_refused_in_one_line() -> None:
+    # pooled layers live on graphs the per-layer probes never see (this crashed before)
+    from fathom.config import config_from_dict
+
+    with pytest.raises(ConfigError, match=r"diagnose_every.*graph.pool.*'topk'"):
+        config_from_dict(
+            {
+                "task": "graph",
+                "data": {"name": "motifs"},
+                "train": {"diagnose_every": 2},
+                "graph": {"pool": "topk"},
+            }
+        )

@@ -130,7 +130,9 @@ def initial_model(cfg: ExperimentConfig, data: Any) -> nn.Module:
     weights), e.g. to diagnose it before training; for tasks whose models can be saved."""
     spec = get_task(cfg.task)
     if not spec.saves_models:
-        raise ConfigError(f"initial_model is for task 'node', got task {cfg.task!r}")
+        raise ConfigError(
+            f"initial_model needs a task whose models can be saved (node), got task {cfg.task!r}"
+        )
     plan = next(iter(spec.plan(cfg, data)))
     seed_everything(plan.seed)
     return build_model(cfg.model, plan.in_channels, plan.out_channels, head=plan.head)

@@ -404,6 +404,15 @@ class GraphTask(TaskSpec):
             "reads every layer's states for its readout)",
             cfg.model.memory,
         )
+        # the probes measure every layer on the input graph; after a pooling a layer holds
+        # only the kept nodes, on a graph the probes do not see
+        require(
+            not (cfg.train.diagnose_every and cfg.graph.pool != "none"),
+            "train.diagnose_every",
+            f"cannot be combined with graph.pool (--pool) {cfg.graph.pool!r} (pooled layers "
+            "live on graphs the probes do not see)",
+            cfg.train.diagnose_every,
+        )
 
     def load(self, cfg: ExperimentConfig) -> Any:
         from fathom.data.graph_datasets import load_graph_dataset
