@@ -27,8 +27,8 @@ training step plus one evaluation forward pass: on fathom's side the epoch of
 :func:`fathom.fit` (:func:`fathom.train.loop.train_epoch`, the function fit calls: the
 objective's batches -- here the one graph -- moved by ``to_device``, ``NodeClassification.loss``
 under fit's ``autocast``, backward, step; then ``NodeClassification.evaluate``; a test checks
-that it reproduces fit's losses bit for bit), on PyG's side the ``train()`` + ``test()`` functions of
-PyG's examples.
+that it reproduces fit's losses bit for bit), on PyG's side the ``train()`` + ``test()``
+functions of PyG's examples.
 
 **Time** is measured in one process, interleaved: after ``--warmup`` untimed epochs of each
 implementation, every round times one fathom epoch and one PyG epoch, alternating which goes
