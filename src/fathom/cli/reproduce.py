@@ -33,13 +33,15 @@ def register(sub: Any) -> None:
         description="Run the presets of a reproduction suite over seeds through the "
         "experiment engine (resumable store) and compare with the published figures.",
     )
-    parser.add_argument(
-        "suite",
-        help="planetoid, depth, heterophily, tu (GIN graph classification, 10-fold CV), gae "
-        "(GAE / VGAE link prediction), deepgcn (ResGCN / PlainGCN point-cloud segmentation, "
-        "28-151 layers) (trained through the store); oversmoothing "
-        "(Dirichlet energy by layer: GCN vs remedies); neighbors-match (Tree-NeighborsMatch)",
-    )
+    from fathom.experiments.reproduce import SUITES
+
+    # suites trained through the store, then the two studies with their own runners
+    suites = [f"{name} ({suite.description})" for name, suite in SUITES.items()]
+    suites += [
+        "oversmoothing (Dirichlet energy by layer: plain GCN vs its remedies)",
+        "neighbors-match (Tree-NeighborsMatch training accuracy by radius, Alon & Yahav)",
+    ]
+    parser.add_argument("suite", help="; ".join(suites))
     parser.add_argument("--datasets", help="comma-separated subset of the suite's datasets")
     parser.add_argument("--models", help="comma-separated subset of the suite's models")
     parser.add_argument("--depths", help="comma-separated depths (default: the suite's)")
