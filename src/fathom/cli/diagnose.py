@@ -40,8 +40,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="train the model (first seed) and diagnose it before and after",
     )
+    from fathom.diagnostics.metrics import METRICS
+
     diagnose.add_argument(
-        "--metrics", default="all", help="per-layer metrics, comma-separated, or 'all' (default)"
+        "--metrics",
+        default="all",
+        help=f"per-layer metrics, comma-separated, or 'all' (default): {', '.join(METRICS)}",
     )
     diagnose.add_argument(
         "--targets",
