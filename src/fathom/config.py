@@ -301,10 +301,11 @@ class TrainConfig:
     patience: int = 100
     """Stop after this many epochs without a better monitored value; 0 disables early stopping."""
     monitor: str = "auto"
-    """Validation metric that picks the best epoch: ``val_acc`` (ties broken by lower
-    val_loss), ``val_loss``, ``val_auc``, ``val_ap`` or ``val_miou``; ``auto``: ``val_acc``
-    for node and graph classification, ``val_auc`` for link prediction and autoencoders,
-    ``val_miou`` for segmentation."""
+    """Metric that picks the best epoch, one the task reports (``TaskSpec.monitors``):
+    ``val_acc`` (ties broken by lower val_loss), ``val_loss``, ``val_auc``, ``val_ap``,
+    ``val_miou``, ``train_acc``; ``auto``: the task's default (``val_acc`` for node and graph
+    classification, ``val_auc`` for link prediction and autoencoders, ``val_miou`` for
+    segmentation, ``train_acc`` for Tree-NeighborsMatch, whose figure it is)."""
     label_smoothing: float = 0.0
     """Label smoothing of the training cross-entropy."""
     conv_weight_decay: float | None = None
@@ -318,7 +319,9 @@ class TrainConfig:
     classification measures fold 0's model on its validation graphs; link tasks measure the
     encoder on the training graph."""
     batch_size: int = 32
-    """Graphs per mini-batch (``task: graph``); the node-level tasks train full batch."""
+    """Items per mini-batch of the tasks that train in mini-batches: graphs (``graph``),
+    point clouds (``segmentation``), trees (``neighbors-match``); the single-graph tasks
+    (``node``, ``link``, ``autoencoder``) train full batch."""
     lr_decay_every: int = 0
     """Multiply the learning rate by ``lr_decay`` every this many epochs (StepLR; the GIN
     paper halves it every 50). 0: constant learning rate."""
@@ -329,7 +332,8 @@ class TrainConfig:
     ``layerwise`` more, … until all blocks are in; ``epochs`` per stage. 0: train jointly."""
     accumulate: int = 1
     """Mini-batches per optimiser step (gradient accumulation): the gradients of
-    ``loss / accumulate`` of that many batches are summed before each step."""
+    ``loss / accumulate`` of that many batches are summed before each step; the gradients of
+    an epoch's last, incomplete group are dropped (as NeighborsMatch's official code does)."""
     precision: str = "32"
     """``32``: float32; ``bf16``: bfloat16 autocast of the forward passes (CUDA only; weights,
     optimiser and losses stay float32)."""
@@ -347,8 +351,9 @@ class ExperimentConfig:
     task: str
     """Learning task, a name registered in ``fathom.tasks.TASKS``: ``node`` (node
     classification), ``graph`` (graph classification with cross-validation), ``link`` (link
-    prediction), ``autoencoder`` (GAE / VGAE link reconstruction, optionally denoising) or
-    ``segmentation`` (per-point classification of point clouds with a DeepGCN)."""
+    prediction), ``autoencoder`` (GAE / VGAE link reconstruction, optionally denoising),
+    ``segmentation`` (per-point classification of point clouds with a DeepGCN) or
+    ``neighbors-match`` (Alon & Yahav's Tree-NeighborsMatch)."""
     seed: int
     """First seed; a run over ``seeds`` seeds uses ``seed, seed + 1, …``."""
     seeds: int

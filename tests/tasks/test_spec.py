@@ -15,7 +15,14 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 import fathom.tasks.spec as spec_mod
-from fathom.config import DataConfig, ExperimentConfig, ModelConfig, SyntheticConfig, TrainConfig
+from fathom.config import (
+    DataConfig,
+    ExperimentConfig,
+    ModelConfig,
+    SyntheticConfig,
+    TrainConfig,
+    config_from_dict,
+)
 from fathom.data.synthetic import make_synthetic
 from fathom.errors import ConfigError
 from fathom.experiments.run import describe_data, run_experiment, train_one
@@ -237,3 +244,47 @@ def test_the_new_task_is_gone_after_the_test() -> None:
     assert "regression" not in TASKS
     with pytest.raises(ConfigError, match="regression"):
         get_task("regression")
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        # segmentation checks the registered names the other tasks check (not its convs)
+        (
+            {"task": "segmentation", "data": {"name": "scenes"}, "model": {"norm": "bogus"}},
+            ["model.norm", "'bogus'"],
+        ),
+        (
+            {"task": "segmentation", "data": {"name": "scenes", "rewire": "x"}},
+            ["data.rewire", "'x'"],
+        ),
+        # a pre-activation block has no post-norm form
+        ({"model": {"post_norm": True, "skip": "res+"}}, ["model.post_norm", "'res+'"]),
+        # DGI is a model of its own, not a link encoder
+        ({"task": "link", "model": {"arch": "dgi"}}, ["model.arch", "'link'"]),
+        # layer-wise training needs a stack to grow, and graph readouts of a fixed depth
+        ({"model": {"arch": "sgc"}, "train": {"layerwise": 2}}, ["train.layerwise", "'sgc'"]),
+        (
+            {
+                "task": "graph",
+                "data": {"name": "motifs"},
+                "train": {"layerwise": 2},
+                "graph": {"readout_layers": "all"},
+            },
+            ["train.layerwise", "readout_layers"],
+        ),
+        (
+            {"task": "segmentation", "data": {"name": "scenes"}, "train": {"layerwise": 2}},
+            ["train.layerwise", "'segmentation'"],
+        ),
+    ],
+)
+def test_task_rules_refuse_in_one_line(raw: dict[str, Any], words: list[str]) -> None:
+    base = {"model": {"conv": "edge", "skip": "res"}} if raw.get("task") == "segmentation" else {}
+    merged = {**base, **raw, "model": {**base.get("model", {}), **raw.get("model", {})}}
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(merged)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1
+    for word in words:
+        assert word in message, message

@@ -136,9 +136,23 @@ def test_best_metrics_is_a_copy() -> None:
     assert stopper.best_metrics == _m(0.5, 0.5)
 
 
-def test_invalid_monitor() -> None:
-    with pytest.raises(ValueError, match="monitor must be one of"):
-        EarlyStopping("val_f1")
+def test_a_monitor_the_metrics_lack_is_named() -> None:
+    with pytest.raises(ValueError, match="must name a metric"):
+        EarlyStopping("")
+    stopper = EarlyStopping("val_f1")
+    with pytest.raises(ValueError, match="'val_f1' is not among the metrics: val_acc"):
+        stopper.update(1, {"val_acc": 0.5}, torch.nn.Linear(1, 1))
+
+
+def test_any_metric_can_be_monitored_losses_lower() -> None:
+    model = torch.nn.Linear(1, 1)
+    ce = EarlyStopping("test_ce_loss", patience=0)
+    ce.update(1, {"test_ce_loss": 0.5}, model)
+    ce.update(2, {"test_ce_loss": 0.4}, model)
+    f1 = EarlyStopping("val_f1", patience=0)
+    f1.update(1, {"val_f1": 0.5}, model)
+    f1.update(2, {"val_f1": 0.4}, model)
+    assert (ce.best_epoch, f1.best_epoch) == (2, 1)
 
 
 def test_auc_monitor_higher_is_better_ties_by_loss() -> None:

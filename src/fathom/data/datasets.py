@@ -82,7 +82,7 @@ SPLIT_KINDS = ("public", "geom-gcn", "random", "folds")
 """``public``: Planetoid's fixed masks; ``geom-gcn``: 10 fixed splits (``split`` picks one);
 ``random``: no published masks, a per-class split (20 train / 30 val per class) from ``seed``;
 ``folds``: a graph-classification dataset (many graphs, no masks), evaluated by stratified
-cross-validation (:mod:`fathom.data.graph_datasets`, :func:`fathom.tasks.graph.cross_validate`)."""
+cross-validation (:mod:`fathom.data.graph_datasets`, :func:`fathom.tasks.graph.fold_plans`)."""
 
 NUM_GEOM_GCN_SPLITS = 10
 GRAPH_FILE_SUFFIXES = (".npz", ".pt", ".pth")

@@ -117,8 +117,9 @@ def diagnose_config_model(
     out["untrained"] = diagnose_model(model, data, **{**common, "sensitivity": False})
     say(f"training {name}")
     trained: dict[str, Any] = {}
+    # trained on cfg.device; diagnosed where the untrained model and the graph are (the CPU)
     fitted = train_one(
-        with_seed(cfg, cfg.seed), data, on_model=lambda mdl: trained.update(model=mdl)
+        with_seed(cfg, cfg.seed), data, on_model=lambda mdl: trained.update(model=mdl.cpu())
     )
     out["training"] = {k: v for k, v in fitted.to_dict().items() if k != "history"}
     out.update(diagnose_model(trained["model"], data, **common))

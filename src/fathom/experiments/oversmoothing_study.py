@@ -117,7 +117,9 @@ def energy_study(
             progress(f"{name} x{depth}: training")
         t0 = time.perf_counter()
         trained_models: list[Any] = []
+        # trained on cfg.device, probed on the CPU beside the untrained model and the graph
         fitted = train_one(cfg, data, on_model=trained_models.append)
+        trained_models[0].cpu()
         trained = probe_layers(trained_models[0], data.x, data.edge_index, METRICS, **EXACT)
         rows.append(
             {

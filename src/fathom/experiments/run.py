@@ -32,31 +32,8 @@ __all__ = [
     "train_one",
 ]
 
-AGGREGATED = (
-    "train_acc",
-    "val_acc",
-    "test_acc",
-    "train_auc",
-    "val_auc",
-    "test_auc",
-    "train_ap",
-    "val_ap",
-    "test_ap",
-    "val_hits",
-    "test_hits",
-    "train_oa",
-    "val_oa",
-    "test_oa",
-    "train_miou",
-    "val_miou",
-    "test_miou",
-    "test_macc",
-    "train_loss",
-    "val_loss",
-    "test_loss",
-    "epochs",
-    "time_s",
-)
+AGGREGATED_EXTRA = ("epochs", "time_s")
+"""Run fields aggregated besides the metrics (every ``train_*`` / ``val_*`` / ``test_*``)."""
 
 
 @dataclass
@@ -106,12 +83,21 @@ def _pyg_version() -> str:
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, float | int]:
     """``<metric>_mean`` / ``<metric>_std`` (population std) over runs that have the metric,
-    plus ``n`` (runs), ``n_diverged``."""
+    for every metric a task reports (``train_*``, ``val_*``, ``test_*``) and
+    :data:`AGGREGATED_EXTRA`, plus ``n`` (runs), ``n_diverged``."""
     out: dict[str, float | int] = {
         "n": len(runs),
         "n_diverged": sum(r["status"] == "diverged" for r in runs),
     }
-    for key in AGGREGATED:
+    keys = dict.fromkeys(
+        key
+        for r in runs
+        for key, value in r.items()
+        if key.startswith(("train_", "val_", "test_"))
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    )
+    for key in [*keys, *AGGREGATED_EXTRA]:
         values = [float(r[key]) for r in runs if r.get(key) is not None]
         if values:
             out[f"{key}_mean"] = statistics.fmean(values)
@@ -174,10 +160,9 @@ def train_one(
         fit_data = to_device(plan.data, device)
         tracker = None
         if cfg.train.diagnose_every and plan.diagnose is not None:
+            probe_data = fit_data if plan.diagnose is plan.data else plan.diagnose
             tracker = LayerDiagnostics(
-                plan.probe_module(model),
-                to_device(plan.diagnose, device),
-                cfg.train.diagnose_every,
+                plan.probe_module(model), to_device(probe_data, device), cfg.train.diagnose_every
             )
         fitted = trainer(
             model,

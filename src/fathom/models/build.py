@@ -83,12 +83,13 @@ def build_model(
     return HEAD_BUILDERS.get(head.kind)(cfg, in_channels, out_channels, **dict(head.options))
 
 
-def check_model(cfg: ModelConfig) -> None:
-    """Registered names and memory-mode rules of a node-level model (ConfigError naming the
-    flag); a task calls it from its config check (``TaskSpec.check``)."""
+def check_model(cfg: ModelConfig, *, point_cloud: bool = False) -> None:
+    """Registered names and block rules of a model (ConfigError naming the flag); a task
+    calls it from its config check (``TaskSpec.check``). ``point_cloud``: a DeepGCN, whose
+    conv, skip and memory rules :func:`~fathom.models.deepgcn.check_point_model` checks."""
     from fathom.nn.convs import check_aggr
 
-    for key, registry, value in [
+    names = [
         ("model.arch", ARCHS, cfg.arch),
         ("model.conv", CONVS, cfg.conv),
         ("model.skip", SKIPS, cfg.skip),
@@ -96,14 +97,25 @@ def check_model(cfg: ModelConfig) -> None:
         ("model.act", ACTIVATIONS, cfg.act),
         ("model.encoder", ENCODERS, cfg.encoder),
         ("model.head", HEADS, cfg.head),
-    ]:
+    ]
+    for key, registry, value in names:
+        if point_cloud and key in ("model.conv", "model.skip"):
+            continue
         if value not in registry:
             raise ConfigError(
                 f"unknown {flag(key)} {value!r}; choose one of: {', '.join(registry.names())}"
             )
     check_memory(cfg)
+    if point_cloud:
+        return
     if cfg.aggr is not None:
         check_aggr(cfg.conv, cfg.aggr)
+    require(
+        not (cfg.post_norm and getattr(SKIPS.get(cfg.skip), "pre_activation", False)),
+        "model.post_norm",
+        f"cannot be combined with the pre-activation model.skip {cfg.skip!r}",
+        cfg.post_norm,
+    )
     if cfg.memory == "reversible":
         require(
             cfg.encoder == "linear",

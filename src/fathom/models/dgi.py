@@ -74,7 +74,8 @@ class DGI(nn.Module):
     pairs, as in the authors' code). Built on :class:`torch_geometric.nn.DeepGraphInfomax`
     (its bilinear discriminator and corruption plumbing); :meth:`forward` returns the
     embeddings :math:`Z` so probes and diagnostics see an ordinary ``model(x, edge_index)``.
-    Train with :func:`fit_dgi`.
+    Trained by :class:`fathom.tasks.node.DGIObjective` through :func:`fathom.train.loop.fit`
+    (``model.arch: dgi``).
 
     Args:
         in_channels: input feature size.

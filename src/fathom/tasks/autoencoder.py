@@ -32,6 +32,7 @@ def reconstruction_loss(
     *,
     dense: bool = True,
     neg_ratio: float = 1.0,
+    sampling_edge_index: Tensor | None = None,
 ) -> Tensor:
     r"""Kipf & Welling's weighted adjacency-reconstruction loss.
 
@@ -57,6 +58,8 @@ def reconstruction_loss(
         num_nodes: ``N``.
         dense: all pairs, or sampled non-edges.
         neg_ratio: sampled non-edges per positive (sampled mode).
+        sampling_edge_index: ``edge_index`` on the CPU, where non-edges are drawn (default:
+            ``edge_index``, copied there at each call when it is not).
 
     Shapes:
         z: ``[N, d]``, edge_index: ``[2, E]`` -> scalar.
@@ -75,10 +78,13 @@ def reconstruction_loss(
     loops = torch.arange(num_nodes, device=edge_index.device).repeat(2, 1)
     pos = torch.cat([edge_index, loops], dim=1)
     num_neg = max(1, round(neg_ratio * pos.size(1)))
-    neg = sample_non_edges(edge_index, num_nodes, num_neg)
+    # drawn on the CPU (the same pairs on every device), then moved to the embeddings
+    neg = sample_non_edges(
+        edge_index if sampling_edge_index is None else sampling_edge_index, num_nodes, num_neg
+    )
     # the dense matrix holds both orientations; a random one keeps asymmetric decoders honest
     flip = torch.rand(num_neg, device=neg.device) < 0.5
-    neg = torch.where(flip, neg.flip(0), neg)
+    neg = torch.where(flip, neg.flip(0), neg).to(z.device)
     pos_logits, neg_logits = decoder(z, pos), decoder(z, neg)
     pos_sum = F.softplus(-pos_logits).sum()  # -log sigmoid(s)
     neg_mean = F.softplus(neg_logits).mean()  # -log(1 - sigmoid(s))
@@ -158,6 +164,7 @@ class GraphAutoencoder(LinkPrediction):
             split.num_nodes,
             dense=dense,
             neg_ratio=self.neg_ratio,
+            sampling_edge_index=self.sampling_edge_index,
         )
         if getattr(model.encoder, "variational", False):
             loss = loss + model.encoder.kl_loss() / split.num_nodes

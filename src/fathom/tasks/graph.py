@@ -27,13 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
-from torch_geometric.loader import DataLoader
 
 from fathom.config import ExperimentConfig, register_section, require
 from fathom.data.graph_datasets import validate_graphs
 from fathom.errors import ConfigError
 from fathom.models.build import Head
-from fathom.tasks.batches import split_batches
+from fathom.tasks.batches import shuffled_batches, split_batches
 from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
 from fathom.train.loop import FitResult, model_device, to_device
 
@@ -148,11 +147,9 @@ class GraphClassification:
 
     def batches(self, data: GraphSplits) -> Iterator[tuple[Batch, float]]:
         """One pass over the shuffled training graphs, each batch weighted by its graphs."""
-        loader = DataLoader(
-            data.train, batch_size=self.batch_size, shuffle=True, generator=self.generator
+        return shuffled_batches(
+            data.train, self.batch_size, self.generator, lambda b: float(b.num_graphs)
         )
-        for batch in loader:
-            yield batch, float(batch.num_graphs)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """Cross-entropy of one mini-batch of graphs (model in train mode)."""
@@ -390,13 +387,14 @@ class GraphTask(TaskSpec):
     archs = ("deep",)
 
     def check(self, cfg: ExperimentConfig) -> None:
-        require(
-            cfg.model.arch == "deep",
-            "model.arch",
-            "must be 'deep' for task 'graph' (a block stack with a readout)",
-            cfg.model.arch,
-        )
         super().check(cfg)
+        require(
+            not (cfg.train.layerwise and cfg.graph.readout_layers == "all"),
+            "train.layerwise",
+            "cannot be combined with graph.readout_layers 'all' (its readouts are fixed to "
+            "every block)",
+            cfg.train.layerwise,
+        )
         require(
             cfg.model.memory == "plain",
             "model.memory",

@@ -166,7 +166,8 @@ def sample_non_edges(
         edge_index: ``[2, E]``, exclude: ``[2, E']`` -> ``[2, num_samples]``.
     """
     forbidden_pairs = edge_index if exclude is None else torch.cat([edge_index, exclude], 1)
-    forbidden = _keys(undirected_edges(forbidden_pairs), num_nodes)
+    # drawn on the CPU from the CPU generator, so a seed gives the same pairs on every device
+    forbidden = _keys(undirected_edges(forbidden_pairs.cpu()), num_nodes)
     total = num_nodes * (num_nodes - 1) // 2
     available = total - forbidden.numel()
     if num_samples > available:
@@ -344,6 +345,8 @@ class LinkPrediction:
 
     def __init__(self, split: LinkSplit, neg_ratio: float = 1.0, hits_k: int = 20) -> None:
         self.split, self.neg_ratio, self.hits_k = split, neg_ratio, hits_k
+        # negatives are drawn on the CPU: keep its training graph there (no copy per step)
+        self.sampling_edge_index = split.train_edge_index.cpu()
 
     def _check(self, data: Data) -> None:
         if int(data.num_nodes) != self.split.num_nodes:
@@ -361,7 +364,7 @@ class LinkPrediction:
         z = model.encode(data.x, split.train_edge_index)
         pos = split.train_pos
         num_neg = max(1, round(self.neg_ratio * pos.size(1)))
-        neg = sample_non_edges(split.train_edge_index, split.num_nodes, num_neg)
+        neg = sample_non_edges(self.sampling_edge_index, split.num_nodes, num_neg).to(pos.device)
         logits = model.decode(z, torch.cat([pos, neg], dim=1))
         labels = torch.cat([logits.new_ones(pos.size(1)), logits.new_zeros(num_neg)])
         return F.binary_cross_entropy_with_logits(logits, labels)
@@ -392,7 +395,7 @@ class LinkTask(TaskSpec):
     name = "link"
     description = "link prediction (held-out edges, AUC / AP / Hits@K)"
     monitors = ("val_loss", "val_auc", "val_ap")
-    refused_archs = ()
+    refused_archs = ("dgi",)  # a self-supervised model of its own, not a link encoder
 
     def objective(self, cfg: ExperimentConfig, split: LinkSplit) -> Any:
         """The training objective on ``split`` (:class:`LinkPrediction`)."""

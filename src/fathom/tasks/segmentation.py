@@ -22,15 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
-from torch_geometric.loader import DataLoader
 
 from fathom.config import ExperimentConfig, register_section, require
+from fathom.data.build import check_data
 from fathom.data.pointclouds import POINT_CLOUD_DATASETS, PointCloudSplits
 from fathom.errors import DataError
-from fathom.models.build import Head
+from fathom.models.build import Head, check_model
 from fathom.models.deepgcn import check_point_model
 from fathom.nn.point_convs import ORDERS
-from fathom.tasks.batches import SPLITS, split_batches
+from fathom.tasks.batches import SPLITS, shuffled_batches, split_batches
 from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
 from fathom.train.loop import model_device, to_device
 from fathom.train.metrics import confusion_matrix, iou_per_class, segmentation_scores
@@ -176,11 +176,9 @@ class Segmentation:
 
     def batches(self, data: PointCloudSplits) -> Iterator[tuple[Batch, float]]:
         """One pass over the shuffled training clouds, each batch weighted by its points."""
-        loader = DataLoader(
-            data.train, batch_size=self.batch_size, shuffle=True, generator=self.generator
+        return shuffled_batches(
+            data.train, self.batch_size, self.generator, lambda b: float(b.num_nodes)
         )
-        for batch in loader:
-            yield batch, float(batch.num_nodes)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """Mean per-point cross-entropy of one mini-batch of clouds (model in train mode)."""
@@ -259,6 +257,8 @@ class SegmentationTask(TaskSpec):
         )
         require(m.arch == "deep", "model.arch", "must be 'deep' for task 'segmentation'", m.arch)
         check_point_model(m.conv, m.skip, m.memory)
+        check_model(m, point_cloud=True)
+        check_data(cfg.data)
         self.check_common(cfg)
         require(
             not cfg.train.diagnose_every,

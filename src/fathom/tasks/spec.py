@@ -90,12 +90,12 @@ class TaskSpec:
     def check_arch(self, cfg: ExperimentConfig) -> None:
         arch = cfg.model.arch
         if arch in self.refused_archs:
-            require(
-                False,
-                "model.arch",
-                "is a link-prediction encoder: use it with task link or autoencoder",
-                arch,
+            why = (
+                "is a link-prediction encoder: use it with task link or autoencoder"
+                if arch in ("gae", "vgae")
+                else f"cannot be used with task {cfg.task!r}"
             )
+            require(False, "model.arch", why, arch)
         if self.archs is not None:
             require(
                 arch in self.archs,

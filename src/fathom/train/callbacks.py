@@ -8,23 +8,26 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["EarlyStopping"]
+__all__ = ["EarlyStopping", "lower_is_better"]
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a lower ``metric`` is better: losses (``loss``, ``*_loss``)."""
+    return metric == "loss" or metric.endswith("_loss")
 
 
 class EarlyStopping:
     """Tracks the best epoch by ``monitor`` and keeps a copy of the model's weights there.
 
-    ``val_loss`` and ``loss`` (the training loss, for self-supervised objectives): lower is
-    better; any other metric (``val_acc``, ``val_auc``, ``val_ap``, ``val_miou``,
-    ``train_acc``): higher is better, ties broken by lower ``val_loss``. With ``min_delta``
+    Any metric an objective reports may be monitored: a loss (``loss``, the training loss of
+    self-supervised objectives, or a name ending in ``_loss``) is better lower; anything else
+    (``val_acc``, ``val_auc``, ``val_miou``, ``train_acc`` …) is better higher, ties broken
+    by lower ``val_loss``. With ``min_delta``
     an epoch is better only by more than ``min_delta`` (no tie-break); with ``baseline`` the
     first epoch must beat it too (Keras' ``EarlyStopping`` arguments). :meth:`step`
     (= :meth:`update`, then :meth:`should_stop`) returns True when ``patience`` epochs
     passed without improvement (``patience=0`` never stops).
     """
-
-    MONITORS = ("val_acc", "val_loss", "val_auc", "val_ap", "val_miou", "loss", "train_acc")
-    LOWER_IS_BETTER = ("val_loss", "loss")
 
     def __init__(
         self,
@@ -34,8 +37,8 @@ class EarlyStopping:
         min_delta: float = 0.0,
         baseline: float | None = None,
     ) -> None:
-        if monitor not in self.MONITORS:
-            raise ValueError(f"monitor must be one of {self.MONITORS}, got {monitor!r}")
+        if not monitor or not isinstance(monitor, str):
+            raise ValueError(f"monitor must name a metric, got {monitor!r}")
         self.monitor, self.patience = monitor, patience
         self.min_delta, self.baseline = min_delta, baseline
         self.best_epoch = 0
@@ -44,7 +47,7 @@ class EarlyStopping:
 
     def _better(self, m: dict[str, float]) -> bool:
         key, delta = self.monitor, self.min_delta
-        lower = key in self.LOWER_IS_BETTER
+        lower = lower_is_better(key)
         if self.best_metrics is None:
             if self.baseline is None:
                 return True
@@ -65,6 +68,10 @@ class EarlyStopping:
 
     def update(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> None:
         """Keep ``model``'s weights if ``metrics`` (all finite) beat the best so far."""
+        if self.monitor not in metrics:
+            raise ValueError(
+                f"monitor {self.monitor!r} is not among the metrics: {', '.join(metrics)}"
+            )
         if all(math.isfinite(v) for v in metrics.values()) and self._better(metrics):
             self.best_epoch, self.best_metrics = epoch, dict(metrics)
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -59,7 +59,8 @@ class Objective(Protocol):
     - ``lr_schedule(optimizer) -> Callable[[record], None]``: a learning-rate schedule
       stepped after every epoch's evaluation with its record (NeighborsMatch's
       ``ReduceLROnPlateau`` on the training accuracy), instead of ``train.lr_decay_every``;
-    - ``done(record) -> bool``: the objective is met; training stops (a solved task).
+    - ``done(record, best) -> bool``: the objective is met and training stops (a solved
+      task); ``best`` says whether this epoch is the new best by the monitor.
     """
 
     def loss(self, model: nn.Module, batch: Any) -> Tensor: ...
@@ -173,7 +174,8 @@ def train_epoch(
     ``accumulate`` batches on the summed gradients of ``loss / accumulate``.
 
     Returns the epoch's loss, the weighted mean of its batches' (by the weights ``batches``
-    yields); a non-finite batch loss is returned at once, with no step taken on it.
+    yields); a non-finite batch loss is returned at once, with no step taken on it. The
+    gradients of a last, incomplete group of ``accumulate`` batches are dropped.
     ``before_step(loss)`` is called with the first batch's loss before its step.
     """
     device = model_device(model)
@@ -235,7 +237,7 @@ def fit(
         baseline=getattr(task, "baseline", None),
     )
     select_before_step = bool(getattr(task, "select_before_step", False))
-    done: Callable[[dict[str, float]], bool] | None = getattr(task, "done", None)
+    done: Callable[[dict[str, float], bool], bool] | None = getattr(task, "done", None)
     device = model_device(model)
     history: list[dict[str, float]] = []
     status, message, epoch, reason = "done", "", 0, "epochs"
@@ -270,7 +272,7 @@ def fit(
         asked = [callback(record) for callback in callbacks]
         if not select_before_step:
             stopper.update(epoch, record, model)
-        if done is not None and done(record):
+        if done is not None and done(record, stopper.best_epoch == epoch):
             reason = "objective"
             break
         if stopper.should_stop(epoch):
