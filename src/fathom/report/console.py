@@ -54,12 +54,24 @@ def pct(mean: float | None, std: float | None = None) -> str:
     return f"{100 * mean:.2f}" if std is None else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
+_FRACTIONS = ("_acc", "_auc", "_ap", "_hits", "_oa", "_miou", "_macc")
+
+
+def _cell(key: str, mean: float | None, std: float | None = None) -> str:
+    """A fraction metric in % (:func:`pct`); any other as its value (``4.2 ± 0.1``)."""
+    if key.endswith(_FRACTIONS) or mean is None:
+        return pct(mean, std)
+    return f"{mean:.4g}" if std is None else f"{mean:.4g} ± {std:.2g}"
+
+
 def results_table(title: str, runs: Sequence[Mapping[str, Any]], agg: Mapping[str, Any]) -> Table:
     """Per-run rows (per seed, or per seed and fold) and a final mean ± std row, in %.
 
     Classification shows train / val / test accuracy; link prediction and autoencoders
     (runs with ``test_auc``) show val AUC, test AUC, test AP and test Hits@K; segmentation
-    (runs with ``test_miou``) shows val mIoU, test OA, test mIoU and test mAcc.
+    (runs with ``test_miou``) shows val mIoU, test OA, test mIoU and test mAcc; a task with
+    none of these shows its first four validation / test metrics (fractions in %, others as
+    they are).
     """
     if any("test_auc" in r for r in runs):
         metrics = [
@@ -77,6 +89,17 @@ def results_table(title: str, runs: Sequence[Mapping[str, Any]], agg: Mapping[st
         ]
     else:
         metrics = [("train acc", "train_acc"), ("val acc", "val_acc"), ("test acc", "test_acc")]
+    if not any(key in r for r in runs for _, key in metrics):
+        # a task of other metrics: its first validation / test metrics, as they are
+        found = dict.fromkeys(
+            k
+            for r in runs
+            for k, v in r.items()
+            if k.startswith(("val_", "test_"))
+            and not k.endswith("_loss")
+            and isinstance(v, (int, float))
+        )
+        metrics = [(k.replace("_", " "), k) for k in list(found)[:4]]
     folds = any("fold" in r for r in runs)
     table = Table(title=title, title_justify="left")
     columns = ["seed", *(["fold"] if folds else []), *(name for name, _ in metrics)]
@@ -86,7 +109,7 @@ def results_table(title: str, runs: Sequence[Mapping[str, Any]], agg: Mapping[st
         table.add_row(
             str(r["seed"]),
             *([str(r.get("fold", ""))] if folds else []),
-            *(pct(r.get(key)) for _, key in metrics),
+            *(_cell(key, r.get(key)) for _, key in metrics),
             str(r["best_epoch"]),
             str(r["epochs"]),
             f"{r['time_s']:.1f}",
@@ -96,7 +119,7 @@ def results_table(title: str, runs: Sequence[Mapping[str, Any]], agg: Mapping[st
     table.add_row(
         f"mean ± std (n={agg['n']})",
         *([""] if folds else []),
-        *(pct(agg.get(f"{key}_mean"), agg.get(f"{key}_std")) for _, key in metrics),
+        *(_cell(key, agg.get(f"{key}_mean"), agg.get(f"{key}_std")) for _, key in metrics),
         "",
         f"{agg.get('epochs_mean', 0):.0f}",
         f"{agg.get('time_s_mean', 0):.1f}",
