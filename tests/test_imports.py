@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("diagnostics",),
     ("transforms",),
     ("data",),
+    ("loaders",),
     ("train",),
     ("tasks",),
     ("experiments",),

@@ -86,6 +86,9 @@ FLAG_FOR_KEY: dict[str, str] = {
     "data.inductive": "--inductive",
     "train.monitor": "--monitor",
     "train.batch_size": "--batch-size",
+    "train.loader": "--loader",
+    "train.fanouts": "--fanouts",
+    "train.num_parts": "--num-parts",
     "graph.folds": "--folds",
     "graph.readout": "--readout",
     "graph.pool": "--pool",
@@ -103,6 +106,7 @@ PRECISIONS = ("32", "bf16")
 """Training precision (``train.precision``): float32, or bfloat16 autocast on CUDA."""
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+_FANOUTS = re.compile(r"-?\d+(,-?\d+)*")
 
 # Task sections (``graph``, ``link``, ``points`` …) and the checks that need registries are
 # registered by the modules that own them (``fathom.tasks``, ``fathom.models.build``), so this
@@ -117,6 +121,13 @@ _UNKEYED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("train", "precision"): "32",
     ("train", "accumulate"): 1,
     ("model", "post_norm"): False,
+    ("train", "loader"): "full",
+    ("train", "fanouts"): "10,5",
+    ("train", "num_parts"): 16,
+    ("train", "parts_per_batch"): 1,
+    ("train", "walk_length"): 2,
+    ("train", "sample_coverage"): 50,
+    ("train", "num_workers"): 0,
 }
 
 
@@ -330,6 +341,29 @@ class TrainConfig:
     layerwise: int = 0
     """Greedy layer-wise training: train ``layerwise`` blocks (plus head), freeze them, add
     ``layerwise`` more, … until all blocks are in; ``epochs`` per stage. 0: train jointly."""
+    loader: str = "full"
+    """How ``fit`` gets its batches on one large graph (node classification): ``full`` (the
+    whole graph, one step per epoch), ``neighbor`` (GraphSAGE neighbour sampling with
+    ``fanouts``; ``batch_size`` seed nodes per batch), ``cluster`` (METIS partitions,
+    Cluster-GCN; ``num_parts``, ``parts_per_batch``), ``random-partition`` (random node
+    partitions, the DeeperGCN / RevGNN ogbn-proteins recipe) or ``saint`` (GraphSAINT random
+    walks of ``walk_length`` from ``batch_size`` roots); see ``fathom.loaders.LOADERS``."""
+    fanouts: str = "10,5"
+    """Neighbours sampled per node and hop (``loader: neighbor``), comma-separated, first hop
+    first; -1 takes every neighbour."""
+    num_parts: int = 16
+    """Partitions of the graph (``loader: cluster`` / ``random-partition``)."""
+    parts_per_batch: int = 1
+    """Partitions per mini-batch, with the edges between them (Cluster-GCN's stochastic
+    multiple partitions)."""
+    walk_length: int = 2
+    """Random-walk steps from each root (``loader: saint``)."""
+    sample_coverage: int = 50
+    """GraphSAINT's pre-sampling: batches drawn per node to estimate the loss normalisation
+    (``loader: saint``)."""
+    num_workers: int = 0
+    """Worker processes that build the batches of a sampling loader (0: in the training
+    process)."""
     accumulate: int = 1
     """Mini-batches per optimiser step (gradient accumulation): the gradients of
     ``loss / accumulate`` of that many batches are summed before each step; the gradients of
@@ -662,6 +696,25 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(t.batch_size >= 1, "train.batch_size", "must be >= 1", t.batch_size)
     _require(t.lr_decay_every >= 0, "train.lr_decay_every", "must be >= 0", t.lr_decay_every)
     _require(t.accumulate >= 1, "train.accumulate", "must be >= 1", t.accumulate)
+    _require(bool(t.loader), "train.loader", "must not be empty", t.loader)
+    _require(
+        _FANOUTS.fullmatch(t.fanouts.replace(" ", "")) is not None
+        and all(int(f) >= 1 or int(f) == -1 for f in t.fanouts.split(",")),
+        "train.fanouts",
+        "must be comma-separated neighbour counts >= 1 (or -1: all), e.g. 15,10",
+        t.fanouts,
+    )
+    _require(t.num_parts >= 2, "train.num_parts", "must be >= 2", t.num_parts)
+    _require(t.parts_per_batch >= 1, "train.parts_per_batch", "must be >= 1", t.parts_per_batch)
+    _require(
+        t.parts_per_batch <= t.num_parts,
+        "train.parts_per_batch",
+        f"must be <= train.num_parts ({t.num_parts})",
+        t.parts_per_batch,
+    )
+    _require(t.walk_length >= 1, "train.walk_length", "must be >= 1", t.walk_length)
+    _require(t.sample_coverage >= 0, "train.sample_coverage", "must be >= 0", t.sample_coverage)
+    _require(t.num_workers >= 0, "train.num_workers", "must be >= 0", t.num_workers)
     _require(0.0 < t.lr_decay <= 1.0, "train.lr_decay", "must be in (0, 1]", t.lr_decay)
     _require(
         t.precision in PRECISIONS,

@@ -134,6 +134,7 @@ def _names(registry: Iterable[str]) -> str:
 def _choices() -> dict[str, str]:
     """Valid values of the keys whose values a registry names, as help text."""
     from fathom.config import PRECISIONS
+    from fathom.loaders.build import LOADERS
     from fathom.models.build import ARCHS
     from fathom.models.graph_classifier import READOUTS
     from fathom.models.link import DECODERS
@@ -158,6 +159,7 @@ def _choices() -> dict[str, str]:
         "link.decoder": _names(DECODERS),
         "graph.readout": _names(READOUTS),
         "train.precision": _names(PRECISIONS),
+        "train.loader": _names(LOADERS),
     }
 
 

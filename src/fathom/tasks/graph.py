@@ -385,6 +385,7 @@ class GraphTask(TaskSpec):
     name = "graph"
     description = "graph classification with stratified k-fold cross-validation"
     archs = ("deep",)
+    batches_itself = True
 
     def check(self, cfg: ExperimentConfig) -> None:
         super().check(cfg)

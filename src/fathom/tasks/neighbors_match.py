@@ -215,6 +215,7 @@ class NeighborsMatchTask(TaskSpec):
     description = "Tree-NeighborsMatch over-squashing benchmark (Alon & Yahav, ICLR 2021)"
     monitors = ("train_acc",)
     archs = ("deep",)  # the root head wraps a block stack
+    batches_itself = True
 
     def check(self, cfg: ExperimentConfig) -> None:
         require(

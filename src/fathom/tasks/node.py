@@ -4,7 +4,7 @@ or self-supervised with a linear probe (:class:`DGIObjective`, ``model.arch: dgi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -14,6 +14,7 @@ from torch_geometric.data import Data
 
 from fathom.config import ExperimentConfig, require
 from fathom.data.inductive import InductiveViews, inductive_views
+from fathom.loaders.build import build_loader
 from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
 from fathom.train.loop import Objective
 
@@ -25,20 +26,51 @@ SPLITS = ("train", "val", "test")
 class NodeClassification:
     """Cross-entropy on the training nodes; accuracy and loss on every split.
 
-    Full batch: one forward pass over the whole graph per step.
+    Full batch by default: one forward pass over the whole graph per step. With a
+    ``loader`` (:mod:`fathom.loaders`), one step per sampled subgraph: on its first
+    ``batch_size`` nodes (neighbour sampling: the seed nodes, PyG's batch format), or on its
+    training nodes (partitions), weighted by ``node_norm`` where the loader gives one
+    (GraphSAINT's loss normalisation). Evaluation is on the whole graph.
 
     Args:
         label_smoothing: label smoothing of the training loss (Szegedy et al. 2016; one of
             the Bag-of-Tricks remedies); evaluation losses are never smoothed.
+        loader: an iterable of mini-batch ``Data`` (one pass per epoch); ``None``: full
+            batch.
     """
 
-    def __init__(self, label_smoothing: float = 0.0) -> None:
+    def __init__(self, label_smoothing: float = 0.0, loader: Iterable[Data] | None = None) -> None:
         self.label_smoothing = label_smoothing
+        self.loader = loader
+        self._saint_scale = 1.0
+
+    def batches(self, data: Data) -> Iterator[tuple[Data, float]]:
+        """The epoch's batches, each weighted by its training nodes (the whole graph once,
+        weight 1, without a loader)."""
+        if self.loader is None:
+            yield data, 1.0
+            return
+        # GraphSAINT's normalised sum estimates the loss summed over all nodes / N (PyG's
+        # normalisation); N / |train| turns it into the mean over the training nodes
+        self._saint_scale = data.num_nodes / max(1, int(data.train_mask.sum()))
+        for batch in self.loader:
+            seeds = getattr(batch, "batch_size", None)
+            yield batch, float(seeds if seeds is not None else batch.train_mask.sum())
 
     def loss(self, model: nn.Module, data: Data) -> Tensor:
         """Training loss (model in train mode, dropout active)."""
         out = model(data.x, data.edge_index)
+        seeds = getattr(data, "batch_size", None)
+        if seeds is not None:  # a neighbour-sampled batch: its seed nodes come first
+            return F.cross_entropy(
+                out[:seeds], data.y[:seeds], label_smoothing=self.label_smoothing
+            )
         mask = data.train_mask
+        if "node_norm" in data:  # GraphSAINT: the normalised sum estimates the mean loss
+            per_node = F.cross_entropy(
+                out[mask], data.y[mask], label_smoothing=self.label_smoothing, reduction="none"
+            )
+            return (per_node * data.node_norm[mask]).sum() * self._saint_scale
         return F.cross_entropy(out[mask], data.y[mask], label_smoothing=self.label_smoothing)
 
     @torch.no_grad()
@@ -204,6 +236,7 @@ class NodeTask(TaskSpec):
     description = "node classification (transductive or inductive)"
     saves_models = True
     inductive = True
+    loaders = ("full", "neighbor", "cluster", "random-partition", "saint")
 
     def check(self, cfg: ExperimentConfig) -> None:
         super().check(cfg)
@@ -213,15 +246,43 @@ class NodeTask(TaskSpec):
             "is not available for model.arch 'dgi' (no layer stack)",
             cfg.train.diagnose_every,
         )
+        if cfg.train.loader != "full":
+            require(
+                cfg.model.arch != "dgi",
+                "train.loader",
+                "must be 'full' for model.arch 'dgi' (its objective reads the whole graph)",
+                cfg.train.loader,
+            )
+            require(
+                not cfg.data.inductive,
+                "train.loader",
+                "must be 'full' with data.inductive (sampling the training view is not "
+                "implemented)",
+                cfg.train.loader,
+            )
 
-    def objective(self, cfg: ExperimentConfig) -> Objective:
-        """DGI's, the inductive or the transductive objective of ``cfg``."""
+    def objective(self, cfg: ExperimentConfig, data: Data) -> Objective:
+        """DGI's, the inductive or the transductive objective of ``cfg`` (on mini-batches of
+        ``data`` from ``train.loader``)."""
         if cfg.model.arch == "dgi":
             return DGIObjective()
         smoothing = cfg.train.label_smoothing
         if cfg.data.inductive:
             return InductiveNodeClassification(label_smoothing=smoothing)
-        return NodeClassification(label_smoothing=smoothing)
+        t = cfg.train
+        loader = build_loader(
+            t.loader,
+            data,
+            seed=cfg.seed,
+            fanouts=t.fanouts,
+            batch_size=t.batch_size,
+            num_parts=t.num_parts,
+            parts_per_batch=t.parts_per_batch,
+            walk_length=t.walk_length,
+            sample_coverage=t.sample_coverage,
+            num_workers=t.num_workers,
+        )
+        return NodeClassification(label_smoothing=smoothing, loader=loader)
 
     def plan(self, cfg: ExperimentConfig, data: Any) -> Iterator[FitPlan]:
         yield FitPlan(
@@ -229,7 +290,7 @@ class NodeTask(TaskSpec):
             data=data,
             in_channels=data.num_features,
             out_channels=int(data.y.max()) + 1,
-            objective=self.objective(cfg),
+            objective=self.objective(cfg, data),
             diagnose=data,
         )
 

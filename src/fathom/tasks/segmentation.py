@@ -245,6 +245,7 @@ class SegmentationTask(TaskSpec):
     monitors = ("val_loss", "val_acc", "val_miou")
     reads_point_clouds = True
     grows_blocks = False  # a DeepGCN's blocks each build their own k-NN graph
+    batches_itself = True
 
     def check(self, cfg: ExperimentConfig) -> None:
         m, p = cfg.model, cfg.points

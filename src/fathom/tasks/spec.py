@@ -17,7 +17,7 @@ Adding a task = one module ``fathom/tasks/<name>.py`` defining a :class:`TaskSpe
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from torch import nn
@@ -128,6 +128,7 @@ class TaskSpec:
             "applies to task 'node' only",
             cfg.data.inductive,
         )
+        self.check_loader(cfg)
         if cfg.train.layerwise:
             m = cfg.model
             require(
@@ -156,6 +157,38 @@ class TaskSpec:
     """Whether the task reads ``data.inductive``."""
     grows_blocks: ClassVar[bool] = True
     """Whether its model holds a block stack that ``train.layerwise`` can grow."""
+    loaders: ClassVar[tuple[str, ...]] = ("full",)
+    """``train.loader`` values the task accepts (``fathom.loaders.LOADERS``)."""
+    batches_itself: ClassVar[bool] = False
+    """Whether the task trains in mini-batches of its own (graphs, clouds, trees), so
+    ``train.batch_size`` applies whatever the loader."""
+
+    def check_loader(self, cfg: ExperimentConfig) -> None:
+        """``train.loader`` is one the task takes, and no loader option is set that the
+        chosen loader (or the task's own batching) does not read."""
+        from fathom.config import TrainConfig
+        from fathom.loaders.build import LOADERS, unused_options
+
+        t = cfg.train
+        require(
+            t.loader in self.loaders,
+            "train.loader",
+            f"must be {', '.join(self.loaders)} for task {cfg.task!r}"
+            + ("" if t.loader in LOADERS else f" (loaders: {', '.join(LOADERS.names())})"),
+            t.loader,
+        )
+        unused = unused_options(t.loader, asdict(t), asdict(TrainConfig()))
+        if self.batches_itself:
+            unused = [u for u in unused if u != "batch_size"]
+        if unused:
+            key = unused[0]
+            readers = [n for n in LOADERS.names() if key in LOADERS.get(n).options]
+            require(
+                False,
+                f"train.{key}",
+                f"applies to train.loader {' or '.join(readers)}, not {t.loader!r}",
+                getattr(t, key),
+            )
 
     # ------------------------------------------------------------------ data
 
