@@ -43,7 +43,8 @@ SMALL_GRAPH = DataConfig(
     name="csbm",
     synthetic=SyntheticConfig(num_nodes=40, num_classes=2, feature_dim=6, avg_degree=6.0),
 )
-TRAIN = TrainConfig(epochs=2, lr=0.01, weight_decay=0.0, patience=0, batch_size=4)
+FULL_BATCH = TrainConfig(epochs=2, lr=0.01, weight_decay=0.0, patience=0)
+TRAIN = replace(FULL_BATCH, batch_size=4)  # for the tasks that batch their own items
 
 
 def _tiny(task: str) -> ExperimentConfig:
@@ -67,7 +68,7 @@ def _tiny(task: str) -> ExperimentConfig:
             task=task,
             data=SMALL_GRAPH,
             model=replace(model, arch="gae"),
-            train=TRAIN,
+            train=FULL_BATCH,
             link=LinkTaskConfig(val_fraction=0.1, test_fraction=0.1, embedding_dim=4),
         ).validate()
     if task == "segmentation":
@@ -87,7 +88,7 @@ def _tiny(task: str) -> ExperimentConfig:
             neighbors_match=NeighborsMatchConfig(radius=2, num_examples=16, eval_every=1),
         ).validate()
     assert task == "node", f"no tiny config for task {task!r}"
-    return ExperimentConfig(task=task, data=SMALL_GRAPH, model=model, train=TRAIN).validate()
+    return ExperimentConfig(task=task, data=SMALL_GRAPH, model=model, train=FULL_BATCH).validate()
 
 
 def test_the_builtin_tasks_are_registered() -> None:
