@@ -133,9 +133,11 @@ LOADERS.add(
 )
 
 
-def build_loader(name: str, data: Data, *, seed: int, **options: Any) -> Iterable[Data] | None:
-    """The loader ``name`` over ``data`` with the options it reads (others are ignored);
-    ``None`` for ``full``."""
+def build_loader(
+    name: str, data: Data, *, seed: int, options: Mapping[str, Any]
+) -> Iterable[Data] | None:
+    """The loader ``name`` over ``data``, with the values in ``options`` of the options it
+    reads (others are ignored; e.g. the ``train`` section as a dict); ``None`` for ``full``."""
     spec = LOADERS.get(name)
     if spec.build is None:
         return None

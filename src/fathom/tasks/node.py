@@ -4,6 +4,7 @@ or self-supervised with a linear probe (:class:`DGIObjective`, ``model.arch: dgi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -269,18 +270,9 @@ class NodeTask(TaskSpec):
         smoothing = cfg.train.label_smoothing
         if cfg.data.inductive:
             return InductiveNodeClassification(label_smoothing=smoothing)
-        t = cfg.train
+        # the loader reads its own options (LOADERS names them) from the train section
         loader = build_loader(
-            t.loader,
-            data,
-            seed=cfg.seed,
-            fanouts=t.fanouts,
-            batch_size=t.batch_size,
-            num_parts=t.num_parts,
-            parts_per_batch=t.parts_per_batch,
-            walk_length=t.walk_length,
-            sample_coverage=t.sample_coverage,
-            num_workers=t.num_workers,
+            cfg.train.loader, data, seed=cfg.seed, options=dataclasses.asdict(cfg.train)
         )
         return NodeClassification(label_smoothing=smoothing, loader=loader)
 
