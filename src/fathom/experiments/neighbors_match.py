@@ -279,14 +279,6 @@ def train_neighbors_match(
     ).validate()
     spec = get_task(cfg.task)
     data = spec.load(cfg)
-    train_idx, test_idx = spec.split(cfg, data)
-    n_train = train_idx.numel()
-    if progress is not None:
-        progress(
-            f"{model} r={radius}: {n_train} train / {test_idx.numel()} test trees, batch "
-            f"{batch_size}" + (f"×{accum_grad}" if accum_grad > 1 else "") + f", {eval_every} "
-            f"passes per round, at most {max_epochs} passes, on {dev}"
-        )
     deadline = None if time_limit_s is None else start_time + time_limit_s
     best = {"train_acc": 0.0}
 
@@ -306,8 +298,17 @@ def train_neighbors_match(
     objectives: list[Any] = []
 
     def with_deadline(plan: Any) -> Any:
-        plan.objective.deadline = deadline
-        objectives.append(plan.objective)
+        # the task's plan holds the split: announce it, and give its objective the deadline
+        objective = plan.objective
+        if progress is not None:
+            progress(
+                f"{model} r={radius}: {objective.train_idx.numel()} train / "
+                f"{objective.test_idx.numel()} test trees, batch {batch_size}"
+                + (f"×{accum_grad}" if accum_grad > 1 else "")
+                + f", {eval_every} passes per round, at most {max_epochs} passes, on {dev}"
+            )
+        objective.deadline = deadline
+        objectives.append(objective)
         return plan
 
     result = train_one(cfg, data, [on_round], plan_hook=with_deadline)
@@ -327,7 +328,7 @@ def train_neighbors_match(
         "best_epoch": result.best_epoch * eval_every,
         "time_s": time.perf_counter() - start_time,
         "num_examples": len(data),
-        "num_train": int(n_train),
+        "num_train": int(objectives[0].train_idx.numel()),
         "seed": seed,
         "batch_size": batch_size,
         "eval_every": eval_every,
