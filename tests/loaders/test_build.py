@@ -40,7 +40,8 @@ def test_unused_options_are_those_set_away_from_their_defaults() -> None:
             ["train.num_parts", "cluster or random-partition", "'neighbor'"],
         ),
         ({"train": {"loader": "saint", "fanouts": "3"}}, ["train.fanouts", "'saint'"]),
-        ({"task": "link", "train": {"loader": "neighbor"}}, ["train.loader", "'link'"]),
+        ({"task": "link", "train": {"loader": "saint"}}, ["train.loader", "'link'"]),
+        ({"task": "autoencoder", "train": {"loader": "neighbor"}}, ["train.loader"]),
         (
             {"task": "graph", "data": {"name": "motifs"}, "train": {"loader": "cluster"}},
             ["train.loader", "'graph'"],

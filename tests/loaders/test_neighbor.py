@@ -334,8 +334,6 @@ def test_sampler_interface_refusals() -> None:
     assert sampler.edge_permutation is None
     with pytest.raises(ConfigError, match="num_nodes"):
         NeighborSampler(EI, [2])
-    with pytest.raises(NotImplementedError):
-        sampler.sample_from_edges(None)  # type: ignore[arg-type]
 
 
 # --- CUDA ---------------------------------------------------------------------------------

@@ -34,18 +34,26 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.loader import NodeLoader
+from torch_geometric.loader import LinkLoader, NodeLoader
 from torch_geometric.sampler import (
     BaseSampler,
     EdgeSamplerInput,
+    NegativeSampling,
     NodeSamplerInput,
     SamplerOutput,
 )
+from torch_geometric.sampler.neighbor_sampler import edge_sample
 
 from fathom.errors import ConfigError, DataError
 from fathom.loaders.csr import CSR, to_csr
 
-__all__ = ["NeighborSampler", "SampledSubgraph", "neighbor_loader", "sample_neighbors"]
+__all__ = [
+    "NeighborSampler",
+    "SampledSubgraph",
+    "link_neighbor_loader",
+    "neighbor_loader",
+    "sample_neighbors",
+]
 
 
 @dataclass(frozen=True)
@@ -378,9 +386,32 @@ class NeighborSampler(BaseSampler):
             metadata=(index.input_id, index.time),
         )
 
-    def sample_from_edges(self, index: EdgeSamplerInput, neg_sampling: Any = None) -> Any:
-        """Not implemented: link-level sampling."""
-        raise NotImplementedError("NeighborSampler.sample_from_edges: link sampling is not here")
+    def sample_from_edges(
+        self, index: EdgeSamplerInput, neg_sampling: NegativeSampling | None = None
+    ) -> SamplerOutput:
+        """Sample around the endpoints of ``index``'s edges (used by ``LinkLoader``).
+
+        PyG's own link-level protocol (``edge_sample``, what ``LinkNeighborLoader`` runs):
+        with ``neg_sampling`` the ``binary`` negatives (random node pairs) or ``triplet``
+        negative destinations are drawn first, the union of all endpoints becomes the seeds
+        (in ascending id, non-disjoint), and :meth:`sample_from_nodes` samples around them;
+        ``metadata`` carries ``edge_label_index`` in local ids, which ``LinkLoader`` puts on
+        the batch with ``edge_label`` (1 for the given edges, 0 for negatives).
+
+        Only the edges of this sampler's graph are ever sampled, so a graph without the
+        held-out edges (the training graph of a link split) never passes a held-out edge.
+        """
+        if index.time is not None:
+            raise ConfigError("edge_label_time: temporal sampling is not supported")
+        if index.input_type is not None:
+            raise ConfigError("edge_label_index: heterogeneous graphs are not supported")
+
+        def sample(seed: Tensor, seed_time: Tensor | None) -> SamplerOutput:
+            return self.sample_from_nodes(NodeSamplerInput(input_id=None, node=seed))
+
+        return edge_sample(
+            index, sample, self.csr.num_nodes, disjoint=False, neg_sampling=neg_sampling
+        )
 
 
 def neighbor_loader(
@@ -422,6 +453,59 @@ def neighbor_loader(
         data,
         node_sampler=sampler,
         input_nodes=input_nodes,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        **kwargs,
+    )
+
+
+def link_neighbor_loader(
+    data: Data,
+    num_neighbors: Sequence[int],
+    *,
+    edge_label_index: Tensor | None = None,
+    edge_label: Tensor | None = None,
+    neg_sampling_ratio: float | None = None,
+    batch_size: int = 1,
+    shuffle: bool = False,
+    replace: bool = False,
+    seed: int | None = 0,
+    device: torch.device | str | None = None,
+    **kwargs: Any,
+) -> LinkLoader:
+    """A PyG ``LinkNeighborLoader`` equivalent on :class:`NeighborSampler` (no pyg-lib).
+
+    Each batch holds ``batch_size`` supervision edges of ``edge_label_index`` (plus
+    ``neg_sampling_ratio`` times as many random node pairs as negatives, PyG's ``binary``
+    negative sampling) and the sampled neighbourhood of all their endpoints:
+    ``batch.edge_label_index`` (local ids), ``batch.edge_label`` (1 / 0), ``n_id``,
+    ``e_id``, ``input_id``.
+
+    Args:
+        data: The message-passing graph. For link prediction, the *training* graph: held-out
+            edges must not be in it (they would pass messages).
+        num_neighbors: In-neighbours sampled per node at each hop (``-1``: all).
+        edge_label_index: The supervision edges ``[2, E]`` (default: every edge of ``data``).
+        edge_label: Their labels (default: ones, with negatives zeros).
+        neg_sampling_ratio: Random negative pairs per supervision edge (``None``: none).
+        batch_size: Supervision edges per mini-batch.
+        shuffle: Shuffle the supervision edges every epoch.
+        replace: Sample neighbours with replacement.
+        seed: Seeds the sampler and, when shuffling, the order of the edges. The negatives
+            are PyG's, drawn from torch's global generator (seeded by ``fit``'s seed).
+        device: Where to sample (default: ``data.edge_index``'s device).
+        **kwargs: Passed on to :class:`~torch_geometric.loader.LinkLoader` and the
+            ``DataLoader``.
+    """
+    sampler = NeighborSampler(data, num_neighbors, replace=replace, seed=seed, device=device)
+    if shuffle and seed is not None and kwargs.get("generator") is None:
+        kwargs["generator"] = torch.Generator().manual_seed(seed)
+    return LinkLoader(
+        data,
+        link_sampler=sampler,
+        edge_label_index=edge_label_index,
+        edge_label=edge_label,
+        neg_sampling_ratio=neg_sampling_ratio,
         batch_size=batch_size,
         shuffle=shuffle,
         **kwargs,

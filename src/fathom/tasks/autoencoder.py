@@ -187,7 +187,9 @@ class AutoencoderTask(LinkTask):
     name = "autoencoder"
     description = "graph autoencoder (GAE / VGAE adjacency reconstruction, optionally denoising)"
 
-    def objective(self, cfg: ExperimentConfig, split: LinkSplit) -> Any:
+    loaders = ("full",)  # the reconstruction loss reads the whole training graph
+
+    def objective(self, cfg: ExperimentConfig, split: LinkSplit, train_data: Data) -> Any:
         lk = cfg.link
         return GraphAutoencoder(
             split,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from torch_geometric.utils import to_undirected
 
 from fathom.config import ExperimentConfig, register_section, require
 from fathom.errors import ConfigError, DataError
+from fathom.loaders.link import LINK_LOADERS, build_link_loader
 from fathom.models.build import Head
 from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
 from fathom.train.metrics import average_precision, hits_at_k, roc_auc
@@ -331,22 +332,44 @@ class LinkPrediction:
     """Binary cross-entropy on training edges vs fresh negatives; AUC / AP / Hits@K.
 
     The encoder always sees ``split.train_edge_index`` (held-out edges never pass messages)
-    and the node features ``data.x``. Each :meth:`loss` draws ``neg_ratio`` times as many
-    non-edges of the training graph as training edges from torch's global generator (so a
-    seeded run repeats). :meth:`evaluate` scores each split's fixed positives and negatives.
+    and the node features ``data.x``. Full batch, each :meth:`loss` draws ``neg_ratio``
+    times as many non-edges of the training graph as training edges from torch's global
+    generator (so a seeded run repeats). With a ``loader``
+    (:func:`fathom.loaders.link.build_link_loader`), one step per mini-batch of the training
+    graph: the encoder sees the batch's subgraph and the loss scores its
+    ``edge_label_index`` against ``edge_label`` (training edges and the loader's random
+    negatives, PyG's link-level batch format). :meth:`evaluate` scores each split's fixed
+    positives and negatives on the whole training graph.
 
     Args:
         split: the edge split (:func:`split_edges`).
         neg_ratio: negatives per training edge and step.
         hits_k: K of Hits@K.
+        loader: an iterable of link mini-batches (one pass per epoch); ``None``: full batch.
     """
 
     default_monitor = "val_auc"
 
-    def __init__(self, split: LinkSplit, neg_ratio: float = 1.0, hits_k: int = 20) -> None:
+    def __init__(
+        self,
+        split: LinkSplit,
+        neg_ratio: float = 1.0,
+        hits_k: int = 20,
+        loader: Iterable[Data] | None = None,
+    ) -> None:
         self.split, self.neg_ratio, self.hits_k = split, neg_ratio, hits_k
+        self.loader = loader
         # negatives are drawn on the CPU: keep its training graph there (no copy per step)
         self.sampling_edge_index = split.train_edge_index.cpu()
+
+    def batches(self, data: Data) -> Iterator[tuple[Data, float]]:
+        """The epoch's batches, each weighted by its positive supervision edges (the whole
+        training graph once, weight 1, without a loader)."""
+        if self.loader is None:
+            yield data, 1.0
+            return
+        for batch in self.loader:
+            yield batch, float(batch.edge_label.sum())
 
     def _check(self, data: Data) -> None:
         if int(data.num_nodes) != self.split.num_nodes:
@@ -359,6 +382,10 @@ class LinkPrediction:
 
     def loss(self, model: nn.Module, data: Data) -> Tensor:
         """Training loss (model in train mode)."""
+        if "edge_label_index" in data:  # a mini-batch: its subgraph and supervision pairs
+            z = model.encode(data.x, data.edge_index)
+            logits = model.decode(z, data.edge_label_index)
+            return F.binary_cross_entropy_with_logits(logits, data.edge_label.to(logits.dtype))
         self._check(data)
         split = self.split
         z = model.encode(data.x, split.train_edge_index)
@@ -396,10 +423,20 @@ class LinkTask(TaskSpec):
     description = "link prediction (held-out edges, AUC / AP / Hits@K)"
     monitors = ("val_loss", "val_auc", "val_ap")
     refused_archs = ("dgi",)  # a self-supervised model of its own, not a link encoder
+    loaders = LINK_LOADERS
 
-    def objective(self, cfg: ExperimentConfig, split: LinkSplit) -> Any:
-        """The training objective on ``split`` (:class:`LinkPrediction`)."""
-        return LinkPrediction(split, cfg.link.neg_ratio, cfg.link.hits_k)
+    def objective(self, cfg: ExperimentConfig, split: LinkSplit, train_data: Data) -> Any:
+        """The training objective on ``split`` (:class:`LinkPrediction`), on mini-batches of
+        ``train_data`` (the training graph) from ``train.loader``."""
+        loader = build_link_loader(
+            cfg.train.loader,
+            train_data,
+            split.train_pos,
+            seed=cfg.seed,
+            neg_ratio=cfg.link.neg_ratio,
+            options=dataclasses.asdict(cfg.train),
+        )
+        return LinkPrediction(split, cfg.link.neg_ratio, cfg.link.hits_k, loader=loader)
 
     def reconstructs_features(self, cfg: ExperimentConfig) -> bool:
         """Whether the model gets a feature decoder (autoencoders with a feature loss)."""
@@ -414,7 +451,7 @@ class LinkTask(TaskSpec):
             data=train_data,
             in_channels=data.num_features,
             out_channels=lk.embedding_dim,
-            objective=self.objective(cfg, split),
+            objective=self.objective(cfg, split, train_data),
             head=lk.head(self.reconstructs_features(cfg)),
             # per-layer metrics of the encoder on the training (message-passing) graph
             diagnose=train_data,
