@@ -78,11 +78,12 @@ __all__ = [
     "load_graph_file",
 ]
 
-SPLIT_KINDS = ("public", "geom-gcn", "random", "folds")
+SPLIT_KINDS = ("public", "geom-gcn", "random", "folds", "official")
 """``public``: Planetoid's fixed masks; ``geom-gcn``: 10 fixed splits (``split`` picks one);
 ``random``: no published masks, a per-class split (20 train / 30 val per class) from ``seed``;
 ``folds``: a graph-classification dataset (many graphs, no masks), evaluated by stratified
-cross-validation (:mod:`fathom.data.graph_datasets`, :func:`fathom.tasks.graph.fold_plans`)."""
+cross-validation (:mod:`fathom.data.graph_datasets`, :func:`fathom.tasks.graph.fold_plans`);
+``official``: an OGB dataset's published split (:mod:`fathom.data.ogb_datasets`)."""
 
 NUM_GEOM_GCN_SPLITS = 10
 GRAPH_FILE_SUFFIXES = (".npz", ".pt", ".pth")

@@ -16,6 +16,10 @@ node degree up to the dataset's maximum degree (``OneHotDegree``).
 
 The generator ``motifs`` needs no data (see :func:`motif_graphs`).
 
+OGB's graph-property datasets (``ogbg-molhiv``) are read by :mod:`fathom.data.ogb_datasets`
+and come as :class:`OfficialSplit`: the list of graphs carrying the official split, which
+``task: graph`` uses instead of cross-validation.
+
 Every graph is a PyG ``Data`` with ``x`` float32 ``[n, F]``, ``edge_index`` int64 ``[2, e]``
 and ``y`` int64 ``[1]``; :func:`validate_graphs` rejects anything else with a one-line
 :class:`~fathom.errors.DataError`.
@@ -36,6 +40,7 @@ from torch_geometric.utils import degree, to_undirected
 
 from fathom.config import DataConfig
 from fathom.data.datasets import DatasetSpec, open_pyg_dataset
+from fathom.data.ogb_datasets import OGB_DATASETS, load_ogb_graphs, ogb_kind, ogb_meta
 from fathom.errors import ConfigError, DataError
 from fathom.registry import Registry
 
@@ -44,6 +49,7 @@ __all__ = [
     "GRAPH_GENERATORS",
     "MOTIFS",
     "GraphDatasetSpec",
+    "OfficialSplit",
     "describe_graph_dataset",
     "is_graph_dataset",
     "load_graph_dataset",
@@ -114,8 +120,35 @@ given: ``data.synthetic.num_nodes`` (the total) over this many nodes per graph."
 
 
 def is_graph_dataset(name: str) -> bool:
-    """Whether ``name`` is a graph-classification dataset or generator (for ``task: graph``)."""
-    return name.lower() in GRAPH_DATASETS or name.lower() in GRAPH_GENERATORS
+    """Whether ``name`` is a graph-classification dataset or generator (for ``task: graph``),
+    an OGB graph-property dataset included."""
+    return (
+        name.lower() in GRAPH_DATASETS
+        or name.lower() in GRAPH_GENERATORS
+        or ogb_kind(name) == "graph"
+    )
+
+
+class OfficialSplit(list):  # type: ignore[type-arg]
+    """A dataset's graphs (a ``list`` of ``Data``: whatever reads a list of graphs reads it)
+    with its published split.
+
+    Args:
+        graphs: the graphs.
+        split: ``train`` / ``valid`` / ``test`` -> int64 indices into ``graphs``.
+        name: the dataset (an OGB name: its evaluator and metric).
+    """
+
+    def __init__(self, graphs: Sequence[Data], split: dict[str, torch.Tensor], name: str) -> None:
+        super().__init__(graphs)
+        self.split = split
+        self.name = name
+
+    def parts(self) -> tuple[list[Data], list[Data], list[Data]]:
+        """The train, valid and test graphs."""
+        return tuple(  # type: ignore[return-value]
+            [self[i] for i in self.split[s].tolist()] for s in ("train", "valid", "test")
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,6 +307,10 @@ def load_graph_dataset(cfg: DataConfig, seed: int = 0) -> list[Data]:
     ``cfg.split`` and ``cfg.inductive`` do not apply (graph classification is
     cross-validated).
 
+    An OGB graph dataset (``ogbg-molhiv``, :func:`~fathom.data.ogb_datasets.load_ogb_graphs`)
+    is returned as an :class:`OfficialSplit`; its graphs, published with both directions of
+    every bond, are not re-symmetrised.
+
     Raises:
         ConfigError: ``cfg.name`` is not a graph dataset or generator, or bad generator
             parameters.
@@ -282,7 +319,10 @@ def load_graph_dataset(cfg: DataConfig, seed: int = 0) -> list[Data]:
             (:func:`validate_graphs`).
     """
     name = cfg.name.lower()
-    if name in GRAPH_DATASETS:
+    split = None
+    if ogb_kind(cfg.name) == "graph":
+        graphs, split = load_ogb_graphs(cfg.name, cfg.data_dir)
+    elif name in GRAPH_DATASETS:
         graphs = _load_tu(GRAPH_DATASETS.get(name), cfg.data_dir)
     elif name in GRAPH_GENERATORS:
         s = cfg.synthetic
@@ -295,11 +335,13 @@ def load_graph_dataset(cfg: DataConfig, seed: int = 0) -> list[Data]:
             seed=seed,
         )
     else:
-        choices = ", ".join([*GRAPH_DATASETS.names(), *GRAPH_GENERATORS.names()])
+        ogb = [n for n in OGB_DATASETS.names() if ogb_kind(n) == "graph"]
+        choices = ", ".join([*GRAPH_DATASETS.names(), *ogb, *GRAPH_GENERATORS.names()])
         raise ConfigError(
             f"unknown data.name (--dataset) {cfg.name!r} for task 'graph'; choose one of: {choices}"
         )
-    if cfg.to_undirected:
+    published_undirected = split is not None and ogb_meta(cfg.name)["add_inverse_edge"] == "True"
+    if cfg.to_undirected and not published_undirected:
         for g in graphs:
             g.edge_index = to_undirected(g.edge_index, num_nodes=g.num_nodes)
     if cfg.rewire != "none":
@@ -310,7 +352,7 @@ def load_graph_dataset(cfg: DataConfig, seed: int = 0) -> list[Data]:
     if cfg.normalize_features:
         graphs = [NormalizeFeatures()(g) for g in graphs]
     validate_graphs(graphs)
-    return graphs
+    return graphs if split is None else OfficialSplit(graphs, split, cfg.name)
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ class GraphReport:
         num_edges (int): number of columns of ``edge_index`` (directed entries, so an undirected
             edge stored in both directions counts twice, as in PyG's ``Data.num_edges``).
         num_features (int): node feature dimension :math:`F`.
-        num_classes (int, optional): ``y.max() + 1``, or :obj:`None` without labels.
+        num_classes (int, optional): ``y.max() + 1`` (2 for multi-label 0/1 tasks), or
+            :obj:`None` without labels.
         self_loops (int): entries with ``edge_index[0] == edge_index[1]``.
         duplicate_edges (int): entries repeating an earlier ``(source, target)`` pair.
         isolated_nodes (int): nodes with no edge to another node (a node whose only edges are
@@ -86,7 +87,8 @@ def validate_graph(
     missing ``x`` or ``edge_index``; ``x`` not a floating ``[N, F]`` tensor or containing
     NaN/Inf; an explicit ``num_nodes`` that differs from ``x.size(0)``; ``edge_index`` not an
     integer ``[2, E]`` tensor or with indices outside ``[0, N)``; ``y`` not an integer ``[N]``
-    tensor or with negative entries; masks not boolean ``[N]``, empty, or overlapping.
+    tensor or with negative entries (or, multi-label, an integer ``[N, T]`` of 0/1); masks
+    not boolean ``[N]``, empty, or overlapping.
     Optional attributes that are present (``y`` without ``require_labels``, masks without
     ``require_masks``) are still checked.
 
@@ -100,7 +102,7 @@ def validate_graph(
     Shapes:
         - **x:** :math:`(N, F)` floating point
         - **edge_index:** :math:`(2, E)` integer
-        - **y:** :math:`(N)` integer, non-negative
+        - **y:** :math:`(N)` integer, non-negative; or :math:`(N, T)` 0/1 (multi-label)
         - **train_mask, val_mask, test_mask:** :math:`(N)` bool
     """
     x = _required(data, "x")
@@ -201,8 +203,21 @@ def _required(data: Data, name: str) -> Tensor:
 def _check_y(y: Tensor, num_nodes: int) -> int:
     if not isinstance(y, Tensor):
         raise DataError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.dim() == 2 and y.size(0) == num_nodes:  # multi-label: one 0/1 column per task
+        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+            raise DataError(f"y must have an integer dtype, got {y.dtype}")
+        bad = ((y != 0) & (y != 1)).nonzero()
+        if bad.numel() > 0:
+            raise DataError(
+                f"multi-label y [num_nodes, tasks] must hold 0/1, got {int(y[tuple(bad[0])])} "
+                f"at node {int(bad[0, 0])}, task {int(bad[0, 1])}"
+            )
+        return 2
     if y.dim() != 1 or y.size(0) != num_nodes:
-        raise DataError(f"y must have shape [num_nodes] = [{num_nodes}], got {tuple(y.shape)}")
+        raise DataError(
+            f"y must have shape [num_nodes] = [{num_nodes}] (or [num_nodes, tasks] of 0/1 for "
+            f"multi-label), got {tuple(y.shape)}"
+        )
     if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
         raise DataError(f"y must have an integer dtype, got {y.dtype}")
     negative = (y < 0).nonzero().flatten()

@@ -1,6 +1,12 @@
 """Node classification on one graph with train / val / test node masks (``task: node``):
-transductive (:class:`NodeClassification`), inductive (:class:`InductiveNodeClassification`)
-or self-supervised with a linear probe (:class:`DGIObjective`, ``model.arch: dgi``)."""
+transductive (:class:`NodeClassification`), multi-label (:class:`MultiLabelNodeClassification`,
+``y`` of shape ``[N, tasks]``: ogbn-proteins), inductive (:class:`InductiveNodeClassification`)
+or self-supervised with a linear probe (:class:`DGIObjective`, ``model.arch: dgi``).
+
+On an OGB dataset (:mod:`fathom.data.ogb_datasets`) the metric is OGB's official evaluator's
+(:class:`~fathom.train.evaluators.OGBEvaluator`): accuracy as ``{split}_acc`` (ogbn-arxiv,
+ogbn-products), ROC-AUC averaged over the tasks as ``{split}_auc`` (ogbn-proteins, which
+selects on ``val_auc``)."""
 
 from __future__ import annotations
 
@@ -15,11 +21,19 @@ from torch_geometric.data import Data
 
 from fathom.config import ExperimentConfig, require
 from fathom.data.inductive import InductiveViews, inductive_views
+from fathom.data.ogb_datasets import OGB_DATASETS
 from fathom.loaders.build import build_loader
 from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
+from fathom.train.evaluators import OGBEvaluator, mean_task_roc_auc, ogb_evaluator
 from fathom.train.loop import Objective
 
-__all__ = ["DGIObjective", "InductiveNodeClassification", "NodeClassification", "NodeTask"]
+__all__ = [
+    "DGIObjective",
+    "InductiveNodeClassification",
+    "MultiLabelNodeClassification",
+    "NodeClassification",
+    "NodeTask",
+]
 
 SPLITS = ("train", "val", "test")
 
@@ -38,12 +52,29 @@ class NodeClassification:
             the Bag-of-Tricks remedies); evaluation losses are never smoothed.
         loader: an iterable of mini-batch ``Data`` (one pass per epoch); ``None``: full
             batch.
+        evaluator: OGB's official evaluator of the dataset, which then scores ``*_acc``
+            (``None``: fathom's own accuracy; both are the fraction of argmax hits).
     """
 
-    def __init__(self, label_smoothing: float = 0.0, loader: Iterable[Data] | None = None) -> None:
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        loader: Iterable[Data] | None = None,
+        evaluator: OGBEvaluator | None = None,
+    ) -> None:
         self.label_smoothing = label_smoothing
         self.loader = loader
+        self.evaluator = evaluator
         self._saint_scale = 1.0
+
+    def criterion(self, out: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+        """The training loss of logits ``out`` against labels ``y`` (per node with
+        ``reduction="none"``): cross-entropy, label-smoothed."""
+        return F.cross_entropy(out, y, label_smoothing=self.label_smoothing, reduction=reduction)
+
+    def split_metrics(self, split: str, out: Tensor, y: Tensor, mask: Tensor) -> dict[str, float]:
+        """``{split}_loss`` and ``{split}_acc`` of the nodes in ``mask``."""
+        return _split_metrics(split, out, y, mask, self.evaluator)
 
     def batches(self, data: Data) -> Iterator[tuple[Data, float]]:
         """The epoch's batches, each weighted by its training nodes (the whole graph once,
@@ -63,16 +94,12 @@ class NodeClassification:
         out = model(data.x, data.edge_index)
         seeds = getattr(data, "batch_size", None)
         if seeds is not None:  # a neighbour-sampled batch: its seed nodes come first
-            return F.cross_entropy(
-                out[:seeds], data.y[:seeds], label_smoothing=self.label_smoothing
-            )
+            return self.criterion(out[:seeds], data.y[:seeds])
         mask = data.train_mask
         if "node_norm" in data:  # GraphSAINT: the normalised sum estimates the mean loss
-            per_node = F.cross_entropy(
-                out[mask], data.y[mask], label_smoothing=self.label_smoothing, reduction="none"
-            )
+            per_node = self.criterion(out[mask], data.y[mask], reduction="none")
             return (per_node * data.node_norm[mask]).sum() * self._saint_scale
-        return F.cross_entropy(out[mask], data.y[mask], label_smoothing=self.label_smoothing)
+        return self.criterion(out[mask], data.y[mask])
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Data) -> dict[str, float]:
@@ -83,8 +110,51 @@ class NodeClassification:
         model.train(was_training)
         metrics: dict[str, float] = {}
         for split in SPLITS:
-            metrics.update(_split_metrics(split, out, data.y, data[f"{split}_mask"]))
+            metrics.update(self.split_metrics(split, out, data.y, data[f"{split}_mask"]))
         return metrics
+
+
+class MultiLabelNodeClassification(NodeClassification):
+    """Multi-label node classification: ``y`` is ``[N, T]`` of 0/1, one binary task per
+    column (ogbn-proteins' 112), the model has ``T`` outputs (one logit per task).
+
+    The loss is binary cross-entropy with logits averaged over all tasks of the training
+    nodes (``BCEWithLogitsLoss``, as the DeeperGCN / RevGNN ogbn-proteins code trains); with
+    a loader it is taken per batch as :class:`NodeClassification` does (GraphSAINT weights a
+    node's mean over its tasks). Metrics are ``{split}_loss`` (the same BCE) and
+    ``{split}_auc``, ROC-AUC averaged over the tasks having both classes in the split: OGB's
+    evaluator when given, else :func:`~fathom.train.evaluators.mean_task_roc_auc` (the same
+    definition); ``monitor: auto`` selects on ``val_auc``.
+
+    Args:
+        loader: as in :class:`NodeClassification`.
+        evaluator: OGB's official evaluator of the dataset (ROC-AUC).
+    """
+
+    default_monitor = "val_auc"
+
+    def __init__(
+        self, loader: Iterable[Data] | None = None, evaluator: OGBEvaluator | None = None
+    ) -> None:
+        super().__init__(0.0, loader, evaluator)
+
+    def criterion(self, out: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+        """Binary cross-entropy with logits over every task (per node: its mean over tasks)."""
+        loss = F.binary_cross_entropy_with_logits(out, y.to(out.dtype), reduction="none")
+        return loss.mean(dim=-1) if reduction == "none" else loss.mean()
+
+    def split_metrics(self, split: str, out: Tensor, y: Tensor, mask: Tensor) -> dict[str, float]:
+        """``{split}_loss`` (BCE) and ``{split}_auc`` (mean ROC-AUC over tasks)."""
+        out, y = out[mask].float(), y[mask]
+        auc = (
+            self.evaluator.score(y, out)
+            if self.evaluator is not None
+            else mean_task_roc_auc(y, out)
+        )
+        return {
+            f"{split}_loss": F.binary_cross_entropy_with_logits(out, y.to(out.dtype)).item(),
+            f"{split}_auc": auc,
+        }
 
 
 # The tensors a view is built from; the cached views are valid while each is the same
@@ -165,11 +235,19 @@ class InductiveNodeClassification:
         return metrics
 
 
-def _split_metrics(split: str, out: Tensor, y: Tensor, mask: Tensor) -> dict[str, float]:
-    """Unsmoothed cross-entropy and accuracy of ``out`` on the nodes in ``mask``."""
+def _split_metrics(
+    split: str, out: Tensor, y: Tensor, mask: Tensor, evaluator: OGBEvaluator | None = None
+) -> dict[str, float]:
+    """Unsmoothed cross-entropy and accuracy of ``out`` on the nodes in ``mask`` (scored by
+    OGB's ``evaluator`` when given)."""
+    pred = out[mask].argmax(dim=-1)
     return {
         f"{split}_loss": F.cross_entropy(out[mask], y[mask]).item(),
-        f"{split}_acc": (out[mask].argmax(dim=-1) == y[mask]).float().mean().item(),
+        f"{split}_acc": (
+            evaluator.score(y[mask], pred)
+            if evaluator is not None
+            else (pred == y[mask]).float().mean().item()
+        ),
     }
 
 
@@ -235,12 +313,14 @@ class NodeTask(TaskSpec):
 
     name = "node"
     description = "node classification (transductive or inductive)"
+    monitors = ("val_loss", "val_acc", "val_auc")
     saves_models = True
     inductive = True
     loaders = ("full", "neighbor", "cluster", "random-partition", "saint")
 
     def check(self, cfg: ExperimentConfig) -> None:
         super().check(cfg)
+        self.check_ogb(cfg)
         require(
             not (cfg.model.arch == "dgi" and cfg.train.diagnose_every),
             "train.diagnose_every",
@@ -262,9 +342,47 @@ class NodeTask(TaskSpec):
                 cfg.train.loader,
             )
 
+    def check_ogb(self, cfg: ExperimentConfig) -> None:
+        """The metric a dataset reports: ``val_auc`` only for multi-label (ROC-AUC) OGB
+        datasets, which report no accuracy and take none of the single-label options; OGB
+        link and graph datasets belong to other tasks."""
+        name = cfg.data.name
+        spec = OGB_DATASETS.get(name) if name in OGB_DATASETS else None
+        if spec is not None and spec.kind != "node":
+            task = "link" if spec.kind == "link" else "graph"
+            require(False, "task", f"must be {task!r} for the OGB dataset {name!r}", cfg.task)
+        multi = spec is not None and spec.multi_label
+        t = cfg.train
+        if not multi:
+            require(
+                t.monitor != "val_auc",
+                "train.monitor",
+                "val_auc is reported by multi-label datasets (ogbn-proteins) only; use "
+                "val_acc or val_loss",
+                t.monitor,
+            )
+            return
+        require(
+            t.monitor != "val_acc",
+            "train.monitor",
+            f"must be auto, val_auc or val_loss for {name!r} (multi-label: ROC-AUC, no accuracy)",
+            t.monitor,
+        )
+        for ok, key, value, why in (
+            (cfg.model.arch != "dgi", "model.arch", cfg.model.arch, "its probe is one-label"),
+            (not cfg.data.inductive, "data.inductive", cfg.data.inductive, "not implemented"),
+            (t.label_smoothing == 0, "train.label_smoothing", t.label_smoothing, "one-label"),
+            (not t.diagnose_every, "train.diagnose_every", t.diagnose_every,
+             "class separation needs one label per node"),
+        ):  # fmt: skip
+            require(
+                ok, key, f"is not available for the multi-label dataset {name!r} ({why})", value
+            )
+
     def objective(self, cfg: ExperimentConfig, data: Data) -> Objective:
-        """DGI's, the inductive or the transductive objective of ``cfg`` (on mini-batches of
-        ``data`` from ``train.loader``)."""
+        """DGI's, the inductive, the multi-label (``y`` of shape ``[N, tasks]``) or the
+        transductive objective of ``cfg`` (on mini-batches of ``data`` from
+        ``train.loader``), scored by OGB's evaluator on an OGB dataset."""
         if cfg.model.arch == "dgi":
             return DGIObjective()
         smoothing = cfg.train.label_smoothing
@@ -274,14 +392,18 @@ class NodeTask(TaskSpec):
         loader = build_loader(
             cfg.train.loader, data, seed=cfg.seed, options=dataclasses.asdict(cfg.train)
         )
-        return NodeClassification(label_smoothing=smoothing, loader=loader)
+        evaluator = ogb_evaluator(cfg.data.name)
+        if data.y.dim() == 2:
+            return MultiLabelNodeClassification(loader=loader, evaluator=evaluator)
+        return NodeClassification(label_smoothing=smoothing, loader=loader, evaluator=evaluator)
 
     def plan(self, cfg: ExperimentConfig, data: Any) -> Iterator[FitPlan]:
         yield FitPlan(
             seed=cfg.seed,
             data=data,
             in_channels=data.num_features,
-            out_channels=int(data.y.max()) + 1,
+            # one logit per task (multi-label) or per class
+            out_channels=data.y.size(1) if data.y.dim() == 2 else int(data.y.max()) + 1,
             objective=self.objective(cfg, data),
             diagnose=data,
         )
