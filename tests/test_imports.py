@@ -13,7 +13,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "fathom"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "registry", "seeding", "devices", "files"),
+    ("errors", "registry", "seeding", "devices", "files", "distributed"),
     ("config",),
     ("nn",),
     ("models",),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from fathom.errors import ConfigError
 
-__all__ = ["describe_device", "resolve_device", "set_threads"]
+__all__ = ["cpu_cores", "describe_device", "resolve_device", "set_threads", "threads_per_process"]
 
 
 def resolve_device(name: str, precision: str = "32") -> torch.device:
@@ -69,3 +71,17 @@ def set_threads(threads: int | None) -> None:
     if threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def threads_per_process(processes: int) -> int:
+    """Torch threads of each of ``processes`` processes sharing this machine's cores:
+    ``cores // processes``, at least 1 (2 ranks on 16 cores: 8 threads each)."""
+    return max(1, cpu_cores() // max(1, processes))

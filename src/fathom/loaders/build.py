@@ -4,6 +4,10 @@ Each :class:`LoaderSpec` names the ``train.*`` options it reads; a task's config
 an option set for a loader that does not read it (:func:`unused_options`), and
 :func:`build_loader` turns a name and plain values into an iterable of mini-batch ``Data``
 (one pass per epoch). ``full`` is no loader: the whole graph is one batch.
+
+A loader that ``shards`` splits each epoch over the ranks of a multi-process run (``rank``,
+``world_size``; :mod:`fathom.loaders.shard`): disjoint seed nodes or groups of partitions
+per rank, the same number of batches on every rank.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ class LoaderSpec:
     description: str
     options: tuple[str, ...]
     build: Builder | None
+    shards: bool = False
+    """Whether ``build`` takes ``rank`` / ``world_size`` and gives each rank its share of
+    every epoch (multi-process training needs it)."""
 
 
 LOADERS: Registry[LoaderSpec] = Registry("train.loader (--loader)")
@@ -40,9 +47,31 @@ def parse_fanouts(text: str) -> list[int]:
     return [int(f) for f in text.replace(" ", "").split(",")]
 
 
-def _neighbor(data: Data, *, seed: int, fanouts: str, batch_size: int, num_workers: int) -> Any:
+def _neighbor(
+    data: Data,
+    *,
+    seed: int,
+    fanouts: str,
+    batch_size: int,
+    num_workers: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Any:
     from fathom.loaders.neighbor import neighbor_loader
 
+    if world_size > 1:
+        from fathom.loaders.shard import sharded_neighbor_loader
+
+        return sharded_neighbor_loader(
+            data,
+            parse_fanouts(fanouts),
+            input_nodes=data.train_mask,
+            batch_size=batch_size,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            num_workers=num_workers,
+        )
     return neighbor_loader(
         data,
         parse_fanouts(fanouts),
@@ -54,21 +83,46 @@ def _neighbor(data: Data, *, seed: int, fanouts: str, batch_size: int, num_worke
     )
 
 
-def _metis(data: Data, *, seed: int, num_parts: int, parts_per_batch: int, num_workers: int) -> Any:
+def _metis(
+    data: Data,
+    *,
+    seed: int,
+    num_parts: int,
+    parts_per_batch: int,
+    num_workers: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Any:
     from fathom.loaders.partition import PartitionLoader, metis_partition
 
     part = metis_partition(data.edge_index, data.num_nodes, num_parts, seed=seed)
-    return PartitionLoader(data, part, parts_per_batch=parts_per_batch, seed=seed)
+    return PartitionLoader(
+        data, part, parts_per_batch=parts_per_batch, seed=seed, rank=rank, world_size=world_size
+    )
 
 
 def _random_partition(
-    data: Data, *, seed: int, num_parts: int, parts_per_batch: int, num_workers: int
+    data: Data,
+    *,
+    seed: int,
+    num_parts: int,
+    parts_per_batch: int,
+    num_workers: int,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Any:
     from fathom.loaders.partition import PartitionLoader
 
     # num_parts without a fixed partition: a new random partition every epoch, as the
     # DeeperGCN / RevGNN ogbn-proteins recipe draws it
-    return PartitionLoader(data, num_parts=num_parts, parts_per_batch=parts_per_batch, seed=seed)
+    return PartitionLoader(
+        data,
+        num_parts=num_parts,
+        parts_per_batch=parts_per_batch,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+    )
 
 
 def _saint(
@@ -79,6 +133,8 @@ def _saint(
     walk_length: int,
     sample_coverage: int,
     num_workers: int,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Any:
     from fathom.loaders.saint import GraphSAINTRandomWalkLoader
 
@@ -91,6 +147,8 @@ def _saint(
         num_steps=num_steps,
         sample_coverage=sample_coverage,
         seed=seed,
+        rank=rank,
+        world_size=world_size,
     )
 
 
@@ -102,6 +160,7 @@ LOADERS.add(
         "GraphSAGE neighbour sampling (Hamilton et al. 2017), PyG's NodeLoader format",
         ("fanouts", "batch_size", "num_workers"),
         _neighbor,
+        shards=True,
     ),
 )
 LOADERS.add(
@@ -111,6 +170,7 @@ LOADERS.add(
         "METIS partitions, several per batch (Cluster-GCN, Chiang et al. 2019)",
         ("num_parts", "parts_per_batch", "num_workers"),
         _metis,
+        shards=True,
     ),
 )
 LOADERS.add(
@@ -120,6 +180,7 @@ LOADERS.add(
         "random node partitions (the DeeperGCN / RevGNN ogbn-proteins recipe)",
         ("num_parts", "parts_per_batch", "num_workers"),
         _random_partition,
+        shards=True,
     ),
 )
 LOADERS.add(
@@ -129,19 +190,45 @@ LOADERS.add(
         "GraphSAINT random-walk subgraphs with loss normalisation (Zeng et al. 2020)",
         ("batch_size", "walk_length", "sample_coverage", "num_workers"),
         _saint,
+        shards=True,
     ),
 )
 
 
 def build_loader(
-    name: str, data: Data, *, seed: int, options: Mapping[str, Any]
+    name: str,
+    data: Data,
+    *,
+    seed: int,
+    options: Mapping[str, Any],
+    rank: int | None = None,
+    world_size: int | None = None,
 ) -> Iterable[Data] | None:
     """The loader ``name`` over ``data``, with the values in ``options`` of the options it
-    reads (others are ignored; e.g. the ``train`` section as a dict); ``None`` for ``full``."""
+    reads (others are ignored; e.g. the ``train`` section as a dict); ``None`` for ``full``.
+
+    ``rank`` / ``world_size`` (default: the initialised process group's, one process
+    without one, as ``DistributedSampler``'s): with several processes, a loader that
+    :attr:`~LoaderSpec.shards` yields this rank's share of every epoch.
+
+    Raises:
+        ConfigError: several processes and a loader that does not shard.
+    """
+    from fathom.errors import ConfigError
+    from fathom.loaders.shard import resolve_shard
+
     spec = LOADERS.get(name)
+    rank, world_size = resolve_shard(rank, world_size)
+    if world_size > 1 and not spec.shards:
+        sharding = ", ".join(n for n in LOADERS.names() if LOADERS.get(n).shards)
+        raise ConfigError(
+            f"train.loader (--loader) {name!r} cannot be split over {world_size} processes; "
+            f"loaders that can: {sharding}"
+        )
     if spec.build is None:
         return None
-    return spec.build(data, seed=seed, **{k: options[k] for k in spec.options})
+    shard = {"rank": rank, "world_size": world_size} if world_size > 1 else {}
+    return spec.build(data, seed=seed, **{k: options[k] for k in spec.options}, **shard)
 
 
 def unused_options(name: str, given: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[str]:

@@ -29,6 +29,7 @@ from torch_geometric.data import Data
 
 from fathom.errors import ConfigError, DataError
 from fathom.loaders.csr import expand_segments, induced_subgraph, to_csr
+from fathom.loaders.shard import resolve_shard, shard
 
 __all__ = ["PartitionLoader", "batch_data", "metis_partition", "random_partition"]
 
@@ -188,8 +189,14 @@ class PartitionLoader:
         parts_per_batch: :math:`q`, parts per batch.
         shuffle: shuffle the parts every epoch (else the part order, ``part`` only).
         seed: seed of the loader's generator (part order, random partitions).
+        rank, world_size: this process's share of a multi-process run
+            (:mod:`fathom.loaders.shard`): every rank draws the same partition and order,
+            and keeps every ``world_size``-th group of parts from position ``rank``, padded
+            to :math:`\lceil G / W \rceil` groups (:math:`G = \lceil P / q \rceil`).
+            ``None``: the process group's (one process without one).
 
-    ``len(loader)`` is the number of batches per epoch, :math:`\lceil P / q \rceil`.
+    ``len(loader)`` is the number of batches per epoch, :math:`\lceil P / q \rceil` (one
+    process), :math:`\lceil \lceil P / q \rceil / W \rceil` on each of :math:`W` ranks.
     """
 
     def __init__(
@@ -201,9 +208,12 @@ class PartitionLoader:
         parts_per_batch: int = 1,
         shuffle: bool = True,
         seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
     ) -> None:
         if data.edge_index is None:
             raise ConfigError("PartitionLoader needs data.edge_index")
+        self.rank, self.world_size = resolve_shard(rank, world_size)
         if (part is None) == (num_parts is None):
             raise ConfigError("PartitionLoader takes exactly one of part and num_parts")
         if parts_per_batch < 1:
@@ -248,7 +258,7 @@ class PartitionLoader:
         return nodes, partptr
 
     def __len__(self) -> int:
-        return math.ceil(self.num_parts / self.parts_per_batch)
+        return math.ceil(math.ceil(self.num_parts / self.parts_per_batch) / self.world_size)
 
     def __iter__(self) -> Iterator[Data]:
         if self._fixed is None:
@@ -261,7 +271,10 @@ class PartitionLoader:
             order = torch.randperm(num_parts, generator=self.generator, device=self.device)
         else:
             order = torch.arange(num_parts, device=self.device)
-        for group in order.split(self.parts_per_batch):
+        groups = order.split(self.parts_per_batch)
+        if self.world_size > 1:
+            groups = tuple(shard(groups, self.rank, self.world_size))
+        for group in groups:
             starts = partptr[group]
             pos, _, _ = expand_segments(starts, partptr[group + 1] - starts)
             n_id = torch.sort(nodes[pos]).values

@@ -33,6 +33,7 @@ weight ``batch.edge_norm`` in the convolutions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -43,6 +44,8 @@ from torch_geometric.data import Data
 from fathom.errors import ConfigError
 from fathom.loaders.csr import expand_segments, to_csr
 from fathom.loaders.partition import batch_data
+from fathom.loaders.shard import resolve_shard
+from fathom.seeding import derive_seed
 
 __all__ = ["GraphSAINTRandomWalkLoader", "random_walk"]
 
@@ -106,6 +109,11 @@ class GraphSAINTRandomWalkLoader:
         sample_coverage: pre-sampling budget for the normalisation, in sampled nodes per
             node (PyG's; the paper uses 50). 0: no normalisation.
         seed: seed of the loader's generator (pre-sampling first, then the epochs).
+        rank, world_size: this process's share of a multi-process run
+            (:mod:`fathom.loaders.shard`): every rank pre-samples the same normalisation
+            from ``seed``, then draws ``ceil(num_steps / world_size)`` batches per epoch
+            from a stream of its own (``derive_seed(seed, "rank", rank)``). ``None``: the
+            process group's (one process without one).
 
     Attributes:
         node_norm, edge_norm: the normalisation of every node / edge (``sample_coverage >
@@ -123,6 +131,8 @@ class GraphSAINTRandomWalkLoader:
         num_steps: int = 1,
         sample_coverage: int = 0,
         seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
     ) -> None:
         if data.edge_index is None:
             raise ConfigError("GraphSAINTRandomWalkLoader needs data.edge_index")
@@ -154,9 +164,16 @@ class GraphSAINTRandomWalkLoader:
         self.edge_norm: Tensor | None = None
         if self.sample_coverage > 0:
             self._compute_norm()
+        self.rank, self.world_size = resolve_shard(rank, world_size)
+        self.steps = self.num_steps  # batches per epoch of this rank
+        if self.world_size > 1:
+            self.steps = math.ceil(self.num_steps / self.world_size)
+            self.generator = torch.Generator(device=self.device).manual_seed(
+                derive_seed(int(seed), "rank", self.rank)
+            )
 
     def __len__(self) -> int:
-        return self.num_steps
+        return self.steps
 
     def _chunk_size(self) -> int:
         """Batches sampled at once: about :data:`_CHUNK_ENTRIES` gathered CSR entries."""
@@ -226,7 +243,7 @@ class GraphSAINTRandomWalkLoader:
         self.edge_norm = edge_norm
 
     def __iter__(self) -> Iterator[Data]:
-        for chunk in self._chunks(self.num_steps):
+        for chunk in self._chunks(self.steps):
             node_sizes = chunk.node_count.tolist()
             edge_sizes = chunk.edge_count.tolist()
             for n_id, edge_index, e_id in zip(
