@@ -12,6 +12,13 @@ training fold, take the single epoch that maximises the test accuracy *averaged 
 folds*, and report that average (``test_acc_paper``) and its std over folds. It selects on
 the test folds, so it is optimistic; here it is computed from the same runs (which trained on
 the training fold minus the inner validation set), and only the epoch choice differs.
+
+A dataset published with its own split (OGB's ``ogbg-molhiv``: the scaffold split, an
+:class:`~fathom.data.graph_datasets.OfficialSplit`) is not cross-validated: one model per
+seed trains on the official training graphs, selects its epoch on the validation graphs and
+is tested on the test graphs (:func:`official_plans`), with OGB's metric from its official
+evaluator: ROC-AUC for molhiv's binary task, as ``{split}_auc`` (:class:`GraphBinaryClassification`,
+binary cross-entropy on one logit per task, ``val_auc`` selects).
 """
 
 from __future__ import annotations
@@ -29,20 +36,24 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
 from fathom.config import ExperimentConfig, register_section, require
-from fathom.data.graph_datasets import validate_graphs
+from fathom.data.graph_datasets import OfficialSplit, validate_graphs
+from fathom.data.ogb_datasets import OGB_DATASETS
 from fathom.errors import ConfigError
 from fathom.models.build import Head
 from fathom.tasks.batches import shuffled_batches, split_batches
 from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
+from fathom.train.evaluators import OGBEvaluator, mean_task_roc_auc, ogb_evaluator
 from fathom.train.loop import FitResult, model_device, to_device
 
 __all__ = [
+    "GraphBinaryClassification",
     "GraphClassification",
     "GraphSplits",
     "GraphTask",
     "GraphTaskConfig",
     "combine_folds",
     "fold_seed",
+    "official_plans",
     "paper_protocol",
     "stratified_holdout",
     "stratified_kfold",
@@ -180,6 +191,70 @@ class GraphClassification:
             metrics[f"{split}_acc"] = correct / n if n else float("nan")
             metrics[f"{split}_loss"] = loss / n if n else float("nan")
         model.train(was_training)
+        return metrics
+
+
+class GraphBinaryClassification(GraphClassification):
+    """Binary classification of graphs on ``T`` tasks (OGB's molecule datasets): one logit
+    per task, binary cross-entropy with logits over the labelled entries (``y == y``, as
+    OGB's examples mask missing labels); ROC-AUC averaged over the tasks.
+
+    Labels ``y`` are read as ``[num_graphs, T]`` 0/1 (``[1]`` per graph for one task).
+    ``{split}_loss`` is the mean BCE of the split, ``{split}_auc`` its ROC-AUC by OGB's
+    ``evaluator`` when given, else :func:`~fathom.train.evaluators.mean_task_roc_auc` (the
+    same definition); ``monitor: auto`` selects on ``val_auc``. Batching as
+    :class:`GraphClassification`.
+
+    Args:
+        batch_size, seed: as :class:`GraphClassification`.
+        evaluator: OGB's official evaluator of the dataset.
+    """
+
+    default_monitor = "val_auc"
+
+    def __init__(
+        self, batch_size: int = 32, seed: int = 0, evaluator: OGBEvaluator | None = None
+    ) -> None:
+        super().__init__(batch_size, seed)
+        self.evaluator = evaluator
+
+    @staticmethod
+    def _bce(out: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+        y = y.view(out.shape).to(out.dtype)
+        labelled = ~torch.isnan(y)  # NaN marks a missing label
+        return F.binary_cross_entropy_with_logits(out[labelled], y[labelled], reduction=reduction)
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        """Binary cross-entropy of one mini-batch of graphs (model in train mode)."""
+        return self._bce(model(batch.x, batch.edge_index, batch.batch), batch.y)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: GraphSplits) -> dict[str, float]:
+        """``{train,val,test}_{auc,loss}`` in eval mode (``nan`` for an empty split)."""
+        was_training = model.training
+        model.eval()
+        metrics: dict[str, float] = {}
+        device = model_device(model)
+        try:
+            for split, batches in self._batches(data).items():
+                outs, ys = [], []
+                for batch in batches:
+                    batch = to_device(batch, device)
+                    out = model(batch.x, batch.edge_index, batch.batch).float()
+                    outs.append(out.cpu())
+                    ys.append(batch.y.view(out.shape).cpu())
+                if not outs:
+                    metrics[f"{split}_auc"] = metrics[f"{split}_loss"] = float("nan")
+                    continue
+                out, y = torch.cat(outs), torch.cat(ys)
+                metrics[f"{split}_auc"] = (
+                    self.evaluator.score(y, out)
+                    if self.evaluator is not None
+                    else mean_task_roc_auc(y, out)
+                )
+                metrics[f"{split}_loss"] = self._bce(out, y).item()
+        finally:
+            model.train(was_training)
         return metrics
 
 
@@ -322,6 +397,40 @@ def fold_plans(cfg: ExperimentConfig, graphs: Sequence[Data]) -> Iterator[FitPla
         )
 
 
+def official_plans(cfg: ExperimentConfig, graphs: OfficialSplit) -> Iterator[FitPlan]:
+    """The one fit of a seed on a dataset's official split (OGB's ``ogbg-molhiv``): train on
+    its ``train`` graphs, select the epoch on ``valid``, test on ``test``; seeded with
+    ``cfg.seed``. The objective is OGB's metric's: :class:`GraphBinaryClassification` (one
+    logit per task) for ROC-AUC, :class:`GraphClassification` otherwise, scored by the
+    dataset's official evaluator. Per-layer diagnostics measure the validation graphs.
+
+    Raises:
+        DataError: invalid graphs (:func:`~fathom.data.graph_datasets.validate_graphs`).
+    """
+    validate_graphs(graphs)
+    train, val, test = graphs.parts()
+    data = GraphSplits(train=train, val=val, test=test)
+    evaluator = ogb_evaluator(graphs.name)
+    objective: GraphClassification
+    if evaluator is not None and evaluator.key == "auc":
+        objective = GraphBinaryClassification(cfg.train.batch_size, cfg.seed, evaluator)
+        out_channels = evaluator.num_tasks
+    else:
+        objective = GraphClassification(
+            cfg.train.batch_size, seed=cfg.seed, label_smoothing=cfg.train.label_smoothing
+        )
+        out_channels = max(int(g.y.view(-1)[0]) for g in graphs) + 1
+    yield FitPlan(
+        seed=cfg.seed,
+        data=data,
+        in_channels=int(graphs[0].x.size(1)),
+        out_channels=out_channels,
+        objective=objective,
+        head=cfg.graph.head(),
+        diagnose=Batch.from_data_list(val),
+    )
+
+
 def combine_folds(results: Sequence[FitResult]) -> FitResult:
     """One seed's cross-validation result from its folds' fits.
 
@@ -380,15 +489,24 @@ def combine_folds(results: Sequence[FitResult]) -> FitResult:
 
 class GraphTask(TaskSpec):
     """``task: graph``: graph classification of a dataset of graphs, with stratified k-fold
-    cross-validation (one model per fold); node stack -> readout (-> pooling) -> classifier."""
+    cross-validation (one model per fold), or on the official split of an OGB dataset;
+    node stack -> readout (-> pooling) -> classifier."""
 
     name = "graph"
     description = "graph classification with stratified k-fold cross-validation"
+    monitors = ("val_loss", "val_acc", "val_auc")
     archs = ("deep",)
     batches_itself = True
 
+    @staticmethod
+    def _official(cfg: ExperimentConfig) -> bool:
+        """Whether ``cfg``'s dataset has an official split (an OGB graph dataset)."""
+        name = cfg.data.name
+        return name in OGB_DATASETS and OGB_DATASETS.get(name).kind == "graph"
+
     def check(self, cfg: ExperimentConfig) -> None:
         super().check(cfg)
+        self.check_official(cfg)
         require(
             not (cfg.train.layerwise and cfg.graph.readout_layers == "all"),
             "train.layerwise",
@@ -413,6 +531,38 @@ class GraphTask(TaskSpec):
             cfg.train.diagnose_every,
         )
 
+    def check_official(self, cfg: ExperimentConfig) -> None:
+        """Official splits are not cross-validated (``graph.folds`` / ``graph.val_fraction``
+        left at their defaults); ``val_auc`` is for ROC-AUC datasets, which report no
+        accuracy."""
+        auc = self._official(cfg) and OGB_DATASETS.get(cfg.data.name).multi_label
+        monitor = cfg.train.monitor
+        require(
+            monitor != ("val_acc" if auc else "val_auc"),
+            "train.monitor",
+            f"must be auto, val_auc or val_loss for {cfg.data.name!r} (ROC-AUC, no accuracy)"
+            if auc
+            else "val_auc is reported by ROC-AUC datasets (ogbg-molhiv) only",
+            monitor,
+        )
+        if not self._official(cfg):
+            return
+        defaults = GraphTaskConfig()
+        for key in ("folds", "val_fraction"):
+            value = getattr(cfg.graph, key)
+            require(
+                value == getattr(defaults, key),
+                f"graph.{key}",
+                f"applies to cross-validated datasets; {cfg.data.name!r} has an official split",
+                value,
+            )
+        require(
+            not (auc and cfg.train.label_smoothing),
+            "train.label_smoothing",
+            f"is not available for {cfg.data.name!r} (binary tasks)",
+            cfg.train.label_smoothing,
+        )
+
     def load(self, cfg: ExperimentConfig) -> Any:
         from fathom.data.graph_datasets import load_graph_dataset
 
@@ -424,13 +574,11 @@ class GraphTask(TaskSpec):
         return describe_graph_dataset(data)
 
     def size(self, cfg: ExperimentConfig, described: dict[str, Any]) -> str:
-        return (
-            f"{described['num_graphs']} graphs, {cfg.graph.folds}-fold CV, "
-            f"readout {cfg.graph.readout}"
-        )
+        protocol = "official split" if self._official(cfg) else f"{cfg.graph.folds}-fold CV"
+        return f"{described['num_graphs']} graphs, {protocol}, readout {cfg.graph.readout}"
 
     def fits_per_seed(self, cfg: ExperimentConfig) -> int:
-        return cfg.graph.folds
+        return 1 if self._official(cfg) else cfg.graph.folds
 
     def summary_lines(self, cfg: ExperimentConfig, result: Any) -> list[str]:
         return [
@@ -442,9 +590,14 @@ class GraphTask(TaskSpec):
         ]
 
     def plan(self, cfg: ExperimentConfig, data: Any) -> Iterator[FitPlan]:
+        if isinstance(data, OfficialSplit):
+            return official_plans(cfg, data)
         return fold_plans(cfg, data)
 
     def combine(self, cfg: ExperimentConfig, results: list[FitResult]) -> FitResult:
+        if self._official(cfg):
+            (result,) = results
+            return result
         return combine_folds(results)
 
 
