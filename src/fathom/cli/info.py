@@ -64,13 +64,24 @@ def datasets(args: argparse.Namespace) -> int:
     """Print the datasets (where they are, their size) and the generators."""
     from fathom.data.datasets import list_datasets
     from fathom.data.graph_datasets import GRAPH_DATASETS, GRAPH_GENERATORS
+    from fathom.data.ogb_datasets import OGB_DATASETS, ogb_kind
     from fathom.data.synthetic import GENERATORS
     from fathom.report.console import console, datasets_table
 
     rows = list_datasets(args.data_dir)
     graph_rows = list_datasets(args.data_dir, GRAPH_DATASETS)
+    ogb_rows = list_datasets(args.data_dir, OGB_DATASETS)
+    for r in ogb_rows:
+        if ogb_kind(r["name"]) != "graph":
+            r.pop("graphs", None)
     console.print(datasets_table(rows, "node classification / link prediction"))
     console.print(datasets_table(graph_rows, "graph classification (--task graph)"))
+    console.print(
+        datasets_table(
+            ogb_rows,
+            "OGB, official splits, never downloaded (ogbn: --task node, ogbg: graph, ogbl: link)",
+        )
+    )
     console.print(
         f"generated (no download): {', '.join(GENERATORS.names())}; for --task graph: "
         f"{', '.join(GRAPH_GENERATORS.names())}; or pass a .npz / .pt file to --dataset"
@@ -83,6 +94,7 @@ def datasets(args: argparse.Namespace) -> int:
             {
                 "datasets": rows,
                 "graph_datasets": graph_rows,
+                "ogb_datasets": ogb_rows,
                 "generators": GENERATORS.names(),
                 "graph_generators": GRAPH_GENERATORS.names(),
             },
