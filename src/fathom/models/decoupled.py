@@ -8,6 +8,11 @@ by :func:`propagated_features` and every training epoch costs just the transform
 APPNP propagates the output of an MLP, so it runs its :math:`K` sparse products every pass,
 on the cached CSR matrix (several times faster on CPU than PyG's gather/scatter
 :class:`~torch_geometric.nn.conv.APPNP`, which it matches numerically).
+
+Layer-wise inference passes a :class:`~fathom.nn.layerwise.ChunkedGraph` for ``edge_index``:
+each propagation step then runs by chunks of rows of the whole graph's matrix (APPNP holds
+:math:`H`, :math:`Z^{(k)}` and :math:`Z^{(k+1)}`), and SGC / GfNN / SIGN read the hops
+cached for the underlying ``edge_index`` (precomputed in training) or compute them so.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import Tensor, nn
 
 from fathom.nn.adjacency import gcn_adjacency, propagate
 from fathom.nn.dropouts import Dropout
+from fathom.nn.layerwise import ChunkedGraph
 
 __all__ = [
     "APPNP",
@@ -45,9 +51,13 @@ class _Entry:
 _CACHE: OrderedDict[tuple[int, int, int, int], _Entry] = OrderedDict()
 
 
-def _extend(hops: list[Tensor], edge_index: Tensor, K: int) -> None:
+def _extend(hops: list[Tensor], edge_index: Tensor | ChunkedGraph, K: int) -> None:
     """Append :math:`S^{k} X` to ``hops`` (which starts ``[X, …]``) until it has ``K + 1``."""
     if len(hops) > K:
+        return
+    if isinstance(edge_index, ChunkedGraph):
+        while len(hops) <= K:
+            hops.append(edge_index.propagate_gcn(hops[-1]))
         return
     x = hops[0]
     adj = gcn_adjacency(edge_index, x.size(0), dtype=x.dtype, device=x.device)
@@ -55,7 +65,7 @@ def _extend(hops: list[Tensor], edge_index: Tensor, K: int) -> None:
         hops.append(propagate(adj, hops[-1]))
 
 
-def propagated_features(x: Tensor, edge_index: Tensor, K: int) -> list[Tensor]:
+def propagated_features(x: Tensor, edge_index: Tensor | ChunkedGraph, K: int) -> list[Tensor]:
     """The hops :math:`[X, SX, S^2 X, \\dots, S^K X]` with
     :math:`S = \\hat D^{-1/2} (A + I) \\hat D^{-1/2}`, cached.
 
@@ -68,6 +78,9 @@ def propagated_features(x: Tensor, edge_index: Tensor, K: int) -> list[Tensor]:
 
     When ``x`` requires a gradient (and autograd is on), e.g. for input-sensitivity
     diagnostics, the hops are computed afresh with autograd and not cached.
+
+    A :class:`~fathom.nn.layerwise.ChunkedGraph` (layer-wise inference) shares the cache
+    entry of its ``edge_index``; missing hops are propagated by chunks of rows.
 
     Args:
         x: node features.
@@ -84,9 +97,10 @@ def propagated_features(x: Tensor, edge_index: Tensor, K: int) -> list[Tensor]:
         hops = [x]
         _extend(hops, edge_index, K)
         return hops
-    key = (id(x), x._version, id(edge_index), edge_index._version)
+    graph = edge_index.edge_index if isinstance(edge_index, ChunkedGraph) else edge_index
+    key = (id(x), x._version, id(graph), graph._version)
     hit = _CACHE.get(key)
-    if hit is not None and hit.x() is x and hit.edge_index() is edge_index:
+    if hit is not None and hit.x() is x and hit.edge_index() is graph:
         _CACHE.move_to_end(key)
         hops = hit.hops
     else:
@@ -97,7 +111,7 @@ def propagated_features(x: Tensor, edge_index: Tensor, K: int) -> list[Tensor]:
         # detach() is a new tensor object sharing x's storage, so the entry keeps the data
         # alive but not x itself, and x's weak reference still fires when x is collected
         hops = [x.detach()]
-        _CACHE[key] = _Entry(weakref.ref(x, drop), weakref.ref(edge_index, drop), hops)
+        _CACHE[key] = _Entry(weakref.ref(x, drop), weakref.ref(graph, drop), hops)
         while len(_CACHE) > _MAX_ENTRIES:
             _CACHE.popitem(last=False)
     with torch.no_grad():
@@ -110,7 +124,9 @@ def clear_feature_cache() -> None:
     _CACHE.clear()
 
 
-def personalized_pagerank(h: Tensor, edge_index: Tensor, K: int, alpha: float) -> Tensor:
+def personalized_pagerank(
+    h: Tensor, edge_index: Tensor | ChunkedGraph, K: int, alpha: float
+) -> Tensor:
     """APPNP's propagation, :math:`K` steps of power iteration towards personalised PageRank:
     :math:`Z^{(0)} = H,\\ Z^{(k+1)} = (1 - \\alpha) S Z^{(k)} + \\alpha H`.
 
@@ -119,8 +135,12 @@ def personalized_pagerank(h: Tensor, edge_index: Tensor, K: int, alpha: float) -
     Shapes:
         h: ``[num_nodes, channels]``, edge_index: ``[2, num_edges]`` -> ``[num_nodes, channels]``.
     """
-    adj = gcn_adjacency(edge_index, h.size(0), dtype=h.dtype, device=h.device)
     z = h
+    if isinstance(edge_index, ChunkedGraph):  # layer-wise inference: one step at a time
+        for _ in range(K):
+            z = (1.0 - alpha) * edge_index.propagate_gcn(z) + alpha * h
+        return z
+    adj = gcn_adjacency(edge_index, h.size(0), dtype=h.dtype, device=h.device)
     for _ in range(K):
         z = (1.0 - alpha) * propagate(adj, z) + alpha * h
     return z
@@ -175,7 +195,7 @@ class SGC(nn.Module):
     def reset_parameters(self) -> None:
         self.lin.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor | ChunkedGraph) -> Tensor:
         return self.lin(propagated_features(x, edge_index, self.K)[self.K])
 
 
@@ -217,7 +237,7 @@ class GfNN(nn.Module):
     def reset_parameters(self) -> None:
         self.mlp.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor | ChunkedGraph) -> Tensor:
         return self.mlp(propagated_features(x, edge_index, self.K)[self.K])
 
 
@@ -264,7 +284,7 @@ class APPNP(nn.Module):
     def reset_parameters(self) -> None:
         self.mlp.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor | ChunkedGraph) -> Tensor:
         return personalized_pagerank(self.mlp(x), edge_index, self.K, self.alpha)
 
 
@@ -311,7 +331,7 @@ class SIGN(nn.Module):
             lin.reset_parameters()
         self.lin.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor | ChunkedGraph) -> Tensor:
         hops = propagated_features(x, edge_index, self.K)
         z = torch.cat(
             [self.dropout(lin(h).relu()) for lin, h in zip(self.lins, hops, strict=True)],

@@ -12,6 +12,7 @@ from torch_geometric.utils import dropout_edge
 from fathom.nn.adjacency import gcn_adjacency, propagate
 from fathom.nn.block import GNNBlock
 from fathom.nn.dropouts import Dropout, dropout_mask
+from fathom.nn.layerwise import ChunkedGraph, apply_conv
 from fathom.nn.reversible import MEMORY_MODES, ReversibleGroups, checkpoint_call
 from fathom.nn.skips import InitialResidual, NoSkip, Residual
 
@@ -41,7 +42,12 @@ class GroupBlock(GNNBlock):
         x: ``[num_nodes, channels / groups]`` -> same.
     """
 
-    def forward(self, x: Tensor, edge_index: Tensor, history: list[Tensor] | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor | ChunkedGraph,
+        history: list[Tensor] | None = None,
+    ) -> Tensor:
         return super().forward(x, edge_index, [x] if history is None else history)
 
 
@@ -128,10 +134,14 @@ class GCNGroup(nn.Module):
             self.running_var.fill_(1.0)
             self.num_batches_tracked.zero_()
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor | ChunkedGraph) -> Tensor:
         p = self.named_views(self.flat)
-        adj = gcn_adjacency(edge_index, x.size(0), dtype=x.dtype, device=x.device)
-        h = propagate(adj, self.dropout(x) @ p["weight"].t()) + p["bias"]
+        z = self.dropout(x) @ p["weight"].t()
+        if isinstance(edge_index, ChunkedGraph):  # layer-wise inference
+            h = edge_index.propagate_gcn(z) + p["bias"]
+        else:
+            adj = gcn_adjacency(edge_index, x.size(0), dtype=x.dtype, device=x.device)
+            h = propagate(adj, z) + p["bias"]
         if self.has_norm:
             if self.training:
                 self.num_batches_tracked.add_(1)
@@ -170,6 +180,12 @@ class DeepGNN(nn.Module):
     couplings (RevGNN, Li et al. ICML 2021), called as ``block(x, edge_index)``, whose inputs
     are reconstructed from their outputs, so activation memory does not depend on depth.
     :meth:`node_states` always computes ordinarily (every state is a real, kept tensor).
+
+    Layer-wise inference (:func:`fathom.models.inference.layerwise_inference`): in eval mode
+    ``edge_index`` may be a :class:`~fathom.nn.layerwise.ChunkedGraph`; every conv (blocks,
+    reversible groups, head) then runs over the whole graph by chunks of target nodes, the
+    rest on whole layers, and only the states a skip reads are kept (``x_0`` and the last
+    one; every one for ``dense`` skips and jumping knowledge).
 
     Args:
         blocks: the hidden layers, applied in order: :class:`~fathom.nn.block.GNNBlock` s
@@ -237,7 +253,9 @@ class DeepGNN(nn.Module):
         """Number of message-passing layers (blocks, plus the head when it is a conv)."""
         return len(self.blocks) + int(self.head_is_conv)
 
-    def input_state(self, x: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+    def input_state(
+        self, x: Tensor, edge_index: Tensor | ChunkedGraph
+    ) -> tuple[Tensor, Tensor | ChunkedGraph]:
         """The representation entering the first block, and the graph the blocks see.
 
         In training mode DropEdge thins ``edge_index`` and DropNode zeroes rows of ``x``;
@@ -279,7 +297,7 @@ class DeepGNN(nn.Module):
         )
 
     def _run_blocks(
-        self, x: Tensor, edge_index: Tensor, memory: str, keep_all: bool = True
+        self, x: Tensor, edge_index: Tensor | ChunkedGraph, memory: str, keep_all: bool = True
     ) -> list[Tensor]:
         """``[x_0, x_1, …, x_L]``; with ``keep_all=False`` only ``[x_0, x_L]``: a state no
         block reads again is dropped at once, so memory holds only what autograd keeps."""
@@ -302,13 +320,13 @@ class DeepGNN(nn.Module):
                 del history[1]
         return history
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor | ChunkedGraph) -> Tensor:
         # The head needs the (possibly DropEdge-thinned) graph the blocks saw.
         x, edge_index = self.input_state(x, edge_index)
         history = self._run_blocks(x, edge_index, self.memory, not self._history_is_local())
         x = self.jk(history[1:]) if self.jk is not None else history[-1]
         x = self.dropout(x)
-        return self.head(x, edge_index) if self.head_is_conv else self.head(x)
+        return apply_conv(self.head, x, edge_index) if self.head_is_conv else self.head(x)
 
     def reset_parameters(self) -> None:
         for module in self.modules():

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from fathom.nn.convs import CachedGCNConv
 from fathom.nn.dropouts import Dropout
+from fathom.nn.layerwise import ChunkedGraph, apply_conv
 
 __all__ = ["IncepGCN"]
 
@@ -32,6 +33,10 @@ class IncepGCN(nn.Module):
     IncepGCN has 1953 hidden layers). The original's batch norm and separate self-loop
     weight (``withbn``, ``withloop``) are left out; every layer is a plain GCN
     (:class:`~fathom.nn.convs.CachedGCNConv`, normalising the adjacency once per graph).
+
+    ``edge_index`` may be a :class:`~fathom.nn.layerwise.ChunkedGraph` (layer-wise
+    inference in eval mode): each GCN layer then runs by chunks of target nodes; the branch
+    outputs are kept whole until the output layer reads their concatenation.
 
     Args:
         in_channels: input feature size.
@@ -73,13 +78,14 @@ class IncepGCN(nn.Module):
                 conv.reset_parameters()
         self.output_conv.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        h = self.dropout(self.input_conv(x, edge_index).relu())
+    def forward(self, x: Tensor, edge_index: Tensor | ChunkedGraph) -> Tensor:
+        h = self.dropout(apply_conv(self.input_conv, x, edge_index).relu())
         outs = [h]
         for branch in self.branches:
             b = h
             for conv in branch:
-                b = self.dropout(conv(b, edge_index).relu())
+                b = self.dropout(apply_conv(conv, b, edge_index).relu())
             outs.append(b)
         # no activation or dropout before the output layer, as in the original
-        return self.output_conv(torch.cat(outs, dim=-1), edge_index)  # in: [N, hidden*(depth-1)]
+        # in: [N, hidden * (depth - 1)]
+        return apply_conv(self.output_conv, torch.cat(outs, dim=-1), edge_index)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from fathom.nn.dropouts import Dropout
+from fathom.nn.layerwise import ChunkedGraph, apply_conv
 
 __all__ = ["GNNBlock"]
 
@@ -27,7 +28,10 @@ class GNNBlock(nn.Module):
         x_l = norm(skip(act(conv(dropout(x_{l-1}))), history))
 
     ``history = [x_0, …, x_{l-1}]`` holds the representations that entered the blocks so
-    far. A conv with ``needs_x0`` (GCNII) is called as ``conv(x, x_0, edge_index)``.
+    far. A conv with ``needs_x0`` (GCNII) is called as ``conv(x, x_0, edge_index)``. With a
+    :class:`~fathom.nn.layerwise.ChunkedGraph` for ``edge_index`` (layer-wise inference) the
+    conv runs over the whole graph by chunks of target nodes and everything else on the
+    whole layer.
 
     Args:
         conv: message-passing operator called as ``conv(x, edge_index)``.
@@ -61,12 +65,12 @@ class GNNBlock(nn.Module):
         self.post_norm = post_norm
         self.needs_x0 = bool(getattr(conv, "needs_x0", False))
 
-    def _conv(self, x: Tensor, edge_index: Tensor, history: list[Tensor]) -> Tensor:
-        if self.needs_x0:
-            return self.conv(x, history[0], edge_index)
-        return self.conv(x, edge_index)
+    def _conv(self, x: Tensor, edge_index: Tensor | ChunkedGraph, history: list[Tensor]) -> Tensor:
+        return apply_conv(self.conv, x, edge_index, history[0] if self.needs_x0 else None)
 
-    def forward(self, x: Tensor, edge_index: Tensor, history: list[Tensor]) -> Tensor:
+    def forward(
+        self, x: Tensor, edge_index: Tensor | ChunkedGraph, history: list[Tensor]
+    ) -> Tensor:
         if self.pre_activation:
             h = self._conv(self.dropout(self.act(self.norm(x))), edge_index, history)
         elif self.post_norm:
