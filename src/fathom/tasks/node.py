@@ -317,6 +317,7 @@ class NodeTask(TaskSpec):
     saves_models = True
     inductive = True
     loaders = ("full", "neighbor", "cluster", "random-partition", "saint")
+    distributed = True
 
     def check(self, cfg: ExperimentConfig) -> None:
         super().check(cfg)

@@ -73,6 +73,11 @@ class TaskSpec:
     """Validation metrics ``train.monitor`` may name for this task (besides ``auto``)."""
     saves_models: ClassVar[bool] = False
     """Whether a run's trained model can be saved (``--checkpoint``) and diagnosed."""
+    distributed: ClassVar[bool] = False
+    """Whether the task trains data-parallel on several processes (``fathom train --nproc``,
+    torchrun) and resumes (``--resume``): one fit per seed, batches from a loader that
+    shards (``LoaderSpec.shards``), no random state but torch's generator and the
+    objective's ``loader``'s."""
     archs: ClassVar[tuple[str, ...] | None] = None
     """``model.arch`` values this task accepts (``None``: any but :attr:`refused_archs`)."""
     refused_archs: ClassVar[tuple[str, ...]] = ("gae", "vgae")
