@@ -26,6 +26,7 @@ import yaml
 from fathom.errors import ConfigError
 
 __all__ = [
+    "EVAL_MODES",
     "PRECISIONS",
     "DataConfig",
     "ExperimentConfig",
@@ -99,11 +100,18 @@ FLAG_FOR_KEY: dict[str, str] = {
     "points.k": "--k",
     "device": "--device",
     "train.precision": "--precision",
+    "train.eval_mode": "--eval-mode",
+    "train.eval_chunk": "--eval-chunk",
+    "train.eval_fanouts": "--eval-fanouts",
 }
 
 
 PRECISIONS = ("32", "bf16")
 """Training precision (``train.precision``): float32, or bfloat16 autocast on CUDA."""
+
+EVAL_MODES = ("full", "layerwise", "sampled")
+"""How node classification computes its evaluation outputs (``train.eval_mode``): one
+forward pass, layer by layer in chunks, or on sampled subgraphs (``fathom.train.inference``)."""
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 _FANOUTS = re.compile(r"-?\d+(,-?\d+)*")
@@ -128,6 +136,9 @@ _UNKEYED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("train", "walk_length"): 2,
     ("train", "sample_coverage"): 50,
     ("train", "num_workers"): 0,
+    ("train", "eval_mode"): "full",
+    ("train", "eval_chunk"): 4096,
+    ("train", "eval_fanouts"): "-1",
 }
 
 
@@ -371,6 +382,19 @@ class TrainConfig:
     precision: str = "32"
     """``32``: float32; ``bf16``: bfloat16 autocast of the forward passes (CUDA only; weights,
     optimiser and losses stay float32)."""
+    eval_mode: str = "full"
+    """How node classification (``task: node``) computes the outputs it evaluates: ``full``
+    (one forward pass over the whole graph), ``layerwise`` (all nodes one layer at a time,
+    each conv by chunks of ``eval_chunk`` target nodes with their 1-hop in-neighbourhood:
+    exact, holding a few layers and one chunk's messages instead of the whole graph's) or
+    ``sampled`` (chunks of ``eval_chunk`` target nodes, each on its neighbourhood as deep as
+    the model reads, ``eval_fanouts`` per hop: exact with -1); see
+    ``fathom.models.inference``."""
+    eval_chunk: int = 4096
+    """Target nodes per chunk of ``eval_mode`` ``layerwise`` / ``sampled``."""
+    eval_fanouts: str = "-1"
+    """Neighbours sampled per node and hop by ``eval_mode: sampled``, comma-separated, first
+    hop first (the last repeats for further hops); -1 takes every neighbour (exact)."""
 
 
 @dataclass(frozen=True, init=False)
@@ -716,6 +740,32 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(t.sample_coverage >= 0, "train.sample_coverage", "must be >= 0", t.sample_coverage)
     _require(t.num_workers >= 0, "train.num_workers", "must be >= 0", t.num_workers)
     _require(0.0 < t.lr_decay <= 1.0, "train.lr_decay", "must be in (0, 1]", t.lr_decay)
+    _require(
+        t.eval_mode in EVAL_MODES,
+        "train.eval_mode",
+        f"must be one of {', '.join(EVAL_MODES)}",
+        t.eval_mode,
+    )
+    _require(t.eval_chunk >= 1, "train.eval_chunk", "must be >= 1", t.eval_chunk)
+    _require(
+        t.eval_mode != "full" or t.eval_chunk == TrainConfig.eval_chunk,
+        "train.eval_chunk",
+        "applies to train.eval_mode layerwise or sampled, not 'full'",
+        t.eval_chunk,
+    )
+    _require(
+        _FANOUTS.fullmatch(t.eval_fanouts.replace(" ", "")) is not None
+        and all(int(f) >= 1 or int(f) == -1 for f in t.eval_fanouts.split(",")),
+        "train.eval_fanouts",
+        "must be comma-separated neighbour counts >= 1 (or -1: all), e.g. 15,10",
+        t.eval_fanouts,
+    )
+    _require(
+        t.eval_mode == "sampled" or t.eval_fanouts == "-1",
+        "train.eval_fanouts",
+        f"applies to train.eval_mode sampled, not {t.eval_mode!r}",
+        t.eval_fanouts,
+    )
     _require(
         t.precision in PRECISIONS,
         "train.precision",

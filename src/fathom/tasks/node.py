@@ -22,9 +22,10 @@ from torch_geometric.data import Data
 from fathom.config import ExperimentConfig, require
 from fathom.data.inductive import InductiveViews, inductive_views
 from fathom.data.ogb_datasets import OGB_DATASETS
-from fathom.loaders.build import build_loader
+from fathom.loaders.build import build_loader, parse_fanouts
 from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
 from fathom.train.evaluators import OGBEvaluator, mean_task_roc_auc, ogb_evaluator
+from fathom.train.inference import NodeEvaluation
 from fathom.train.loop import Objective
 
 __all__ = [
@@ -45,7 +46,8 @@ class NodeClassification:
     ``loader`` (:mod:`fathom.loaders`), one step per sampled subgraph: on its first
     ``batch_size`` nodes (neighbour sampling: the seed nodes, PyG's batch format), or on its
     training nodes (partitions), weighted by ``node_norm`` where the loader gives one
-    (GraphSAINT's loss normalisation). Evaluation is on the whole graph.
+    (GraphSAINT's loss normalisation). Evaluation is on the whole graph: one forward pass,
+    or as ``evaluation`` says (layer-wise, or on sampled subgraphs: ``train.eval_mode``).
 
     Args:
         label_smoothing: label smoothing of the training loss (Szegedy et al. 2016; one of
@@ -54,6 +56,9 @@ class NodeClassification:
             batch.
         evaluator: OGB's official evaluator of the dataset, which then scores ``*_acc``
             (``None``: fathom's own accuracy; both are the fraction of argmax hits).
+        evaluation: how the evaluated outputs are computed
+            (:class:`~fathom.train.inference.NodeEvaluation`); ``None``: one forward pass
+            over the whole graph.
     """
 
     def __init__(
@@ -61,10 +66,13 @@ class NodeClassification:
         label_smoothing: float = 0.0,
         loader: Iterable[Data] | None = None,
         evaluator: OGBEvaluator | None = None,
+        *,
+        evaluation: NodeEvaluation | None = None,
     ) -> None:
         self.label_smoothing = label_smoothing
         self.loader = loader
         self.evaluator = evaluator
+        self.evaluation = evaluation
         self._saint_scale = 1.0
 
     def criterion(self, out: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
@@ -103,10 +111,14 @@ class NodeClassification:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Data) -> dict[str, float]:
-        """``{train,val,test}_{acc,loss}`` from one forward pass in eval mode."""
+        """``{train,val,test}_{acc,loss}`` from one forward pass in eval mode (or the outputs
+        of :attr:`evaluation`)."""
         was_training = model.training
         model.eval()
-        out = model(data.x, data.edge_index)
+        if self.evaluation is None:
+            out = model(data.x, data.edge_index)
+        else:
+            out = self.evaluation.outputs(model, data)
         model.train(was_training)
         metrics: dict[str, float] = {}
         for split in SPLITS:
@@ -127,16 +139,20 @@ class MultiLabelNodeClassification(NodeClassification):
     definition); ``monitor: auto`` selects on ``val_auc``.
 
     Args:
-        loader: as in :class:`NodeClassification`.
+        loader, evaluation: as in :class:`NodeClassification`.
         evaluator: OGB's official evaluator of the dataset (ROC-AUC).
     """
 
     default_monitor = "val_auc"
 
     def __init__(
-        self, loader: Iterable[Data] | None = None, evaluator: OGBEvaluator | None = None
+        self,
+        loader: Iterable[Data] | None = None,
+        evaluator: OGBEvaluator | None = None,
+        *,
+        evaluation: NodeEvaluation | None = None,
     ) -> None:
-        super().__init__(0.0, loader, evaluator)
+        super().__init__(0.0, loader, evaluator, evaluation=evaluation)
 
     def criterion(self, out: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
         """Binary cross-entropy with logits over every task (per node: its mean over tasks)."""
@@ -317,6 +333,7 @@ class NodeTask(TaskSpec):
     saves_models = True
     inductive = True
     loaders = ("full", "neighbor", "cluster", "random-partition", "saint")
+    eval_modes = ("full", "layerwise", "sampled")
     distributed = True
 
     def check(self, cfg: ExperimentConfig) -> None:
@@ -394,9 +411,21 @@ class NodeTask(TaskSpec):
             cfg.train.loader, data, seed=cfg.seed, options=dataclasses.asdict(cfg.train)
         )
         evaluator = ogb_evaluator(cfg.data.name)
+        t = cfg.train
+        evaluation = (
+            None
+            if t.eval_mode == "full"
+            else NodeEvaluation(
+                t.eval_mode, t.eval_chunk, tuple(parse_fanouts(t.eval_fanouts)), cfg.seed
+            )
+        )
         if data.y.dim() == 2:
-            return MultiLabelNodeClassification(loader=loader, evaluator=evaluator)
-        return NodeClassification(label_smoothing=smoothing, loader=loader, evaluator=evaluator)
+            return MultiLabelNodeClassification(
+                loader=loader, evaluator=evaluator, evaluation=evaluation
+            )
+        return NodeClassification(
+            label_smoothing=smoothing, loader=loader, evaluator=evaluator, evaluation=evaluation
+        )
 
     def plan(self, cfg: ExperimentConfig, data: Any) -> Iterator[FitPlan]:
         yield FitPlan(

@@ -134,6 +134,7 @@ class TaskSpec:
             cfg.data.inductive,
         )
         self.check_loader(cfg)
+        self.check_eval_mode(cfg)
         if cfg.train.layerwise:
             m = cfg.model
             require(
@@ -167,6 +168,30 @@ class TaskSpec:
     batches_itself: ClassVar[bool] = False
     """Whether the task trains in mini-batches of its own (graphs, clouds, trees), so
     ``train.batch_size`` applies whatever the loader."""
+    eval_modes: ClassVar[tuple[str, ...]] = ("full",)
+    """``train.eval_mode`` values the task's evaluation reads (``fathom.config.EVAL_MODES``)."""
+
+    def check_eval_mode(self, cfg: ExperimentConfig) -> None:
+        """``train.eval_mode`` is one the task evaluates with, the transductive setting, and
+        one the model can run (:func:`~fathom.models.inference.check_eval_mode`)."""
+        from fathom.models.inference import check_eval_mode
+
+        mode = cfg.train.eval_mode
+        if mode == "full":
+            return
+        require(
+            mode in self.eval_modes,
+            "train.eval_mode",
+            f"must be {', '.join(self.eval_modes)} for task {cfg.task!r}",
+            mode,
+        )
+        require(
+            not cfg.data.inductive,
+            "train.eval_mode",
+            "must be 'full' with data.inductive (each split is evaluated on its own graph)",
+            mode,
+        )
+        check_eval_mode(cfg.model, mode)
 
     def check_loader(self, cfg: ExperimentConfig) -> None:
         """``train.loader`` is one the task takes, and no loader option is set that the
