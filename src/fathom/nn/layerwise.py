@@ -18,8 +18,9 @@ GIN (GIN-0's batch norm in eval),      edges into ``T`` (every edge into ``T``, 
 GEN, gated (one GRU step)              graph's order); the rows of ``T`` kept
 GCN, GCNII (``normalize=True``)        the rows ``T`` of the *whole graph's* normalised
                                        adjacency (:func:`~fathom.nn.adjacency.gcn_adjacency`:
-                                       the degrees of the full graph, not of the chunk),
-                                       columns relabelled to ``T``'s in-neighbourhood
+                                       the degrees of the full graph, not of the chunk)
+                                       times the whole layer (GCN's ``lin`` applied to the
+                                       layer once, then the rows, then its bias)
 Chebyshev (``K``)                      ``K - 1`` propagations of the whole layer, each by
                                        rows of the whole graph's scaled Laplacian
                                        (PyG's own normalisation, ``lambda_max`` included)
@@ -31,7 +32,8 @@ on that node's in-neighbourhood alone is not known here; :func:`register_local_c
 a class that is local.
 
 Results equal the ordinary forward pass up to the order of floating-point sums (a row's sum
-runs over the same terms; the GCN rows keep their column order).
+runs over the same terms in the same order: the GCN rows are the whole matrix's rows, a local
+conv's edges keep the graph's order).
 """
 
 from __future__ import annotations
@@ -193,6 +195,7 @@ class ChunkedGraph:
         self.device = torch.device(device) if device is not None else edge_index.device
         self._in_edges: tuple[Tensor, Tensor] | None = None
         self._laplacians: dict[tuple[Any, ...], Tensor] = {}
+        self._node_map: Tensor | None = None
         self.max_chunk_nodes = 0
         self.max_chunk_edges = 0
 
@@ -226,13 +229,26 @@ class ChunkedGraph:
         return self._in_edges
 
     def _neighbourhood(self, a: int, b: int, sources: Tensor) -> tuple[Tensor, Tensor]:
-        """The nodes a chunk reads, ``[a, b)`` and ``sources`` in ascending id (so a
-        relabelling keeps every row's column order), and ``sources`` relabelled into them."""
-        targets = torch.arange(a, b, device=sources.device)
-        nodes = torch.unique(torch.cat([targets, sources]))  # sorted
+        """The nodes a chunk reads, the targets ``[a, b)`` first and then the other
+        ``sources`` in order of first appearance, and ``sources`` relabelled into them; in
+        O(len(sources)) through a node map that is all -1 between calls (as the neighbour
+        sampler finds first occurrences: no sort)."""
+        if self._node_map is None:
+            self._node_map = torch.full(
+                (self.num_nodes,), -1, dtype=torch.long, device=self.storage
+            )
+        node_map = self._node_map
+        candidates = torch.cat([torch.arange(a, b, device=self.storage), sources])
+        order = torch.arange(candidates.numel(), device=self.storage)
+        node_map.index_fill_(0, candidates, candidates.numel())
+        node_map.scatter_reduce_(0, candidates, order, reduce="amin")
+        nodes = candidates.masked_select(node_map.index_select(0, candidates) == order)
+        node_map.index_copy_(0, nodes, torch.arange(nodes.numel(), device=self.storage))
+        local = node_map.index_select(0, sources)
+        node_map.index_fill_(0, nodes, -1)
         self.max_chunk_nodes = max(self.max_chunk_nodes, nodes.numel())
         self.max_chunk_edges = max(self.max_chunk_edges, sources.numel())
-        return nodes, torch.searchsorted(nodes, sources)
+        return nodes, local
 
     def _rows(self, adj: Tensor, a: int, b: int) -> tuple[Tensor, Tensor, Tensor]:
         """Rows ``[a, b)`` of the CSR matrix ``adj``: ``crow`` (from 0), global columns,
@@ -311,41 +327,60 @@ class ChunkedGraph:
             return conv(x)
         if isinstance(conv, ChebConv):
             return self._cheb(conv, x)
-        if _gcn_normalised(conv):
-            return self._chunks(conv, x, x0, gcn=True)
-        return self._chunks(conv, x, x0, gcn=False)
+        if isinstance(conv, GCNConv) and conv.normalize:
+            return self._gcn(conv, x)
+        if isinstance(conv, GCN2Conv) and conv.normalize:
+            return self._gcn2(conv, x, x0)
+        return self._local(conv, x, x0)
 
-    def _chunks(self, conv: nn.Module, x: Tensor, x0: Tensor | None, *, gcn: bool) -> Tensor:
+    def _gcn(self, conv: GCNConv, x: Tensor) -> Tensor:
+        """:class:`~torch_geometric.nn.GCNConv`'s forward, ``lin``, propagation, ``bias``,
+        with the propagation by rows of the whole graph's normalised matrix (its degrees)."""
+        h = conv.lin(x)
+        out = self.matmul(self._gcn_matrix(x.dtype, conv.add_self_loops), h)
+        return out if conv.bias is None else out + conv.bias
+
+    def _gcn2(self, conv: GCN2Conv, x: Tensor, x0: Tensor | None) -> Tensor:
+        """GCNII's own forward on rows ``[a, b)`` of the whole graph's normalised matrix
+        (global columns: it reads the whole layer ``x``) and ``x_0`` of those rows."""
+        if x0 is None:
+            raise ValueError("layer-wise inference: GCN2Conv needs x_0")
+        adj = self._gcn_matrix(x.dtype, conv.add_self_loops)
         out: Tensor | None = None
-        rowptr, col = self.in_edges()
-        adj = self._gcn_matrix(x.dtype, conv.add_self_loops) if gcn else None
         for a, b in self.ranges():
-            if adj is not None:
-                # the whole graph's normalised rows: degrees of the full graph
-                crow, cols, values = self._rows(adj, a, b)
-                nodes, local = self._neighbourhood(a, b, cols)
-                graph = _csr(crow, local, values, (b - a, nodes.numel())).to(self.device)
-                x_in = x.index_select(0, nodes.to(x.device))
-                # GCNII gets x_0 of the targets (it reads x_0[: rows of its output])
-                with _normalize_off(conv):
-                    y = conv(x_in, graph) if x0 is None else conv(x_in, x0[a:b], graph)
+            crow, cols, values = self._rows(adj, a, b)
+            self.max_chunk_edges = max(self.max_chunk_edges, cols.numel())
+            rows = _csr(crow, cols, values, (b - a, self.num_nodes)).to(x.device)
+            with _normalize_off(conv):  # the matrix is normalised already
+                y = conv(x, x0[a:b], rows)
+            if out is None:
+                out = y.new_empty((self.num_nodes, *y.shape[1:]))
+            out[a:b] = y
+        if out is None:  # no nodes
+            return conv(x, x0, self.edge_index)
+        return out
+
+    def _local(self, conv: nn.Module, x: Tensor, x0: Tensor | None) -> Tensor:
+        """A local conv on each chunk's 1-hop in-neighbourhood: the targets' rows kept."""
+        rowptr, col = self.in_edges()
+        out: Tensor | None = None
+        for a, b in self.ranges():
+            p0, p1 = int(rowptr[a]), int(rowptr[b])
+            sources = col[p0:p1]
+            nodes, local = self._neighbourhood(a, b, sources)  # targets first
+            # every edge into [a, b), grouped by target, in the graph's order
+            targets = torch.repeat_interleave(
+                torch.arange(b - a, device=self.storage),
+                rowptr[a + 1 : b + 1] - rowptr[a:b],
+                output_size=p1 - p0,
+            )
+            graph = torch.stack([local, targets]).to(self.device)
+            index = nodes.to(x.device)
+            x_in = x.index_select(0, index)
+            if x0 is None:
+                y = conv(x_in, graph)[: b - a]
             else:
-                p0, p1 = int(rowptr[a]), int(rowptr[b])
-                sources = col[p0:p1]
-                nodes, local = self._neighbourhood(a, b, sources)
-                # every edge into [a, b), grouped by target, in the graph's order
-                targets = torch.repeat_interleave(
-                    torch.arange(b - a, device=self.storage), rowptr[a + 1 : b + 1] - rowptr[a:b]
-                )
-                position = torch.searchsorted(nodes, torch.arange(a, b, device=self.storage))
-                graph = torch.stack([local, position.index_select(0, targets)]).to(self.device)
-                index = nodes.to(x.device)
-                x_in = x.index_select(0, index)
-                if x0 is None:
-                    y_all = conv(x_in, graph)
-                else:
-                    y_all = conv(x_in, x0.index_select(0, index), graph)
-                y = y_all.index_select(0, position.to(y_all.device))
+                y = conv(x_in, x0.index_select(0, index), graph)[: b - a]
             if out is None:
                 out = y.new_empty((self.num_nodes, *y.shape[1:]))
             out[a:b] = y
