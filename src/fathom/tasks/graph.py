@@ -41,6 +41,7 @@ from fathom.data.ogb_datasets import OGB_DATASETS
 from fathom.errors import ConfigError
 from fathom.models.build import Head
 from fathom.tasks.batches import shuffled_batches, split_batches
+from fathom.tasks.node import _auc_as_auto
 from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
 from fathom.train.evaluators import OGBEvaluator, mean_task_roc_auc, ogb_evaluator
 from fathom.train.loop import FitResult, model_device, to_device
@@ -494,7 +495,6 @@ class GraphTask(TaskSpec):
 
     name = "graph"
     description = "graph classification with stratified k-fold cross-validation"
-    monitors = ("val_loss", "val_acc", "val_auc")
     archs = ("deep",)
     batches_itself = True
 
@@ -505,7 +505,8 @@ class GraphTask(TaskSpec):
         return name in OGB_DATASETS and OGB_DATASETS.get(name).kind == "graph"
 
     def check(self, cfg: ExperimentConfig) -> None:
-        super().check(cfg)
+        # val_auc, a monitor of ROC-AUC datasets only, is checked by check_official
+        super().check(_auc_as_auto(cfg))
         self.check_official(cfg)
         require(
             not (cfg.train.layerwise and cfg.graph.readout_layers == "all"),
@@ -542,7 +543,8 @@ class GraphTask(TaskSpec):
             "train.monitor",
             f"must be auto, val_auc or val_loss for {cfg.data.name!r} (ROC-AUC, no accuracy)"
             if auc
-            else "val_auc is reported by ROC-AUC datasets (ogbg-molhiv) only",
+            else f"must be auto, {', '.join(self.monitors)} for task {cfg.task!r} with dataset "
+            f"{cfg.data.name!r} (val_auc: ROC-AUC datasets, ogbg-molhiv)",
             monitor,
         )
         if not self._official(cfg):

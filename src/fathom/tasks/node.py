@@ -251,6 +251,14 @@ class InductiveNodeClassification:
         return metrics
 
 
+def _auc_as_auto(cfg: ExperimentConfig) -> ExperimentConfig:
+    """``cfg`` with ``train.monitor: val_auc`` read as ``auto``, for the checks of every
+    dataset (``val_auc`` is a monitor of some datasets only, checked by the task)."""
+    if cfg.train.monitor != "val_auc":
+        return cfg
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, monitor="auto"))
+
+
 def _split_metrics(
     split: str, out: Tensor, y: Tensor, mask: Tensor, evaluator: OGBEvaluator | None = None
 ) -> dict[str, float]:
@@ -329,7 +337,6 @@ class NodeTask(TaskSpec):
 
     name = "node"
     description = "node classification (transductive or inductive)"
-    monitors = ("val_loss", "val_acc", "val_auc")
     saves_models = True
     inductive = True
     loaders = ("full", "neighbor", "cluster", "random-partition", "saint")
@@ -337,7 +344,8 @@ class NodeTask(TaskSpec):
     distributed = True
 
     def check(self, cfg: ExperimentConfig) -> None:
-        super().check(cfg)
+        # val_auc, a monitor of multi-label datasets only, is checked by check_ogb
+        super().check(_auc_as_auto(cfg))
         self.check_ogb(cfg)
         require(
             not (cfg.model.arch == "dgi" and cfg.train.diagnose_every),
@@ -375,8 +383,8 @@ class NodeTask(TaskSpec):
             require(
                 t.monitor != "val_auc",
                 "train.monitor",
-                "val_auc is reported by multi-label datasets (ogbn-proteins) only; use "
-                "val_acc or val_loss",
+                f"must be auto, {', '.join(self.monitors)} for task {cfg.task!r} with dataset "
+                f"{name!r} (val_auc: multi-label datasets, ogbn-proteins)",
                 t.monitor,
             )
             return
