@@ -23,6 +23,18 @@ __all__ = ["main"]
 EXIT_INTERRUPTED = 130
 
 
+def _speaks() -> bool:
+    """Whether this process prints errors: any process but a torchrun worker of local rank
+    > 0 (every rank meets the same bad input; one line per machine is enough)."""
+    from fathom import distributed
+
+    try:
+        launch = distributed.from_env()
+    except FathomError:
+        return True
+    return launch is None or launch.speaks
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fathom`` console script; returns the exit status.
 
@@ -43,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FathomError as exc:
         if args.debug:
             raise
-        sys.stderr.write(f"fathom {args.command}: error: {exc}\n")
+        if _speaks():
+            sys.stderr.write(f"fathom {args.command}: error: {exc}\n")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         sys.stderr.write(f"fathom {args.command}: interrupted\n")

@@ -12,20 +12,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from fathom import distributed
 from fathom.config import ExperimentConfig, config_to_dict, with_seed
 from fathom.devices import describe_device, resolve_device
 from fathom.diagnostics.tracking import LayerDiagnostics
 from fathom.errors import ConfigError
+from fathom.experiments.resume import RunResume
 from fathom.models.build import build_model
-from fathom.seeding import seed_everything
-from fathom.tasks import FitPlan, get_task
+from fathom.seeding import derive_seed, seed_everything
+from fathom.tasks import TASKS, FitPlan, get_task
+from fathom.train.distributed import DistributedObjective, fault_injection, wrap_model
 from fathom.train.layerwise import fit_layerwise
-from fathom.train.loop import EpochCallback, FitResult, fit, to_device
+from fathom.train.loop import EpochCallback, FitCheckpoint, FitResult, fit, to_device
 
 __all__ = [
     "ExperimentResult",
     "aggregate",
     "build_task_data",
+    "check_processes",
     "describe_data",
     "initial_model",
     "run_experiment",
@@ -70,6 +74,7 @@ class ExperimentResult:
                 "torch": torch.__version__,
                 "torch_geometric": _pyg_version(),
                 **describe_device(resolve_device(self.config.device)),
+                **distributed.describe(),
                 "precision": self.config.train.precision,
             },
         }
@@ -105,6 +110,49 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, float | int]:
     return out
 
 
+def check_processes(cfg: ExperimentConfig, processes: int, *, resume: bool = False) -> None:
+    """Whether ``cfg`` can train on ``processes`` processes (``--nproc``, torchrun) and,
+    with ``resume``, be resumed (``--resume``); one-line ConfigError otherwise, before any
+    data is loaded.
+
+    Several processes need a task that trains data-parallel (``TaskSpec.distributed``: one
+    fit per seed, its batches from a loader) with a loader that shards
+    (``LoaderSpec.shards``), and no layer-wise training or per-layer diagnostics (their
+    state lives outside ``fit``'s); each rank takes ``cuda:LOCAL_RANK``, so a device index
+    is refused. Resuming needs the same of the task.
+    """
+    from fathom.loaders.build import LOADERS
+
+    if processes < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {processes}")
+    spec = get_task(cfg.task)
+    able = [name for name in TASKS.names() if getattr(TASKS.get(name), "distributed", False)]
+    what = "--resume" if processes == 1 else f"training on {processes} processes (--nproc)"
+    if processes == 1 and not resume:
+        return
+    if not getattr(spec, "distributed", False):
+        raise ConfigError(
+            f"{what} is not available for task {cfg.task!r}; tasks that can: {', '.join(able)}"
+        )
+    if cfg.train.layerwise:
+        raise ConfigError(f"{what} is not available with train.layerwise")
+    if cfg.train.diagnose_every:
+        raise ConfigError(f"{what} is not available with train.diagnose_every (--diagnose-every)")
+    if processes > 1:
+        loader = LOADERS.get(cfg.train.loader)
+        if not loader.shards:
+            sharding = ", ".join(n for n in LOADERS.names() if LOADERS.get(n).shards)
+            raise ConfigError(
+                f"{what} needs a loader that splits each epoch over the processes, got "
+                f"train.loader (--loader) {cfg.train.loader!r}; loaders that can: {sharding}"
+            )
+        if cfg.device.startswith("cuda:"):
+            raise ConfigError(
+                f"device (--device) {cfg.device!r}: with several processes each rank uses "
+                "cuda:LOCAL_RANK; give --device cuda (or auto)"
+            )
+
+
 def build_task_data(cfg: ExperimentConfig) -> Any:
     """What ``cfg.task`` trains on (its spec's :meth:`~fathom.tasks.spec.TaskSpec.load`,
     built with ``cfg.seed``): one graph, a list of graphs, point clouds …"""
@@ -131,6 +179,7 @@ def train_one(
     *,
     on_model: Callable[[nn.Module], None] | None = None,
     plan_hook: Callable[[FitPlan], FitPlan] | None = None,
+    checkpoint: FitCheckpoint | None = None,
 ) -> FitResult:
     """One seed of ``cfg`` on ``data``: every fit of the task's plan (one, or one per fold),
     each seeded, built by :func:`~fathom.models.build.build_model` with the task's head and
@@ -143,13 +192,22 @@ def train_one(
     (:class:`~fathom.diagnostics.tracking.LayerDiagnostics`) into the result's
     ``diagnostics``; ``on_model(model)`` receives the trained model (tasks whose models can
     be saved); ``plan_hook(plan)`` may adjust each fit's plan first (e.g. give its objective
-    a time limit).
+    a time limit); ``checkpoint`` saves and restores the fit's state between epochs
+    (:class:`~fathom.train.loop.FitCheckpoint`; tasks with one fit per seed).
+
+    In a process group of several ranks (``fathom train --nproc``, torchrun) the model is
+    trained in :class:`~torch.nn.parallel.DistributedDataParallel` with a
+    :class:`~fathom.train.distributed.DistributedObjective`; every rank builds the same
+    initial weights from the seed, then draws its dropout masks from a stream of its own.
+    ``on_model`` receives the unwrapped model.
     """
     spec = get_task(cfg.task)
     if on_model is not None and not spec.saves_models:
         raise ConfigError(f"saving the trained model is for task 'node', not {cfg.task!r}")
     device = resolve_device(cfg.device, cfg.train.precision)
     trainer = fit_layerwise if cfg.train.layerwise else fit
+    ranks = distributed.world_size()
+    fault = fault_injection()
     results: list[FitResult] = []
     for plan in spec.plan(cfg, data):
         if plan_hook is not None:
@@ -157,6 +215,10 @@ def train_one(
         seed_everything(plan.seed)
         model = build_model(cfg.model, plan.in_channels, plan.out_channels, head=plan.head)
         model = model.to(device)
+        trained, objective = model, plan.objective
+        if ranks > 1:
+            trained, objective = wrap_model(model, device), DistributedObjective(plan.objective)
+            torch.manual_seed(derive_seed(plan.seed, "rank", distributed.rank()))
         fit_data = to_device(plan.data, device)
         tracker = None
         if cfg.train.diagnose_every and plan.diagnose is not None:
@@ -165,11 +227,12 @@ def train_one(
                 plan.probe_module(model), to_device(probe_data, device), cfg.train.diagnose_every
             )
         fitted = trainer(
-            model,
-            plan.objective,
+            trained,
+            objective,
             fit_data,
             cfg.train,
-            [*(callbacks or []), *([tracker] if tracker else [])],
+            [*(callbacks or []), *([tracker] if tracker else []), *([fault] if fault else [])],
+            **({"checkpoint": checkpoint} if checkpoint is not None else {}),
         )
         if tracker is not None:
             tracker.finish(fitted)
@@ -186,6 +249,7 @@ def run_experiment(
     callbacks: list[EpochCallback] | None = None,
     *,
     on_model: Callable[[int, nn.Module], None] | None = None,
+    resume: RunResume | None = None,
 ) -> ExperimentResult:
     """Train ``cfg.seeds`` models (seeds ``cfg.seed …``) on the same data.
 
@@ -195,17 +259,40 @@ def run_experiment(
     aggregate's ``test_acc_mean`` / ``test_acc_std`` are over folds (the usual report).
     ``on_run_end(seed, run)`` is called after each seed and ``on_model(seed, model)`` with
     each trained model (node classification).
+
+    With ``resume`` (:class:`~fathom.experiments.resume.RunResume`, ``--resume``), seeds it
+    holds as done are taken from it as they are (their trained model rebuilt for
+    ``on_model``), the seed in progress continues from its last saved epoch, and every seed
+    that finishes is saved.
     """
     if data is None:
         data = build_task_data(cfg)
     result = ExperimentResult(cfg, dataset=describe_data(data, cfg.task))
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        saved = resume.completed(seed) if resume is not None else None
+        if saved is not None:
+            result.runs.append(saved["run"])
+            if on_model is not None and saved["model"] is not None:
+                model = initial_model(with_seed(cfg, seed), data)
+                model.load_state_dict(saved["model"])
+                on_model(seed, model)
+            if on_run_end is not None:
+                on_run_end(seed, saved["run"])
+            continue
         t0 = time.perf_counter()
+        kept: dict[str, nn.Module] = {}
+
+        def model_hook(m: nn.Module, s: int = seed, kept: dict[str, nn.Module] = kept) -> None:
+            kept["model"] = m
+            if on_model is not None:
+                on_model(s, m)
+
         fitted = train_one(
             with_seed(cfg, seed),
             data,
             callbacks,
-            on_model=None if on_model is None else (lambda m, s=seed: on_model(s, m)),
+            on_model=None if on_model is None else model_hook,
+            checkpoint=None if resume is None else resume.checkpoint(seed),
         )
         wall = time.perf_counter() - t0
         if fitted.folds:
@@ -220,6 +307,9 @@ def run_experiment(
         else:
             run = {"seed": seed, **fitted.to_dict(), "wall_s": wall}
             result.runs.append(run)
+        if resume is not None:
+            model = kept.get("model")
+            resume.complete(seed, run, None if model is None else model.state_dict())
         if on_run_end is not None:
             on_run_end(seed, run)
     return result

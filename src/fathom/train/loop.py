@@ -27,6 +27,7 @@ from fathom.train.optim import build_optimizer
 
 __all__ = [
     "EpochCallback",
+    "FitCheckpoint",
     "FitResult",
     "Objective",
     "autocast",
@@ -60,7 +61,12 @@ class Objective(Protocol):
       stepped after every epoch's evaluation with its record (NeighborsMatch's
       ``ReduceLROnPlateau`` on the training accuracy), instead of ``train.lr_decay_every``;
     - ``done(record, best) -> bool``: the objective is met and training stops (a solved
-      task); ``best`` says whether this epoch is the new best by the monitor.
+      task); ``best`` says whether this epoch is the new best by the monitor;
+    - ``loader``: the objective's mini-batch loader, whose random state a resumed ``fit``
+      restores (:func:`~fathom.loaders.shard.loader_state`).
+
+    ``evaluate`` may report ``loss``: it then replaces the epoch's training loss in the
+    record (a distributed objective reports the mean over every rank's batches).
     """
 
     def loss(self, model: nn.Module, batch: Any) -> Tensor: ...
@@ -159,6 +165,52 @@ EpochCallback = Callable[[dict[str, float]], Any]
 """Called with each epoch's record; returning ``True`` stops training."""
 
 
+class FitCheckpoint(Protocol):
+    """Where :func:`fit` keeps its state between epochs, to resume an interrupted run.
+
+    ``save(epoch, shared, local)`` is called on every rank after each epoch that does not
+    end training, with callables that build the state: ``shared()`` the model, optimiser,
+    schedule, early stopping, history, epoch and time (the same on every rank), ``local()``
+    this rank's random state (torch's generators, the objective's loader); the checkpoint
+    decides whether to write (every k epochs, rank 0 only). ``load()`` returns what was
+    saved last, ``(shared, this rank's local)``, or ``None`` to start afresh; ``fit`` then
+    continues with the next epoch, drawing what an uninterrupted run would have drawn.
+    """
+
+    def load(self) -> tuple[dict[str, Any], dict[str, Any]] | None: ...
+
+    def save(
+        self,
+        epoch: int,
+        shared: Callable[[], dict[str, Any]],
+        local: Callable[[], dict[str, Any]],
+    ) -> None: ...
+
+
+def _cpu(obj: Any) -> Any:
+    """``obj`` with every tensor detached and on the CPU (dicts, lists, tuples walked)."""
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def _rng_state(device: torch.device) -> dict[str, Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
 def train_epoch(
     model: nn.Module,
     task: Objective,
@@ -205,6 +257,8 @@ def fit(
     data: Any,
     cfg: TrainConfig,
     callbacks: Sequence[EpochCallback] = (),
+    *,
+    checkpoint: FitCheckpoint | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data`` for up to ``cfg.epochs`` epochs with early stopping.
 
@@ -221,6 +275,11 @@ def fit(
     Batches are moved to the model's device (:func:`to_device`); the caller puts the model
     (and full-batch data) there. ``cfg.precision == "bf16"`` runs the forward passes under
     bfloat16 autocast on CUDA.
+
+    With a ``checkpoint`` (:class:`FitCheckpoint`), training starts from the state it
+    loads, if any, and its state is saved after every epoch that does not end training; an
+    interrupted run resumed this way ends as the uninterrupted one would (same batches,
+    dropout masks, steps and stopping epoch). ``time_s`` then adds up every attempt's time.
     """
     optimizer = build_optimizer(model, cfg)
     schedule = getattr(task, "lr_schedule", None)
@@ -241,9 +300,20 @@ def fit(
     device = model_device(model)
     history: list[dict[str, float]] = []
     status, message, epoch, reason = "done", "", 0, "epochs"
+    first, time_before = 1, 0.0
+    if checkpoint is not None:
+        if epoch_schedule is not None:
+            from fathom.errors import ConfigError
+
+            raise ConfigError("resuming is not available for an objective with its own schedule")
+        restored = checkpoint.load()
+        if restored is not None:
+            first, time_before = _restore(
+                restored, model, optimizer, scheduler, stopper, history, task, device
+            )
     start = time.perf_counter()
     model.train()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(first, cfg.epochs + 1):
         loss_value = train_epoch(
             model,
             task,
@@ -281,7 +351,32 @@ def fit(
         if any(a is True for a in asked):
             reason = "callback"
             break
-    elapsed = time.perf_counter() - start
+        if checkpoint is not None and epoch < cfg.epochs:
+            checkpoint.save(
+                epoch,
+                lambda e=epoch: _cpu(
+                    {
+                        "epoch": e,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": None if scheduler is None else scheduler.state_dict(),
+                        "stopper": {
+                            "best_epoch": stopper.best_epoch,
+                            "best_metrics": stopper.best_metrics,
+                            "best_state": stopper.best_state,
+                        },
+                        "history": history,
+                        "time_s": time_before + time.perf_counter() - start,
+                    }
+                ),
+                lambda: _cpu(
+                    {
+                        "rng": _rng_state(device),
+                        "loader": _loader_state(getattr(task, "loader", None)),
+                    }
+                ),
+            )
+    elapsed = time_before + time.perf_counter() - start
     stopper.restore(model)
     metrics = {k: v for k, v in (stopper.best_metrics or {}).items() if k not in ("epoch", "loss")}
     final = getattr(task, "final_metrics", None)
@@ -300,3 +395,37 @@ def fit(
         stop_reason=reason,
         final_lr=float(optimizer.param_groups[0]["lr"]),
     )
+
+
+def _loader_state(loader: Any) -> dict[str, Any]:
+    from fathom.loaders.shard import loader_state
+
+    return loader_state(loader)
+
+
+def _restore(
+    restored: tuple[dict[str, Any], dict[str, Any]],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    stopper: EarlyStopping,
+    history: list[dict[str, float]],
+    task: Objective,
+    device: torch.device,
+) -> tuple[int, float]:
+    """Load a :class:`FitCheckpoint`'s state into ``fit``'s objects; returns the first epoch
+    to run and the time spent before."""
+    from fathom.loaders.shard import load_loader_state
+
+    shared, local = restored
+    model.load_state_dict(shared["model"])
+    optimizer.load_state_dict(shared["optimizer"])
+    if scheduler is not None and shared["scheduler"] is not None:
+        scheduler.load_state_dict(shared["scheduler"])
+    best = shared["stopper"]
+    stopper.best_epoch, stopper.best_metrics = best["best_epoch"], best["best_metrics"]
+    stopper.best_state = best["best_state"]
+    history.extend(shared["history"])
+    _set_rng_state(local["rng"], device)
+    load_loader_state(getattr(task, "loader", None), local["loader"])
+    return int(shared["epoch"]) + 1, float(shared["time_s"])
