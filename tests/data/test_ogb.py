@@ -753,3 +753,21 @@ def test_no_network_at_import_or_at_run_time(root: Path, tmp_path: Path) -> None
     assert through["connects"] == []
     assert not [t for t in through["threads"] if t.startswith("ogb")]  # type: ignore[union-attr]
     assert through["check"] is True and through["outdated"] is True
+
+
+def test_fathom_datasets_lists_the_ogb_datasets_and_where_they_are(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fathom.cli import main
+
+    (root / "ogbn_products" / "split" / "sales_ranking" / "test.csv.gz").unlink()
+    out = tmp_path / "d.json"
+    assert main(["datasets", "--data-dir", str(root), "--json", str(out)]) == 0
+    rows = {r["name"]: r for r in json.loads(out.read_text())["ogb_datasets"]}
+    assert set(rows) == set(OGB_DATASETS.names())
+    assert rows["ogbn-arxiv"]["availability"] == "data dir"
+    assert rows["ogbn-arxiv"]["path"] == str(root / "ogbn_arxiv")
+    assert rows["ogbn-products"]["availability"] == "missing"  # a split file is missing
+    assert rows["ogbg-molhiv"]["graphs"] == 41127 and "graphs" not in rows["ogbn-arxiv"]
+    assert {r["split"] for r in rows.values()} == {"official"}
+    assert "OGB, official splits" in capsys.readouterr().out

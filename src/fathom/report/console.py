@@ -152,7 +152,7 @@ def depth_table(title: str, rows: Sequence[Mapping[str, Any]]) -> Table:
 
 def datasets_table(rows: Sequence[Mapping[str, Any]], title: str = "datasets") -> Table:
     """The registered datasets with statistics and where they were found (a ``graphs``
-    column for graph-classification datasets)."""
+    column when a row has ``graphs``: graph-classification datasets; ``–`` in the others)."""
     table = Table(title=title, title_justify="left")
     graphs = any("graphs" in r for r in rows)
     numeric = ("graphs", "nodes", "edges", "features", "classes")
@@ -163,7 +163,7 @@ def datasets_table(rows: Sequence[Mapping[str, Any]], title: str = "datasets") -
         where = r["availability"]
         table.add_row(
             r["name"],
-            *((f"{r.get('graphs', 0):,}",) if graphs else ()),
+            *((f"{r['graphs']:,}" if "graphs" in r else "–",) if graphs else ()),
             f"{r['nodes']:,}",
             f"{r['edges']:,}",
             f"{r['features']:,}",
