@@ -281,6 +281,26 @@ def test_models_and_convs_it_cannot_run_are_refused() -> None:
         LOCAL_CONVS.remove(GraphConv)
 
 
+def test_a_block_conv_of_an_unknown_kind_is_refused_before_running() -> None:
+    class Mean(nn.Module):
+        def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+            return x.mean(dim=0, keepdim=True).expand_as(x)
+
+    model = build_model(ModelConfig(depth=3, hidden=IN, encoder="linear"), IN, OUT)
+    model.blocks[1].conv = Mean()
+    with pytest.raises(ValueError, match="Mean is not known to read only"):
+        layerwise_inference(model, *_graph())
+
+
+def test_wrapped_models_are_unwrapped() -> None:
+    x, edge_index = _graph()
+    model = _model(ModelConfig(depth=3, hidden=8, norm="batch", skip="res"), x, edge_index)
+    wrapped = nn.DataParallel(model)  # without GPUs a plain wrapper, as DDP is around a rank's
+    out = layerwise_inference(wrapped, x, edge_index, chunk_size=CHUNK)
+    torch.testing.assert_close(out, _full(model, x, edge_index), **TOL)
+    assert receptive_field(wrapped) == receptive_field(model) == ReceptiveField(3, True)
+
+
 def test_check_eval_mode_refuses_in_one_line() -> None:
     check_eval_mode(ModelConfig(norm="pair"), "layerwise")
     check_eval_mode(ModelConfig(arch="dgi"), "full")

@@ -98,6 +98,7 @@ __all__ = [
     "check_layerwise",
     "layerwise_inference",
     "receptive_field",
+    "unwrap",
 ]
 
 DEFAULT_CHUNK = 4096
@@ -160,6 +161,14 @@ class ReceptiveField:
         return ReceptiveField(self.hops + other.hops, self.degrees or other.degrees)
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a :class:`~torch.nn.parallel.DistributedDataParallel` or
+    :class:`~torch.nn.DataParallel` wrapper (itself otherwise): evaluation calls the module
+    directly, with no collective of the wrapper's forward pass."""
+    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
+
+
 def _conv_field(conv: nn.Module) -> ReceptiveField:
     hook = getattr(conv, "receptive_field", None)
     if callable(hook):
@@ -185,6 +194,7 @@ def receptive_field(model: nn.Module) -> ReceptiveField:
     Raises:
         ValueError: a model of another class without that method.
     """
+    model = unwrap(model)
     hook = getattr(model, "receptive_field", None)
     if callable(hook):
         return hook()
@@ -212,13 +222,16 @@ def check_layerwise(model: nn.Module) -> None:
     """Raise ``ValueError`` (one line) unless :func:`layerwise_inference` can run ``model``:
     one of :data:`LAYERWISE_MODELS` (or ``supports_layerwise = True``) whose convs are all
     :func:`~fathom.nn.layerwise.chunkable`."""
+    model = unwrap(model)
     if not (isinstance(model, LAYERWISE_MODELS) or getattr(model, "supports_layerwise", False)):
         raise ValueError(
             f"layer-wise inference: a {type(model).__name__} does not take a ChunkedGraph "
             f"(models that do: {', '.join(c.__name__ for c in LAYERWISE_MODELS)}); evaluate "
             "it on sampled subgraphs instead"
         )
-    for module in message_passing_modules(model):
+    convs = message_passing_modules(model)
+    convs += [m.conv for m in model.modules() if isinstance(m, GNNBlock)]
+    for module in convs:
         why = chunkable(module)
         if why is not None:
             raise ValueError(f"layer-wise inference: {why}; evaluate on sampled subgraphs instead")
@@ -260,6 +273,7 @@ def layerwise_inference(
         x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]`` ->
         ``[num_nodes, out_channels]`` on ``device``.
     """
+    model = unwrap(model)
     check_layerwise(model)
     device = torch.device(device) if device is not None else _model_device(model)
     graph = ChunkedGraph(

@@ -26,7 +26,7 @@ from torch_geometric.data import Data
 from fathom.config import EVAL_MODES
 from fathom.loaders.csr import to_csr
 from fathom.loaders.neighbor import sample_neighbors
-from fathom.models.inference import DEFAULT_CHUNK, layerwise_inference, receptive_field
+from fathom.models.inference import DEFAULT_CHUNK, layerwise_inference, receptive_field, unwrap
 
 __all__ = ["EVAL_MODES", "NodeEvaluation", "node_outputs", "sampled_inference"]
 
@@ -78,6 +78,7 @@ def sampled_inference(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if not fanouts:
         raise ValueError("fanouts: expected at least one entry")
+    model = unwrap(model)
     hops = receptive_field(model).sampled_hops
     per_hop = [fanouts[min(i, len(fanouts) - 1)] for i in range(hops)]
     device = torch.device(device) if device is not None else _model_device(model)
