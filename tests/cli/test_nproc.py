@@ -48,6 +48,8 @@ def test_resume_and_dist_timeout_refusals(
     one_line_error("--resume", "task 'graph'")
     assert main(["train", "--dist-timeout", "30"]) == 2
     one_line_error("--dist-timeout", "several processes")
+    assert main(["train", "--resume-every", "3"]) == 2
+    one_line_error("--resume-every", "--resume FILE")
     with pytest.raises(SystemExit):
         main(["train", "--nproc", "2", "--dist-timeout", "0"])
     one_line_error("--dist-timeout", "seconds > 0")

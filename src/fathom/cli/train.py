@@ -104,7 +104,6 @@ def register(sub: Any) -> None:
     parallel.add_argument(
         "--resume-every",
         type=positive_int,
-        default=1,
         metavar="N",
         help="epochs between two saves of --resume FILE (default: 1)",
     )
@@ -156,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
     check_processes(cfg, processes, resume=args.resume is not None)
     if args.dist_timeout is not None and processes == 1:
         raise FathomError("--dist-timeout applies to runs on several processes (--nproc N)")
+    if args.resume_every is not None and args.resume is None:
+        raise FathomError("--resume-every applies with --resume FILE")
     # a device this machine lacks (or bf16 off CUDA) fails before any data loads
     device = resolve_device(cfg.device, cfg.train.precision)
     if args.checkpoint and not spec.saves_models:
@@ -237,7 +238,8 @@ def _train(args: argparse.Namespace, cfg: Any) -> int:
 
     spec = get_task(cfg.task)
     main = distributed.is_main()
-    resume = None if args.resume is None else RunResume(args.resume, cfg, args.resume_every)
+    every = 1 if args.resume_every is None else args.resume_every
+    resume = None if args.resume is None else RunResume(args.resume, cfg, every)
     if main and resume is not None and resume.resumed:
         err_console.print(f"resuming from {args.resume}: {resume.progress}")
     with (
