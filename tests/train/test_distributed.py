@@ -309,3 +309,22 @@ def test_check_processes_and_the_fault_hook_parse_strictly() -> None:
         with pytest.raises(ConfigError, match=FAULT_ENV):
             fault_injection({FAULT_ENV: bad})
     assert FAULT_EXIT_CODE not in (0, 1, 2)
+
+
+def test_the_torchrun_environment_is_read_strictly() -> None:
+    from fathom.distributed import Launch, from_env
+
+    assert from_env({}) is None
+    env = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}
+    assert from_env(env) == Launch(3, 4, 1, 2)
+    assert not Launch(3, 4, 1, 2).speaks and Launch(2, 4, 0, 2).speaks
+    for bad in ({**env, "RANK": "4"}, {**env, "LOCAL_RANK": "x"}, {"WORLD_SIZE": "2"}):
+        with pytest.raises(ConfigError):
+            from_env(bad)
+
+
+def test_each_process_gets_its_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fathom.devices
+
+    monkeypatch.setattr(fathom.devices, "cpu_cores", lambda: 16)
+    assert [fathom.devices.threads_per_process(n) for n in (1, 2, 3, 16, 32)] == [16, 8, 5, 1, 1]
