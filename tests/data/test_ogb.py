@@ -159,7 +159,9 @@ def write_molhiv(root: Path, graphs: int = 24, seed: int = 3) -> dict[str, np.nd
             "y": labels, **split}  # fmt: skip
 
 
-def write_collab(root: Path, n: int = 20, seed: int = 4) -> dict[str, np.ndarray]:
+def write_collab(
+    root: Path, n: int = 20, seed: int = 4, num_neg: int = 30
+) -> dict[str, np.ndarray]:
     """ogbl_collab: the training graph with edge_weight / edge_year, and split/time/*.pt,
     torch-saved dicts of NumPy arrays (``edge`` [E, 2], ``weight``, ``year``, ``edge_neg``)."""
     rng = np.random.default_rng(seed)
@@ -180,7 +182,7 @@ def write_collab(root: Path, n: int = 20, seed: int = 4) -> dict[str, np.ndarray
     torch.save({"edge": train, "weight": weight.astype(np.float64), "year": year},
                split_dir / "train.pt")  # fmt: skip
     for name, edges in (("valid", valid), ("test", test)):
-        neg = rng.integers(0, n, size=(30, 2))
+        neg = rng.integers(0, n, size=(num_neg, 2))
         out[f"{name}_neg"] = neg
         torch.save(
             {"edge": edges, "weight": np.ones(len(edges)), "year": np.full(len(edges), 2018),
@@ -771,3 +773,63 @@ def test_fathom_datasets_lists_the_ogb_datasets_and_where_they_are(
     assert rows["ogbg-molhiv"]["graphs"] == 41127 and "graphs" not in rows["ogbn-arxiv"]
     assert {r["split"] for r in rows.values()} == {"official"}
     assert "OGB, official splits" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------
+# The link task on ogbl-collab's published split, Hits@50 from OGB's evaluator
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loader", ["full", "neighbor"])
+def test_collab_trains_on_its_published_split_with_ogbs_hits(root: Path, loader: str) -> None:
+    from fathom.experiments.run import build_task_data, run_experiment
+    from fathom.tasks.link import LinkTask
+    from fathom.train.evaluators import OGBEvaluator
+
+    over = {"train.epochs": 3, "link.embedding_dim": 4, "train.loader": loader}
+    if loader == "neighbor":
+        over.update({"train.fanouts": "3,3", "train.batch_size": 16})
+    # more negatives than K = 50, so that OGB's Hits@50 is not 1 by definition
+    w = write_collab(root, n=40, num_neg=120)
+    cfg = _cfg("ogbl-collab", root, task="link", **over)
+    data = build_task_data(cfg)  # type: ignore[arg-type]
+    plan = next(iter(LinkTask().plan(cfg, data)))  # type: ignore[arg-type]
+    split = plan.objective.split
+    assert split.val_pos.tolist() == w["valid"].T.tolist()
+    assert split.test_neg.tolist() == w["test_neg"].T.tolist()
+    assert torch.equal(split.train_edge_index, data.edge_index)  # OGB's training graph only
+    assert split.train_eval_pos.size(1) == split.train_eval_neg.size(1) == len(w["test"])
+    assert isinstance(plan.objective.evaluator, OGBEvaluator)
+    from fathom.models.build import build_model
+
+    result = run_experiment(cfg, data)  # type: ignore[arg-type]
+    assert result.runs[0]["status"] == "done" and 0 <= result.runs[0]["test_hits"] <= 1
+    # the reported *_hits is OGB's Hits@50 of the model's scores
+    torch.manual_seed(0)
+    model = build_model(cfg.model, plan.in_channels, plan.out_channels, plan.head).eval()  # type: ignore[attr-defined]
+    metrics = plan.objective.evaluate(model, plan.data)
+    evaluator = OGBEvaluator("ogbl-collab")
+    with torch.no_grad():
+        z = model.encode(data.x, split.train_edge_index)
+        for name, (pos, neg) in (("val", (split.val_pos, split.val_neg)),
+                                 ("test", (split.test_pos, split.test_neg))):  # fmt: skip
+            expected = evaluator.score_links(model.decode(z, pos), model.decode(z, neg))
+            assert metrics[f"{name}_hits"] == expected
+    assert {metrics["val_hits"], metrics["test_hits"]} != {1.0}
+
+
+@pytest.mark.parametrize(
+    ("over", "words"),
+    [
+        ({"link.val_fraction": 0.2}, ["link.val_fraction", "published split"]),
+        ({"link.hits_k": 10}, ["link.hits_k", "Hits@50"]),
+        ({"task": "node"}, ["task", "'link'"]),
+    ],
+)
+def test_link_task_refuses_what_collab_does_not_take(
+    root: Path, over: dict[str, object], words: list[str]
+) -> None:
+    task = str(over.pop("task", "link"))
+    with pytest.raises(ConfigError) as err:
+        _cfg("ogbl-collab", root, task=task, **over).validate()  # type: ignore[attr-defined]
+    assert all(w in str(err.value) for w in words), str(err.value)

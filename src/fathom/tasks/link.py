@@ -23,10 +23,12 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
 from fathom.config import ExperimentConfig, register_section, require
+from fathom.data.ogb_datasets import OGB_DATASETS, ogb_kind
 from fathom.errors import ConfigError, DataError
 from fathom.loaders.link import LINK_LOADERS, build_link_loader
 from fathom.models.build import Head
 from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
+from fathom.train.evaluators import OGBEvaluator, ogb_evaluator
 from fathom.train.metrics import average_precision, hits_at_k, roc_auc
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "LinkTask",
     "LinkTaskConfig",
     "link_metrics",
+    "official_split",
     "sample_non_edges",
     "split_edges",
     "undirected_edges",
@@ -313,6 +316,40 @@ def split_edges(
     )
 
 
+def official_split(data: Data, seed: int = 0) -> LinkSplit:
+    """The published split of an OGB link dataset (``data.split_edges``, ogbl-collab).
+
+    The message-passing graph is ``data.edge_index`` (OGB's training graph, both
+    directions); positives and negatives of validation and test are OGB's own. The
+    ``train_*`` metrics score a seeded sample of the training edges (as many as test edges)
+    against as many pairs that are edges of no split.
+
+    Raises:
+        DataError: ``data`` has no ``split_edges`` or lacks one of its parts.
+    """
+    parts = getattr(data, "split_edges", None)
+    needed = ("train", "valid", "test", "valid_neg", "test_neg")
+    if not isinstance(parts, dict) or any(k not in parts for k in needed):
+        raise DataError(f"an official link split needs data.split_edges with {', '.join(needed)}")
+    num_nodes = int(data.num_nodes)
+    train_pos = parts["train"]
+    num_eval = min(train_pos.size(1), parts["test"].size(1))
+    generator = torch.Generator().manual_seed(seed)
+    sample = torch.randperm(train_pos.size(1), generator=generator)[:num_eval]
+    known = torch.cat([train_pos, parts["valid"], parts["test"]], dim=1)
+    return LinkSplit(
+        num_nodes=num_nodes,
+        train_edge_index=data.edge_index,
+        train_pos=train_pos,
+        val_pos=parts["valid"],
+        val_neg=parts["valid_neg"],
+        test_pos=parts["test"],
+        test_neg=parts["test_neg"],
+        train_eval_pos=train_pos[:, sample],
+        train_eval_neg=sample_non_edges(known, num_nodes, num_eval, generator=generator),
+    )
+
+
 # --------------------------------------------------------------------------- task
 
 
@@ -346,6 +383,8 @@ class LinkPrediction:
         neg_ratio: negatives per training edge and step.
         hits_k: K of Hits@K.
         loader: an iterable of link mini-batches (one pass per epoch); ``None``: full batch.
+        evaluator: the dataset's official evaluator (an OGB link dataset): ``*_hits`` is its
+            Hits@K (ogbl-collab: K = 50) instead of fathom's.
     """
 
     default_monitor = "val_auc"
@@ -356,9 +395,10 @@ class LinkPrediction:
         neg_ratio: float = 1.0,
         hits_k: int = 20,
         loader: Iterable[Data] | None = None,
+        evaluator: OGBEvaluator | None = None,
     ) -> None:
         self.split, self.neg_ratio, self.hits_k = split, neg_ratio, hits_k
-        self.loader = loader
+        self.loader, self.evaluator = loader, evaluator
         # negatives are drawn on the CPU: keep its training graph there (no copy per step)
         self.sampling_edge_index = split.train_edge_index.cpu()
 
@@ -406,7 +446,10 @@ class LinkPrediction:
         metrics: dict[str, float] = {}
         for name in SPLITS:
             pos, neg = self.split.pairs(name)
-            scores = link_metrics(model.decode(z, pos), model.decode(z, neg), self.hits_k)
+            pos_logits, neg_logits = model.decode(z, pos), model.decode(z, neg)
+            scores = link_metrics(pos_logits, neg_logits, self.hits_k)
+            if self.evaluator is not None:
+                scores["hits"] = self.evaluator.score_links(pos_logits, neg_logits)
             metrics.update({f"{name}_{k}": v for k, v in scores.items()})
         model.train(was_training)
         return metrics
@@ -421,9 +464,36 @@ class LinkTask(TaskSpec):
 
     name = "link"
     description = "link prediction (held-out edges, AUC / AP / Hits@K)"
-    monitors = ("val_loss", "val_auc", "val_ap")
+    monitors = ("val_loss", "val_auc", "val_ap", "val_hits")
     refused_archs = ("dgi",)  # a self-supervised model of its own, not a link encoder
     loaders = LINK_LOADERS
+
+    def check(self, cfg: ExperimentConfig) -> None:
+        super().check(cfg)
+        name = cfg.data.name
+        if ogb_kind(name) is None:
+            return
+        require(
+            ogb_kind(name) == "link",
+            "task",
+            f"must be 'node' or 'graph' for the OGB dataset {name!r}",
+            cfg.task,
+        )
+        lk, default = cfg.link, LinkTaskConfig()
+        for key in ("val_fraction", "test_fraction"):
+            require(
+                getattr(lk, key) == getattr(default, key),
+                f"link.{key}",
+                f"does not apply to {name!r} (its published split is used)",
+                getattr(lk, key),
+            )
+        k = int(OGB_DATASETS.get(name).eval_metric.split("@")[1])
+        require(
+            lk.hits_k in (k, default.hits_k),
+            "link.hits_k",
+            f"is {k} for {name!r} (its official evaluator's Hits@{k})",
+            lk.hits_k,
+        )
 
     def objective(self, cfg: ExperimentConfig, split: LinkSplit, train_data: Data) -> Any:
         """The training objective on ``split`` (:class:`LinkPrediction`), on mini-batches of
@@ -436,15 +506,37 @@ class LinkTask(TaskSpec):
             neg_ratio=cfg.link.neg_ratio,
             options=dataclasses.asdict(cfg.train),
         )
-        return LinkPrediction(split, cfg.link.neg_ratio, cfg.link.hits_k, loader=loader)
+        return LinkPrediction(
+            split,
+            cfg.link.neg_ratio,
+            cfg.link.hits_k,
+            loader=loader,
+            evaluator=ogb_evaluator(cfg.data.name),
+        )
 
     def reconstructs_features(self, cfg: ExperimentConfig) -> bool:
         """Whether the model gets a feature decoder (autoencoders with a feature loss)."""
         return False
 
+    def describe(self, data: Any) -> dict[str, Any]:
+        """The graph's size; with a published split (no labels) its edges per part."""
+        if "split_edges" not in data:
+            return super().describe(data)
+        parts = data.split_edges
+        return {
+            "name": getattr(data, "name", None),
+            "num_nodes": data.num_nodes,
+            "num_edges": data.num_edges,
+            "num_features": data.num_features,
+            **{f"{part}_edges": int(parts[part].size(1)) for part in ("train", "valid", "test")},
+        }
+
     def plan(self, cfg: ExperimentConfig, data: Any) -> Iterator[FitPlan]:
         lk = cfg.link
-        split = split_edges(data, lk.val_fraction, lk.test_fraction, seed=cfg.seed)
+        if "split_edges" in data:  # a published split (ogbl-collab)
+            split = official_split(data, seed=cfg.seed)
+        else:
+            split = split_edges(data, lk.val_fraction, lk.test_fraction, seed=cfg.seed)
         train_data = split.train_data(data)
         yield FitPlan(
             seed=cfg.seed,
