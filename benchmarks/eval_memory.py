@@ -65,9 +65,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     from fathom.train.inference import node_outputs
 
     torch.set_num_threads(1)
-    data = csbm(
-        spec["nodes"], 3, feature_dim=spec["features"], avg_degree=spec["degree"], seed=0
-    )
+    data = csbm(spec["nodes"], 3, feature_dim=spec["features"], avg_degree=spec["degree"], seed=0)
     torch.manual_seed(0)
     cfg = ModelConfig(hidden=spec["hidden"], **MODELS[spec["model"]])
     model = build_model(cfg, data.num_features, 3).eval()
@@ -76,9 +74,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     before = status_kib("VmRSS")
     reset = reset_peak_rss()
     t0 = time.perf_counter()
-    out = node_outputs(
-        model, data.x, data.edge_index, mode=spec["mode"], chunk_size=spec["chunk"]
-    )
+    out = node_outputs(model, data.x, data.edge_index, mode=spec["mode"], chunk_size=spec["chunk"])
     seconds = time.perf_counter() - t0
     peak = status_kib("VmHWM") - before
     return {
