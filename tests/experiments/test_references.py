@@ -16,7 +16,16 @@ from fathom.experiments.references import (
 )
 from fathom.experiments.reproduce import SUITES
 
-SUITE_FILES = ["deepgcn", "depth", "gae", "heterophily", "neighbors-match", "planetoid", "tu"]
+SUITE_FILES = [
+    "deepgcn",
+    "depth",
+    "gae",
+    "heterophily",
+    "neighbors-match",
+    "ogb",
+    "planetoid",
+    "tu",
+]
 
 
 def test_every_suite_has_a_references_file() -> None:

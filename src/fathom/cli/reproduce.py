@@ -6,8 +6,11 @@ studies (:mod:`fathom.experiments.oversmoothing_study`,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shlex
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,12 @@ def register(sub: Any) -> None:
         default="runs/reproduce.db",
         help="SQLite results store (default runs/reproduce.db)",
     )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="data root searched first for the suite's datasets (as $FATHOM_DATA, for this "
+        "command and its workers; not part of the runs' keys)",
+    )
     parser.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     add_threads(parser, per_worker=True)
     add_config_flags(parser, RUNTIME_KEYS)
@@ -73,8 +82,9 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--epochs",
         type=positive_int,
-        help="cap on training epochs (oversmoothing; neighbors-match: passes over the data, "
-        "evaluated every min(100, cap) passes)",
+        help="cap on training epochs (suites trained through the store: train.epochs of "
+        "every run lowered to it, new run keys, noted in each capped row; neighbors-match: "
+        "passes over the data, evaluated every min(100, cap) passes)",
     )
     parser.add_argument(
         "--radii", help="neighbors-match: comma-separated tree radii (default 2..6)"
@@ -95,8 +105,33 @@ def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+@contextlib.contextmanager
+def _data_root(data_dir: str | None) -> Iterator[None]:
+    """``$FATHOM_DATA`` set to ``data_dir`` while the suite runs (worker processes inherit
+    it), then restored; nothing when ``data_dir`` is not given. A data root, unlike the
+    ``data.data_dir`` of a config, is not part of a run's key: a store stays valid wherever
+    the data lives."""
+    if not data_dir:
+        yield
+        return
+    saved = os.environ.get("FATHOM_DATA")
+    os.environ["FATHOM_DATA"] = str(Path(data_dir).expanduser())
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("FATHOM_DATA", None)
+        else:
+            os.environ["FATHOM_DATA"] = saved
+
+
 def run(args: argparse.Namespace) -> int:
     """Run (or list, or report) a suite's cells and print ours vs published."""
+    with _data_root(args.data_dir):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from fathom.devices import resolve_device
 
     runtime = given_flags(args, RUNTIME_KEYS)
@@ -106,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         return _oversmoothing(args, runtime)
     if args.suite == "neighbors-match":
         return _neighbors_match(args)
+    from fathom.config import config_hash
     from fathom.experiments import reproduce as rp
     from fathom.experiments.store import RunStore
     from fathom.files import write_json
@@ -120,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
     )
     cells = rp.override_cells(cells, runtime)
+    if args.epochs:
+        cells = rp.cap_epochs(cells, args.epochs)
     suite = rp.SUITES[args.suite]
     total = sum(len(c.configs) for c in cells)
     if args.dry_run:
@@ -130,21 +168,27 @@ def run(args: argparse.Namespace) -> int:
                 f"published {c.published.value if c.published.value is not None else '–'}"
             )
         return 0
+    if not args.no_run:
+        rp.check_data(cells)  # data that is nowhere fails here, in one line, before any run
     RunStore(args.store).close()  # a bad store fails here, in one line
     start = time.perf_counter()
     summary = None
     with progress_bar(disable=args.no_run) as progress:
         task = progress.add_task(f"reproduce {args.suite}", total=None)
 
+        # the metric each run's cell compares (cells may share a run: the first one's)
+        compared: dict[str, tuple[str, str]] = {}
+        for cell in cells:
+            label = cell.metric_label or rp.METRIC_LABELS.get(cell.metric, cell.metric)
+            for c in cell.configs:
+                compared.setdefault(config_hash(c), (cell.metric, label))
+
         def on_run_end(done: int, todo: int, record: dict[str, Any]) -> None:
             cfg, met = record["config"], record["metrics"]
             m = cfg["model"]
             what = m["conv"] if m["arch"] == "deep" else m["arch"]
-            score = (
-                f"test AUC {pct(met.get('test_auc'))}%"
-                if "test_auc" in met
-                else f"test {pct(met.get('test_acc'))}%"
-            )
+            metric, label = compared.get(record.get("run_key", ""), ("test_acc", "accuracy"))
+            score = f"test {label} {pct(met.get(metric))}%"
             latest = (
                 f"{cfg['data']['name']} {what} depth {m['depth']} seed {cfg['seed']}: "
                 f"{record['status']} {score}"

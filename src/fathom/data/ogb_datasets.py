@@ -140,6 +140,7 @@ __all__ = [
     "OGB_DATASETS",
     "OGB_KINDS",
     "OGBDatasetSpec",
+    "find_ogb",
     "import_ogb",
     "is_ogb",
     "load_numpy_dict",
@@ -387,6 +388,18 @@ def _check_meta(spec: OGBDatasetSpec, meta: Mapping[str, str]) -> None:
 # --------------------------------------------------------------------------------------------
 # Finding the files
 # --------------------------------------------------------------------------------------------
+
+
+def find_ogb(name: str, data_dir: str | Path | None = None) -> Path:
+    """The folder of OGB dataset ``name`` in the first data root holding all of its files,
+    without reading them (what a run checks before it starts).
+
+    Raises:
+        ConfigError: ``name`` is not an OGB dataset fathom reads.
+        DataNotFoundError: its files are in no data root; the one-line message names every
+            place looked in and what to put there.
+    """
+    return _find(OGB_DATASETS.get(name), data_dir)
 
 
 def _find(spec: OGBDatasetSpec, data_dir: str | Path | None) -> Path:

@@ -29,6 +29,9 @@ __all__ = [
     "Cell",
     "Suite",
     "build_cells",
+    "cap_epochs",
+    "check_data",
+    "ogb_metric",
     "override_cells",
     "run_meta",
     "run_suite",
@@ -37,10 +40,20 @@ __all__ = [
 ]
 
 PLANETOID = ("cora", "citeseer", "pubmed")
+OGB = ("ogbn-arxiv", "ogbn-products", "ogbn-proteins", "ogbl-collab", "ogbg-molhiv")
 HETEROPHILY = ("cornell", "texas", "wisconsin", "chameleon", "squirrel", "actor")
 DEPTHS = (2, 4, 8, 16, 32, 64)
 TOLERANCE = 3.0
 """Cells further than this (points) from the published figure are flagged in reports."""
+METRIC_LABELS = {
+    "test_acc": "accuracy",
+    "test_acc_paper": "accuracy",
+    "test_auc": "AUC",
+    "test_ap": "AP",
+    "test_hits": "Hits@K",
+    "test_miou": "mIoU",
+}
+"""Report names of the stored metrics a cell can compare (a cell's ``metric_label`` wins)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,11 @@ class Cell:
     """A known difference between fathom's setting and the published one."""
     metric: str = "test_acc"
     """The stored metric compared with the published figure (``test_auc`` for link
-    prediction, ``test_acc_paper`` for the GIN paper's protocol)."""
+    prediction, ``test_acc_paper`` for the GIN paper's protocol, ``test_hits`` for
+    ogbl-collab's Hits@50)."""
+    metric_label: str = ""
+    """How reports name :attr:`metric` (``ROC-AUC``, ``Hits@50``); empty: from the metric's
+    name (:data:`METRIC_LABELS`)."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +309,74 @@ def _deepgcn_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell
     )
 
 
+OGB_MODELS = {
+    "gcn-arxiv": "GCN",
+    "gcnii-arxiv": "GCNII",
+    "sage-products": "GraphSAGE (neighbour sampling)",
+    "deepergcn-proteins": "DeeperGCN (DyResGEN-112)",
+    "revgnn-proteins": "RevGNN-Deep",
+    "gcn-collab": "GCN",
+    "sage-collab": "GraphSAGE",
+    "gin-molhiv": "GIN",
+}
+"""``--models`` keys of the ``ogb`` suite: the preset names (each on its own dataset)."""
+
+OGB_NOTES = {
+    "gcnii-arxiv": "GCNII* layers (gcn2-star) stand in for the reference's GCNIIdenseConv",
+    "sage-products": "fathom's own neighbour sampler; every epoch can be selected",
+    "deepergcn-proteins": "no edge features or species one-hot in fathom; evaluated on the "
+    "whole graph, not on 5 random parts",
+    "revgnn-proteins": "no edge features or species one-hot in fathom; post-activation group "
+    "functions; evaluated on the whole graph, one view",
+    "gcn-collab": "MLP decoder on [h_i, h_j] (the reference: a 3-layer MLP on h_i * h_j); "
+    "edge weights not used",
+    "sage-collab": "MLP decoder on [h_i, h_j] (the reference: a 3-layer MLP on h_i * h_j)",
+    "gin-molhiv": "no bond features in fathom; fathom's GIN MLP (no inner BatchNorm)",
+}
+"""The main difference of each ``ogb`` cell from its published recipe (all in the preset)."""
+
+
+def ogb_metric(dataset: str) -> tuple[str, str]:
+    """The stored test metric of an OGB dataset's official evaluator and its report name:
+    ``("test_acc", "accuracy")``, ``("test_auc", "ROC-AUC")``, ``("test_hits", "Hits@50")``."""
+    from fathom.data.ogb_datasets import OGB_DATASETS
+
+    metric = OGB_DATASETS.get(dataset).eval_metric
+    if metric == "acc":
+        return "test_acc", "accuracy"
+    if metric == "rocauc":
+        return "test_auc", "ROC-AUC"
+    if metric.startswith("hits@"):
+        return "test_hits", f"Hits@{metric.split('@')[1]}"
+    raise ConfigError(f"no reproduce metric for OGB's {metric!r} ({dataset})")
+
+
+def _ogb_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell | None:
+    preset = load_preset(key)
+    if preset.data.name != dataset:
+        return None  # each recipe is published on its own dataset only
+    cfg = preset if depth is None else apply_overrides(preset, {"model.depth": depth})
+    figure = load_references("ogb").get(key, dataset)
+    published = _published(figure)
+    if cfg.model.depth != preset.model.depth:
+        published = Published(None, "published at the preset's depth only")
+    metric, label = ogb_metric(dataset)
+    # the published spread and protocol (the figure's note), then fathom's main difference
+    note = "; ".join(n for n in (figure.note if figure else "", OGB_NOTES.get(key, "")) if n)
+    return Cell(
+        "ogb",
+        OGB_MODELS[key],
+        key,
+        dataset,
+        cfg.model.depth,
+        _seeded(cfg, seeds),
+        published,
+        note,
+        metric=metric,
+        metric_label=label,
+    )
+
+
 SUITES: dict[str, Suite] = {
     "planetoid": Suite(
         "planetoid",
@@ -368,6 +453,30 @@ SUITES: dict[str, Suite] = {
         default_seeds=3,
         on_request=("densegcn-28",),
         datasets_on_request=("s3dis",),
+    ),
+    "ogb": Suite(
+        "ogb",
+        "Open Graph Benchmark, official splits and evaluators (test accuracy, ROC-AUC, "
+        "Hits@50): each published recipe on its own dataset",
+        {k: v for k, v in OGB_MODELS.items() if k != "revgnn-proteins"},
+        OGB,
+        None,
+        _ogb_cell,
+        notes=(
+            "Nothing is downloaded: each dataset must be in OGB's own layout (what the ogb "
+            "package downloads and unpacks) under $FATHOM_DATA or fathom's cache; without it "
+            "fathom reproduce stops before any run and says where it looked.",
+            "Ten seeds per cell, as OGB's protocol (mean and std over 10 runs); fathom's std is "
+            "the population one, OGB's leaderboards report the unbiased (torch.std) one.",
+            "RevGNN-Deep (1001 reversible layers, 2000 epochs; one 32 GB V100 in the paper) "
+            "runs only on request: --models revgnn-proteins. DeeperGCN-112 (1000 epochs of 112 "
+            "layers on 79M edges) is the costliest cell of the default grid; --models "
+            "picks a subset.",
+            "Every preset states its differences from the published recipe in its header "
+            "(fathom's convs read no edge features, there is no virtual node and no "
+            "multi-view test); the main one is in each row's note.",
+        ),
+        on_request=("revgnn-proteins",),
     ),
 }
 
@@ -466,7 +575,8 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
 
 def suite_rows(cells: Sequence[Cell], store: str | Path) -> list[dict[str, Any]]:
     """One row per cell from what ``store`` holds: ours (mean ± population std over
-    finished runs, in %) beside the published figure and their difference."""
+    finished runs of the cell's metric, times 100: accuracy, AUC, Hits@K or mIoU in %)
+    beside the published figure and their difference."""
     keys = [[config_hash(c) for c in cell.configs] for cell in cells]
     with RunStore(store) as st:
         records = {key: st.get(key) for cell_keys in keys for key in cell_keys}
@@ -512,6 +622,7 @@ def suite_rows(cells: Sequence[Cell], store: str | Path) -> list[dict[str, Any]]
                 "ours_mean": mean,
                 "ours_std": std,
                 "metric": metric,
+                "metric_label": cell.metric_label or METRIC_LABELS.get(metric, metric),
                 "std_over_folds": folds,
                 "n": len(accs),
                 "n_planned": len(cell.configs),
@@ -547,6 +658,49 @@ def override_cells(cells: Sequence[Cell], overrides: Sequence[tuple[str, Any]]) 
         replace(cell, configs=tuple(apply_overrides(c, overrides) for c in cell.configs))
         for cell in cells
     ]
+
+
+def cap_epochs(cells: Sequence[Cell], cap: int) -> list[Cell]:
+    """``cells`` with every config's ``train.epochs`` lowered to ``cap`` where it is larger (a
+    quick, shortened reproduction: the runs get new keys, and each cell whose published
+    number of epochs is cut says so in its note)."""
+    if cap < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {cap}")
+    out = []
+    for cell in cells:
+        epochs = {c.train.epochs for c in cell.configs}
+        if max(epochs) <= cap:
+            out.append(cell)
+            continue
+        configs = tuple(
+            apply_overrides(c, {"train.epochs": min(c.train.epochs, cap)}) for c in cell.configs
+        )
+        capped = f"epochs capped at {cap} (the recipe trains {max(epochs)})"
+        note = f"{cell.note}; {capped}" if cell.note else capped
+        out.append(replace(cell, configs=configs, note=note))
+    return out
+
+
+def check_data(cells: Sequence[Cell]) -> None:
+    """Fail before anything runs when a dataset of ``cells`` is nowhere on this machine.
+
+    OGB datasets (which fathom never downloads) are looked up in every data root without
+    being read (:func:`~fathom.data.ogb_datasets.find_ogb`); other datasets are fetched or
+    generated when their runs load them.
+
+    Raises:
+        DataNotFoundError: one line naming the places looked in and what to put there.
+    """
+    from fathom.data.ogb_datasets import find_ogb, is_ogb
+
+    seen: set[tuple[str, str | None]] = set()
+    for cell in cells:
+        for cfg in cell.configs:
+            where = (cfg.data.name, cfg.data.data_dir)
+            if where not in seen:
+                seen.add(where)
+                if is_ogb(cfg.data.name):
+                    find_ogb(cfg.data.name, cfg.data.data_dir)
 
 
 def run_meta(

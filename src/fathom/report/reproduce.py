@@ -67,6 +67,19 @@ def explain(row: Mapping[str, Any], tolerance: float) -> str:
     return f"fits its training {items} ({train:.0f}%) but generalises worse than published"
 
 
+def _metric(row: Mapping[str, Any]) -> str:
+    """The name of the metric a row compares (``accuracy``, ``ROC-AUC``, ``Hits@50`` …)."""
+    return row.get("metric_label") or {"test_acc": "accuracy"}.get(
+        row.get("metric", "test_acc"), row.get("metric", "test_acc")
+    )
+
+
+def _metrics(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The metrics ``rows`` compare, in order of appearance; with more than one, the tables
+    get a ``metric`` column."""
+    return list(dict.fromkeys(_metric(r) for r in rows))
+
+
 def _flag(row: Mapping[str, Any], tolerance: float) -> str:
     if row["diff"] is None:
         return ""
@@ -74,12 +87,15 @@ def _flag(row: Mapping[str, Any], tolerance: float) -> str:
 
 
 def reproduce_table(title: str, rows: Sequence[Mapping[str, Any]], tolerance: float) -> Table:
-    """Rich table: dataset, model, depth, ours (mean ± std), published, difference."""
+    """Rich table: dataset, model, depth, (the metric, when rows compare several), ours
+    (mean ± std, in %), published, difference."""
+    mixed = len(_metrics(rows)) > 1
     table = Table(title=title, title_justify="left")
     for name, justify in [
         ("dataset", "left"),
         ("model", "left"),
         ("depth", "right"),
+        *([("metric", "left")] if mixed else []),
         ("ours (%)", "right"),
         ("published", "right"),
         ("diff", "right"),
@@ -93,6 +109,7 @@ def reproduce_table(title: str, rows: Sequence[Mapping[str, Any]], tolerance: fl
             row["dataset"],
             row["model"],
             str(row["depth"]),
+            *([_metric(row)] if mixed else []),
             _ours(row),
             _num(row["published"], _digits(row["published"])),
             diff,
@@ -114,6 +131,13 @@ def _markdown(
 ) -> str:
     tol = meta.get("tolerance", 3.0)
     runs = _stored_runs(rows)
+    metrics = _metrics(rows)
+    mixed = len(metrics) > 1
+    what = (
+        f"Test {', '.join(metrics)} (each row's `metric`) in %"
+        if mixed
+        else "Test accuracy in % (test AUC / AP for link prediction, test mIoU for segmentation)"
+    )
     lines = [
         f"# Reproduction: {suite}",
         "",
@@ -125,21 +149,23 @@ def _markdown(
         f"`{meta.get('store', '')}` (sweep `reproduce-{suite}`); training time summed over "
         f"the {len(runs)} stored runs: {sum(runs.values()) / 60:.0f} min.",
         "",
-        "Test accuracy in % (test AUC / AP for link prediction, test mIoU for segmentation), "
-        "mean ± population std over "
+        f"{what}, mean ± population std over "
         "seeds (or splits, or the folds of one cross-validation); `diff` = ours − "
         f"published; `!` marks a difference over {tol:g} points.",
         "",
-        "| dataset | model | depth | ours | published | diff | source / note |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| dataset | model | depth | "
+        + ("metric | " if mixed else "")
+        + "ours | published | diff | source / note |",
+        "|---|---|---:|" + ("---|" if mixed else "") + "---:|---:|---:|---|",
     ]
     for row in rows:
         why = explain(row, tol)
         note = row["source"] + "".join(f"; {n}" for n in (row["note"], why) if n)
         flag = _flag(row, tol)
         published = _num(row["published"], _digits(row["published"]))
+        metric = f"{_metric(row)} | " if mixed else ""
         lines.append(
-            f"| {row['dataset']} | {row['model']} | {row['depth']} | {_ours(row)} | "
+            f"| {row['dataset']} | {row['model']} | {row['depth']} | {metric}{_ours(row)} | "
             f"{published} | {_num(row['diff'], sign=True)}{flag} | {note} |"
         )
     notes = meta.get("notes") or []
