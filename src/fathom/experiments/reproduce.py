@@ -464,8 +464,8 @@ SUITES: dict[str, Suite] = {
         _ogb_cell,
         notes=(
             "Nothing is downloaded: each dataset must be in OGB's own layout (what the ogb "
-            "package downloads and unpacks) under $FATHOM_DATA or fathom's cache; without it "
-            "fathom reproduce stops before any run and says where it looked.",
+            "package downloads and unpacks) under --data-dir, $FATHOM_DATA or fathom's cache; "
+            "without it fathom reproduce stops before any run and says where it looked.",
             "Ten seeds per cell, as OGB's protocol (mean and std over 10 runs); fathom's std is "
             "the population one, OGB's leaderboards report the unbiased (torch.std) one.",
             "RevGNN-Deep (1001 reversible layers, 2000 epochs; one 32 GB V100 in the paper) "
