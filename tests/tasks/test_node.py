@@ -440,3 +440,26 @@ def test_inductive_missing_mask_is_a_data_error() -> None:
     del data.val_mask
     with pytest.raises(DataError, match="val_mask is missing"):
         InductiveNodeClassification().loss(CountingModel(), data)
+
+
+def test_a_batch_without_training_nodes_is_a_zero_loss_not_a_nan() -> None:
+    from fathom.loaders.partition import PartitionLoader
+    from fathom.models.build import build_model
+
+    data = make_synthetic(
+        "csbm", num_nodes=40, num_classes=2, feature_dim=4, avg_degree=4.0, seed=0
+    )
+    data.train_mask = torch.zeros(40, dtype=torch.bool)
+    data.train_mask[:10] = True  # part 0 holds every training node, parts 1-3 none
+    part = torch.arange(40) // 10
+    objective = NodeClassification(loader=PartitionLoader(data, part, shuffle=False))
+    model = build_model(ModelConfig(depth=2, hidden=8, dropout=0.0), 4, 2)
+    batches = list(objective.batches(data))
+    assert [w for _, w in batches] == [10.0, 0.0, 0.0, 0.0]
+    losses = [objective.loss(model, b) for b, _ in batches]
+    assert math.isfinite(losses[0].item()) and losses[0].item() > 0
+    assert [x.item() for x in losses[1:]] == [0.0, 0.0, 0.0]
+    losses[1].backward()  # the zero loss still has a graph (every rank steps alike)
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters())
+    result = fit(model, objective, data, TrainConfig(epochs=3, patience=0))
+    assert result.status == "done"

@@ -104,6 +104,10 @@ class NodeClassification:
         if seeds is not None:  # a neighbour-sampled batch: its seed nodes come first
             return self.criterion(out[:seeds], data.y[:seeds])
         mask = data.train_mask
+        if self.loader is not None and not bool(mask.any()):
+            # a partition or walk without training nodes: nothing to learn from, but a zero
+            # loss still runs the backward pass (the ranks of a multi-process run stay in step)
+            return out.sum() * 0.0
         if "node_norm" in data:  # GraphSAINT: the normalised sum estimates the mean loss
             per_node = self.criterion(out[mask], data.y[mask], reduction="none")
             return (per_node * data.node_norm[mask]).sum() * self._saint_scale
