@@ -142,10 +142,16 @@ def metis_partition(
         raise DataError(f"edge_index: expected a [2, num_edges] tensor, got {tuple(ei.shape)}")
     if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= num_nodes):
         raise DataError(f"edge_index: node ids must lie in [0, {num_nodes})")
-    row = torch.cat([ei[0], ei[1]])
-    col = torch.cat([ei[1], ei[0]])
-    keep = row != col
-    key = torch.unique(row[keep] * num_nodes + col[keep])  # sorted: grouped by row
+    # each undirected edge once (lo < hi), deduplicated, then both directions: the same
+    # sorted adjacency as deduplicating A + A^T, with half the entries in the unique's sort
+    lo, hi = torch.minimum(ei[0], ei[1]), torch.maximum(ei[0], ei[1])
+    keep = lo != hi
+    pairs = torch.unique(lo[keep] * num_nodes + hi[keep])
+    del lo, hi, keep
+    lo, hi = pairs // num_nodes, pairs % num_nodes
+    del pairs
+    key = torch.sort(torch.cat([lo * num_nodes + hi, hi * num_nodes + lo])).values
+    del lo, hi  # key is sorted: grouped by row
     row, col = key // num_nodes, key % num_nodes
     xadj = torch.zeros(num_nodes + 1, dtype=torch.long)
     torch.cumsum(torch.bincount(row, minlength=num_nodes), 0, out=xadj[1:])
