@@ -832,17 +832,24 @@ def _read_npz(p: Path) -> dict[str, Any]:
     return out
 
 
-def _read_torch(p: Path) -> dict[str, Any]:
-    refuse = f"refusing to load {p}: not a plain tensor/Data file"
+def safe_torch_load(p: Path, allowed: list[Any], refuse: str, hint: str = "") -> Any:
+    """``torch.load(p, weights_only=True)`` allowing only the globals ``allowed``: nothing in
+    the file runs. A file that needs anything else is a one-line DataError ``refuse (it needs
+    X)hint``; an unreadable one names ``p``."""
     try:
-        with torch.serialization.safe_globals(_pyg_safe_globals()):
-            obj = torch.load(p, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         what = f"it needs {found.group(1)}" if found else _one_line(exc)
-        raise DataError(f"{refuse} ({what}); save a PyG Data or a dict of tensors") from None
+        raise DataError(f"{refuse} ({what}){hint}") from None
     except Exception as exc:
         raise DataError(f"could not read {p} as a torch file: {_one_line(exc)}") from None
+
+
+def _read_torch(p: Path) -> dict[str, Any]:
+    refuse = f"refusing to load {p}: not a plain tensor/Data file"
+    obj = safe_torch_load(p, _pyg_safe_globals(), refuse, "; save a PyG Data or a dict of tensors")
     if type(obj) is Data:
         return {key: value for key, value in obj.items()}
     if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):

@@ -111,8 +111,6 @@ import importlib
 import io
 import json
 import os
-import pickle
-import re
 import shutil
 import sys
 import tempfile
@@ -131,7 +129,14 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from fathom.data.datasets import DatasetSpec, _locate, cache_dir, data_dir_candidates
+from fathom.data.datasets import (
+    DatasetSpec,
+    _locate,
+    _one_line,
+    cache_dir,
+    data_dir_candidates,
+    safe_torch_load,
+)
 from fathom.errors import ConfigError, DataError, DataNotFoundError, FathomError
 from fathom.files import atomic_path
 from fathom.registry import Registry
@@ -422,11 +427,6 @@ def _find(spec: OGBDatasetSpec, data_dir: str | Path | None) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
-
-
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Swallow ogb's progress lines and tqdm bars (stdout and stderr)."""
@@ -687,15 +687,7 @@ def load_numpy_dict(path: str | Path) -> dict[str, np.ndarray]:
     """
     p = Path(path)
     refuse = f"refusing to load {p}: not a plain dict of NumPy arrays"
-    try:
-        with torch.serialization.safe_globals(_numpy_globals()):
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f"it needs {found.group(1)}" if found else _one_line(exc)
-        raise DataError(f"{refuse} ({what})") from None
-    except Exception as exc:
-        raise DataError(f"could not read {p} as a torch file: {_one_line(exc)}") from None
+    obj = safe_torch_load(p, _numpy_globals(), refuse)
     if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
         raise DataError(f"{refuse} (it holds a {type(obj).__name__})")
     out = {}
