@@ -126,10 +126,13 @@ def test_load_yaml_with_nested_synthetic(tmp_path: Path) -> None:
     assert cfg.data.split == 0
 
 
-def test_load_empty_yaml_gives_defaults(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "null\n", "---\n"])
+def test_load_empty_yaml_is_refused(tmp_path: Path, text: str) -> None:
+    # an empty file used to give the defaults silently (a truncated config trained csbm)
     path = tmp_path / "empty.yaml"
-    path.write_text("")
-    assert load_config(path) == ExperimentConfig()
+    path.write_text(text)
+    msg = _error(load_config, path)
+    assert str(path) in msg and "empty" in msg and "\n" not in msg
 
 
 def test_load_invalid_yaml(tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
 """Typed, frozen experiment configs.
 
 One :class:`ExperimentConfig` (``data + model + train + task + seed``) describes a run. It is
-built from defaults, then a YAML file (read with ``yaml.safe_load``), then command-line
-overrides (``model.depth=16``); unknown keys, wrong types and invalid values raise a
-:class:`~fathom.errors.ConfigError` naming the key (and the flag the user typed, where one
-exists). Configs are turned into objects only at builder boundaries (``build_dataset``,
+built from defaults, then a YAML file (read with :mod:`fathom.yamlio`'s bounded safe loader),
+then command-line overrides (``model.depth=16``); unknown keys, wrong types and invalid values
+raise a :class:`~fathom.errors.ConfigError` naming the key (and the flag the user typed, where
+one exists). Configs are turned into objects only at builder boundaries (``build_dataset``,
 ``build_model``, ``build_optimizer``); layers below never see them.
 """
 
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from fathom.errors import ConfigError
+from fathom.yamlio import YamlSyntaxError, load_file, loads
+from fathom.yamlio import short as _short
 
 __all__ = [
     "EVAL_MODES",
@@ -511,28 +511,28 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, tp):
             return value
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{_flag(key)} must be a mapping, got {value!r}")
+            raise ConfigError(f"{_flag(key)} must be a mapping, got {_short(value)}")
         return _from_dict(tp, value, prefix=f"{key}.")
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{_flag(key)} must be true or false, got {value!r}")
+        raise ConfigError(f"{_flag(key)} must be true or false, got {_short(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{_flag(key)} must be an integer, got {value!r}")
+        raise ConfigError(f"{_flag(key)} must be an integer, got {_short(value)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, str) and _EXP_FLOAT.fullmatch(value.strip()):
             return float(value)
-        raise ConfigError(f"{_flag(key)} must be a number, got {value!r}")
+        raise ConfigError(f"{_flag(key)} must be a number, got {_short(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"{_flag(key)} must be a string, got {value!r}")
+        raise ConfigError(f"{_flag(key)} must be a string, got {_short(value)}")
     raise ConfigError(f"{_flag(key)} has unsupported type {_type_name(tp)}")
 
 
@@ -545,7 +545,7 @@ def _from_dict(cls: type[C], raw: Mapping[str, Any], prefix: str = "") -> C:
     unknown = [k for k in raw if k not in names]
     if unknown:
         raise ConfigError(
-            f"unknown config key {f'{prefix}{unknown[0]}'!r}; valid keys under "
+            f"unknown config key {_short(f'{prefix}{unknown[0]}')}; valid keys under "
             f"{prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(names))}"
         )
     kwargs = {k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in raw.items()}
@@ -588,28 +588,24 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
-    """Read a YAML config file (safe loader) over the defaults."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {p} is not valid YAML{where}") from None
+    """Read a YAML config file over the defaults (with :mod:`fathom.yamlio`'s safe, bounded
+    reader: an empty file, a duplicate key, an alias bomb or a binary file is refused)."""
+    raw = load_file(
+        path, what="config file", expect="a mapping of sections (data, model, train, ...)"
+    )
     return config_from_dict(raw)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Split ``key=value``; the value is parsed as YAML (``16`` -> int, ``null`` -> None)."""
+    """Split ``key=value``; the value is parsed as YAML (``16`` -> int, ``null`` -> None),
+    or kept as the raw string when it is not YAML (``[abc``)."""
     key, sep, value = text.partition("=")
     key = key.strip().removeprefix("--")
     if not sep or not key:
-        raise ConfigError(f"override {text!r} must look like section.key=value")
+        raise ConfigError(f"override {_short(text)} must look like section.key=value")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+        parsed = loads(value, source=f"override {_short(key)}") if value.strip() else ""
+    except YamlSyntaxError:
         parsed = value
     return key, parsed
 
@@ -626,12 +622,13 @@ def apply_overrides(
         for i, part in enumerate(parts[:-1]):
             if not isinstance(node.get(part), dict):
                 prefix = ".".join(parts[: i + 1])
-                raise ConfigError(f"unknown config key {prefix!r} in override {key}={value!r}")
+                raise ConfigError(f"unknown config key {_short(prefix)} in override {_short(key)}")
             node = node[part]
         if parts[-1] not in node:
             section = ".".join(parts[:-1]) or "the top level"
             raise ConfigError(
-                f"unknown config key {key!r}; valid keys under {section}: {', '.join(sorted(node))}"
+                f"unknown config key {_short(key)}; valid keys under {section}: "
+                f"{', '.join(sorted(node))}"
             )
         node[parts[-1]] = value
     return config_from_dict(raw)
@@ -669,7 +666,7 @@ def with_seed(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
 def require(ok: bool, key: str, msg: str, value: Any) -> None:
     """Raise ``ConfigError("<key (--flag)> <msg>, got <value>")`` unless ``ok``."""
     if not ok:
-        raise ConfigError(f"{flag(key)} {msg}, got {value!r}")
+        raise ConfigError(f"{flag(key)} {msg}, got {_short(value)}")
 
 
 _require = require
