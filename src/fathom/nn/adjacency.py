@@ -38,19 +38,36 @@ def normalized_adjacency(
     *,
     dtype: torch.dtype = torch.float32,
     add_self_loops: bool = True,
+    improved: bool = False,
+    flow: str = "source_to_target",
 ) -> Tensor:
     """:math:`\\hat D^{-1/2} (A + I) \\hat D^{-1/2}` (Kipf & Welling, ICLR 2017) as a
     ``[num_nodes, num_nodes]`` sparse CSR matrix whose row ``i`` holds node ``i``'s incoming
     edges (PyG's ``adj_t`` convention), so ``adj @ x`` aggregates messages source -> target.
 
-    Uncached; see :func:`gcn_adjacency`.
+    ``add_self_loops``, ``improved`` (self-loops of weight 2, :math:`A + 2I`) and ``flow``
+    as in PyG's :class:`~torch_geometric.nn.GCNConv`; with ``flow="target_to_source"`` row
+    ``i`` holds node ``i``'s outgoing edges (messages travel target -> source) and degrees
+    are counted over sources. Uncached; see :func:`gcn_adjacency`.
 
     Shapes:
         edge_index: ``[2, num_edges]`` (source, target) -> ``[num_nodes, num_nodes]``.
     """
-    ei, w = gcn_norm(edge_index, None, num_nodes, add_self_loops=add_self_loops, dtype=dtype)
+    if flow not in ("source_to_target", "target_to_source"):
+        raise ValueError(f"flow must be 'source_to_target' or 'target_to_source', got {flow!r}")
+    ei, w = gcn_norm(
+        edge_index,
+        None,
+        num_nodes,
+        improved=improved,
+        add_self_loops=add_self_loops,
+        flow=flow,
+        dtype=dtype,
+    )
+    # rows are the aggregating nodes: targets (edge_index[1]) for source_to_target
+    rows_cols = ei.flip(0) if flow == "source_to_target" else ei
     adj = torch.sparse_coo_tensor(
-        ei.flip(0), w, (num_nodes, num_nodes), check_invariants=False
+        rows_cols, w, (num_nodes, num_nodes), check_invariants=False
     ).coalesce()
     with warnings.catch_warnings():
         # torch flags CSR support as beta; the conversion and spmm used here are stable
@@ -64,6 +81,8 @@ def gcn_adjacency(
     *,
     dtype: torch.dtype = torch.float32,
     add_self_loops: bool = True,
+    improved: bool = False,
+    flow: str = "source_to_target",
     device: torch.device | None = None,
 ) -> Tensor:
     """:func:`normalized_adjacency`, cached per ``edge_index`` object (see module docstring).
@@ -71,12 +90,28 @@ def gcn_adjacency(
     Editing ``edge_index`` in place bumps its version and invalidates the entry.
     """
     device = device if device is not None else edge_index.device
-    key = (id(edge_index), edge_index._version, num_nodes, dtype, add_self_loops, str(device))
+    key = (
+        id(edge_index),
+        edge_index._version,
+        num_nodes,
+        dtype,
+        add_self_loops,
+        improved,
+        flow,
+        str(device),
+    )
     hit = _CACHE.get(key)
     if hit is not None and hit[0]() is edge_index:
         _CACHE.move_to_end(key)
         return hit[1]
-    adj = normalized_adjacency(edge_index, num_nodes, dtype=dtype, add_self_loops=add_self_loops)
+    adj = normalized_adjacency(
+        edge_index,
+        num_nodes,
+        dtype=dtype,
+        add_self_loops=add_self_loops,
+        improved=improved,
+        flow=flow,
+    )
     adj = adj.to(device)
     # the weak reference tells a live entry from one whose tensor died and whose id was reused
     ref = weakref.ref(edge_index, lambda _ref, key=key, cache=_CACHE: cache.pop(key, None))

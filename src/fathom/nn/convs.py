@@ -136,18 +136,32 @@ class CachedGCNConv(_FastSparseAggregation, GCNConv):
 
     The normalised matrix is built once per ``edge_index`` object and reused by every layer
     of the model (a CSR sparse-dense product is several times faster on CPU than
-    gather/scatter message passing; see :mod:`fathom.nn.adjacency`). Calls with
-    ``edge_weight`` or a sparse adjacency fall through to :class:`GCNConv` unchanged.
+    gather/scatter message passing; see :mod:`fathom.nn.adjacency`).
+
+    Every argument of :class:`GCNConv` is honoured, with GCNConv's results (up to float
+    rounding): the fast path covers ``normalize=True`` with or without ``add_self_loops``,
+    ``improved``, either ``flow``, ``bias`` and ``cached`` (with ``cached=True`` the first
+    call's matrix is reused for every later call, whatever graph it gets, as GCNConv does;
+    :meth:`reset_parameters` clears it). Calls with ``edge_weight`` or a sparse adjacency,
+    and every call with ``normalize=False`` (propagation over the raw adjacency), run
+    GCNConv's own forward unchanged.
 
     Args:
         in_channels: size of each input sample.
         out_channels: size of each output sample.
-        **kwargs: further arguments of :class:`~torch_geometric.nn.GCNConv`.
+        **kwargs: further arguments of :class:`~torch_geometric.nn.GCNConv` (``improved``,
+            ``cached``, ``add_self_loops``, ``normalize``, ``bias``, ``flow``, …).
 
     Shapes:
         x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]``
         -> ``[num_nodes, out_channels]``.
     """
+
+    _fathom_adj: Tensor | None = None
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        self._fathom_adj = None
 
     def forward(
         self,
@@ -155,21 +169,11 @@ class CachedGCNConv(_FastSparseAggregation, GCNConv):
         edge_index: Tensor,  # type: ignore[override]
         edge_weight: Tensor | None = None,
     ) -> Tensor:
-        if edge_weight is not None or edge_index.layout != torch.strided:
+        if not self.normalize or edge_weight is not None or edge_index.layout != torch.strided:
             return super().forward(x, edge_index, edge_weight)
-        adj = gcn_adjacency(
-            edge_index,
-            x.size(0),
-            dtype=x.dtype,
-            add_self_loops=self.add_self_loops,
-            device=x.device,
-        )
-        # normalize=False: the cached matrix is already normalised
-        normalize, self.normalize = self.normalize, False
-        try:
-            return super().forward(x, adj)
-        finally:
-            self.normalize = normalize
+        adj = _cached_or_new(self, edge_index, x, improved=self.improved)
+        out = propagate(adj, self.lin(x))
+        return out if self.bias is None else out + self.bias
 
 
 class CachedGCN2Conv(_FastSparseAggregation, GCN2Conv):
@@ -186,7 +190,10 @@ class CachedGCN2Conv(_FastSparseAggregation, GCN2Conv):
     with :math:`\\hat{\\mathbf{P}}` the normalised adjacency with self-loops. With
     ``shared_weights=False`` (GCNII*) the two terms get their own weight matrices. The
     class attribute ``needs_x0`` tells the block to pass the initial representation.
-    Calls with ``edge_weight`` or a sparse adjacency fall through to :class:`GCN2Conv`.
+    Every argument of :class:`GCN2Conv` is honoured, with GCN2Conv's results (up to float
+    rounding): the fast path covers ``normalize=True`` with or without ``add_self_loops``,
+    either ``flow`` and ``cached`` (as in :class:`CachedGCNConv`); calls with
+    ``edge_weight`` or a sparse adjacency, and ``normalize=False``, run GCN2Conv's forward.
 
     Args:
         channels: size of each input and output sample.
@@ -202,6 +209,11 @@ class CachedGCN2Conv(_FastSparseAggregation, GCN2Conv):
     """
 
     needs_x0 = True
+    _fathom_adj: Tensor | None = None
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        self._fathom_adj = None
 
     def forward(
         self,
@@ -210,21 +222,40 @@ class CachedGCN2Conv(_FastSparseAggregation, GCN2Conv):
         edge_index: Tensor,  # type: ignore[override]
         edge_weight: Tensor | None = None,
     ) -> Tensor:
-        if edge_weight is not None or edge_index.layout != torch.strided:
+        if not self.normalize or edge_weight is not None or edge_index.layout != torch.strided:
             return super().forward(x, x_0, edge_index, edge_weight)
-        adj = gcn_adjacency(
-            edge_index,
-            x.size(0),
-            dtype=x.dtype,
-            add_self_loops=self.add_self_loops,
-            device=x.device,
-        )
-        # GCN2Conv would re-normalise a sparse tensor too (it is a Tensor), so switch it off
-        normalize, self.normalize = self.normalize, False
+        adj = _cached_or_new(self, edge_index, x)
+        # GCN2Conv would re-normalise a sparse tensor too (it is a Tensor), so switch that
+        # off; the matrix is already oriented for ``self.flow``, and PyG refuses a sparse
+        # matrix with flow "target_to_source", so present it as source_to_target
+        normalize, flow = self.normalize, self.flow
+        self.normalize, self.flow = False, "source_to_target"
         try:
             return super().forward(x, x_0, adj)
         finally:
-            self.normalize = normalize
+            self.normalize, self.flow = normalize, flow
+
+
+def _cached_or_new(
+    conv: CachedGCNConv | CachedGCN2Conv, edge_index: Tensor, x: Tensor, *, improved: bool = False
+) -> Tensor:
+    """The normalised adjacency ``conv`` propagates with: :func:`gcn_adjacency` for its
+    ``add_self_loops``, ``improved`` and ``flow``, or with ``conv.cached`` the one its first
+    call built (PyG's ``cached=True``: the graph is assumed fixed)."""
+    if conv.cached and conv._fathom_adj is not None:
+        return conv._fathom_adj
+    adj = gcn_adjacency(
+        edge_index,
+        x.size(0),
+        dtype=x.dtype,
+        add_self_loops=bool(conv.add_self_loops),
+        improved=improved,
+        flow=conv.flow,
+        device=x.device,
+    )
+    if conv.cached:
+        conv._fathom_adj = adj
+    return adj
 
 
 class LinearConv(nn.Linear):

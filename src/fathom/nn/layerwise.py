@@ -101,7 +101,8 @@ def chunkable(conv: nn.Module) -> str | None:
     """Why ``conv`` cannot run chunk by chunk (``None``: it can).
 
     Chunkable: :class:`~fathom.nn.convs.LinearConv`; GCN / GCNII convs (normalised with the
-    whole graph's degrees, without GCN's ``improved`` self-loop weight 2); Chebyshev convs;
+    whole graph's degrees, without GCN's ``improved`` self-loop weight 2, with the default
+    ``flow``); Chebyshev convs;
     the :data:`LOCAL_CONVS` (a gated conv with one GRU step).
     """
     name = type(conv).__name__
@@ -109,6 +110,8 @@ def chunkable(conv: nn.Module) -> str | None:
         return None
     if isinstance(conv, GCNConv) and conv.normalize and conv.improved:
         return f"{name} with improved=True (self-loop weight 2) is not chunked"
+    if isinstance(conv, (GCNConv, GCN2Conv)) and conv.flow != "source_to_target":
+        return f"{name} with flow={conv.flow!r} is not chunked"
     if isinstance(conv, (GCNConv, GCN2Conv)):
         return None
     if isinstance(conv, GatedGraphConv) and conv.num_layers != 1:
