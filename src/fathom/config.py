@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -552,8 +554,17 @@ def _from_dict(cls: type[C], raw: Mapping[str, Any], prefix: str = "") -> C:
     return cls(**kwargs)
 
 
+def _ensure_sections() -> None:
+    """Import :mod:`fathom.tasks` (which registers the task sections and checks) unless it
+    is imported already: a config read from a mapping must know every section, whatever the
+    caller imported first. Lazy, as this module imports nothing of fathom's above it."""
+    if "fathom.tasks" not in sys.modules:
+        importlib.import_module("fathom.tasks")
+
+
 def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:
     """Build and validate an :class:`ExperimentConfig` from a nested mapping."""
+    _ensure_sections()
     if not isinstance(raw, Mapping):
         raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
     return _from_dict(ExperimentConfig, raw).validate()

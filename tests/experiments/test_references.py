@@ -158,7 +158,33 @@ def test_bad_files_raise_one_line_errors_naming_file_and_key(
 def test_an_empty_or_missing_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
-    with pytest.raises(ConfigError, match="must hold a mapping"):
+    with pytest.raises(ConfigError, match=r"must be a mapping with keys suite.*empty file"):
         load_reference_file(empty)
-    with pytest.raises(ConfigError, match="cannot be read"):
+    with pytest.raises(ConfigError, match="references file not found"):
         load_reference_file(tmp_path / "absent.yaml")
+
+
+def _bomb(levels: int) -> str:
+    """Each level lists the previous one twice: 2**levels values from 2 * levels aliases."""
+    lines = ["l0: &l0 [lol, lol]"]
+    lines += [f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("suite: a\nsuite: b\n", ["line 2", "duplicate key 'suite'"]),
+        (_bomb(30), ["alias"]),
+    ],
+)
+def test_duplicate_keys_and_alias_bombs_are_refused(
+    tmp_path: Path, text: str, words: list[str]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_reference_file(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    for word in words:
+        assert word in str(info.value)

@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fathom.errors import ConfigError
+from fathom.yamlio import load_file
 
 __all__ = [
     "REFERENCES_DIR",
@@ -182,16 +181,9 @@ def _figure(path: Path, i: int, raw: Any, unit: str, sources: Mapping[str, str])
 def load_reference_file(path: str | Path) -> ReferenceTable:
     """Read and validate one references file (the schema in this module's docstring)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: is not valid YAML{where}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: must hold a mapping with keys {', '.join(_TOP_KEYS)}")
+    raw = load_file(
+        path, what="references file", expect=f"a mapping with keys {', '.join(_TOP_KEYS)}"
+    )
     _unknown(path, "", raw, _TOP_KEYS)
     for k in _TOP_KEYS:
         if k not in raw:
