@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.nn import GCNConv
 from torch_geometric.utils import dropout_edge
 
 from fathom.nn.adjacency import gcn_adjacency, propagate
@@ -14,9 +17,35 @@ from fathom.nn.block import GNNBlock
 from fathom.nn.dropouts import Dropout, dropout_mask
 from fathom.nn.layerwise import ChunkedGraph, apply_conv
 from fathom.nn.reversible import MEMORY_MODES, ReversibleGroups, checkpoint_call
-from fathom.nn.skips import InitialResidual, NoSkip, Residual
+from fathom.nn.skips import (
+    SKIPS,
+    InactiveSkipWarning,
+    InitialResidual,
+    JumpingKnowledgeSkip,
+    NoSkip,
+    Residual,
+    Skip,
+)
 
 __all__ = ["DeepGNN", "GCNGroup", "GroupBlock", "drop_nodes"]
+
+
+def _width(module: nn.Module | None, side: str) -> int | None:
+    """``in_channels`` / ``out_channels`` of a conv (``channels`` for GCNII, the features
+    of a ``Linear``), or ``None``."""
+    if module is None:
+        return None
+    for attr in (f"{side}_channels", "channels", f"{side}_features"):
+        value = getattr(module, attr, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _join(items: Sequence[int]) -> str:
+    """``1``, ``1 and 2``, ``1, 2 and 3``."""
+    text = [str(i) for i in items]
+    return text[0] if len(text) == 1 else f"{', '.join(text[:-1])} and {text[-1]}"
 
 
 def drop_nodes(x: Tensor, p: float) -> Tensor:
@@ -181,6 +210,14 @@ class DeepGNN(nn.Module):
     are reconstructed from their outputs, so activation memory does not depend on depth.
     :meth:`node_states` always computes ordinarily (every state is a real, kept tensor).
 
+    Skips that cannot act: a residual joins two representations of the same width, so
+    around a layer that changes width (the first conv of a model without an input encoder)
+    it is dropped (:class:`~fathom.nn.skips.Residual`, unless built with ``project=True``).
+    :attr:`inactive_skips` lists those layers and :meth:`skip_status` describes every
+    layer; when *no* layer's skip can act (a depth-2 ResGCN: layer 1 changes width and the
+    conv head has no skip) the model is the plain one, and building it warns with an
+    :class:`~fathom.nn.skips.InactiveSkipWarning` (message: :attr:`skip_note`).
+
     Layer-wise inference (:func:`fathom.models.inference.layerwise_inference`): in eval mode
     ``edge_index`` may be a :class:`~fathom.nn.layerwise.ChunkedGraph`; every conv (blocks,
     reversible groups, head) then runs over the whole graph by chunks of target nodes, the
@@ -247,6 +284,98 @@ class DeepGNN(nn.Module):
         self.drop_node = drop_node
         self.active_blocks: int | None = None
         """Use only the first ``active_blocks`` blocks (greedy layer-wise training)."""
+        note = self.skip_note
+        if note is not None:
+            warnings.warn(note, InactiveSkipWarning, stacklevel=2)
+
+    def _block_skips(self) -> list[tuple[int, Skip]]:
+        """``(layer, skip)`` of every block with a skip that combines representations
+        (not plain stacking or jumping knowledge, which have no shortcut to drop)."""
+        out = []
+        for layer, block in enumerate(self.blocks, start=1):
+            skip = getattr(block, "skip", None)
+            if isinstance(skip, Skip) and not isinstance(skip, NoSkip | JumpingKnowledgeSkip):
+                out.append((layer, skip))
+        return out
+
+    @property
+    def inactive_skips(self) -> list[int]:
+        """1-based layers whose skip cannot act (its shortcut's width differs from the
+        layer's output and it is not projected): there the layer is a plain layer."""
+        return [layer for layer, skip in self._block_skips() if not skip.active]
+
+    def skip_status(self) -> list[dict[str, Any]]:
+        """One record per message-passing layer: ``layer``, ``skip`` (registered name;
+        ``None`` for a layer without one, such as the conv head), ``active``, ``projected``,
+        ``in_width`` / ``out_width`` (``None`` where not known) and ``source_width`` (width
+        of what the shortcut carries)."""
+        names = {SKIPS.get(n): n for n in SKIPS.names()}
+        records: list[dict[str, Any]] = []
+        for layer, block in enumerate(self.blocks, start=1):
+            skip = getattr(block, "skip", None)
+            conv = getattr(block, "conv", None)
+            has = isinstance(skip, Skip) and not isinstance(skip, NoSkip)
+            records.append(
+                {
+                    "layer": layer,
+                    "skip": names.get(type(skip)) if has else None,
+                    "active": bool(has and skip.active),
+                    "projected": bool(has and skip.projected),
+                    "in_width": _width(conv, "in"),
+                    "out_width": _width(conv, "out"),
+                    "source_width": skip.source_width if has else None,
+                }
+            )
+        if self.head_is_conv:
+            records.append(
+                {
+                    "layer": len(self.blocks) + 1,
+                    "skip": None,
+                    "active": False,
+                    "projected": False,
+                    "in_width": _width(self.head, "in"),
+                    "out_width": _width(self.head, "out"),
+                    "source_width": None,
+                }
+            )
+        return records
+
+    @property
+    def skip_note(self) -> str | None:
+        """One line saying that the model's skip cannot act in any layer, or ``None`` (no
+        such skip, or at least one layer where it acts)."""
+        skips = self._block_skips()
+        if not skips or any(skip.active for _, skip in skips):
+            return None
+        names = {SKIPS.get(n): n for n in SKIPS.names()}
+        name = names.get(type(skips[0][1]), type(skips[0][1]).__name__)
+        status = {r["layer"]: r for r in self.skip_status()}
+        parts = []
+        for layer, skip in skips:
+            out = status[layer]["out_width"] or skip.channels
+            parts.append(f"{skip.source_width}→{out}")
+        layers = [layer for layer, _ in skips]
+        where = f"layer{'s' if len(layers) > 1 else ''} {_join(layers)}"
+        line = f"{name} skip inactive at {where} (width {', '.join(parts)})"
+        if self.head_is_conv:
+            head = status[len(self.blocks) + 1]
+            widths = (
+                f", {head['in_width']}→{head['out_width']}"
+                if head["in_width"] is not None and head["out_width"] is not None
+                else ""
+            )
+            line += f" and the conv head (layer {head['layer']}{widths}) has none"
+        depth = self.num_layers
+        convs = [getattr(block, "conv", None) for block in self.blocks]
+        if name == "res" and all(isinstance(c, GCNConv) for c in convs):
+            line += f": a depth-{depth} ResGCN is a plain GCN"
+        else:
+            line += f": this depth-{depth} model is the same model without skips"
+        if all(isinstance(skip, InitialResidual) for _, skip in skips):
+            line += "; x_0 needs the hidden width: use encoder=linear or a projected skip"
+        else:
+            line += f"; use depth ≥ {depth + 1}, encoder=linear or a projected skip"
+        return line
 
     @property
     def num_layers(self) -> int:

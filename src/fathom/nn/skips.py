@@ -10,7 +10,13 @@ themselves): ``channels`` is the block's output width, ``layer`` its 1-based ind
 ``history_widths`` the widths of ``x_0 … x_{l-1}`` when it runs (so ``len(history_widths) ==
 layer``). A skip that cannot apply because widths differ (a residual around the first conv of
 a model without an input encoder, where :math:`x_0` has the raw feature width) decides so at
-construction (``active = False``) and then returns :math:`h` unchanged.
+construction (``active = False``) and then returns :math:`h` unchanged, unless built with
+``project=True``: the shortcut then goes through a learnt bias-free linear map to the block's
+width (:math:`x_l = h + W x_{l-1}`, He et al.'s "projection shortcut", option B), and the skip
+is active. Projection is opt-in, never the default: the published ResGCN (Li et al. 2019;
+DropEdge's code) has none, so a depth-2 ResGCN there is a plain GCN.
+:class:`~fathom.models.deep_gnn.DeepGNN` reports (:attr:`~fathom.models.deep_gnn.DeepGNN.
+inactive_skips`) and warns (:class:`InactiveSkipWarning`) when no skip of a model can act.
 
 Two class attributes tell the block and the model how to wire the skip:
 
@@ -33,6 +39,7 @@ from fathom.registry import Registry
 __all__ = [
     "SKIPS",
     "DenseSkip",
+    "InactiveSkipWarning",
     "InitialResidual",
     "JumpingKnowledgeSkip",
     "NoSkip",
@@ -43,6 +50,12 @@ __all__ = [
 ]
 
 
+class InactiveSkipWarning(UserWarning):
+    """A model was built with a skip connection that cannot act in any layer (every layer it
+    would join changes width), so the model computes what the same model without skips
+    computes."""
+
+
 class Skip(nn.Module):
     r"""Base of the skips: plain stacking, :math:`x_l = h`.
 
@@ -50,7 +63,7 @@ class Skip(nn.Module):
         channels: the block's output width.
         layer: the block's 1-based index :math:`l`.
         history_widths: widths of :math:`x_0, …, x_{l-1}` (``layer`` entries).
-        **_: options other skips use (``alpha``); ignored.
+        **_: options other skips use (``alpha``, ``project``); ignored.
 
     Shapes:
         h: ``[num_nodes, channels]``; history: ``layer`` tensors ``[num_nodes, *]``
@@ -72,12 +85,29 @@ class Skip(nn.Module):
         self.channels, self.layer = channels, layer
         self.history_widths = tuple(history_widths)
         self.active = True
+        self.projected = False
+
+    @property
+    def source_width(self) -> int | None:
+        """Width of the representation the shortcut carries (``None``: no shortcut)."""
+        return None
 
     def forward(self, h: Tensor, history: list[Tensor]) -> Tensor:
         return h
 
     def extra_repr(self) -> str:
-        return f"{self.channels}, layer={self.layer}, active={self.active}"
+        return f"{self.channels}, layer={self.layer}, active={self.active}" + (
+            ", projected" if self.projected else ""
+        )
+
+
+def _projection(skip: Skip, source_width: int, project: bool) -> tuple[bool, nn.Linear | None]:
+    """``(active, projection)`` of a shortcut from a ``source_width`` representation."""
+    if source_width == skip.channels:
+        return True, None
+    if project:
+        return True, nn.Linear(source_width, skip.channels, bias=False)
+    return False, None
 
 
 class NoSkip(Skip):
@@ -92,18 +122,40 @@ class Residual(Skip):
     .. math::
         x_l = h + x_{l-1}
 
-    Active iff :math:`x_{l-1}` has ``channels`` features; otherwise :math:`x_l = h`.
-    Args as :class:`Skip`.
+    Active iff :math:`x_{l-1}` has ``channels`` features; otherwise :math:`x_l = h`, or with
+    ``project=True`` :math:`x_l = h + W x_{l-1}` with a learnt bias-free ``W``.
+
+    Args:
+        channels, layer, history_widths: as :class:`Skip`.
+        project: project a shortcut whose width differs instead of dropping it.
+            (default: ``False``, the published ResGCN)
     """
 
     def __init__(
-        self, channels: int, *, layer: int, history_widths: Sequence[int], **_: Any
+        self,
+        channels: int,
+        *,
+        layer: int,
+        history_widths: Sequence[int],
+        project: bool = False,
+        **_: Any,
     ) -> None:
         super().__init__(channels, layer=layer, history_widths=history_widths)
-        self.active = self.history_widths[-1] == channels
+        self.active, self.proj = _projection(self, self.history_widths[-1], project)
+        self.projected = self.proj is not None
+
+    @property
+    def source_width(self) -> int | None:
+        return self.history_widths[-1]
 
     def forward(self, h: Tensor, history: list[Tensor]) -> Tensor:
-        return h + history[-1] if self.active else h
+        if not self.active:
+            return h
+        return h + (history[-1] if self.proj is None else self.proj(history[-1]))
+
+    def reset_parameters(self) -> None:
+        if self.proj is not None:
+            self.proj.reset_parameters()
 
 
 class PreActResidual(Residual):
@@ -156,11 +208,15 @@ class InitialResidual(Skip):
     .. math::
         x_l = (1 - \alpha) \, h + \alpha \, x_0.
 
-    Active iff :math:`x_0` has ``channels`` features; otherwise :math:`x_l = h`.
+    Active iff :math:`x_0` has ``channels`` features (a model with an input encoder);
+    otherwise :math:`x_l = h`, or with ``project=True`` :math:`x_l = (1 - \alpha) h + \alpha
+    W x_0` with a learnt bias-free ``W`` per layer.
 
     Args:
         channels, layer, history_widths: as :class:`Skip`.
         alpha: teleport weight :math:`\alpha \in [0, 1]`. (default: ``0.1``)
+        project: project an ``x_0`` whose width differs instead of dropping the skip.
+            (default: ``False``)
     """
 
     def __init__(
@@ -170,16 +226,29 @@ class InitialResidual(Skip):
         layer: int,
         history_widths: Sequence[int],
         alpha: float = 0.1,
+        project: bool = False,
         **_: Any,
     ) -> None:
         super().__init__(channels, layer=layer, history_widths=history_widths)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"initial residual alpha must be in [0, 1], got {alpha}")
         self.alpha = alpha
-        self.active = self.history_widths[0] == channels
+        self.active, self.proj = _projection(self, self.history_widths[0], project)
+        self.projected = self.proj is not None
+
+    @property
+    def source_width(self) -> int | None:
+        return self.history_widths[0]
 
     def forward(self, h: Tensor, history: list[Tensor]) -> Tensor:
-        return (1 - self.alpha) * h + self.alpha * history[0] if self.active else h
+        if not self.active:
+            return h
+        x0 = history[0] if self.proj is None else self.proj(history[0])
+        return (1 - self.alpha) * h + self.alpha * x0
+
+    def reset_parameters(self) -> None:
+        if self.proj is not None:
+            self.proj.reset_parameters()
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, alpha={self.alpha}"
@@ -216,7 +285,8 @@ def build_skip(
         channels: the block's output width.
         layer: the block's 1-based index.
         history_widths: widths of :math:`x_0, …, x_{l-1}` when the block runs.
-        **options: ``alpha`` (initial residual); keywords the named skip does not use are
-            ignored.
+        **options: ``alpha`` (initial residual), ``project`` (residual and initial
+            residual: project a shortcut whose width differs); keywords the named skip does
+            not use are ignored.
     """
     return SKIPS.get(name)(channels, layer=layer, history_widths=history_widths, **options)
