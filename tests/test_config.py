@@ -296,7 +296,29 @@ INVALID = [
     ("train.layerwise", 1.5, None, "integer"),
     ("train.lr", 0.0, "--lr", "> 0"),
     ("train.lr", -0.01, "--lr", "> 0"),
-    ("train.lr", float("nan"), "--lr", "> 0"),
+    ("train.lr", float("nan"), "--lr", "finite"),
+    # every float field must be finite, every int field fit in 64 bits; specific maxima
+    ("train.lr", float("inf"), "--lr", "finite"),
+    ("train.lr", "1e400", "--lr", "finite"),
+    ("train.weight_decay", float("inf"), "--weight-decay", "finite"),
+    ("train.weight_decay", -1e-4, "--weight-decay", ">= 0"),
+    ("model.dropout", float("nan"), "--dropout", "finite"),
+    ("model.alpha", float("-inf"), "--alpha", "finite"),
+    ("train.lr_decay", float("nan"), None, "finite"),
+    ("data.synthetic.avg_degree", float("inf"), None, "finite"),
+    ("link.val_fraction", float("nan"), None, "finite"),
+    ("graph.pool_ratio", float("inf"), None, "finite"),
+    ("points.epsilon", float("nan"), None, "finite"),
+    ("train.patience", 2**70, "--patience", "64 bits"),
+    ("train.batch_size", -(2**64), "--batch-size", "64 bits"),
+    ("train.epochs", 10**7, "--epochs", "<= 1,000,000"),
+    ("model.depth", 100_000, "--depth", "<= 10,000"),
+    ("train.num_workers", 100_000, None, "<= 256"),
+    ("seed", 2**64, "--seed", "< 2**63"),
+    ("seed", 2**63, "--seed", "< 2**63"),
+    ("seed", -1, "--seed", ">= 0"),
+    ("seeds", 0, "--seeds", ">= 1"),
+    ("seeds", 10**6, "--seeds", "<= 10,000"),
     ("train.epochs", 0, "--epochs", ">= 1"),
     ("train.weight_decay", -1e-4, "--weight-decay", ">= 0"),
     ("train.patience", -1, "--patience", ">= 0"),
@@ -433,6 +455,21 @@ def test_invalid_value_rejected_from_dict(
     node[last] = value
     msg = _error(config_from_dict, raw)
     assert key in msg and fragment in msg
+
+
+def test_seed_range_counts_every_seed_of_the_run() -> None:
+    top = 2**63 - 1
+    assert apply_overrides(ExperimentConfig(), {"seed": top}).seed == top
+    msg = _error(apply_overrides, ExperimentConfig(), {"seed": top, "seeds": 2})
+    assert "seed (--seed)" in msg and "2**63" in msg
+
+
+def test_errors_show_bounded_values() -> None:
+    huge = 7 * 10**4000  # 4,001 digits: printing it whole would fill a terminal
+    msg = _error(apply_overrides, ExperimentConfig(), {"seed": huge})
+    assert len(msg) < 300 and "\n" not in msg
+    msg = _error(apply_overrides, ExperimentConfig(), {"model.depth": list(range(10**5))})
+    assert len(msg) < 300 and "..." in msg
 
 
 def test_unknown_keys_from_dict() -> None:

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import math
 import re
 import sys
 import types
@@ -683,10 +684,63 @@ def require(ok: bool, key: str, msg: str, value: Any) -> None:
 _require = require
 
 
+MAX_DEPTH = 10_000
+"""Most message-passing layers (``model.depth``): ten times the deepest published model fathom
+reproduces (RevGNN's 1001); what fits in memory is checked separately when the model is built
+(:func:`fathom.models.build.check_model_memory`)."""
+MAX_EPOCHS = 1_000_000
+"""Most epochs (``train.epochs``)."""
+MAX_SEEDS = 10_000
+"""Most seeds of one run (``seeds``), as many as a sweep's default ``max_runs``."""
+MAX_SEED = 2**63
+"""Seeds are ``0 <= seed < 2**63`` (every seed of a run, ``seed + seeds - 1``, too): torch's
+generators take 64 bits and fathom derives 63-bit seeds from them."""
+MAX_WORKERS = 256
+"""Most loader worker processes (``train.num_workers``)."""
+_INT_LIMIT = 2**63
+
+
+def _check_numbers(section: Any, prefix: str) -> None:
+    """Every float field finite, every int field within 64 bits (recursing into nested
+    sections): NaN, infinities and integers torch cannot hold are refused whatever the key."""
+    for f in fields(section):
+        value = getattr(section, f.name)
+        key = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            _check_numbers(value, f"{key}.")
+        elif isinstance(value, float):
+            _require(math.isfinite(value), key, "must be a finite number", value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            _require(
+                -_INT_LIMIT < value < _INT_LIMIT,
+                key,
+                "must fit in 64 bits (|value| < 2**63)",
+                value,
+            )
+
+
 def _check_values(cfg: ExperimentConfig) -> None:
     """Value ranges of the data, model and train sections (no registry is consulted here)."""
     m, t, d, s = cfg.model, cfg.train, cfg.data, cfg.data.synthetic
+    _require(
+        isinstance(cfg.seed, int) and not isinstance(cfg.seed, bool),
+        "seed",
+        "must be an integer",
+        cfg.seed,
+    )
+    _require(
+        isinstance(cfg.seeds, int) and not isinstance(cfg.seeds, bool),
+        "seeds",
+        "must be an integer",
+        cfg.seeds,
+    )
+    for name in ("data", "model", "train"):
+        _check_numbers(getattr(cfg, name), f"{name}.")
+    for name, section in cfg.sections:
+        if is_dataclass(section):
+            _check_numbers(section, f"{name}.")
     _require(m.depth >= 1, "model.depth", "must be >= 1", m.depth)
+    _require(m.depth <= MAX_DEPTH, "model.depth", f"must be <= {MAX_DEPTH:,}", m.depth)
     _require(m.hidden >= 1, "model.hidden", "must be >= 1", m.hidden)
     _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)", m.dropout)
     _require(0.0 <= m.attn_dropout < 1.0, "model.attn_dropout", "must be in [0, 1)", m.attn_dropout)
@@ -706,6 +760,7 @@ def _check_values(cfg: ExperimentConfig) -> None:
         _require(p is None or 0.0 <= p < 1.0, key, "must be in [0, 1)", p)
     _require(m.groups >= 2, "model.groups", "must be >= 2", m.groups)
     _require(t.epochs >= 1, "train.epochs", "must be >= 1", t.epochs)
+    _require(t.epochs <= MAX_EPOCHS, "train.epochs", f"must be <= {MAX_EPOCHS:,}", t.epochs)
     _require(t.lr > 0, "train.lr", "must be > 0", t.lr)
     _require(t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
     _require(t.patience >= 0, "train.patience", "must be >= 0 (0 disables)", t.patience)
@@ -747,6 +802,12 @@ def _check_values(cfg: ExperimentConfig) -> None:
     _require(t.walk_length >= 1, "train.walk_length", "must be >= 1", t.walk_length)
     _require(t.sample_coverage >= 0, "train.sample_coverage", "must be >= 0", t.sample_coverage)
     _require(t.num_workers >= 0, "train.num_workers", "must be >= 0", t.num_workers)
+    _require(
+        t.num_workers <= MAX_WORKERS,
+        "train.num_workers",
+        f"must be <= {MAX_WORKERS}",
+        t.num_workers,
+    )
     _require(0.0 < t.lr_decay <= 1.0, "train.lr_decay", "must be in (0, 1]", t.lr_decay)
     _require(
         t.eval_mode in EVAL_MODES,
@@ -786,8 +847,18 @@ def _check_values(cfg: ExperimentConfig) -> None:
         "must be auto, cpu, cuda or cuda:N",
         cfg.device,
     )
-    _require(cfg.seed >= 0, "seed", "must be >= 0", cfg.seed)
     _require(cfg.seeds >= 1, "seeds", "must be >= 1", cfg.seeds)
+    _require(cfg.seeds <= MAX_SEEDS, "seeds", f"must be <= {MAX_SEEDS:,}", cfg.seeds)
+    _require(cfg.seed >= 0, "seed", "must be >= 0", cfg.seed)
+    _require(
+        cfg.seed + cfg.seeds <= MAX_SEED,
+        "seed",
+        f"must be < 2**63 - seeds + 1 (every seed of the run, seed + {cfg.seeds - 1}, "
+        "must be below 2**63)"
+        if cfg.seeds > 1
+        else "must be < 2**63",
+        cfg.seed,
+    )
     _require(d.split >= 0, "data.split", "must be >= 0", d.split)
     _require(
         d.rewire_iterations >= 0, "data.rewire_iterations", "must be >= 0", d.rewire_iterations

@@ -91,7 +91,7 @@ class SweepSpec:
     """Partial points to drop, values resolved to the config's own types."""
     source: Path | None = None
     """The spec file, when it was read from one."""
-    max_runs: int = 10_000
+    max_runs: int = DEFAULT_MAX_RUNS
     """The most points and runs it may expand to (``fathom sweep --max-runs``)."""
 
     @property

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fathom.config import ExperimentConfig, load_config
 from fathom.errors import ConfigError
+from fathom.yamlio import short
 
 __all__ = ["PRESETS_DIR", "list_presets", "load_preset", "preset_path", "preset_source"]
 
@@ -24,12 +25,18 @@ def list_presets() -> list[str]:
 
 
 def preset_path(name: str) -> Path:
-    """The YAML file of preset ``name``; unknown names raise :class:`ConfigError` listing
-    the choices."""
-    path = PRESETS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown --preset {name!r}; choose one of: {', '.join(list_presets())}")
-    return path
+    """The YAML file of preset ``name``; an empty or unknown name (or one that is not a plain
+    preset name, e.g. a path) raises :class:`ConfigError` listing the choices."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(
+            f"--preset must name a preset, got {short(name)}; choose one of: "
+            f"{', '.join(list_presets())}"
+        )
+    if name not in list_presets():  # never a path: "../x" must not read a file elsewhere
+        raise ConfigError(
+            f"unknown --preset {short(name)}; choose one of: {', '.join(list_presets())}"
+        )
+    return PRESETS_DIR / f"{name}.yaml"
 
 
 def load_preset(name: str) -> ExperimentConfig:
@@ -39,7 +46,7 @@ def load_preset(name: str) -> ExperimentConfig:
 
 def preset_source(name: str) -> str:
     """The ``# Source:`` line of preset ``name`` (the paper / code it reproduces)."""
-    for line in preset_path(name).read_text().splitlines():
+    for line in preset_path(name).read_text(encoding="utf-8").splitlines():
         if line.startswith("# Source:"):
             return line.removeprefix("# Source:").strip()
     return ""
