@@ -9,7 +9,13 @@ The result is a plain, JSON-ready dict:
   edges;
 - given a model, ``layers``: one record per layer with the over-smoothing metrics
   (:mod:`fathom.diagnostics.probes`), ``energy_decay``: the fitted per-layer decay rate of
-  the Dirichlet energy, and ``sensitivity``: Jacobian sensitivity by hop distance.
+  the Dirichlet energy, ``sensitivity``: Jacobian sensitivity by hop distance, and
+  ``features``: which features those were measured on (:func:`describe_features`).
+
+The metrics are not scale-free: the same Cora graph reads a Dirichlet energy of about 118 on
+its raw bag-of-words features and about 0.48 on the row-normalised features fathom trains
+on. ``features`` says which one a diagnosis saw: the input's scaling as detected from
+``data.x`` (or as the caller states it) and what each layer record holds.
 """
 
 from __future__ import annotations
@@ -26,13 +32,112 @@ from torch_geometric.data import Data
 from fathom.diagnostics.metrics import metric_records
 from fathom.diagnostics.probes import probe_layers
 
-__all__ = ["diagnose_graph", "diagnose_model", "energy_decay_rate", "propagation_steps"]
+__all__ = [
+    "describe_features",
+    "diagnose_graph",
+    "diagnose_model",
+    "energy_decay_rate",
+    "feature_scaling",
+    "propagation_steps",
+]
 
 Progress = Callable[[str], None]
 
 
 def _noop(message: str) -> None:
     return None
+
+
+_ROW_SUM_TOL = 1e-4
+
+
+def feature_scaling(x: torch.Tensor) -> str:
+    """How the feature matrix ``x`` is scaled, as detected from its values:
+
+    - ``row-normalised``: non-negative, every non-zero row sums to 1 (PyG's
+      ``NormalizeFeatures``, what fathom's node-classification training uses by default);
+    - ``standardised``: every column has mean 0 and standard deviation 1 (up to 1e-3);
+    - ``binary``: values in {0, 1} (raw bag-of-words, one-hot);
+    - ``raw``: none of these;
+    - ``empty``: no rows or no columns.
+
+    Shapes:
+        x: ``[num_nodes, num_features]`` (a vector is one column).
+    """
+    x = x.detach()
+    if x.dim() == 1:
+        x = x.unsqueeze(1)
+    if x.numel() == 0:
+        return "empty"
+    x = x.double()
+    if bool((x >= 0).all()):
+        sums = x.sum(dim=1)
+        nonzero = sums != 0
+        if bool(nonzero.any()) and bool(((sums[nonzero] - 1).abs() <= _ROW_SUM_TOL).all()):
+            return "row-normalised"
+    if x.size(0) > 1:
+        mean, std = x.mean(dim=0), x.std(dim=0, unbiased=False)
+        if bool((mean.abs() <= 1e-3).all()) and bool(((std - 1).abs() <= 1e-3).all()):
+            return "standardised"
+    if bool(((x == 0) | (x == 1)).all()):
+        return "binary"
+    return "raw"
+
+
+_SCALING_TEXT = {
+    "row-normalised": "row-normalised (every non-zero row sums to 1)",
+    "standardised": "standardised (every column mean 0, std 1)",
+    "binary": "raw, binary (0/1 values, not normalised)",
+    "raw": "raw (not row-normalised nor standardised)",
+    "empty": "empty",
+}
+
+
+def describe_features(
+    model: nn.Module | None, x: torch.Tensor, *, input_features: str | None = None
+) -> dict[str, Any]:
+    """Which features a model diagnosis measures: the ``features`` entry of
+    :func:`diagnose_model`.
+
+    Returns ``{"input", "input_scaling", "input_shape", "layers", "description"}``:
+    ``input_scaling`` is :func:`feature_scaling` of ``x``; ``input`` the caller's
+    ``input_features`` (e.g. ``"row-normalised (NormalizeFeatures), as training uses"``)
+    or a sentence built from the detected scaling; ``layers`` what the per-layer records
+    hold; ``description`` one line of both, for a report header.
+    """
+    scaling = feature_scaling(x)
+    shape = [int(d) for d in x.shape]
+    size = "x".join(str(d) for d in shape)
+    stated = input_features or f"data.x as given, {_SCALING_TEXT[scaling]}"
+    if model is not None and _propagates_features(model):
+        layers = (
+            "layer k: S^k X, the input features propagated k times by the model's "
+            "normalised adjacency S (no weights)"
+        )
+    else:
+        from fathom.models.deep_gnn import DeepGNN
+
+        if isinstance(model, DeepGNN):
+            layers = (
+                "layer 0: the model's input (before any encoder); layer k: the output of "
+                "block k (after its conv, norm, activation and skip: what block k+1 reads); "
+                "last layer: the conv head's output (logits, before softmax)"
+                if model.head_is_conv
+                else "layer 0: the model's input (before any encoder); layer k: the output of "
+                "block k (after its conv, norm, activation and skip: what block k+1 reads)"
+            )
+        else:
+            layers = (
+                "layer 0: the model's input; layer k: the output of its k-th message-passing "
+                "module (fathom.diagnostics.probes.find_layers)"
+            )
+    return {
+        "input": stated,
+        "input_scaling": scaling,
+        "input_shape": shape,
+        "layers": layers,
+        "description": f"input features {size}: {stated}; {layers}",
+    }
 
 
 def diagnose_graph(
@@ -185,6 +290,7 @@ def diagnose_model(
     max_hops: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    input_features: str | None = None,
 ) -> dict[str, Any]:
     """Per-layer over-smoothing metrics and Jacobian sensitivity of ``model`` on ``data``.
 
@@ -192,6 +298,11 @@ def diagnose_model(
     restored. ``class_separation`` is measured when ``data.y`` holds node labels.
     ``sensitivity`` measures :math:`|\\partial h_i^{(L)} / \\partial x_j|` for ``targets``
     sampled nodes, by hop distance up to ``max_hops`` (default: the number of layers).
+
+    The metrics depend on how ``data.x`` is scaled (raw or row-normalised features give
+    different Dirichlet energies): ``features`` in the result says what was measured
+    (:func:`describe_features`); ``input_features`` states the input's preprocessing in
+    words (default: described from the detected scaling).
     """
     say = progress or _noop
     y = getattr(data, "y", None)
@@ -207,7 +318,11 @@ def diagnose_model(
         layers = propagation_steps(model, data, metrics, seed=seed, **exact)
     else:
         layers = probe_layers(model, data.x, data.edge_index, metrics, y=y, seed=seed, **exact)
-    out: dict[str, Any] = {"layers": layers, "timings_s": {"layers": time.perf_counter() - t0}}
+    out: dict[str, Any] = {
+        "layers": layers,
+        "features": describe_features(model, data.x, input_features=input_features),
+        "timings_s": {"layers": time.perf_counter() - t0},
+    }
     if any("dirichlet_energy" in r for r in layers):
         out["energy_decay"] = energy_decay_rate(layers)
     if sensitivity:

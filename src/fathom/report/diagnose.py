@@ -12,7 +12,13 @@ from rich.table import Table
 from fathom.diagnostics.metrics import metric_records
 from fathom.files import atomic_path
 
-__all__ = ["decay_lines", "diagnosis_markdown", "diagnosis_tables", "write_diagnosis_report"]
+__all__ = [
+    "decay_lines",
+    "diagnosis_markdown",
+    "diagnosis_tables",
+    "features_line",
+    "write_diagnosis_report",
+]
 
 LAYER_COLUMNS = tuple((m.name, m.column) for m in metric_records())
 """(metric, column header) of the per-layer table, in the registry's order."""
@@ -76,6 +82,16 @@ def _structure_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def features_line(result: Mapping[str, Any]) -> str | None:
+    """``Features: …``: which features the per-layer metrics were measured on (the
+    ``features`` entry of :func:`~fathom.diagnostics.diagnose.diagnose_model`), or ``None``
+    for a result without one (a graph-only diagnosis, an older result)."""
+    features = result.get("features")
+    if not isinstance(features, Mapping) or not features.get("description"):
+        return None
+    return f"Features: {features['description']}"
+
+
 def _layer_keys(layers: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     return [(k, label) for k, label in LAYER_COLUMNS if any(k in r for r in layers)]
 
@@ -109,7 +125,13 @@ def diagnosis_tables(result: Mapping[str, Any]) -> list[Table]:
     layers = result.get("layers")
     if layers:
         keys = _layer_keys(layers)
-        t = Table(title=f"{result.get('model_name', 'model')}: per layer", title_justify="left")
+        caption = features_line(result)
+        t = Table(
+            title=f"{result.get('model_name', 'model')}: per layer",
+            title_justify="left",
+            caption=caption,
+            caption_justify="left",
+        )
         t.add_column("layer", justify="right")
         t.add_column("module")
         t.add_column("width", justify="right")
@@ -176,6 +198,9 @@ def diagnosis_markdown(result: Mapping[str, Any]) -> str:
     lines = [f"# Diagnosis: {name}", ""]
     if result.get("command"):
         lines += [f"Command: `{result['command']}`", ""]
+    features = features_line(result)
+    if features:
+        lines += [features, ""]
     lines += ["## Structure", "", "| quantity | value |", "|---|---|"]
     lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in _structure_rows(result["structure"])]
     if "curvature" in result:
