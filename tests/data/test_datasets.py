@@ -177,11 +177,22 @@ def test_data_dir_candidates_order(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert data_dir_candidates() == [cache]
     monkeypatch.setenv("FATHOM_DATA", str(tmp_path / "env"))
     assert data_dir_candidates() == [("FATHOM_DATA", tmp_path / "env"), cache]
-    assert data_dir_candidates(str(tmp_path / "arg")) == [
-        ("data dir", tmp_path / "arg"),
-        ("FATHOM_DATA", tmp_path / "env"),
-        cache,
-    ]
+    (tmp_path / "arg").mkdir()
+    # An explicit data dir is the only place looked.
+    assert data_dir_candidates(str(tmp_path / "arg")) == [("data dir", tmp_path / "arg")]
+
+
+def test_explicit_data_dir_must_exist_and_not_be_empty(tmp_path: Path) -> None:
+    with pytest.raises(DataNotFoundError, match="does not exist") as info:
+        data_dir_candidates(tmp_path / "nope")
+    assert str(tmp_path / "nope") in str(info.value)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="not a folder"):
+        data_dir_candidates(tmp_path / "file")
+    with pytest.raises(ConfigError, match="empty"):
+        data_dir_candidates("")
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        load_dataset("cora", data_dir=tmp_path / "nope")
 
 
 def test_load_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -192,10 +203,14 @@ def test_load_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert load_dataset("cora", verify=False).num_nodes == 518  # env > cache
     monkeypatch.delenv("FATHOM_DATA")
     assert load_dataset("cora", verify=False).num_nodes == 518  # the cache now has env's copy
-    # A candidate missing any raw file is skipped in favour of the next complete one.
+    # An explicit data dir missing a raw file is not replaced by FATHOM_DATA or the cache.
     (arg / CORA_RAW / "ind.cora.graph").unlink()
     monkeypatch.setenv("FATHOM_DATA", str(env))
-    assert load_dataset("cora", data_dir=arg, verify=False).num_nodes == 518
+    with pytest.raises(DataNotFoundError, match="only place looked"):
+        load_dataset("cora", data_dir=arg, verify=False)
+    # Without one, a candidate missing any raw file is skipped for the next complete one.
+    (env / CORA_RAW / "ind.cora.graph").unlink()
+    assert load_dataset("cora", verify=False).num_nodes == 518  # the cache's copy
 
 
 def test_registry_names_and_specs() -> None:
@@ -344,10 +359,13 @@ def test_missing_dataset_names_every_place(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("FATHOM_DATA", str(env))
     with pytest.raises(DataNotFoundError) as info:
         load_dataset("cora", data_dir=arg, download=False)
+    assert f"data dir {arg / CORA_RAW}" in str(info.value)
+    assert "FATHOM_DATA" not in str(info.value).split(";")[0]
+    with pytest.raises(DataNotFoundError) as info:
+        load_dataset("cora", download=False)
     message = str(info.value)
     assert "\n" not in message
     for label, root in [
-        ("data dir", arg),
         ("FATHOM_DATA", env),
         ("cache", cache_dir() / "datasets"),
     ]:

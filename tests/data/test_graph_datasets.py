@@ -112,8 +112,13 @@ def test_checksum_mismatch_is_a_one_line_data_error(
 def test_missing_dataset_names_every_place_looked_in(tmp_path: Path, cache: Path) -> None:
     with pytest.raises(DataNotFoundError) as info:
         load_graph_dataset(DataConfig(name="proteins", data_dir=str(tmp_path / "nowhere")))
+    assert "nowhere does not exist" in str(info.value)  # an explicit data dir must exist
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataNotFoundError) as info:
+        load_graph_dataset(DataConfig(name="proteins", data_dir=str(tmp_path / "empty")))
     text = str(info.value)
-    assert "proteins" in text and "data dir" in text and "cache" in text and "\n" not in text
+    assert "proteins" in text and "data dir" in text and "\n" not in text
+    assert "only place looked" in text  # no download, no fallback to FATHOM_DATA or the cache
 
 
 def test_unknown_name_lists_the_choices() -> None:

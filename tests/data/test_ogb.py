@@ -236,6 +236,10 @@ def test_missing_data_names_every_place_and_what_to_put_there(
     assert f"data dir {tmp_path / 'partial' / 'ogbn_arxiv'} (missing raw/node_year.csv.gz)" in (
         message
     )
+    assert f"FATHOM_DATA {tmp_path}" not in message  # an explicit data dir is the only place looked
+    with pytest.raises(DataNotFoundError) as info:
+        load_ogb_node("ogbn-arxiv")
+    message = str(info.value)
     assert f"FATHOM_DATA {tmp_path / 'shared' / 'ogbn_arxiv'} (no raw files)" in message
     assert f"cache {tmp_path / 'cache' / 'datasets' / 'ogbn_arxiv'}" in message
     assert "--data-dir" in message and "ogbn_arxiv/raw/edge.csv.gz" in message
@@ -554,6 +558,7 @@ def test_cli_without_the_data_is_one_line_and_exit_2(
 ) -> None:
     from fathom.cli import main
 
+    (tmp_path / "empty").mkdir()  # an explicit --data-dir must exist
     code = main(["train", *argv, "--data-dir", str(tmp_path / "empty"), "--epochs", "1"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err

@@ -326,9 +326,12 @@ def test_build_s3dis_resolves_data_dir_then_env(
     monkeypatch.setenv("FATHOM_DATA", str(root))
     s = build_point_clouds("s3dis", data_dir=None, **kwargs)
     assert _block_ids(s.test) == [4, 5]
-    # data_dir comes first: an empty data_dir is looked at, then FATHOM_DATA is used
-    s = build_point_clouds("s3dis", data_dir=str(tmp_path / "empty"), **kwargs)
-    assert _block_ids(s.test) == [4, 5]
+    # an explicit data_dir is the only place looked: FATHOM_DATA does not stand in for it
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataNotFoundError, match="empty"):
+        build_point_clouds("s3dis", data_dir=str(tmp_path / "empty"), **kwargs)
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        build_point_clouds("s3dis", data_dir=str(tmp_path / "nowhere"), **kwargs)
     assert _snapshot(root) == before
     assert not (tmp_path / "cache").exists()
 
@@ -338,14 +341,17 @@ def test_build_s3dis_not_found_says_where_and_how(
 ) -> None:
     monkeypatch.setenv("FATHOM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("FATHOM_DATA", str(tmp_path / "shared"))
+    (tmp_path / "mine").mkdir()
+    kwargs = dict(num_points=16, num_scenes=1, test_area=5, seed=0)
     with pytest.raises(DataNotFoundError) as info:
-        build_point_clouds(
-            "s3dis", data_dir=str(tmp_path / "mine"), num_points=16, num_scenes=1, test_area=5,
-            seed=0,
-        )  # fmt: skip
+        build_point_clouds("s3dis", data_dir=str(tmp_path / "mine"), **kwargs)
+    msg = str(info.value)
+    assert "\n" not in msg and "mine" in msg and "shared" not in msg
+    with pytest.raises(DataNotFoundError) as info:
+        build_point_clouds("s3dis", data_dir=None, **kwargs)
     msg = str(info.value)
     assert "\n" not in msg
-    for part in ("mine", "shared", "cache", "S3DIS/raw", "10577", "indoor3d_sem_seg_hdf5_data"):
+    for part in ("shared", "cache", "S3DIS/raw", "10577", "indoor3d_sem_seg_hdf5_data"):
         assert part in msg
 
 

@@ -297,12 +297,29 @@ def cache_dir() -> Path:
 def data_dir_candidates(data_dir: str | Path | None = None) -> list[tuple[str, Path]]:
     """Data roots to search, in order, labelled for messages.
 
-    ``("data dir", data_dir)`` when given, then ``("FATHOM_DATA", $FATHOM_DATA)`` when set,
-    then ``("cache", cache_dir() / "datasets")``. A root listed twice is kept once (first label).
+    An explicit ``data_dir`` (``--data-dir``) is the *only* place looked:
+    ``[("data dir", data_dir)]``; it must be an existing folder. Without it:
+    ``("FATHOM_DATA", $FATHOM_DATA)`` when set, then ``("cache", cache_dir() / "datasets")``
+    (a root listed twice is kept once, with its first label).
+
+    Raises:
+        ConfigError: ``data_dir`` is an empty string (leave it unset instead).
+        DataNotFoundError: ``data_dir`` does not exist.
+        DataError: ``data_dir`` is not a folder.
     """
+    if data_dir is not None:
+        if str(data_dir).strip() == "":
+            raise ConfigError(
+                "data.data_dir (--data-dir) is empty; give a folder, or leave it unset to "
+                "search $FATHOM_DATA and the cache"
+            )
+        path = Path(data_dir).expanduser()
+        if not path.exists():
+            raise DataNotFoundError(f"data dir (--data-dir) {path} does not exist")
+        if not path.is_dir():
+            raise DataError(f"data dir (--data-dir) {path} is not a folder")
+        return [("data dir", path)]
     out: list[tuple[str, Path]] = []
-    if data_dir is not None and str(data_dir) != "":
-        out.append(("data dir", Path(data_dir).expanduser()))
     env = os.environ.get("FATHOM_DATA")
     if env:
         out.append(("FATHOM_DATA", Path(env).expanduser()))
@@ -315,6 +332,39 @@ def data_dir_candidates(data_dir: str | Path | None = None) -> list[tuple[str, P
             seen.add(key)
             unique.append((label, path))
     return unique
+
+
+def check_cache_writable(path: Path) -> None:
+    """Refuse, in one line, a cache folder ``path`` that cannot be created or written: its
+    nearest existing ancestor is a regular file, or a folder this process may not write.
+
+    Raises:
+        DataError: naming the cache and saying to set ``FATHOM_CACHE``.
+    """
+    probe = Path(os.path.abspath(path))
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent
+    where = f"fathom's cache {cache_dir()}"
+    fix = "set FATHOM_CACHE to a writable folder"
+    if not probe.is_dir():
+        raise DataError(f"{where} cannot be used: {probe} is a file, not a folder; {fix}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise DataError(f"{where} is not writable ({probe} is read-only); {fix}")
+
+
+@contextlib.contextmanager
+def cache_writes(path: Path) -> Iterator[None]:
+    """Check that ``path`` (in the cache) is writable, and turn any OSError of the writes
+    inside the block into one line naming the cache (read-only file systems, full disks,
+    a cache path that is a file)."""
+    check_cache_writable(path)
+    try:
+        yield
+    except OSError as exc:
+        raise DataError(
+            f"could not write fathom's cache {cache_dir()}: {_one_line(exc)}; set "
+            "FATHOM_CACHE to a writable folder"
+        ) from None
 
 
 @lru_cache(maxsize=1)
@@ -423,18 +473,19 @@ def _sync_raw(spec: DatasetSpec, src_base: Path, cache_base: Path, verify: bool)
             if digest == (expected or _sha256(src)):
                 hashes[fname] = digest  # the cached copy already verifies
                 continue
-        tmp, digest = _copy_hashed(src, dst)
-        if expected and digest != expected:
-            tmp.unlink(missing_ok=True)
-            raise _mismatch(
-                rel,
-                src,
-                expected,
-                digest,
-                "the file is corrupt or not the canonical version (pass verify=False to use it "
-                "anyway)",
-            )
-        os.replace(tmp, dst)
+        with cache_writes(cache_base):
+            tmp, digest = _copy_hashed(src, dst)
+            if expected and digest != expected:
+                tmp.unlink(missing_ok=True)
+                raise _mismatch(
+                    rel,
+                    src,
+                    expected,
+                    digest,
+                    "the file is corrupt or not the canonical version (pass verify=False to "
+                    "use it anyway)",
+                )
+            os.replace(tmp, dst)
         hashes[fname] = digest
     return hashes
 
@@ -470,9 +521,30 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _instantiate(spec: DatasetSpec, base: Path) -> Any:
+    """Run the PyG class on ``base`` (used only on a private staging folder that fathom
+    created and filled with verified raw files: it processes them there)."""
     cls = spec.dataset_class()
     with _quiet_pyg():
         return cls(root=str(base / spec.root), **spec.pyg_kwargs)
+
+
+def _download_raw(spec: DatasetSpec, stage: Path) -> None:
+    """Let PyG download the raw files into ``stage`` *without processing them*: they are
+    checked against ``checksums.sha256`` before anything reads them."""
+    cls = spec.dataset_class()
+    download_only = type(
+        cls.__name__,
+        (cls,),
+        {"_process": lambda self: None, "load": lambda self, *args, **kwargs: None},
+    )
+    try:
+        with _quiet_pyg():
+            download_only(root=str(stage / spec.root), **spec.pyg_kwargs)
+    except Exception as exc:
+        # TUDataset reads its processed file itself after downloading; only a missing raw
+        # file means the download failed.
+        if _missing_raw(spec, stage):
+            raise _DownloadFailedError(_one_line(exc)) from exc
 
 
 def _marker(spec: DatasetSpec, hashes: Mapping[str, str]) -> dict[str, Any]:
@@ -487,12 +559,84 @@ def _marker(spec: DatasetSpec, hashes: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _folder_hashes(folder: Path) -> dict[str, str] | None:
+    """sha256 of every file of ``folder`` but the marker; None if it holds anything other
+    than regular files (a link, a sub-folder)."""
+    out = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name == _MARKER:
+            continue
+        if entry.is_symlink() or not entry.is_file():
+            return None
+        out[entry.name] = _sha256(entry)
+    return out
+
+
 def _processed_ok(spec: DatasetSpec, cache_base: Path, hashes: Mapping[str, str]) -> bool:
-    path = cache_base / spec.subdir / "processed" / _MARKER
+    """Whether the cache's ``processed/`` folder was published by fathom from exactly these
+    raw files, with this PyG, and holds exactly the files (by sha256) it recorded."""
+    folder = cache_base / spec.subdir / "processed"
     try:
-        return json.loads(path.read_text("utf-8")) == _marker(spec, hashes)
+        marker = json.loads((folder / _MARKER).read_text("utf-8"))
+        if not isinstance(marker, dict):
+            return False
+        recorded = marker.pop("processed_sha256", None)
+        if marker != _marker(spec, hashes) or not isinstance(recorded, dict) or not recorded:
+            return False
+        return _folder_hashes(folder) == recorded
     except (OSError, ValueError):
         return False
+
+
+# What InMemoryDataset.save / TUDataset.process write to processed/data.pt.
+_PROCESSED_FILE = "data.pt"
+
+
+class _ProcessedDataset:
+    """The graphs of a processed ``data.pt``, indexable like PyG's dataset (``len``,
+    ``[i]``), built without running the PyG class."""
+
+    def __init__(self, data: Data, slices: dict[str, Any] | None) -> None:
+        from torch_geometric.data import InMemoryDataset
+
+        self._inner = InMemoryDataset(log=False)
+        self._inner._data = data
+        self._inner.slices = slices
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    def __getitem__(self, idx: int) -> Data:
+        return self._inner[idx]
+
+
+def _load_processed(spec: DatasetSpec, cache_base: Path) -> _ProcessedDataset:
+    """Read ``processed/data.pt`` weights-only (tensors, dicts and PyG's ``Data`` classes;
+    nothing in the file runs) and rebuild the dataset as the PyG class would (TUDataset's
+    node/edge attribute columns dropped unless asked for). ``pre_transform.pt`` and
+    ``pre_filter.pt`` are never read."""
+    path = cache_base / spec.subdir / "processed" / _PROCESSED_FILE
+    refuse = f"refusing to load the processed cache {path}: not a plain PyG data file"
+    out = safe_torch_load(path, _pyg_safe_globals(), refuse)
+    tu = spec.pyg_class == "TUDataset"
+    if not isinstance(out, tuple) or len(out) != (4 if tu else 3):
+        raise DataError(f"{refuse} (unexpected layout)")
+    stored, slices, data_cls = out[0], out[1], out[-1]
+    sizes = out[2] if tu else {}
+    if (
+        data_cls is not Data
+        or not isinstance(stored, dict)
+        or not (slices is None or isinstance(slices, dict))
+        or not isinstance(sizes, dict)
+    ):
+        raise DataError(f"{refuse} (unexpected layout)")
+    data = Data.from_dict(stored)
+    if tu:
+        for key, size in (("x", "num_node_attributes"), ("edge_attr", "num_edge_attributes")):
+            use = spec.pyg_kwargs.get(f"use_{'node' if key == 'x' else 'edge'}_attr", False)
+            if getattr(data, key, None) is not None and not use:
+                data[key] = data[key][:, int(sizes.get(size, 0)) :]
+    return _ProcessedDataset(data, slices)
 
 
 def _new_stage(cache_base: Path, spec: DatasetSpec) -> Path:
@@ -510,18 +654,26 @@ def _new_stage(cache_base: Path, spec: DatasetSpec) -> Path:
 def _publish_processed(
     spec: DatasetSpec, stage: Path, cache_base: Path, hashes: Mapping[str, str]
 ) -> None:
-    """Rename the finished ``processed/`` folder from ``stage`` into the cache in one step."""
+    """Rename the finished ``processed/`` folder from ``stage`` into the cache in one step,
+    with a marker recording the raw files' and every processed file's sha256."""
     src = stage / spec.subdir / "processed"
     if not src.is_dir():
         raise RuntimeError(f"PyG wrote no {src}: the spec of {spec.name!r} is wrong")
-    (src / _MARKER).write_text(json.dumps(_marker(spec, hashes), indent=1), "utf-8")
+    processed = _folder_hashes(src)
+    if not processed or _PROCESSED_FILE not in processed:
+        raise RuntimeError(f"PyG wrote no {src / _PROCESSED_FILE}")
+    marker = {**_marker(spec, hashes), "processed_sha256": processed}
+    (src / _MARKER).write_text(json.dumps(marker, indent=1), "utf-8")
     dst = cache_base / spec.subdir / "processed"
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():  # stale: no marker, other raw files or another PyG version
+    if dst.exists() or dst.is_symlink():  # stale, forged, or another PyG version
         trash = dst.with_name(f".processed.stale-{uuid.uuid4().hex[:8]}")
         with contextlib.suppress(FileNotFoundError):
             os.replace(dst, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        if trash.is_symlink():
+            trash.unlink()
+        else:
+            shutil.rmtree(trash, ignore_errors=True)
     try:
         os.replace(src, dst)
     except OSError:
@@ -530,12 +682,24 @@ def _publish_processed(
 
 
 def _build_processed(spec: DatasetSpec, cache_base: Path, hashes: Mapping[str, str]) -> None:
+    """Process the cached raw files in a private staging folder and publish the result.
+
+    The raw files are *copied* into the stage and each copy's sha256 compared with
+    ``hashes`` (what was verified), so PyG only ever reads the bytes that were checked.
+    """
     stage = _new_stage(cache_base, spec)
     try:
         raw = stage / spec.raw_dir
         raw.mkdir(parents=True)
         for fname in spec.raw_files:
-            _link_or_copy(cache_base / spec.raw_dir / fname, raw / fname)
+            tmp, digest = _copy_hashed(cache_base / spec.raw_dir / fname, raw / fname)
+            if digest != hashes[fname]:
+                raise DataError(
+                    f"the cached raw file {cache_base / spec.raw_dir / fname} changed while "
+                    f"{spec.name!r} was being prepared (sha256 {digest}, was "
+                    f"{hashes[fname]}); run again"
+                )
+            os.replace(tmp, raw / fname)
         try:
             _instantiate(spec, stage)
         except Exception as exc:
@@ -549,17 +713,11 @@ def _build_processed(spec: DatasetSpec, cache_base: Path, hashes: Mapping[str, s
 
 
 def _download(spec: DatasetSpec, cache_base: Path, verify: bool) -> dict[str, str]:
-    """Let PyG download (and process) into a staging folder, then publish into the cache."""
+    """Let PyG download the raw files into a staging folder, check them, and move them into
+    the cache (processing happens afterwards, from the cache, like for any other source)."""
     stage = _new_stage(cache_base, spec)
     try:
-        try:
-            _instantiate(spec, stage)
-        except Exception as exc:
-            if _missing_raw(spec, stage):
-                raise _DownloadFailedError(_one_line(exc)) from exc
-            raise DataError(
-                f"downloaded dataset {spec.name!r} but could not process it: {_one_line(exc)}"
-            ) from exc
+        _download_raw(spec, stage)
         known = known_checksums() if verify else {}
         hashes = {}
         for fname, rel in zip(spec.raw_files, spec.raw_paths, strict=True):
@@ -578,7 +736,6 @@ def _download(spec: DatasetSpec, cache_base: Path, verify: bool) -> dict[str, st
             dst = cache_base / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(stage / rel, dst)
-        _publish_processed(spec, stage, cache_base, hashes)
         return hashes
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -612,12 +769,17 @@ def open_pyg_dataset(
     download: bool = True,
     verify: bool = True,
 ) -> Any:
-    """The PyG dataset object of ``spec``, processed in the cache (see :func:`load_dataset`
-    for where raw files are looked for, checked, copied, downloaded and processed).
+    """The graphs of ``spec`` (``len`` and ``[i]`` like a PyG dataset), processed in the
+    cache (see :func:`load_dataset` for where raw files are looked for, checked, copied,
+    downloaded and processed).
+
+    Nothing from the cache runs: the processed ``data.pt`` is read weights-only (tensors and
+    PyG's ``Data`` classes only) after its sha256 matched the completion marker; a folder
+    that does not match, or that does not load weights-only, is rebuilt from the raw files.
 
     Raises:
         DataNotFoundError: the raw files are nowhere and could not be downloaded.
-        DataError: a checksum mismatch or a processing failure.
+        DataError: a checksum mismatch, a processing failure or an unusable cache.
     """
     cache_base = cache_dir() / "datasets"
     found, looked = _locate(spec, data_dir_candidates(data_dir))
@@ -626,9 +788,12 @@ def open_pyg_dataset(
     else:
         reason = "not downloaded (download=False)"
         hashes = None
-        if download:
+        if data_dir is not None:
+            reason = "an explicit data dir is the only place looked"
+        elif download:
             try:
-                hashes = _download(spec, cache_base, verify)
+                with cache_writes(cache_base):
+                    hashes = _download(spec, cache_base, verify)
             except _DownloadFailedError as exc:
                 reason = f"download failed ({exc})"
         if hashes is None:
@@ -639,14 +804,15 @@ def open_pyg_dataset(
                 f"machine with internet to download it into {cache_base}"
             )
     if not _processed_ok(spec, cache_base, hashes):
-        _build_processed(spec, cache_base, hashes)
+        with cache_writes(cache_base):
+            _build_processed(spec, cache_base, hashes)
     try:
-        return _instantiate(spec, cache_base)
-    except Exception as exc:
-        raise DataError(
-            f"could not load processed dataset {spec.name!r} from {cache_base / spec.subdir}: "
-            f"{_one_line(exc)} (delete that folder to rebuild it)"
-        ) from exc
+        return _load_processed(spec, cache_base)
+    except DataError:
+        pass  # a forged or foreign data.pt: it was not unpickled; rebuild it from raw
+    with cache_writes(cache_base):
+        _build_processed(spec, cache_base, hashes)
+    return _load_processed(spec, cache_base)
 
 
 def load_dataset(
