@@ -624,3 +624,154 @@ def test_real_amazon_random_split(real_data: Path) -> None:
 def test_real_list_datasets(real_data: Path) -> None:
     rows = list_datasets()
     assert all(r["availability"] == "FATHOM_DATA" for r in rows), rows
+
+
+# --------------------------------------------------------------------------------------------
+# Nothing in a cache runs
+# --------------------------------------------------------------------------------------------
+
+
+def _forge_processed(processed: Path, payload: object, *, legacy: bool = False) -> None:
+    """Replace every processed file by a malicious pickle and write a marker that matches
+    them: what someone with write access to a shared cache could do."""
+    import json
+
+    for name in ("data.pt", "pre_transform.pt", "pre_filter.pt"):
+        path = processed / name
+        if legacy:
+            path.write_bytes(pickle.dumps(payload, protocol=2))
+        else:
+            torch.save(payload, path)
+    marker = json.loads((processed / D._MARKER).read_text("utf-8"))
+    marker["processed_sha256"] = {
+        p.name: sha256(p) for p in sorted(processed.iterdir()) if p.name != D._MARKER
+    }
+    (processed / D._MARKER).write_text(json.dumps(marker), "utf-8")
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_forged_processed_cache_never_runs(tmp_path: Path, legacy: bool) -> None:
+    data_dir = write_planetoid(tmp_path / "data")
+    first = load_dataset("cora", data_dir=data_dir, verify=False)
+    processed = tmp_path / "cache" / "datasets" / "Planetoid" / "Cora" / "processed"
+    pwned = tmp_path / "pwned"
+    _forge_processed(processed, Payload(pwned), legacy=legacy)
+    forged = sha256(processed / "data.pt")
+    assert D._processed_ok(
+        D.DATASETS.get("cora"),
+        processed.parents[2],
+        D._sync_raw(D.DATASETS.get("cora"), data_dir, processed.parents[2], False),
+    )  # fmt: skip  (the forgery passes the marker check: only weights-only loading stops it)
+    again = load_dataset("cora", data_dir=data_dir, verify=False)
+    assert not pwned.exists()
+    assert torch.equal(again.x, first.x) and torch.equal(again.edge_index, first.edge_index)
+    assert sha256(processed / "data.pt") != forged  # rebuilt from the raw files
+    assert D._processed_ok(D.DATASETS.get("cora"), processed.parents[2], D._sync_raw(
+        D.DATASETS.get("cora"), data_dir, processed.parents[2], False
+    ))  # fmt: skip
+
+
+def test_forged_processed_cache_without_marker_is_rebuilt_not_read(tmp_path: Path) -> None:
+    data_dir = write_planetoid(tmp_path / "data")
+    load_dataset("cora", data_dir=data_dir, verify=False)
+    processed = tmp_path / "cache" / "datasets" / "Planetoid" / "Cora" / "processed"
+    pwned = tmp_path / "pwned"
+    _forge_processed(processed, Payload(pwned))
+    (processed / "pre_transform.pt").write_bytes(pickle.dumps(Payload(pwned)))  # marker stale
+    assert load_dataset("cora", data_dir=data_dir, verify=False).num_nodes == 516
+    assert not pwned.exists()
+
+
+def test_processed_file_changed_after_marker_is_rebuilt(tmp_path: Path) -> None:
+    data_dir = write_planetoid(tmp_path / "data")
+    load_dataset("cora", data_dir=data_dir, verify=False)
+    processed = tmp_path / "cache" / "datasets" / "Planetoid" / "Cora" / "processed"
+    (processed / "extra.pt").write_bytes(b"not recorded")
+    spec = DATASETS.get("cora")
+    hashes = D._sync_raw(spec, data_dir, processed.parents[2], False)
+    assert not D._processed_ok(spec, processed.parents[2], hashes)
+    load_dataset("cora", data_dir=data_dir, verify=False)
+    assert not (processed / "extra.pt").exists()
+    assert D._processed_ok(spec, processed.parents[2], hashes)
+
+
+def test_every_registered_raw_file_has_a_known_hash() -> None:
+    """Raw files (Planetoid's are pickles PyG unpickles) are only processed after their
+    sha256 matched: every dataset fathom names must have one for every raw file."""
+    from fathom.data.graph_datasets import GRAPH_DATASETS
+
+    known = known_checksums()
+    for registry in (DATASETS, GRAPH_DATASETS):
+        for name in registry.names():
+            missing = [rel for rel in registry.get(name).raw_paths if rel not in known]
+            assert not missing, f"{name}: no sha256 for {missing}"
+
+
+def test_verify_refuses_a_malicious_raw_pickle_before_processing(tmp_path: Path) -> None:
+    data_dir = write_planetoid(tmp_path / "data")
+    pwned = tmp_path / "pwned"
+    (data_dir / CORA_RAW / "ind.cora.graph").write_bytes(pickle.dumps(Payload(pwned)))
+    with pytest.raises(DataError, match="sha256 mismatch"):
+        load_dataset("cora", data_dir=data_dir)
+    assert not pwned.exists()
+
+
+def test_download_is_checked_before_processing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A download whose files do not verify is refused before PyG reads (unpickles) them."""
+    from torch_geometric.datasets import Planetoid
+
+    source = write_planetoid(tmp_path / "source")
+    pwned = tmp_path / "pwned"
+    (source / CORA_RAW / "ind.cora.graph").write_bytes(pickle.dumps(Payload(pwned)))
+    processed: list[str] = []
+
+    def fake_download(self: Planetoid) -> None:
+        for f in (source / CORA_RAW).iterdir():
+            (Path(self.raw_dir) / f.name).write_bytes(f.read_bytes())
+
+    monkeypatch.setattr(Planetoid, "download", fake_download)
+    monkeypatch.setattr(Planetoid, "process", lambda self: processed.append("ran"))
+    with pytest.raises(DataError, match="downloaded file differs"):
+        load_dataset("cora")
+    assert not pwned.exists() and processed == []
+    assert not (tmp_path / "cache" / "datasets" / CORA_RAW).exists()
+
+
+def test_cache_path_that_is_a_file_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = write_planetoid(tmp_path / "data")
+    (tmp_path / "cachefile").write_text("not a folder")
+    monkeypatch.setenv("FATHOM_CACHE", str(tmp_path / "cachefile"))
+    with pytest.raises(DataError, match=r"is a file, not a folder.*FATHOM_CACHE") as info:
+        load_dataset("cora", data_dir=data_dir, verify=False)
+    assert "\n" not in str(info.value)
+    assert (tmp_path / "cachefile").read_text() == "not a folder"
+
+
+def test_read_only_cache_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir = write_planetoid(tmp_path / "data")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    real_access = os.access
+    # chmod does not stop root (the CI user here), so say the cache is read-only as the OS would.
+    monkeypatch.setattr(
+        D.os, "access", lambda p, mode: False if Path(p) == cache else real_access(p, mode)
+    )
+    refused = pytest.raises(DataError, match=r"not writable.*FATHOM_CACHE")
+    with read_only(cache), refused as info:
+        load_dataset("cora", data_dir=data_dir, verify=False)
+    assert "\n" not in str(info.value)
+    assert not any(cache.iterdir())
+
+
+def test_complete_read_only_cache_still_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = write_planetoid(tmp_path / "data")
+    load_dataset("cora", data_dir=data_dir, verify=False)
+    monkeypatch.setattr(D.os, "access", lambda p, mode: False)
+    with read_only(tmp_path / "cache"):
+        assert load_dataset("cora", data_dir=data_dir, verify=False).num_nodes == 516
