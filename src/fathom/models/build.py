@@ -10,6 +10,7 @@ Everything below this module takes explicit arguments, never a config object.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,6 +39,9 @@ __all__ = [
     "build_deep_gnn",
     "build_model",
     "check_model",
+    "check_model_memory",
+    "check_model_options",
+    "estimate_parameters",
 ]
 
 # Encoder / head kinds: kept as registries so validation and error messages list choices.
@@ -78,9 +82,53 @@ def build_model(
     """Build the model described by ``cfg`` for ``in_channels`` features and
     ``out_channels`` outputs: ``cfg.arch`` picks the node-level builder; a task's ``head``
     picks the builder that wraps it (graph readout, link decoder, point-cloud blocks)."""
+    check_model_memory(cfg, in_channels, out_channels)
     if head is None:
         return ARCHS.get(cfg.arch)(cfg, in_channels, out_channels)
     return HEAD_BUILDERS.get(head.kind)(cfg, in_channels, out_channels, **dict(head.options))
+
+
+_BYTES_PER_PARAMETER = 16
+"""float32 weight, its gradient and Adam's two moments."""
+
+
+def estimate_parameters(cfg: ModelConfig, in_channels: int, out_channels: int) -> int:
+    """A lower bound on the parameters of the model ``cfg`` describes, from the config alone
+    (nothing is built): for a block stack ``depth`` hidden ``hidden x hidden`` weights (one
+    when ``share_weights``; ``hidden^2 / groups`` per block when reversible), the input
+    layer ``in x hidden`` and the output layer ``hidden x out`` (``depth x hidden x out``
+    with ``jk: cat``); for the other architectures their input and output layers. Convs with
+    several weight matrices (SAGE, GIN, Chebyshev) have more, so the bound never refuses a
+    model that would fit."""
+    h, depth = cfg.hidden, cfg.depth
+    ends = in_channels * h + h * out_channels
+    if cfg.arch == "sign":
+        return (depth + 1) * in_channels * h + (depth + 1) * h * out_channels
+    if cfg.arch != "deep":
+        return ends
+    blocks = 1 if cfg.share_weights else max(depth - 1, 1)
+    per_block = h * h // cfg.groups if cfg.memory == "reversible" else h * h
+    if cfg.skip == "jk" and cfg.jk == "cat":
+        ends = in_channels * h + depth * h * out_channels
+    return blocks * per_block + ends
+
+
+def check_model_memory(cfg: ModelConfig, in_channels: int, out_channels: int) -> None:
+    """Refuse, before any layer is built, a model whose parameters with their gradients and
+    Adam's state (16 bytes each, :func:`estimate_parameters`) exceed
+    :func:`fathom.limits.memory_budget` — a ``--depth 100000`` or ``--hidden 1000000`` is a
+    one-line :class:`ConfigError` with the estimate, not minutes of building then
+    MemoryError. Activations come on top and depend on the graph (not counted)."""
+    from fathom.limits import check_bytes
+
+    params = estimate_parameters(cfg, in_channels, out_channels)
+    check_bytes(
+        params * _BYTES_PER_PARAMETER,
+        f"a model of depth {cfg.depth:,} and width {cfg.hidden:,} ({in_channels:,} input "
+        f"features, {out_channels:,} outputs: at least {params:,} parameters, with their "
+        "gradients and Adam's state)",
+        hint="; lower --depth or --hidden",
+    )
 
 
 def check_model(cfg: ModelConfig, *, point_cloud: bool = False) -> None:
@@ -108,6 +156,7 @@ def check_model(cfg: ModelConfig, *, point_cloud: bool = False) -> None:
     check_memory(cfg)
     if point_cloud:
         return
+    check_model_options(cfg)
     if cfg.aggr is not None:
         check_aggr(cfg.conv, cfg.aggr)
     require(
@@ -135,6 +184,69 @@ def check_model(cfg: ModelConfig, *, point_cloud: bool = False) -> None:
         f"must be 2 for model.arch {cfg.arch!r} (Kipf & Welling's 2-layer GCN encoder; for a "
         "deeper encoder use model.arch deep)",
         cfg.depth,
+    )
+
+
+# options read by the conv factory that declares a parameter of that name (``gat(…, heads)``)
+_CONV_OPTIONS = ("heads", "out_heads", "attn_dropout", "cheb_k", "msg_norm", "theta")
+# options read by the norm factory that declares the parameter (``_pair(…, scale)``)
+_NORM_OPTIONS = {"norm_scale": "scale", "norm_groups": "groups"}
+
+
+def _takes(factory: Callable[..., Any], name: str) -> bool:
+    return name in inspect.signature(factory).parameters
+
+
+def check_model_options(cfg: ModelConfig) -> None:
+    """Refuse an option set away from its default that the chosen model never reads (it
+    would be silently ignored): attention heads with a conv without attention, ``cheb_k``
+    off ``cheb``, ``theta`` off GCNII, ``msg_norm`` off ``gen`` (conv options apply only
+    to ``model.arch deep``, whose blocks are built from ``model.conv``), ``norm_scale`` /
+    ``norm_groups`` off the norms that take them, ``jk`` without the ``jk`` skip and
+    ``groups`` without ``model.memory reversible``. Which conv or norm reads an option is
+    read from its factory's signature, so a new operator needs no entry here."""
+    defaults = ModelConfig()
+    conv = CONVS.get(cfg.conv)
+    for name in _CONV_OPTIONS:
+        value = getattr(cfg, name)
+        if value == getattr(defaults, name):
+            continue
+        if cfg.arch != "deep":
+            raise ConfigError(
+                f"{flag(f'model.{name}')} applies to model.arch 'deep' (a block stack of "
+                f"model.conv), not {cfg.arch!r}; got {value!r}"
+            )
+        if not _takes(conv, name):
+            users = [c for c in CONVS.names() if _takes(CONVS.get(c), name)]
+            raise ConfigError(
+                f"{flag(f'model.{name}')} applies to model.conv {', '.join(users)}, not "
+                f"{cfg.conv!r}; got {value!r}"
+            )
+    if cfg.out_heads != defaults.out_heads and cfg.head != "conv":
+        raise ConfigError(
+            f"model.out_heads applies to a conv head (model.head conv), not {cfg.head!r}; "
+            f"got {cfg.out_heads!r}"
+        )
+    norm = NORMS.get(cfg.norm)
+    for name, param in _NORM_OPTIONS.items():
+        value = getattr(cfg, name)
+        if value != getattr(defaults, name) and not _takes(norm, param):
+            users = [n for n in NORMS.names() if _takes(NORMS.get(n), param)]
+            raise ConfigError(
+                f"model.{name} applies to model.norm {', '.join(users)}, not {cfg.norm!r}; "
+                f"got {value!r}"
+            )
+    require(
+        cfg.jk == defaults.jk or cfg.skip == "jk",
+        "model.jk",
+        f"applies to model.skip 'jk', not {cfg.skip!r}",
+        cfg.jk,
+    )
+    require(
+        cfg.groups == defaults.groups or cfg.memory == "reversible",
+        "model.groups",
+        f"applies to model.memory 'reversible', not {cfg.memory!r}",
+        cfg.groups,
     )
 
 
