@@ -775,3 +775,54 @@ def test_complete_read_only_cache_still_loads(
     monkeypatch.setattr(D.os, "access", lambda p, mode: False)
     with read_only(tmp_path / "cache"):
         assert load_dataset("cora", data_dir=data_dir, verify=False).num_nodes == 516
+
+
+# --------------------------------------------------------------------------------------------
+# Sizes from file headers, before allocation
+# --------------------------------------------------------------------------------------------
+
+
+def _forged_npz(path: Path, shape: tuple[int, ...], *, compress: bool = False) -> Path:
+    """An .npz whose ``x.npy`` header claims ``shape`` of float64 but holds 16 bytes."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    header = {"descr": "<f8", "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buf, header)
+    buf.write(b"\0" * 16)
+    graph = ring_graph()
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", method) as zf:
+        for key in ("edge_index", "y"):
+            member = io.BytesIO()
+            np.save(member, graph[key])
+            zf.writestr(f"{key}.npy", member.getvalue())
+        zf.writestr("x.npy", buf.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_npz_header_claiming_terabytes_is_refused_before_reading(
+    tmp_path: Path, compress: bool
+) -> None:
+    path = _forged_npz(tmp_path / "huge.npz", (10**6, 10**6), compress=compress)
+    assert path.stat().st_size < 4096
+    with pytest.raises(DataError, match=r"'x' claims shape \[1000000, 1000000\]") as info:
+        load_graph_file(path)
+    assert "7.3 TB" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_npz_over_the_memory_budget_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "g.npz"
+    np.savez(path, **ring_graph())
+    monkeypatch.setenv("FATHOM_MEMORY_BUDGET", "100")
+    with pytest.raises(DataError, match="more than the memory budget"):
+        load_graph_file(path)
+    torch.save({k: torch.from_numpy(v) for k, v in ring_graph().items()}, tmp_path / "g.pt")
+    with pytest.raises(DataError, match="more than the memory budget"):
+        load_graph_file(tmp_path / "g.pt")
+    monkeypatch.delenv("FATHOM_MEMORY_BUDGET")
+    assert load_graph_file(path).num_nodes == 30

@@ -289,6 +289,24 @@ def test_the_parsed_copy_is_reused_bound_to_the_files_and_the_data_dir_untouched
     parsed.write_bytes(b"not a zip")  # a damaged copy is parsed again
     load_ogb_node("ogbn-proteins", root)
     assert len(calls) == 2
+
+    # A copy with its marker intact but an array header claiming terabytes is parsed again,
+    # never allocated.
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(parsed) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    huge = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        huge, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
+    )
+    members[next(n for n in members if n != "__marker__.npy")] = huge.getvalue()
+    with zipfile.ZipFile(parsed, "w") as zf:
+        for name, body in members.items():
+            zf.writestr(name, body)
+    load_ogb_node("ogbn-proteins", root)
+    assert len(calls) == 3
     assert not list(parsed.parent.glob(".*.tmp"))  # no temporary file left behind
     assert not list((tmp_path / "cache" / "datasets" / ".staging").iterdir())
 

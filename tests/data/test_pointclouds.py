@@ -426,6 +426,21 @@ def _break_not_hdf5(folder: Path) -> str:
     return "ply_data_all_1.h5: not a readable HDF5 file"
 
 
+def _break_huge_shape(folder: Path) -> str:
+    """A small file whose dataset shape claims terabytes (chunks never written)."""
+    (folder / "ply_data_all_1.h5").unlink()
+    with h5py.File(folder / "ply_data_all_1.h5", "w") as f:
+        f.create_dataset("data", shape=(10**8, 4096, 9), dtype="f4", chunks=(1, 16, 9))
+        f["label"] = _good()[1]
+    assert (folder / "ply_data_all_1.h5").stat().st_size < 100_000
+    return "needs about 13.4 TB, more than the memory budget"
+
+
+def _break_string_data(folder: Path) -> str:
+    _rewrite(folder / "ply_data_all_1.h5", data=np.array([b"a", b"b"]), label=_good()[1])
+    return "'data' must be a numeric array"
+
+
 def _break_room_count(folder: Path) -> str:
     (folder / "room_filelist.txt").write_text("Area_1_a\n" * 2 + "Area_2_a\n" * 2 + "Area_3_a\n")
     return "room_filelist.txt: 5 rooms listed for 6 blocks"
@@ -471,6 +486,8 @@ BREAKERS = [
     _break_nan,
     _break_inf,
     _break_not_hdf5,
+    _break_huge_shape,
+    _break_string_data,
     _break_room_count,
     _break_room_line,
     _break_missing_h5,

@@ -39,6 +39,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -984,6 +985,7 @@ def _read_npz(p: Path) -> dict[str, Any]:
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise DataError(f"{p} is a single .npy array, not an .npz archive of named arrays")
     with loaded:
+        check_npz_sizes(p, loaded.zip)
         out = {}
         for key in loaded.files:
             try:
@@ -996,6 +998,55 @@ def _read_npz(p: Path) -> dict[str, Any]:
             except (OSError, EOFError, zipfile.BadZipFile) as exc:
                 raise DataError(f"could not read array {key!r} of {p}: {_one_line(exc)}") from None
     return out
+
+
+def _npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header of the ``.npy`` stream ``f`` (nothing else read)."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:  # 3.0: utf-8 field names; same layout as 2.0
+        from numpy.lib import _format_impl
+
+        shape, _, dtype = _format_impl._read_array_header(f, version)
+    return tuple(int(d) for d in shape), dtype
+
+
+def check_npz_sizes(p: Path, archive: zipfile.ZipFile, hint: str = "") -> None:
+    """Refuse, before any array of the ``.npz`` ``archive`` (the file ``p``) is read, one
+    whose ``.npy`` header claims more bytes than its archive member holds, or arrays that
+    together need more than :func:`fathom.limits.memory_budget`.
+
+    Raises:
+        DataError: one line naming the array, its claimed shape and size.
+    """
+    from fathom.limits import check_bytes, human_bytes
+
+    total = 0
+    for info in archive.infolist():
+        key = info.filename.removesuffix(".npy")
+        try:
+            with archive.open(info) as f:
+                shape, dtype = _npy_header(f)
+                header = f.tell()
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
+            raise DataError(f"could not read the header of array {key!r} of {p}: "
+                            f"{_one_line(exc)}") from None  # fmt: skip
+        if dtype.hasobject:
+            continue  # refused when read (needs pickle)
+        if any(d < 0 for d in shape):
+            raise DataError(f"{p}: array {key!r} has a negative dimension in {list(shape)}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > info.file_size - header:
+            raise DataError(
+                f"refusing to load {p}: array {key!r} claims shape {list(shape)} of {dtype} "
+                f"({human_bytes(nbytes)}) but its archive member holds only "
+                f"{human_bytes(max(info.file_size - header, 0))}"
+            )
+        total += nbytes
+    check_bytes(total, f"the arrays of {p}", error=DataError, hint=hint)
 
 
 def safe_torch_load(p: Path, allowed: list[Any], refuse: str, hint: str = "") -> Any:
@@ -1014,6 +1065,10 @@ def safe_torch_load(p: Path, allowed: list[Any], refuse: str, hint: str = "") ->
 
 
 def _read_torch(p: Path) -> dict[str, Any]:
+    from fathom.limits import check_bytes
+
+    # A .pt's tensors are stored uncompressed: loading it needs about its size.
+    check_bytes(p.stat().st_size, f"graph file {p}", error=DataError)
     refuse = f"refusing to load {p}: not a plain tensor/Data file"
     obj = safe_torch_load(p, _pyg_safe_globals(), refuse, "; save a PyG Data or a dict of tensors")
     if type(obj) is Data:

@@ -134,6 +134,8 @@ from fathom.data.datasets import (
     _locate,
     _one_line,
     cache_dir,
+    cache_writes,
+    check_npz_sizes,
     data_dir_candidates,
     safe_torch_load,
 )
@@ -462,10 +464,11 @@ def _read_parsed(path: Path, marker: str) -> dict[str, np.ndarray] | None:
     unreadable."""
     try:
         with np.load(path, allow_pickle=False) as npz:
+            check_npz_sizes(path, npz.zip)  # a forged header is re-parsed, never allocated
             if _MARKER_KEY not in npz.files or str(npz[_MARKER_KEY]) != marker:
                 return None
             return {k: npz[k] for k in npz.files if k != _MARKER_KEY}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, DataError):
         return None
 
 
@@ -505,8 +508,9 @@ def _staged(spec: OGBDatasetSpec, folder: Path) -> Iterator[Path]:
     files fathom names, and the data dir is never written to.
     """
     parent = cache_dir() / "datasets" / ".staging"
-    parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f"{spec.subdir}-", dir=parent))
+    with cache_writes(parent):  # a cache path that is a file or read-only: one line
+        parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f"{spec.subdir}-", dir=parent))
     try:
         for rel in spec.raw_files:
             dst = stage / rel

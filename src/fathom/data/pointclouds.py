@@ -440,6 +440,22 @@ def _read_rooms(path: Path) -> list[int]:
     return areas
 
 
+def _check_h5_sizes(path: Path, f: Any, keys: Sequence[str]) -> None:
+    """Refuse, from the datasets' shapes and dtypes alone (nothing read), arrays that are not
+    plain numeric datasets or that together need more than the memory budget."""
+    from fathom.limits import check_bytes
+
+    total = 0
+    for key in keys:
+        ds = f[key]
+        shape, dtype = getattr(ds, "shape", None), getattr(ds, "dtype", None)
+        if shape is None or dtype is None or dtype.kind not in "biuf":
+            raise DataError(f"{path}: {key!r} must be a numeric array, got {type(ds).__name__}"
+                            f"{'' if dtype is None else f' of {dtype}'}")  # fmt: skip
+        total += math.prod(int(d) for d in shape) * dtype.itemsize
+    check_bytes(total, f"the arrays of {path}", error=DataError)
+
+
 def _read_blocks(path: Path, h5py: Any) -> tuple[Tensor, Tensor]:
     """``data [B, P, 9]`` float32 and ``label [B, P]`` int64 of one block file, checked."""
     try:
@@ -450,6 +466,7 @@ def _read_blocks(path: Path, h5py: Any) -> tuple[Tensor, Tensor]:
                     f"{path}: no {' or '.join(repr(k) for k in missing)} array "
                     f"(keys: {', '.join(sorted(f.keys())) or 'none'})"
                 )
+            _check_h5_sizes(path, f, ("data", "label"))
             data, label = np.asarray(f["data"][()]), np.asarray(f["label"][()])
     except OSError as exc:
         raise DataError(
