@@ -242,3 +242,20 @@ def test_large_graph_is_fast() -> None:
     assert elapsed < 0.5
     assert report.num_edges == e
     assert report.is_undirected is False
+
+
+def test_more_classes_than_nodes_is_refused_before_any_head_is_sized() -> None:
+    y = torch.zeros(6, dtype=torch.long)
+    y[2] = 10**9
+    message = _error(_graph(y=y))
+    assert "label 1000000000 (at node 2)" in message and "only 6 nodes" in message
+    # as many classes as nodes is still fine
+    validate_graph(_graph(y=torch.arange(6)))
+
+
+def test_negative_label_is_refused() -> None:
+    assert "negative labels" in _error(_graph(y=torch.tensor([0, -1, 1, 0, 1, 0])))
+
+
+def test_zero_feature_columns_are_refused() -> None:
+    assert "zero feature columns" in _error(_graph(x=torch.zeros(6, 0)))

@@ -364,7 +364,8 @@ def validate_graphs(graphs: Sequence[Data]) -> None:
     """Raise a one-line :class:`~fathom.errors.DataError` unless ``graphs`` is a non-empty
     list of graphs with float ``x`` ``[n, F]`` (same ``F`` everywhere, all finite), integer
     ``edge_index`` ``[2, e]`` with entries in ``[0, n)``, and an integer label ``y`` of one
-    element (``>= 0``), naming the first offending graph by index.
+    element (``>= 0``, and below the number of graphs: no more classes than graphs), and at
+    least one feature column, naming the first offending graph by index.
     """
     if len(graphs) == 0:
         raise DataError("graph dataset is empty: need at least one graph")
@@ -394,6 +395,14 @@ def validate_graphs(graphs: Sequence[Data]) -> None:
             raise DataError(
                 f"graph {i}: y must be one non-negative integer label, got {y.tolist()}"
             )
+        if int(y.view(-1)[0]) >= len(graphs):
+            # Checked before anything sizes a classifier head by max(y) + 1.
+            raise DataError(
+                f"graph {i}: label {int(y.view(-1)[0])} means {int(y.view(-1)[0]) + 1} "
+                f"classes among only {len(graphs)} graphs; labels must be 0..C-1"
+            )
+    if width == 0:
+        raise DataError("every graph's x has zero feature columns; give at least one feature")
 
 
 def describe_graph_dataset(graphs: Sequence[Data]) -> dict[str, Any]:

@@ -87,8 +87,9 @@ def validate_graph(
     missing ``x`` or ``edge_index``; ``x`` not a floating ``[N, F]`` tensor or containing
     NaN/Inf; an explicit ``num_nodes`` that differs from ``x.size(0)``; ``edge_index`` not an
     integer ``[2, E]`` tensor or with indices outside ``[0, N)``; ``y`` not an integer ``[N]``
-    tensor or with negative entries (or, multi-label, an integer ``[N, T]`` of 0/1); masks
-    not boolean ``[N]``, empty, or overlapping.
+    tensor, with negative entries or with a label ``>= N`` (more classes than nodes: it
+    would size the classifier head) (or, multi-label, an integer ``[N, T]`` of 0/1); ``x``
+    with zero columns; masks not boolean ``[N]``, empty, or overlapping.
     Optional attributes that are present (``y`` without ``require_labels``, masks without
     ``require_masks``) are still checked.
 
@@ -113,6 +114,11 @@ def validate_graph(
     if not x.dtype.is_floating_point:
         raise DataError(f"x must have a floating-point dtype, got {x.dtype}")
     num_nodes = x.size(0)
+    if x.size(1) == 0:
+        raise DataError(
+            f"x has zero feature columns (shape {tuple(x.shape)}); give at least one feature "
+            "per node (a constant column, or e.g. one-hot degrees, if the graph has none)"
+        )
     # Only an explicitly stored num_nodes can disagree; otherwise PyG infers it from x.
     if "num_nodes" in data and data.num_nodes != num_nodes:
         raise DataError(
@@ -226,7 +232,17 @@ def _check_y(y: Tensor, num_nodes: int) -> int:
             f"y has {negative.numel()} negative labels: first at nodes {_first(negative)} "
             f"with values {_first(y[negative])}"
         )
-    return int(y.max()) + 1 if y.numel() > 0 else 0
+    if y.numel() == 0:
+        return 0
+    top = int(y.max())
+    if top >= num_nodes:
+        # Checked before anything sizes a classifier head by max(y) + 1.
+        at = int((y == top).nonzero()[0, 0])
+        raise DataError(
+            f"y has label {top} (at node {at}), so {top + 1} classes, on a graph of only "
+            f"{num_nodes} nodes; labels must be 0..C-1 with C at most the number of nodes"
+        )
+    return top + 1
 
 
 def _check_mask(name: str, mask: Tensor, num_nodes: int) -> Tensor:
