@@ -189,8 +189,9 @@ def loads(text: str, *, source: str = "YAML text") -> Any:
         )
     if "\x00" in text:
         raise ConfigError(f"{source} is not a text file (it holds NUL bytes)")
-    loader = BoundedLoader(text)
+    loader = None
     try:
+        loader = BoundedLoader(text)  # the reader checks the characters here
         return loader.get_single_data()
     except _Refused as exc:
         raise ConfigError(f"{source}{_at(exc.mark)}: {exc.message}") from None
@@ -203,7 +204,8 @@ def loads(text: str, *, source: str = "YAML text") -> Any:
             f"{source} has a value fathom cannot read: {short(str(exc), 120)}"
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _at(mark: Any) -> str:

@@ -302,3 +302,64 @@ def test_valid_text_of_the_error_table_loads(tmp_path: Path) -> None:
 def test_spec_from_dict_without_a_source_names_the_sweep_spec() -> None:
     with pytest.raises(ConfigError, match=r"^sweep spec: grid axis 'model\.depth' must not be"):
         spec_from_dict({"name": "n", "grid": {"model.depth": []}})
+
+
+# --------------------------------------------------------------------------- grid size
+
+
+@pytest.mark.parametrize(
+    ("grid", "words"),
+    [
+        # 10**9 points: counted from the axis lengths, nothing built (this took 90 s, then
+        # MemoryError)
+        (
+            "{seed: range(1000), model.hidden: 'range(1, 1001)', train.epochs: 'range(1, 1001)'}",
+            ["1,000,000,000 points", "limit of 10,000 runs", "--max-runs"],
+        ),
+        ("{seed: 'range(0, 1000000000000)'}", ["grid axis 'seed'", "1,000,000,000,000 values"]),
+        ("{seed: 'range(0, 99999999999999999999999)'}", ["beyond 64 bits"]),
+        ("{seed: range(10001)}", ["10,001", "--max-runs"]),
+    ],
+)
+def test_huge_grids_are_refused_before_anything_is_built(
+    tmp_path: Path, grid: str, words: list[str]
+) -> None:
+    import time
+
+    path = _write(tmp_path / "huge.yaml", f"name: huge\ngrid: {grid}\n")
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        load_spec(path)
+    assert time.perf_counter() - start < 5
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    for word in words:
+        assert word in message, message
+
+
+def test_max_runs_raises_and_lowers_the_limit(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "s.yaml", "name: s\ngrid: {model.depth: [2, 4, 8]}\nbase: {seeds: 4}\n"
+    )
+    spec = load_spec(path)
+    assert len(expand(spec)) == 12
+    # points x seeds are counted before any run is built
+    with pytest.raises(ConfigError, match=r"more than the limit of 10 runs.*--max-runs"):
+        expand(spec, max_runs=10)
+    with pytest.raises(ConfigError, match="limit of 2 runs"):
+        load_spec(path, max_runs=2)
+    assert describe(load_spec(path, max_runs=12))["runs"] == 12
+    with pytest.raises(ConfigError, match=r"max_runs \(--max-runs\) must be an integer >= 1"):
+        load_spec(path, max_runs=0)
+
+
+def test_spec_yaml_goes_through_the_bounded_reader(tmp_path: Path) -> None:
+    bomb = "name: b\nl0: &l0 [1, 1]\n" + "".join(
+        f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]\n" for i in range(1, 40)
+    )
+    with pytest.raises(ConfigError, match="alias"):
+        load_spec(_write(tmp_path / "bomb.yaml", bomb))
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"name: x\x00\n")
+    with pytest.raises(ConfigError, match="NUL"):
+        load_spec(binary)

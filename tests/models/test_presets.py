@@ -113,3 +113,13 @@ def test_deepgcn_presets_have_the_published_setting(
     assert (p.num_points, p.num_scenes, t.epochs) == (512, 24, 25)  # sized for a CPU
     # every block's dilated neighbourhood fits in a cloud
     assert p.k * (depth - 1) <= p.num_points
+
+
+@pytest.mark.parametrize("name", ["", "   ", "../presets/gcn-cora", "/etc/passwd", "gcn-cora.yaml"])
+def test_empty_names_and_paths_are_not_presets(name: str) -> None:
+    # an empty name used to fall through to the defaults; a path must never read a file
+    for call in (load_preset, preset_path, preset_source):
+        with pytest.raises(ConfigError) as info:
+            call(name)
+        text = str(info.value)
+        assert "--preset" in text and "gcn-cora" in text and "\n" not in text

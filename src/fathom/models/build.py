@@ -41,6 +41,7 @@ __all__ = [
     "check_model",
     "check_model_memory",
     "check_model_options",
+    "estimate_activations",
     "estimate_parameters",
 ]
 
@@ -77,12 +78,21 @@ HEAD_BUILDERS: Registry[HeadBuilder] = Registry("model head")
 
 
 def build_model(
-    cfg: ModelConfig, in_channels: int, out_channels: int, head: Head | None = None
+    cfg: ModelConfig,
+    in_channels: int,
+    out_channels: int,
+    head: Head | None = None,
+    *,
+    num_nodes: int | None = None,
 ) -> nn.Module:
     """Build the model described by ``cfg`` for ``in_channels`` features and
     ``out_channels`` outputs: ``cfg.arch`` picks the node-level builder; a task's ``head``
-    picks the builder that wraps it (graph readout, link decoder, point-cloud blocks)."""
-    check_model_memory(cfg, in_channels, out_channels)
+    picks the builder that wraps it (graph readout, link decoder, point-cloud blocks).
+
+    First, from the config alone, :func:`check_model_memory` refuses a model whose
+    parameters (and, given ``num_nodes`` of a full-batch graph, activations) exceed the
+    memory budget."""
+    check_model_memory(cfg, in_channels, out_channels, num_nodes=num_nodes)
     if head is None:
         return ARCHS.get(cfg.arch)(cfg, in_channels, out_channels)
     return HEAD_BUILDERS.get(head.kind)(cfg, in_channels, out_channels, **dict(head.options))
@@ -94,8 +104,8 @@ _BYTES_PER_PARAMETER = 16
 
 def estimate_parameters(cfg: ModelConfig, in_channels: int, out_channels: int) -> int:
     """A lower bound on the parameters of the model ``cfg`` describes, from the config alone
-    (nothing is built): for a block stack ``depth`` hidden ``hidden x hidden`` weights (one
-    when ``share_weights``; ``hidden^2 / groups`` per block when reversible), the input
+    (nothing is built): for a block stack a ``hidden x hidden`` weight per block after the
+    first (one when ``share_weights``; ``hidden^2 / groups`` per block when reversible), the input
     layer ``in x hidden`` and the output layer ``hidden x out`` (``depth x hidden x out``
     with ``jk: cat``); for the other architectures their input and output layers. Convs with
     several weight matrices (SAGE, GIN, Chebyshev) have more, so the bound never refuses a
@@ -106,29 +116,46 @@ def estimate_parameters(cfg: ModelConfig, in_channels: int, out_channels: int) -
         return (depth + 1) * in_channels * h + (depth + 1) * h * out_channels
     if cfg.arch != "deep":
         return ends
-    blocks = 1 if cfg.share_weights else max(depth - 1, 1)
+    num_blocks = depth - 1 if cfg.head == "conv" else depth
+    blocks = max(num_blocks - (1 if cfg.encoder == "none" else 0), 0)  # hidden -> hidden
+    if cfg.share_weights:
+        blocks = min(blocks, 1)
     per_block = h * h // cfg.groups if cfg.memory == "reversible" else h * h
     if cfg.skip == "jk" and cfg.jk == "cat":
         ends = in_channels * h + depth * h * out_channels
     return blocks * per_block + ends
 
 
-def check_model_memory(cfg: ModelConfig, in_channels: int, out_channels: int) -> None:
+def estimate_activations(cfg: ModelConfig, num_nodes: int) -> int:
+    """A lower bound on the float32 values a full-batch forward pass over ``num_nodes``
+    nodes keeps for the backward pass: two ``num_nodes x hidden`` tensors per layer (conv
+    output and activation) with ``memory: plain``; a few layers' worth with ``checkpoint``
+    or ``reversible``, which recompute the rest."""
+    layers = cfg.depth if cfg.memory == "plain" and cfg.arch == "deep" else 2
+    return 2 * num_nodes * cfg.hidden * layers
+
+
+def check_model_memory(
+    cfg: ModelConfig, in_channels: int, out_channels: int, *, num_nodes: int | None = None
+) -> None:
     """Refuse, before any layer is built, a model whose parameters with their gradients and
-    Adam's state (16 bytes each, :func:`estimate_parameters`) exceed
-    :func:`fathom.limits.memory_budget` — a ``--depth 100000`` or ``--hidden 1000000`` is a
-    one-line :class:`ConfigError` with the estimate, not minutes of building then
-    MemoryError. Activations come on top and depend on the graph (not counted)."""
+    Adam's state (16 bytes each, :func:`estimate_parameters`) — plus, given ``num_nodes``
+    (a full-batch graph), its activations (:func:`estimate_activations`) — exceed
+    :func:`fathom.limits.memory_budget`: a ``--depth 10000 --hidden 4096`` is a one-line
+    :class:`ConfigError` with the estimate, not minutes of building then MemoryError."""
     from fathom.limits import check_bytes
 
     params = estimate_parameters(cfg, in_channels, out_channels)
-    check_bytes(
-        params * _BYTES_PER_PARAMETER,
+    nbytes = params * _BYTES_PER_PARAMETER
+    what = (
         f"a model of depth {cfg.depth:,} and width {cfg.hidden:,} ({in_channels:,} input "
         f"features, {out_channels:,} outputs: at least {params:,} parameters, with their "
-        "gradients and Adam's state)",
-        hint="; lower --depth or --hidden",
+        "gradients and Adam's state"
     )
+    if num_nodes is not None:
+        nbytes += 4 * estimate_activations(cfg, num_nodes)
+        what += f", and its activations on {num_nodes:,} nodes"
+    check_bytes(nbytes, what + ")", hint="; lower --depth or --hidden")
 
 
 def check_model(cfg: ModelConfig, *, point_cloud: bool = False) -> None:
