@@ -3,18 +3,25 @@ dataset names are resolved (named datasets, synthetic generators, or a user's fi
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
+import weakref
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch_geometric.data import Data
-from torch_geometric.transforms import NormalizeFeatures
 from torch_geometric.utils import to_undirected
 
 from fathom.config import DataConfig
-from fathom.data.datasets import DATASETS, GRAPH_FILE_SUFFIXES, load_dataset, load_graph_file
+from fathom.data.datasets import (
+    DATASETS,
+    GRAPH_FILE_SUFFIXES,
+    load_dataset,
+    load_graph_file,
+    normalize_features,
+)
 from fathom.data.ogb_datasets import (
     OGB_DATASETS,
     load_ogb_link,
@@ -22,11 +29,21 @@ from fathom.data.ogb_datasets import (
     ogb_kind,
     ogb_meta,
 )
+from fathom.data.splits import stratified_split
 from fathom.data.synthetic import GENERATORS, make_synthetic
 from fathom.data.validate import validate_graph
-from fathom.errors import ConfigError
+from fathom.errors import ConfigError, DataError
 
-__all__ = ["build_dataset", "check_data", "dataset_kind"]
+__all__ = [
+    "build_dataset",
+    "check_data",
+    "dataset_kind",
+    "is_prepared",
+    "prepare_graph",
+    "prepare_user_graph",
+]
+
+_MASKS = ("train_mask", "val_mask", "test_mask")
 
 
 def dataset_kind(name: str) -> str:
@@ -61,7 +78,8 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Data:
     ``seed`` seeds generated graphs, random splits and stochastic rewiring (``cfg.rewire``).
     Features are row-normalised when ``cfg.normalize_features`` is true, or, when it is None,
     when every feature is non-negative (bag-of-words datasets; Gaussian CSBM features are
-    left alone; OGB features are used as published).
+    left alone; OGB features are used as published). The preparation is
+    :func:`prepare_graph`'s.
 
     OGB datasets (:mod:`fathom.data.ogb_datasets`): node datasets come with their official
     split as masks, ``ogbl-collab`` with ``split_edges`` and no labels or masks; a graph OGB
@@ -81,20 +99,87 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Data:
     else:
         data = load_graph_file(cfg.name, seed=seed)
     published_undirected = kind == "ogb" and ogb_meta(cfg.name)["add_inverse_edge"] == "True"
-    if cfg.to_undirected and not published_undirected:
+    return prepare_graph(
+        data,
+        cfg,
+        seed,
+        symmetrise=not published_undirected,
+        auto_normalize=kind != "ogb",
+        labelled=not link,
+    )
+
+
+# Graphs prepare_graph returned (id -> weak reference): run_experiment prepares a graph it
+# is handed only if it is not one of these (rewiring is not idempotent).
+_PREPARED: dict[int, weakref.ref[Data]] = {}
+
+
+def is_prepared(data: Any) -> bool:
+    """Whether ``data`` is a graph :func:`build_dataset` / :func:`prepare_graph` returned."""
+    ref = _PREPARED.get(id(data))
+    return ref is not None and ref() is data
+
+
+def prepare_graph(
+    data: Data,
+    cfg: DataConfig,
+    seed: int = 0,
+    *,
+    symmetrise: bool = True,
+    auto_normalize: bool = True,
+    labelled: bool = True,
+) -> Data:
+    """Prepare a loaded graph for training, as every node-level path does: symmetrise it
+    (``cfg.to_undirected``, unless ``symmetrise`` is false), rewire it (``cfg.rewire``, with
+    ``seed``), row-normalise features (:func:`~fathom.data.datasets.normalize_features`
+    with ``cfg.normalize_features``; ``None`` decides by sign only if ``auto_normalize``),
+    cast ``x`` to float32 and validate it (labels and masks required if ``labelled``).
+
+    ``data`` may be modified in place (a freshly loaded graph); the result is remembered as
+    prepared (:func:`is_prepared`).
+    """
+    if cfg.to_undirected and symmetrise:
         data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
     if cfg.rewire != "none":
         from fathom.transforms.rewiring import build_rewiring
 
         data = build_rewiring(cfg.rewire, iterations=cfg.rewire_iterations, seed=seed)(data)
     normalize = cfg.normalize_features
-    if normalize is None:
-        normalize = kind != "ogb" and bool((data.x >= 0).all())
-    if normalize:
-        data = NormalizeFeatures()(data)
+    if normalize is None and not auto_normalize:
+        normalize = False
+    data, _ = normalize_features(data, normalize)
     data.x = data.x.to(torch.float32)
-    validate_graph(data, require_labels=not link, require_masks=not link)
+    validate_graph(data, require_labels=labelled, require_masks=labelled)
+    key = id(data)
+    _PREPARED[key] = weakref.ref(data, lambda _, key=key: _PREPARED.pop(key, None))
     return data
+
+
+def prepare_user_graph(data: Data, cfg: DataConfig, seed: int = 0) -> Data:
+    """A user's own ``Data`` (the Python API's ``run_experiment(cfg, data=...)``) prepared as
+    a graph file is: validated first (one-line DataError), ``x`` cast to float32, a
+    stratified 60/20/20 split drawn with ``seed`` when it has no masks (all three masks or
+    none), then :func:`prepare_graph`. ``data`` itself is not modified (a shallow copy is).
+    """
+    if not isinstance(data, Data):
+        raise DataError(f"data must be a torch_geometric.data.Data, got {type(data).__name__}")
+    data = copy.copy(data)
+    x = getattr(data, "x", None)
+    if isinstance(x, torch.Tensor) and not (x.dtype.is_floating_point or x.dtype.is_complex):
+        data.x = x.to(torch.float32)
+    present = [m for m in _MASKS if getattr(data, m, None) is not None]
+    if present and len(present) < len(_MASKS):
+        absent = [m for m in _MASKS if m not in present]
+        raise DataError(
+            f"data has {', '.join(present)} but not {', '.join(absent)}; give all three masks "
+            "or none (then a stratified split is drawn)"
+        )
+    validate_graph(data, require_masks=False)
+    if not present:
+        splits = stratified_split(data.y, seed=seed)
+        for name, mask in zip(_MASKS, splits, strict=True):
+            data[name] = mask
+    return prepare_graph(data, cfg, seed)
 
 
 def _generator_kwargs(cfg: DataConfig) -> dict[str, Any]:

@@ -77,6 +77,7 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "load_graph_file",
+    "normalize_features",
 ]
 
 SPLIT_KINDS = ("public", "geom-gcn", "random", "folds", "official")
@@ -816,6 +817,23 @@ def open_pyg_dataset(
     return _load_processed(spec, cache_base)
 
 
+def _normalize_features(data: Data, normalize: bool | None) -> tuple[Data, bool]:
+    """Row-normalise ``data.x`` (PyG's ``NormalizeFeatures``: each row sums to one) when
+    ``normalize`` is true, or, when it is None, when every feature is non-negative (the rule
+    training uses: bag-of-words features are normalised, Gaussian ones are not). Returns the
+    graph and whether it was normalised."""
+    if normalize is None:
+        normalize = bool((data.x >= 0).all())
+    if normalize:
+        from torch_geometric.transforms import NormalizeFeatures
+
+        data = NormalizeFeatures()(data)
+    return data, bool(normalize)
+
+
+normalize_features = _normalize_features
+
+
 def load_dataset(
     name: str,
     *,
@@ -824,6 +842,7 @@ def load_dataset(
     seed: int = 0,
     download: bool = True,
     verify: bool = True,
+    normalize_features: bool | None = False,
 ) -> Data:
     """Load a named benchmark dataset as one validated ``Data`` with 1-D boolean masks.
 
@@ -837,13 +856,24 @@ def load_dataset(
             ``random`` datasets draw theirs from ``seed``.
         seed: seed of the per-class split (20 train / 30 val per class, rest test) of
             ``random`` datasets (Amazon, Coauthor); unused otherwise.
-        download: let PyG download missing raw files into the cache (needs internet).
-        verify: check raw files against the known sha256 table.
+        download: let PyG download missing raw files into the cache (needs internet). Not
+            with an explicit ``data_dir``, which is the only place looked.
+        verify: check raw files against the known sha256 table before anything reads them.
+            Planetoid's raw files are Python pickles that PyG unpickles: with
+            ``verify=False`` a tampered raw file can run code when the dataset is processed,
+            so only turn it off for files you trust.
+        normalize_features: ``False`` (default): features as published (Cora's raw 0/1
+            bag of words). ``True``: row-normalised (each row sums to one). ``None``: what
+            training, ``fathom diagnose`` and :func:`fathom.data.build.build_dataset` use by
+            default: row-normalised when every feature is non-negative (all these datasets).
+            Measurements on features differ between the two (Cora's Dirichlet energy is
+            about 118 raw, 0.48 row-normalised).
 
     Returns:
         ``Data`` with ``x``, ``edge_index``, ``y``, ``train_mask``/``val_mask``/``test_mask``
         (``[N]`` bool) and ``name``. Graphs are returned as PyG gives them: WebKB, Wikipedia
-        and Actor graphs are directed and contain self-loops.
+        and Actor graphs are directed and contain self-loops. Nothing on the ``Data``
+        records the feature preprocessing: it is what ``normalize_features`` asked for.
 
     Raises:
         ConfigError: unknown name or bad ``split``.
@@ -870,6 +900,8 @@ def load_dataset(
             data[m] = data[m].bool()
     data.name = spec.name
     validate_graph(data)
+    if normalize_features is not False:
+        data, _ = _normalize_features(data, normalize_features)
     return data
 
 

@@ -260,13 +260,19 @@ def run_experiment(
     ``on_run_end(seed, run)`` is called after each seed and ``on_model(seed, model)`` with
     each trained model (node classification).
 
+    ``data`` (default: built from ``cfg.data`` with ``cfg.seed``) may be a graph
+    :func:`~fathom.data.build.build_dataset` returned, used as it is, or, for the node task,
+    a user's own ``Data`` (``Data(x, edge_index, y)``, masks optional): it is validated,
+    split (seeded stratified 60/20/20 when it has no masks) and preprocessed as a graph file
+    would be (:func:`~fathom.data.build.prepare_user_graph`; the caller's object is not
+    modified).
+
     With ``resume`` (:class:`~fathom.experiments.resume.RunResume`, ``--resume``), seeds it
     holds as done are taken from it as they are (their trained model rebuilt for
     ``on_model``), the seed in progress continues from its last saved epoch, and every seed
     that finishes is saved.
     """
-    if data is None:
-        data = build_task_data(cfg)
+    data = build_task_data(cfg) if data is None else _prepare_given(cfg, data)
     result = ExperimentResult(cfg, dataset=describe_data(data, cfg.task))
     for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         saved = resume.completed(seed) if resume is not None else None
@@ -313,6 +319,22 @@ def run_experiment(
         if on_run_end is not None:
             on_run_end(seed, run)
     return result
+
+
+def _prepare_given(cfg: ExperimentConfig, data: Any) -> Any:
+    """A node task's graph handed in by the caller: one ``build_dataset`` already prepared is
+    used as it is (preparing twice would rewire twice); a user's own ``Data`` gets what a
+    graph file gets (validation, the seeded split when it has no masks, ``cfg.data``'s
+    feature preprocessing: :func:`fathom.data.build.prepare_user_graph`)."""
+    from torch_geometric.data import Data
+
+    if cfg.task != "node" or not isinstance(data, Data):
+        return data
+    from fathom.data.build import is_prepared, prepare_user_graph
+
+    if is_prepared(data):
+        return data
+    return prepare_user_graph(data, cfg.data, seed=cfg.seed)
 
 
 def describe_data(data: Any, task: str = "node") -> dict[str, Any]:
