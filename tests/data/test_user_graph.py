@@ -85,9 +85,8 @@ def test_bad_bare_data_is_one_line(change: dict, words: list[str]) -> None:
 def test_load_dataset_can_apply_trainings_normalisation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from data.test_datasets import write_planetoid
-
     import fathom.data.datasets as D
+    from data.test_datasets import write_planetoid
     from fathom.data.datasets import load_dataset
 
     monkeypatch.setenv("FATHOM_CACHE", str(tmp_path / "cache"))
