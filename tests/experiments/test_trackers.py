@@ -76,6 +76,7 @@ def quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "MLFLOW_ALLOW_FILE_STORE",
         "MLFLOW_DISABLE_TELEMETRY",
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
+        "MLFLOW_LOGGING_LEVEL",
     ):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
@@ -152,6 +153,15 @@ def test_bad_tracker_arguments_are_refused_before_anything_is_written(tmp_path: 
         open_tracker("mlflow", experiment="x", command="c", uri=str(a_file / "mlruns"))
     assert a_file.read_text() == "not a folder"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_database_uri_without_sqlalchemy_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mlflow: Any
+) -> None:
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # mlflow-skinny alone
+    with pytest.raises(ConfigError, match=r"full MLflow package .*: pip install mlflow$"):
+        open_tracker("mlflow", experiment="x", command="c", uri=f"sqlite:///{tmp_path}/m.db")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_tracking_uri_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -293,7 +293,28 @@ def _check_local(uri: str) -> None:
     (check_output_dir if kind == "folder" else check_output_file)(path, "--tracking-uri")
 
 
+_DATABASES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def _check_database_client(uri: str) -> None:
+    """A database tracking URI needs SQLAlchemy, which the full ``mlflow`` package brings
+    and ``mlflow-skinny`` (the extra) does not."""
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme not in _DATABASES:
+        return
+    try:
+        import sqlalchemy  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            f"--tracking-uri {scheme}: needs the full MLflow package (SQLAlchemy), not only "
+            "the mlflow-skinny client: pip install mlflow"
+        ) from None
+
+
 def _import_mlflow() -> Any:
+    # MLflow logs at INFO by default (e.g. "Creating initial MLflow database tables" for a
+    # new SQLite store): keep its warnings and errors only, unless the environment says
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -338,6 +359,7 @@ def open_tracker(
     resolved = resolve_tracking_uri(uri)
     _check_local(resolved)
     _import_mlflow()
+    _check_database_client(resolved)
     return MlflowTracker(
         resolved, experiment=experiment, command=command, store=store, config=config
     )
@@ -352,9 +374,9 @@ class MlflowTracker:
 
     MLflow's file store is in maintenance mode in MLflow 3 and refused unless
     ``MLFLOW_ALLOW_FILE_STORE`` is set: a ``file:`` URI sets it (unless the environment
-    already says). Telemetry and the run links MLflow prints to stdout for servers are off
-    unless the environment asks for them (``MLFLOW_DISABLE_TELEMETRY``,
-    ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT``).
+    already says). Telemetry, the run links MLflow prints to stdout for servers and its INFO
+    log lines are off unless the environment asks for them (``MLFLOW_DISABLE_TELEMETRY``,
+    ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT``, ``MLFLOW_LOGGING_LEVEL``).
     """
 
     name = "mlflow"
@@ -384,15 +406,10 @@ class MlflowTracker:
     def _connect(self) -> Any:
         if self._client is not None:
             return self._client
-        import logging
-
         if urlparse(self.uri).scheme == "file":
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        log = logging.getLogger("mlflow")
-        if log.level == logging.NOTSET:
-            log.setLevel(logging.ERROR)
         mlflow = _import_mlflow()
         client = mlflow.tracking.MlflowClient(tracking_uri=self.uri)
         found = client.get_experiment_by_name(self.experiment)
