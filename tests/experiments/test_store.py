@@ -453,3 +453,225 @@ def test_sigkill_mid_write_leaves_a_consistent_store(tmp_path: Path) -> None:
             stale = st.recover_stale()
             assert len(stale) == counts["running"]
             assert st.counts()["running"] == 0
+
+
+# --------------------------------------------------------------------------- hostile stores
+
+
+def _done_store(path: Path, n: int = 3) -> None:
+    with RunStore(path) as st:
+        st.register("a", _runs(n))
+        for key, _ in _runs(n):
+            st.claim(key)
+            st.finish(key, status="done", metrics={"test_acc": 0.5}, history=[{"epoch": 1}])
+
+
+def _corrupt(path: Path, key: str, column: str, value: object) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute(f"UPDATE runs SET {column} = ? WHERE run_key = ?", (value, key))
+    conn.commit()
+    conn.close()
+
+
+def test_a_reader_never_writes_and_never_creates(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    _done_store(path)
+    before = path.read_bytes()
+    with RunStore(path, create=False) as st:  # readers are read-only by default
+        assert st.readonly and len(st.runs()) == 3
+        with pytest.raises(StoreError, match="open read-only"):
+            st.register("b", _runs(1, "x"))
+        with pytest.raises(StoreError, match="open read-only"):
+            st.claim("k000")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db"]
+    for create in (True, False):
+        with pytest.raises(StoreError, match="not found"):
+            RunStore(tmp_path / "none.db", create=create, readonly=True)
+    assert not (tmp_path / "none.db").exists()
+    with pytest.raises(StoreError, match="empty string"):
+        RunStore("", create=False)
+
+
+def test_a_writer_refuses_a_read_only_store_or_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as root, permission bits do not bind: make os.access answer as for another user
+    path = tmp_path / "runs.db"
+    _done_store(path)
+    before = path.read_bytes()
+    real = os.access
+    for denied, words in ((path, "is read-only"), (tmp_path, "read-only folder")):
+
+        def access(p, mode, denied=denied, **kw):
+            if Path(p).absolute() == denied.absolute() and mode & os.W_OK:
+                return False
+            return real(p, mode, **kw)
+
+        monkeypatch.setattr("fathom.experiments.store.os.access", access)
+        with pytest.raises(StoreError, match=words) as info:
+            RunStore(path)
+        assert "\n" not in str(info.value)
+        with RunStore(path, create=False) as st:  # reading still works
+            assert [r["run_key"] for r in st.runs()] == ["k000", "k001", "k002"]
+    monkeypatch.setattr("fathom.experiments.store.os.access", real)
+    assert path.read_bytes() == before
+    # a read-only file in a writable folder is read with mode=ro, which may leave SQLite's
+    # empty WAL index files beside it (as the sqlite3 shell does); never the store's bytes
+    assert (tmp_path / "runs.db-wal").stat().st_size == 0
+
+
+_AS_NOBODY = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+_NOBODY_SCRIPT = """
+import sys
+from fathom.errors import StoreError
+from fathom.experiments.store import RunStore
+path = sys.argv[1]
+with RunStore(path, create=False) as st:
+    print(len(st.runs()), st.counts()["done"])
+try:
+    RunStore(path)
+except StoreError as exc:
+    print("refused:", exc)
+"""
+
+
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
+    reason="needs root and setpriv to run as another user",
+)
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_read_only_store_for_real_as_another_user(what: str) -> None:
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="fathom-ro-"))
+    try:
+        top.chmod(0o755)
+        folder = top / "store"
+        folder.mkdir()
+        path = folder / "runs.db"
+        _done_store(path)
+        path.chmod(0o644)  # nobody may read it, not write it
+        folder.chmod(0o755 if what == "folder" else 0o777)
+        before = path.read_bytes()
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        proc = subprocess.run(
+            [*_AS_NOBODY, sys.executable, "-c", _NOBODY_SCRIPT, str(path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": src, "HOME": str(top)},
+            timeout=120,
+        )
+        if proc.returncode != 0 and "Permission denied" in proc.stderr:
+            pytest.skip(f"the interpreter is not usable by nobody: {proc.stderr[-200:]}")
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0] == "3 3"
+        assert lines[1].startswith("refused: results store") and "read-only" in lines[1]
+        assert path.read_bytes() == before
+        if what == "folder":
+            assert sorted(p.name for p in folder.iterdir()) == ["runs.db"]
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "words"),
+    [
+        ("config", "{not json", "column config is not valid JSON"),
+        ("metrics", "[1, 2]", "column metrics is a JSON list, not a dict"),
+        ("history", '[1, "x"]', "history is not a list of objects"),
+        ("diagnostics", "null", "column diagnostics is a JSON NoneType"),
+        ("versions", b"\xff{", "column versions is bytes, not JSON text"),
+        ("time_s", "fast", "column time_s is str, not a number"),
+        ("config", "[" * 100_000, "column config is not valid JSON"),
+    ],
+)
+def test_malformed_rows_are_reported_by_run_key_and_skipped(
+    tmp_path: Path, column: str, value: object, words: str
+) -> None:
+    path = tmp_path / "runs.db"
+    _done_store(path)
+    _corrupt(path, "k001", column, value)
+    before = path.read_bytes()
+    seen: list[tuple[str, str]] = []
+    with RunStore(path, create=False) as st:
+        st.on_malformed = lambda key, problem: seen.append((key, problem))
+        assert [r["run_key"] for r in st.runs()] == ["k000", "k002"]
+        assert [r["run_key"] for r in st.runs(sweep="a", status="done")] == ["k000", "k002"]
+        assert st.get("k001") is None and st.get("k000") is not None
+        assert st.counts()["done"] == 3  # counted, not parsed
+        assert list(st.malformed_rows()) == ["k001"]
+    assert len(seen) == 1 and seen[0][0] == "k001" and words in seen[0][1], seen
+    assert path.read_bytes() == before
+
+
+def test_malformed_rows_warn_one_line_each_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "runs.db"
+    _done_store(path)
+    _corrupt(path, "k000", "config", "{")
+    _corrupt(path, "k002", "metrics", '"x"')
+    with RunStore(path, create=False) as st:
+        assert len(st.runs()) == 1
+        assert len(st.runs()) == 1  # reported once per row, not per read
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert err[0].startswith("fathom: warning: skipping stored run k000: ")
+    assert err[1].startswith("fathom: warning: skipping stored run k002: ")
+
+
+def test_malformed_row_is_never_written_around(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    with RunStore(path) as st:
+        st.register("a", _runs(2))
+    _corrupt(path, "k000", "config", "{")
+    with RunStore(path) as st:
+        st.on_malformed = None
+        assert st.register("b", _runs(2)) == 0  # the key is stored: no second copy
+        assert st.recover_stale(exclude=["k000"]) == []
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT run_key, config FROM runs ORDER BY id").fetchall()
+    conn.close()
+    assert rows[0] == ("k000", "{") and len(rows) == 2
+
+
+def test_another_layout_with_the_same_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "odd.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE runs (run_key TEXT, status TEXT)")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    for create in (True, False):
+        with pytest.raises(StoreError, match="not a fathom results store of schema") as info:
+            RunStore(path, create=create)
+        assert "\n" not in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_check_not_store_sees_through_links_and_journal_files(tmp_path: Path) -> None:
+    from fathom.experiments.store import check_not_store
+
+    path = tmp_path / "runs.db"
+    _done_store(path)
+    (tmp_path / "sym.db").symlink_to(path)
+    os.link(path, tmp_path / "hard.db")
+    (tmp_path / "sub").mkdir()
+    for out in (
+        path,
+        tmp_path / "sub" / ".." / "runs.db",
+        tmp_path / "sym.db",
+        tmp_path / "hard.db",
+        tmp_path / "runs.db-wal",
+        tmp_path / "runs.db-journal",
+    ):
+        with pytest.raises(StoreError, match="would destroy the stored runs") as info:
+            check_not_store(out, path, "--out")
+        assert "\n" not in str(info.value)
+    with pytest.raises(StoreError, match="--out"):
+        check_not_store(path, tmp_path / "sym.db", "--out")  # the store given by a link
+    check_not_store(tmp_path / "runs.json", path, "--out")

@@ -27,7 +27,8 @@ import os
 import socket
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+import urllib.parse
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +36,14 @@ from typing import Any
 
 from fathom.errors import StoreError
 
-__all__ = ["FINAL_STATUSES", "SCHEMA_VERSION", "STATUSES", "RunStore"]
+__all__ = [
+    "FINAL_STATUSES",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "RunStore",
+    "check_not_store",
+    "warn_malformed",
+]
 
 SCHEMA_VERSION = 1
 """The layout this fathom reads and writes (``PRAGMA user_version``)."""
@@ -93,7 +101,6 @@ CREATE TABLE sweep_runs (
 CREATE INDEX sweep_runs_run ON sweep_runs (run_key);
 """
 
-_JSON_COLUMNS = ("config", "metrics", "history", "diagnostics", "versions")
 _COLUMNS = (
     "run_key, status, config, metrics, history, diagnostics, time_s, peak_mem_mb, error, "
     "message, versions, host, pid, attempts, created_at, started_at, ended_at"
@@ -199,6 +206,150 @@ def _pid_alive(pid: int, started_at: str | None = None) -> bool:
     return True
 
 
+def _companions(path: Path) -> list[Path]:
+    """The files SQLite keeps beside a database: its write-ahead log, shared memory and
+    rollback journal."""
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+
+
+def _check_writable(path: Path) -> None:
+    """A store that will be written: the file (and its journal files) and its folder must be
+    writable, else one line saying the store is read-only (readers can still open it)."""
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreError(
+            f"results store {path} is read-only: it can be listed, exported and reported "
+            "but not written; use another store (--store) or make it writable"
+        )
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise StoreError(f"cannot create results store {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"results store {path} is in a read-only folder ({folder}): SQLite writes its "
+            "journal beside the store; it can be listed, exported and reported but not "
+            "written; use another store (--store)"
+        )
+    for companion in _companions(path):
+        if companion.exists() and not os.access(companion, os.W_OK):
+            raise StoreError(
+                f"results store {path} is read-only: its journal file {companion.name} is "
+                "not writable"
+            )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name the same file: the same resolved path (symbolic links
+    followed, ``..`` collapsed), or the same inode (a hard link)."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except (OSError, RuntimeError):  # a symlink loop
+        pass
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_store(path: str | Path, store: str | Path, what: str) -> None:
+    """Refuse (one line, before any work) an output ``path`` that is the results ``store``
+    or one of its journal files (``-wal``, ``-shm``, ``-journal``), through any symbolic or
+    hard link: writing it would replace the stored runs.
+
+    Raises:
+        StoreError: ``path`` is the store or a journal file of it.
+    """
+    out, db = Path(path).expanduser(), Path(store).expanduser()
+    for target in (db, *_companions(db)):
+        if _same_file(out, target):
+            kind = "results store" if target == db else f"results store's journal ({target.name})"
+            raise StoreError(
+                f"{what} {out} is the {kind} {db}: writing it would destroy the stored runs; "
+                "choose another output path"
+            )
+
+
+def _is_readonly_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    """A connection to ``path``: read-write, or for a reader that must never write or create
+    anything, read-only. A writable store is opened as usual (and ``query_only`` set by the
+    caller), so that SQLite removes its journal files on close; a read-only file is opened
+    with ``mode=ro``; in a read-only folder, where SQLite cannot create the WAL's shared
+    memory file, with ``immutable=1`` (nobody can be writing it: no journal can be made
+    there) unless an unmerged write-ahead log is present."""
+    kwargs: dict[str, Any] = {
+        "timeout": BUSY_TIMEOUT_S,
+        "isolation_level": None,
+        "check_same_thread": True,
+    }
+    if not readonly:
+        return sqlite3.connect(str(path), **kwargs)
+    folder_writable = os.access(path.absolute().parent, os.W_OK | os.X_OK)
+    if folder_writable and os.access(path, os.W_OK):
+        return sqlite3.connect(str(path), **kwargs)
+    uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
+    wal = _companions(path)[0]
+    if not folder_writable and not (wal.exists() and wal.stat().st_size > 0):
+        uri += "&immutable=1"
+    return sqlite3.connect(uri, uri=True, **kwargs)
+
+
+_JSON_TYPES = {
+    "config": dict,
+    "metrics": dict,
+    "history": list,
+    "diagnostics": dict,
+    "versions": dict,
+}
+
+
+def _parse_row(record: dict[str, Any]) -> str | None:
+    """Decode the JSON columns of a row in place; return what is wrong with it (one short
+    phrase) or None. A row edited by hand or by another program must not crash a reader."""
+    key = record.get("run_key")
+    if not isinstance(key, str) or not key:
+        return f"run_key is {type(key).__name__}, not text"
+    if record.get("status") not in STATUSES:
+        return f"unknown status {str(record.get('status'))[:40]!r}"
+    for col, kind in _JSON_TYPES.items():
+        raw = record[col]
+        if not isinstance(raw, str):
+            return f"column {col} is {type(raw).__name__}, not JSON text"
+        try:
+            value = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            return f"column {col} is not valid JSON ({_one_line(exc)[:80]})"
+        if not isinstance(value, kind):
+            return f"column {col} is a JSON {type(value).__name__}, not a {kind.__name__}"
+        if col == "history" and not all(isinstance(h, dict) for h in value):
+            return "column history is not a list of objects"
+        record[col] = value
+    for col in ("time_s", "peak_mem_mb"):
+        value = record.get(col)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"column {col} is {type(value).__name__}, not a number"
+    for col in ("attempts", "pid"):
+        value = record.get(col)
+        if value is not None and not isinstance(value, int):
+            return f"column {col} is {type(value).__name__}, not an integer"
+    for col in ("error", "message", "host", "created_at", "started_at", "ended_at"):
+        value = record.get(col)
+        if value is not None and not isinstance(value, str):
+            return f"column {col} is {type(value).__name__}, not text"
+    return None
+
+
+def warn_malformed(run_key: str, problem: str) -> None:
+    """The default report of a malformed row: one line on stderr naming the run."""
+    sys.stderr.write(f"fathom: warning: skipping stored run {run_key}: {problem}\n")
+
+
 class RunStore:
     """A SQLite results store of runs, keyed by config hash (see the module docstring).
 
@@ -206,37 +357,56 @@ class RunStore:
         path: the store file.
         create: create the file (and its folder) if missing, and initialise an empty file;
             with ``False`` a missing or empty file raises :class:`StoreError` (for readers).
+        readonly: open for reading only (default: ``not create``): nothing is created or
+            written, and a read-only store file or folder can be read (``mode=ro``, or
+            ``immutable=1`` in a read-only folder); writes raise :class:`StoreError`.
+
+    Attributes:
+        malformed: run key -> what is wrong, for every malformed row met so far (rows
+            whose JSON columns do not parse or have the wrong type); reads skip them.
+        on_malformed: called ``(run_key, problem)`` once per malformed row met
+            (default :func:`warn_malformed`: one line on stderr); ``None`` to stay silent.
 
     Raises:
-        StoreError: one line: the file is missing (``create=False``), not a SQLite database,
-            a SQLite database that is not a fathom store, unreadable, or of another schema
-            version. The file is left untouched in every case.
+        StoreError: one line: the file is missing (``create=False``), a folder, not a
+            SQLite database, a SQLite database that is not a fathom store (or lacks a table
+            or column this fathom reads), unreadable, of another schema version, or (for a
+            writer) read-only or in a read-only folder. The file is left untouched.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, *, create: bool = True, readonly: bool | None = None
+    ) -> None:
         self.path = Path(path)
+        self.readonly = (not create) if readonly is None else bool(readonly)
+        self.malformed: dict[str, str] = {}
+        self.on_malformed: Callable[[str, str], None] | None = warn_malformed
         self._conn: sqlite3.Connection | None = None
         p = self.path
+        if str(path) == "":
+            raise StoreError("results store needs a file name, got an empty string")
         if p.exists() and not p.is_file():
-            raise StoreError(f"results store {p} is not a file")
+            kind = "a folder" if p.is_dir() else "not a regular file"
+            raise StoreError(f"results store {p} is not a file ({kind})")
         if not p.exists():
-            if not create:
+            if not create or self.readonly:
                 raise StoreError(f"results store not found: {p}")
+            _check_writable(p)
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create results store {p}: {_one_line(exc)}") from None
         elif not os.access(p, os.R_OK):
             raise StoreError(f"cannot read results store {p}: permission denied")
+        elif not self.readonly:
+            _check_writable(p)
         try:
-            conn = sqlite3.connect(
-                str(p), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
-            )
+            conn = _connect(p, self.readonly)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open results store {p}: {_one_line(exc)}") from None
         self._conn = conn
         try:
-            self._open(create)
+            self._open(create and not self.readonly)
         except BaseException:
             self._conn = None
             conn.close()
@@ -249,6 +419,12 @@ class RunStore:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
+            if _is_readonly_error(exc):
+                raise StoreError(
+                    f"cannot read results store {p}: its folder is read-only and it has an "
+                    f"unmerged write-ahead log ({p.name}-wal); open it once where the folder "
+                    "is writable"
+                ) from None
             raise StoreError(
                 f"results store {p} is not a SQLite database ({_one_line(exc)})"
             ) from None
@@ -266,8 +442,13 @@ class RunStore:
             raise StoreError(f"results store {p} has schema version {version} but no runs table")
         if version == 0 and not create:
             raise StoreError(f"results store {p} is empty (no fathom results store was created)")
+        if version == SCHEMA_VERSION:
+            self._check_layout(tables)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            if self.readonly:
+                conn.execute("PRAGMA query_only = ON")
+                return
             conn.execute("PRAGMA foreign_keys = ON")
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -276,6 +457,34 @@ class RunStore:
                 self._initialise()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open results store {p}: {_one_line(exc)}") from None
+
+    def _check_layout(self, tables: set[str]) -> None:
+        """The tables and columns this fathom reads exist (a file edited or made by
+        another program with the same ``user_version`` is refused in one line)."""
+        want = {
+            "runs": [c.strip() for c in _COLUMNS.split(",")],
+            "sweeps": ["name"],
+            "sweep_runs": ["sweep", "run_key"],
+            "meta": ["key", "value"],
+        }
+        for table, columns in want.items():
+            if table not in tables:
+                raise StoreError(
+                    f"results store {self.path} has no {table} table: not a fathom results "
+                    f"store of schema {SCHEMA_VERSION}"
+                )
+            try:
+                have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(
+                    f"cannot read results store {self.path}: {_one_line(exc)}"
+                ) from None
+            missing = [c for c in columns if c not in have]
+            if missing:
+                raise StoreError(
+                    f"results store {self.path}: table {table} lacks column(s) "
+                    f"{', '.join(missing)}: not a fathom results store of schema {SCHEMA_VERSION}"
+                )
 
     def _initialise(self) -> None:
         with self._write() as conn:
@@ -325,6 +534,8 @@ class RunStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on error)."""
         conn = self.conn
+        if self.readonly:
+            raise StoreError(f"results store {self.path} is open read-only: cannot write it")
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -506,9 +717,10 @@ class RunStore:
                     (run_key,),
                 )
 
-    def recover_stale(self, *, host: str | None = None) -> list[str]:
+    def recover_stale(self, *, host: str | None = None, exclude: Collection[str] = ()) -> list[str]:
         """Return to ``pending`` the ``running`` runs of ``host`` (default: this host) whose
-        process is gone, or that have no pid; runs of other hosts are left alone.
+        process is gone, or that have no pid; runs of other hosts, and those in ``exclude``
+        (e.g. malformed rows, which are never rewritten), are left alone.
 
         A process counts as gone when it does not exist, is a zombie, or (on Linux) started
         after the run was claimed (its pid was reused). Returns the keys reset, in order.
@@ -521,7 +733,9 @@ class RunStore:
                 (host,),
             ).fetchall()
             stale = [
-                key for key, pid, started in rows if pid is None or not _pid_alive(pid, started)
+                key
+                for key, pid, started in rows
+                if key not in exclude and (pid is None or not _pid_alive(pid, started))
             ]
             conn.executemany(
                 "UPDATE runs SET status = 'pending', pid = NULL, started_at = NULL "
@@ -548,25 +762,53 @@ class RunStore:
         out = []
         for row in rows:
             record = dict(zip(names, row, strict=True))
-            for col in _JSON_COLUMNS:
-                record[col] = json.loads(record[col])
-            record["sweeps"] = member[record["run_key"]]
+            problem = _parse_row(record)
+            if problem is not None:
+                self._report_malformed(str(record["run_key"]), problem)
+                continue
             out.append(
                 {
                     "run_key": record["run_key"],
-                    "sweeps": record["sweeps"],
-                    **{k: v for k, v in record.items() if k not in ("run_key", "sweeps")},
+                    "sweeps": member[record["run_key"]],
+                    **{k: v for k, v in record.items() if k != "run_key"},
                 }
             )
         return out
 
+    def _report_malformed(self, run_key: str, problem: str) -> None:
+        """Remember a malformed row (skipped by every read) and warn once per row."""
+        if run_key in self.malformed:
+            return
+        self.malformed[run_key] = problem
+        on_malformed = self.on_malformed
+        if on_malformed is not None:
+            on_malformed(run_key, problem)
+
+    def malformed_rows(self) -> dict[str, str]:
+        """Every stored run whose row cannot be read (malformed JSON, a wrong type): run key
+        -> what is wrong. Such rows are skipped by :meth:`runs` and :meth:`get`, never
+        rewritten; they are reported by run key (see :attr:`on_malformed`)."""
+        names = [c.strip() for c in _COLUMNS.split(",")]
+        found: dict[str, str] = {}
+        with self._read() as conn:
+            for row in conn.execute(f"SELECT {_COLUMNS} FROM runs ORDER BY id"):
+                record = dict(zip(names, row, strict=True))
+                problem = _parse_row(record)
+                if problem is not None:
+                    found[str(record["run_key"])] = problem
+        for key, problem in found.items():
+            self._report_malformed(key, problem)
+        return found
+
     def get(self, run_key: str) -> dict[str, Any] | None:
-        """The record of ``run_key`` (see :meth:`runs`), or None if it is not stored."""
+        """The record of ``run_key`` (see :meth:`runs`), or None if it is not stored (or its
+        row is malformed: then reported, see :attr:`malformed`)."""
         with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM runs WHERE run_key = ?", (run_key,)
             ).fetchall()
-            return self._records(conn, rows)[0] if rows else None
+            records = self._records(conn, rows)
+            return records[0] if records else None
 
     def runs(
         self, *, sweep: str | None = None, status: str | Sequence[str] | None = None
