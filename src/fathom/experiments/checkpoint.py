@@ -9,6 +9,7 @@ A checkpoint is a ``torch.save`` d dict of plain types and tensors (loaded with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,22 +50,82 @@ def save_checkpoint(
     return Path(path)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0][:200] if text else "") or type(exc).__name__
+
+
+def _count(payload: Mapping[str, Any], key: str, p: Path) -> int:
+    value = payload.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise FathomError(
+            f"checkpoint {p}: {key} must be a positive integer, got {type(value).__name__}"
+            + ("" if value is None else f" {str(value)[:40]}")
+        )
+    return value
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; ``config`` is returned as an
-    :class:`~fathom.config.ExperimentConfig`."""
+    :class:`~fathom.config.ExperimentConfig`.
+
+    The file is loaded with ``weights_only=True`` (nothing in it can execute) and checked
+    before use: a folder, a truncated or non-torch file, a torch file that is not a fathom
+    checkpoint, or one missing (or with a wrong type of) its config, weights, feature or
+    class count is refused in one line naming the file and what is wrong.
+
+    Raises:
+        DataNotFoundError: no such file.
+        FathomError: anything else wrong with the file (one line).
+    """
     p = Path(path)
+    if str(path) == "":
+        raise FathomError("--checkpoint needs a file name, got an empty string")
+    if p.is_dir():
+        raise FathomError(f"checkpoint {p} is a folder, not a checkpoint file")
     if not p.is_file():
         raise DataNotFoundError(f"checkpoint file {p} not found")
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unreadable file is bad input
-        raise FathomError(f"cannot read checkpoint {p}: {str(exc).splitlines()[0][:200]}") from None
+        raise FathomError(f"cannot read checkpoint {p}: {_first_line(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise FathomError(
             f"{p} is not a fathom checkpoint (written by `fathom train --checkpoint`)"
         )
+    missing = [
+        k for k in ("config", "state_dict", "num_features", "num_classes") if k not in payload
+    ]
+    if missing:
+        raise FathomError(f"checkpoint {p} is missing {', '.join(missing)}")
+    if not isinstance(payload["config"], dict):
+        raise FathomError(
+            f"checkpoint {p}: config must be a mapping, got {type(payload['config']).__name__}"
+        )
+    weights = payload["state_dict"]
+    if not isinstance(weights, dict) or not weights:
+        raise FathomError(
+            f"checkpoint {p}: state_dict must be a non-empty mapping of tensors, got "
+            f"{type(weights).__name__}"
+        )
+    for name, value in weights.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise FathomError(
+                f"checkpoint {p}: state_dict entry {str(name)[:60]!r} is "
+                f"{type(value).__name__}, not a tensor"
+            )
+    _count(payload, "num_features", p)
+    _count(payload, "num_classes", p)
+    metrics = payload.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise FathomError(
+            f"checkpoint {p}: metrics must be a mapping, got {type(metrics).__name__}"
+        )
     payload = dict(payload)
-    payload["config"] = config_from_dict(payload["config"])
+    try:
+        payload["config"] = config_from_dict(payload["config"])
+    except FathomError as exc:
+        raise FathomError(f"checkpoint {p}: bad config: {exc}") from None
     return payload
 
 
@@ -91,7 +152,7 @@ def build_from_checkpoint(
     model = build_model(cfg.model, f, c)
     try:
         model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:
         raise FathomError(
             f"checkpoint weights do not fit its config: {str(exc).splitlines()[0]}"
         ) from None

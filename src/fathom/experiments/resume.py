@@ -79,6 +79,8 @@ class RunResume:
         }
 
     def _read(self) -> dict[str, Any] | None:
+        if self.path.is_dir():
+            raise FathomError(f"resume file {self.path} is a folder, not a file")
         if not self.path.exists():
             return None
         try:
@@ -88,6 +90,27 @@ class RunResume:
             raise FathomError(f"cannot read the resume file {self.path}: {first}") from None
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise FathomError(f"{self.path} is not a resume file of `fathom train --resume`")
+        kinds = {"config_hash": str, "world_size": int, "runs": dict}
+        for key, kind in kinds.items():
+            if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+                got = "missing" if key not in state else type(state[key]).__name__
+                raise FathomError(
+                    f"resume file {self.path}: {key} must be a {kind.__name__}, got {got}"
+                )
+        fit = state.get("fit")
+        if fit is not None and not (
+            isinstance(fit, dict)
+            and isinstance(fit.get("seed"), int)
+            and isinstance(fit.get("shared"), dict)
+            and isinstance(fit.get("local"), list)
+        ):
+            raise FathomError(
+                f"resume file {self.path}: fit must be None or a mapping with seed, shared "
+                "and local"
+            )
+        for seed, done in state["runs"].items():
+            if not isinstance(seed, int) or not isinstance(done, dict) or "run" not in done:
+                raise FathomError(f"resume file {self.path}: malformed entry for seed {seed!r}")
         if state["config_hash"] != self.key:
             raise FathomError(
                 f"{self.path} holds the state of another config; rerun that config, or "
