@@ -574,3 +574,65 @@ def test_device_override_runs_a_run_stored_with_another_device(tmp_path: Path) -
     assert record["status"] == "done", record["error"]
     assert record["versions"]["device"] == "cpu"
     assert record["versions"]["precision"] == "32"
+
+
+# --------------------------------------------------------------------------- hostile stores
+
+
+def _raw_rows(db: Path) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT * FROM runs ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("status", ["pending", "running", "done"])
+def test_a_malformed_row_is_reported_and_left_alone_never_duplicated(
+    tmp_path: Path, status: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _write_spec(
+        tmp_path, SPEC.replace("[2, 4, 8]", "[2]").replace("range(2)", "[0]").replace("25", "3")
+    )
+    db = tmp_path / "runs.db"
+    first = sweep(spec, db, threads=1)
+    assert first.counts["done"] == 2
+    key = _raw_rows(db)[0][1]
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "UPDATE runs SET status = ?, config = '{oops', pid = NULL WHERE run_key = ?",
+        (status, key),
+    )
+    conn.commit()
+    conn.close()
+    before = _raw_rows(db)
+    capsys.readouterr()
+    again = sweep(spec, db, threads=1)
+    err = capsys.readouterr().err
+    assert f"skipping stored run {key}: column config is not valid JSON" in err
+    assert again.malformed == [key] and again.ran == 0 and again.total == 2
+    assert "skipped 1 malformed stored run(s)" in again.line()
+    assert _raw_rows(db) == before  # the bad row untouched, nothing written around it
+
+
+def test_a_read_only_store_is_refused_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fathom.errors import StoreError
+
+    spec = _write_spec(tmp_path, SPEC.replace("[2, 4, 8]", "[2]").replace("range(2)", "[0]"))
+    db = tmp_path / "runs.db"
+    RunStore(db).close()
+    before = db.read_bytes()
+    real = os.access
+    monkeypatch.setattr(
+        "fathom.experiments.store.os.access",
+        lambda p, mode, **kw: False if mode & os.W_OK else real(p, mode, **kw),
+    )
+    monkeypatch.setattr(
+        "fathom.experiments.sweep.execute_run",
+        lambda *a, **kw: pytest.fail("a run started"),
+    )
+    with pytest.raises(StoreError, match="read-only"):
+        sweep(spec, db, threads=1)
+    assert db.read_bytes() == before

@@ -32,7 +32,7 @@ import torch
 from fathom.config import ExperimentConfig, config_from_dict, config_hash, config_to_dict
 from fathom.errors import FathomError
 from fathom.experiments.spec import SweepSpec, expand, load_spec
-from fathom.experiments.store import RunStore
+from fathom.experiments.store import RunStore, warn_malformed
 
 __all__ = ["SweepSummary", "execute_run", "run_configs", "sweep"]
 
@@ -53,14 +53,20 @@ class SweepSummary:
     wall_s: float = 0.0
     threads: int = 1
     workers: int = 1
+    malformed: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         """One line: what the store holds for this sweep now."""
         held = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n)
         verb = "interrupted" if self.interrupted else "finished"
+        skipped = (
+            f"; skipped {len(self.malformed)} malformed stored run(s), left as they are"
+            if self.malformed
+            else ""
+        )
         return (
             f"sweep {self.sweep!r} {verb}: ran {self.ran} runs in {self.wall_s:.0f} s; "
-            f"store {self.store} holds {held or 'nothing'} of {self.total}"
+            f"store {self.store} holds {held or 'nothing'} of {self.total}{skipped}"
         )
 
 
@@ -134,7 +140,9 @@ def execute_run(
         ):
             return None
         record = store.get(run_key)
-        assert record is not None
+        if record is None:  # its row is malformed (reported by get): not runnable
+            store.release(run_key)
+            return None
         start = time.perf_counter()
         cfg = None
         try:
@@ -217,6 +225,7 @@ def sweep(
     threads: int | None = None,
     on_run_end: ProgressCallback | None = None,
     device: str | None = None,
+    max_runs: int | None = None,
 ) -> SweepSummary:
     """Run every run of ``spec`` that ``store`` does not hold as finished.
 
@@ -229,16 +238,18 @@ def sweep(
         on_run_end: called as ``(finished, to_run, record)`` after each run.
         device: where the runs execute, whatever device they were stored with (``None``:
             each run's own ``device``).
+        max_runs: the most runs the spec may expand to (``--max-runs``; ``None``: the
+            spec's own limit), counted before any run is built.
 
     Returns:
         A :class:`SweepSummary`; ``interrupted`` is True after Ctrl-C / SIGTERM, when
         in-flight runs were returned to ``pending``.
     """
     if not isinstance(spec, SweepSpec):
-        spec = load_spec(spec)
+        spec = load_spec(spec) if max_runs is None else load_spec(spec, max_runs=max_runs)
     return run_configs(
         spec.name,
-        expand(spec),
+        expand(spec, max_runs=max_runs),
         store,
         workers=workers,
         retry_failed=retry_failed,
@@ -263,6 +274,15 @@ def run_configs(
     not hold as finished (the engine behind :func:`sweep` and ``fathom reproduce``).
 
     Arguments as for :func:`sweep`.
+
+    A stored run whose row is malformed (JSON that does not parse, a wrong type: edited by
+    hand or another program) is reported by run key (one line on stderr each), left exactly
+    as it is and not run; its key is listed in ``SweepSummary.malformed``. Nothing is written
+    before the store has been opened for writing and read through.
+
+    Raises:
+        StoreError: the store cannot be opened for writing (missing folder, read-only, not a
+            fathom store), before anything is run or written.
     """
     if workers < 1:
         raise FathomError(f"--workers must be >= 1, got {workers}")
@@ -271,8 +291,16 @@ def run_configs(
     keyed = [(config_hash(c), config_to_dict(c)) for c in configs]
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     start = time.perf_counter()
+    wanted_keys = {key for key, _ in keyed}
     with RunStore(store) as st:
-        st.recover_stale(host=socket.gethostname())
+        # read the whole store before the first write: a malformed row of this sweep is
+        # reported and left alone (never claimed, re-registered or "recovered")
+        st.on_malformed = None
+        malformed = {k: v for k, v in st.malformed_rows().items() if k in wanted_keys}
+        for key, problem in malformed.items():
+            warn_malformed(key, problem)
+        keyed = [(key, cfg) for key, cfg in keyed if key not in malformed]
+        st.recover_stale(host=socket.gethostname(), exclude=malformed)
         st.register(name, keyed)
         wanted = {"pending", "failed"} if retry_failed else {"pending"}
         status = {r["run_key"]: r["status"] for r in st.runs(sweep=name)}
@@ -280,10 +308,11 @@ def run_configs(
     summary = SweepSummary(
         name,
         str(store),
-        total=len(keyed),
+        total=len(keyed) + len(malformed),
         already_done=len(keyed) - len(todo),
         threads=threads,
         workers=workers,
+        malformed=list(malformed),
     )
 
     def finished(record: dict[str, Any] | None) -> None:
@@ -316,7 +345,7 @@ def run_configs(
             signal.signal(signal.SIGTERM, previous)
         with RunStore(store) as st:
             # runs whose worker is gone (interrupted, killed) go back to pending
-            st.recover_stale(host=socket.gethostname())
+            st.recover_stale(host=socket.gethostname(), exclude=malformed)
             # and so does the run this process claimed and did not finish (an interrupt
             # outside training, e.g. in finish's transaction, skips execute_run's release)
             record = st.get(current) if current is not None else None
