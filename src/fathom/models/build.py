@@ -158,6 +158,29 @@ def check_model_memory(
     check_bytes(nbytes, what + ")", hint="; lower --depth or --hidden")
 
 
+MAX_MODEL_BYTES = 1 << 40
+"""The most a model's parameters with gradients and Adam's state may need for its config to
+be valid at all (1 TiB), whatever the machine: what a config declares never depends on the
+memory of the machine reading it (a store of runs must load anywhere). Whether a model fits
+this machine is checked when it is built (:func:`check_model_memory`)."""
+
+
+def _check_model_size(cfg: ModelConfig) -> None:
+    """Refuse a config whose hidden-to-hidden weights alone need more than
+    :data:`MAX_MODEL_BYTES` (``--depth 10000 --hidden 4096``, ``--hidden 1000000``)."""
+    params = estimate_parameters(cfg, 0, 0)
+    nbytes = params * _BYTES_PER_PARAMETER
+    if nbytes > MAX_MODEL_BYTES:
+        from fathom.limits import human_bytes
+
+        raise ConfigError(
+            f"model.depth (--depth) {cfg.depth:,} with model.hidden (--hidden) {cfg.hidden:,} "
+            f"is at least {params:,} parameters, {human_bytes(nbytes)} with their gradients "
+            f"and Adam's state (the limit is {human_bytes(MAX_MODEL_BYTES)}); lower --depth "
+            "or --hidden"
+        )
+
+
 def check_model(cfg: ModelConfig, *, point_cloud: bool = False) -> None:
     """Registered names and block rules of a model (ConfigError naming the flag); a task
     calls it from its config check (``TaskSpec.check``). ``point_cloud``: a DeepGCN, whose
@@ -181,6 +204,7 @@ def check_model(cfg: ModelConfig, *, point_cloud: bool = False) -> None:
                 f"unknown {flag(key)} {value!r}; choose one of: {', '.join(registry.names())}"
             )
     check_memory(cfg)
+    _check_model_size(cfg)
     if point_cloud:
         return
     check_model_options(cfg)
