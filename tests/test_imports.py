@@ -13,7 +13,17 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "fathom"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "registry", "seeding", "devices", "files", "distributed"),
+    (
+        "errors",
+        "registry",
+        "seeding",
+        "devices",
+        "files",
+        "distributed",
+        "limits",
+        "yamlio",
+        "version",
+    ),
     ("config",),
     ("nn",),
     ("models",),

@@ -1,92 +1,90 @@
-"""fathom: build, train, diagnose and benchmark deep graph neural networks."""
+"""fathom: build, train, diagnose and benchmark deep graph neural networks.
 
-# the task modules register their config sections and checks: import them before anything
-# builds a config
-from fathom import tasks  # noqa: F401, I001
-from fathom import report
-from fathom.config import (
-    DataConfig,
-    ExperimentConfig,
-    ModelConfig,
-    SyntheticConfig,
-    TrainConfig,
-    apply_overrides,
-    load_config,
-)
-from fathom.data.build import build_dataset
-from fathom.data.datasets import list_datasets, load_dataset, load_graph_file
-from fathom.data.graph_datasets import load_graph_dataset
-from fathom.data.inductive import inductive_views
-from fathom.data.synthetic import make_synthetic
-from fathom.data.validate import GraphReport, validate_graph
-from fathom.errors import ConfigError, DataError, DataNotFoundError, FathomError
-from fathom.experiments.depth_study import depth_study
-from fathom.experiments.run import ExperimentResult, build_task_data, run_experiment, train_one
-from fathom.experiments.store import RunStore
-from fathom.experiments.sweep import SweepSummary, run_configs, sweep
-from fathom.models.build import build_model
-from fathom.models.deep_gnn import DeepGNN
-from fathom.models.build import Head
-from fathom.models.graph_classifier import GraphClassifier
-from fathom.models.presets import list_presets, load_preset
-from fathom.tasks import TASKS, TaskSpec, get_task
-from fathom.tasks.graph import GraphClassification, GraphTaskConfig
-from fathom.tasks.link import LinkPrediction, LinkTaskConfig, split_edges
-from fathom.tasks.node import InductiveNodeClassification, NodeClassification
-from fathom.tasks.segmentation import PointsConfig
-from fathom.train.loop import FitResult, fit
+The public API below is imported on first use (PEP 562), so ``import fathom`` and the
+``fathom`` command's ``--help`` / ``--version`` do not load torch. Any name of the API loads
+:mod:`fathom.tasks` first: the task modules register their config sections and checks, which
+must happen before anything builds a config. Code importing fathom's modules directly (``from
+fathom.config import ExperimentConfig``) imports :mod:`fathom.tasks` (or any name from here)
+before it builds a config.
+"""
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-__all__ = [
-    "TASKS",
-    "ConfigError",
-    "DataConfig",
-    "DataError",
-    "DataNotFoundError",
-    "DeepGNN",
-    "ExperimentConfig",
-    "ExperimentResult",
-    "FathomError",
-    "FitResult",
-    "GraphClassification",
-    "GraphClassifier",
-    "GraphReport",
-    "GraphTaskConfig",
-    "Head",
-    "InductiveNodeClassification",
-    "LinkPrediction",
-    "LinkTaskConfig",
-    "ModelConfig",
-    "NodeClassification",
-    "PointsConfig",
-    "RunStore",
-    "SweepSummary",
-    "SyntheticConfig",
-    "TaskSpec",
-    "TrainConfig",
-    "__version__",
-    "apply_overrides",
-    "build_dataset",
-    "build_model",
-    "build_task_data",
-    "depth_study",
-    "fit",
-    "get_task",
-    "inductive_views",
-    "list_datasets",
-    "list_presets",
-    "load_config",
-    "load_dataset",
-    "load_graph_dataset",
-    "load_graph_file",
-    "load_preset",
-    "make_synthetic",
-    "report",
-    "run_configs",
-    "run_experiment",
-    "split_edges",
-    "sweep",
-    "train_one",
-    "validate_graph",
-]
+import importlib
+from typing import Any
+
+from fathom.version import __version__
+
+_API: dict[str, str] = {
+    # name: the module that defines it
+    "ConfigError": "fathom.errors",
+    "DataError": "fathom.errors",
+    "DataNotFoundError": "fathom.errors",
+    "FathomError": "fathom.errors",
+    "DataConfig": "fathom.config",
+    "ExperimentConfig": "fathom.config",
+    "ModelConfig": "fathom.config",
+    "SyntheticConfig": "fathom.config",
+    "TrainConfig": "fathom.config",
+    "apply_overrides": "fathom.config",
+    "load_config": "fathom.config",
+    "build_dataset": "fathom.data.build",
+    "list_datasets": "fathom.data.datasets",
+    "load_dataset": "fathom.data.datasets",
+    "load_graph_file": "fathom.data.datasets",
+    "load_graph_dataset": "fathom.data.graph_datasets",
+    "inductive_views": "fathom.data.inductive",
+    "make_synthetic": "fathom.data.synthetic",
+    "GraphReport": "fathom.data.validate",
+    "validate_graph": "fathom.data.validate",
+    "depth_study": "fathom.experiments.depth_study",
+    "ExperimentResult": "fathom.experiments.run",
+    "build_task_data": "fathom.experiments.run",
+    "run_experiment": "fathom.experiments.run",
+    "train_one": "fathom.experiments.run",
+    "RunStore": "fathom.experiments.store",
+    "SweepSummary": "fathom.experiments.sweep",
+    "run_configs": "fathom.experiments.sweep",
+    "sweep": "fathom.experiments.sweep",
+    "Head": "fathom.models.build",
+    "build_model": "fathom.models.build",
+    "DeepGNN": "fathom.models.deep_gnn",
+    "GraphClassifier": "fathom.models.graph_classifier",
+    "list_presets": "fathom.models.presets",
+    "load_preset": "fathom.models.presets",
+    "TASKS": "fathom.tasks",
+    "TaskSpec": "fathom.tasks",
+    "get_task": "fathom.tasks",
+    "GraphClassification": "fathom.tasks.graph",
+    "GraphTaskConfig": "fathom.tasks.graph",
+    "LinkPrediction": "fathom.tasks.link",
+    "LinkTaskConfig": "fathom.tasks.link",
+    "split_edges": "fathom.tasks.link",
+    "InductiveNodeClassification": "fathom.tasks.node",
+    "NodeClassification": "fathom.tasks.node",
+    "PointsConfig": "fathom.tasks.segmentation",
+    "FitResult": "fathom.train.loop",
+    "fit": "fathom.train.loop",
+}
+_SUBPACKAGES = ("report", "tasks")
+
+__all__ = sorted([*_API, *_SUBPACKAGES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    """Import the API name ``name`` on first use (after :mod:`fathom.tasks`) and keep it."""
+    if name in _API or name in _SUBPACKAGES:
+        import fathom.tasks  # noqa: F401  (registers the config sections and checks)
+
+        value = (
+            importlib.import_module(f"fathom.{name}")
+            if name in _SUBPACKAGES
+            else getattr(importlib.import_module(_API[name]), name)
+        )
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fathom' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -373,7 +373,7 @@ BAD_STORES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     "garbage": (_garbage, ["not a SQLite database"]),
     "schema-99": (_future_version, ["schema version 99", "this fathom reads 1"]),
     "other-sqlite": (_other_database, ["not a fathom results store", "songs"]),
-    "directory": (lambda p: p.mkdir(), ["is not a file"]),
+    "directory": (lambda p: p.mkdir(), ["not a file"]),
 }
 
 
@@ -397,7 +397,7 @@ def test_invalid_store_is_one_line_exit_2_and_left_byte_identical(
     }[command]
     assert _run(argv) == 2
     err = one_line_error(str(db), *words)
-    assert err.startswith(f"fathom {command}: error: results store ")
+    assert err.startswith(f"fathom {command}: error: ")
     assert _digest(folder) == before
     assert sorted(p.name for p in folder.iterdir()) == ["runs.db"]  # no -wal, -shm, journal
     assert not (tmp_path / "report").exists()

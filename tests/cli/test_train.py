@@ -198,6 +198,7 @@ def test_datasets_lists_every_dataset(
     monkeypatch.setenv("FATHOM_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("FATHOM_DATA", raising=False)
     out = tmp_path / "d.json"
+    (tmp_path / "empty").mkdir()
     assert main(["datasets", "--data-dir", str(tmp_path / "empty"), "--json", str(out)]) == 0
     listed = json.loads(out.read_text())
     names = {d["name"] for d in listed["datasets"]}

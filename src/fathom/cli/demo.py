@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fathom.cli.commands import add_command
 from fathom.cli.flags import RUNTIME_KEYS, add_config_flags, add_threads, given_flags, parse_ints
 from fathom.config import ExperimentConfig, apply_overrides
 
@@ -15,9 +16,10 @@ __all__ = ["register", "run"]
 
 def register(sub: Any) -> None:
     """Add ``fathom demo``."""
-    demo = sub.add_parser(
+    demo = add_command(
+        sub,
         "demo",
-        help="depth study on a generated graph: plain vs residual GCN",
+        outputs={"json": "file", "out": "dir"},
         description="Plain vs residual GCN at several depths on a contextual "
         "stochastic block model graph; prints a table, writes a "
         "plot.",

@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from fathom.cli.commands import add_command
 from fathom.cli.flags import add_threads, given_flags, positive_int
 from fathom.cli.train import OVERRIDES_HELP, add_config_args, config_from_args
 from fathom.config import FLAG_FOR_KEY, ExperimentConfig, apply_overrides, parse_override
@@ -21,9 +22,11 @@ MODEL_FLAG_KEYS = tuple(key for key in FLAG_FOR_KEY if key.startswith("model."))
 
 def register(sub: Any) -> None:
     """Add ``fathom diagnose``."""
-    diagnose = sub.add_parser(
+    diagnose = add_command(
+        sub,
         "diagnose",
-        help="measure over-smoothing and over-squashing: graph structure, per-layer metrics",
+        outputs={"json": "file", "out": "dir"},
+        inputs={"config": "--config", "checkpoint": "--checkpoint", "data.name": "--dataset"},
         description=(
             "Diagnose a graph (structure report, curvature, effective resistance) and, given a "
             "model (--conv/--depth/… flags, --config, --preset or --checkpoint), its per-layer "

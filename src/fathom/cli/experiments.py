@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fathom.cli.commands import add_command
 from fathom.cli.flags import (
     RUNTIME_KEYS,
     add_config_flags,
@@ -32,9 +33,11 @@ def _add_status_flag(parser: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add ``fathom sweep``, ``runs``, ``export`` and ``report``."""
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "sweep",
-        help="run a sweep spec into a results store (resumable)",
+        outputs={"json": "file", "store": "file"},
+        inputs={"spec": "spec"},
         description="Expand a sweep spec (base config + grid/zip axes + "
         "exclusions) and run every run the store lacks. --device applies to the runs this "
         "sweep registers (a run already in the store keeps the device it was registered with).",
@@ -49,7 +52,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the sweep summary as JSON")
     parser.set_defaults(run=sweep, overrides_ok=False)
 
-    parser = sub.add_parser("runs", help="list the runs in a results store")
+    parser = add_command(sub, "runs", outputs={"json": "file"}, inputs={"store": "store"})
     parser.add_argument("store", help="SQLite results store")
     parser.add_argument("--sweep", help="only runs of this sweep")
     _add_status_flag(parser)
@@ -57,7 +60,7 @@ def register(sub: Any) -> None:
     add_threads(parser)
     parser.set_defaults(run=runs, overrides_ok=False)
 
-    parser = sub.add_parser("export", help="write a store's runs as JSON or CSV")
+    parser = add_command(sub, "export", outputs={"out": "file"}, inputs={"store": "store"})
     parser.add_argument("store", help="SQLite results store")
     parser.add_argument("--format", choices=("json", "csv"), default="json")
     parser.add_argument("--sweep", help="only runs of this sweep")
@@ -67,7 +70,9 @@ def register(sub: Any) -> None:
     add_threads(parser)
     parser.set_defaults(run=export, overrides_ok=False)
 
-    parser = sub.add_parser("report", help="tables and plots (Markdown, HTML, PNG) from a store")
+    parser = add_command(
+        sub, "report", outputs={"json": "file", "out": "dir"}, inputs={"store": "store"}
+    )
     parser.add_argument("store", help="SQLite results store")
     parser.add_argument("--sweep", help="only runs of this sweep")
     parser.add_argument("--out", default="report", help="output folder (default: report)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fathom.cli.commands import add_command
 from fathom.cli.flags import add_threads
 
 __all__ = ["datasets", "presets", "register_datasets", "register_presets"]
@@ -12,7 +13,7 @@ __all__ = ["datasets", "presets", "register_datasets", "register_presets"]
 
 def register_presets(sub: Any) -> None:
     """Add ``fathom presets``."""
-    parser = sub.add_parser("presets", help="list the published configurations (presets)")
+    parser = add_command(sub, "presets", outputs={"json": "file"})
     parser.add_argument("--json", metavar="PATH", help="write the list as JSON")
     add_threads(parser)
     parser.set_defaults(run=presets, overrides_ok=False)
@@ -20,7 +21,7 @@ def register_presets(sub: Any) -> None:
 
 def register_datasets(sub: Any) -> None:
     """Add ``fathom datasets``."""
-    parser = sub.add_parser("datasets", help="list datasets, where they are and their size")
+    parser = add_command(sub, "datasets", outputs={"json": "file"})
     parser.add_argument("--data-dir", help="folder laid out like PyG dataset roots")
     parser.add_argument("--json", metavar="PATH", help="write the list as JSON")
     add_threads(parser)

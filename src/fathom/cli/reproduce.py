@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fathom.cli.commands import add_command
 from fathom.cli.flags import (
     RUNTIME_KEYS,
     add_config_flags,
@@ -30,9 +31,10 @@ __all__ = ["register", "run"]
 
 def register(sub: Any) -> None:
     """Add ``fathom reproduce``."""
-    parser = sub.add_parser(
+    parser = add_command(
+        sub,
         "reproduce",
-        help="run a reproduction suite: ours vs published, side by side",
+        outputs={"json": "file", "store": "file", "report": "dir"},
         description="Run the presets of a reproduction suite over seeds through the "
         "experiment engine (resumable store) and compare with the published figures.",
     )

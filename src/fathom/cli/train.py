@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any
 
+from fathom.cli.commands import add_command
 from fathom.cli.flags import add_config_flags, add_threads, given_flags, positive_int
 from fathom.config import (
     ExperimentConfig,
@@ -54,9 +55,11 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 def register(sub: Any) -> None:
     """Add ``fathom train``."""
-    train = sub.add_parser(
+    train = add_command(
+        sub,
         "train",
-        help="train a model over seeds and print the results",
+        outputs={"json": "file", "checkpoint": "file", "resume": "file"},
+        inputs={"config": "--config", "data.name": "--dataset"},
         description="Train one config over seeds: node classification (transductive or "
         "--inductive), graph classification with --folds cross-validation, link prediction, "
         "a graph autoencoder or point-cloud segmentation (--task).",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import os
 import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -18,12 +23,15 @@ from rich.progress import (
 from rich.table import Table
 
 __all__ = [
+    "PlainProgress",
     "console",
     "datasets_table",
     "depth_table",
     "err_console",
     "progress_bar",
     "results_table",
+    "set_verbosity",
+    "verbosity",
 ]
 
 # rich wraps to 80 columns when output is not a terminal; tables read better wider in logs
@@ -32,8 +40,141 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
-def progress_bar(disable: bool = False) -> Progress:
-    """A progress bar on stderr with count, elapsed time and ETA (``disable``: draw nothing)."""
+_VERBOSITY = 1
+PROGRESS_EVERY_S = 30.0
+"""Seconds between two plain progress lines (stderr not a terminal);
+``$FATHOM_PROGRESS_EVERY`` overrides it."""
+
+
+def set_verbosity(level: int) -> None:
+    """0: quiet (``--quiet``: no progress or status lines, only results, warnings and
+    errors), 1: normal, 2: verbose (``--verbose``: a progress line per step)."""
+    global _VERBOSITY
+    _VERBOSITY = level
+    err_console.quiet = level <= 0
+
+
+def verbosity() -> int:
+    """The level :func:`set_verbosity` set (1 unless a command said otherwise)."""
+    return _VERBOSITY
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+@dataclass
+class _Task:
+    description: str
+    total: float | None
+    completed: float = 0.0
+    shown: float = -1.0
+
+
+class PlainProgress:
+    """Progress as plain lines on stderr, for logs and pipes where a bar shows nothing:
+    ``description: 3/10 (30%) elapsed 1:02 eta 2:25`` every ``every`` seconds while work goes
+    on (from a timer, so a long step still reports), on every update when ``every`` is 0,
+    and once at the end. The subset of :class:`rich.progress.Progress` fathom uses."""
+
+    def __init__(self, every: float, stream: IO[str] | None = None) -> None:
+        self.every = every
+        self._stream = stream
+        self._tasks: list[_Task] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t0 = time.monotonic()
+
+    def __enter__(self) -> PlainProgress:
+        self._t0 = time.monotonic()
+        if self.every > 0:
+            self._thread = threading.Thread(target=self._tick, name="fathom-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._print_all(final=True)
+
+    def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
+        """A new task; returns its id."""
+        with self._lock:
+            self._tasks.append(_Task(description, total))
+            return len(self._tasks) - 1
+
+    def update(
+        self,
+        task_id: int,
+        *,
+        completed: float | None = None,
+        advance: float | None = None,
+        description: str | None = None,
+        total: float | None = None,
+        **_: Any,
+    ) -> None:
+        """Set or advance a task's count, description or total."""
+        with self._lock:
+            task = self._tasks[task_id]
+            if completed is not None:
+                task.completed = completed
+            if advance is not None:
+                task.completed += advance
+            if description is not None:
+                task.description = description
+            if total is not None:
+                task.total = total
+        if self.every == 0:
+            self._print_all()
+
+    def line(self, task: _Task) -> str:
+        """``description: k/n (p%) elapsed m:ss eta m:ss`` of ``task``."""
+        elapsed = time.monotonic() - self._t0
+        done, total = task.completed, task.total
+        count = f"{done:g}" if total is None else f"{done:g}/{total:g} ({100 * done / total:.0f}%)"
+        eta = ""
+        if total and 0 < done < total:
+            eta = f" eta {_clock(elapsed * (total - done) / done)}"
+        return f"{task.description}: {count} elapsed {_clock(elapsed)}{eta}"
+
+    def _print_all(self, final: bool = False) -> None:
+        with self._lock:
+            lines = []
+            for task in self._tasks:
+                if final and task.shown == task.completed:
+                    continue
+                task.shown = task.completed
+                lines.append(self.line(task))
+        stream = self._stream or sys.stderr
+        for text in lines:
+            stream.write(text + "\n")
+        stream.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.every):
+            self._print_all()
+
+
+def progress_bar(disable: bool = False) -> Progress | PlainProgress:
+    """Progress on stderr with count, elapsed time and ETA: a rich bar on a terminal; plain
+    lines (:class:`PlainProgress`) every :data:`PROGRESS_EVERY_S` seconds when stderr is not
+    a terminal (logs), or per step with ``--verbose``; nothing with ``disable`` or
+    ``--quiet``."""
+    if disable or _VERBOSITY <= 0:
+        return Progress(console=err_console, disable=True)
+    if _VERBOSITY >= 2:
+        return PlainProgress(0.0)
+    if not err_console.is_terminal:
+        env = os.environ.get("FATHOM_PROGRESS_EVERY")
+        try:
+            every = float(env) if env else PROGRESS_EVERY_S
+        except ValueError:
+            every = PROGRESS_EVERY_S
+        return PlainProgress(every if every > 0 and math.isfinite(every) else PROGRESS_EVERY_S)
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -43,7 +184,6 @@ def progress_bar(disable: bool = False) -> Progress:
         TimeRemainingColumn(),
         console=err_console,
         transient=False,
-        disable=disable,
     )
 
 
