@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fathom.errors import FathomError
-from fathom.files import atomic_path, write_json
+from fathom.experiments.store import check_not_store
+from fathom.files import atomic_path, check_output_dir, write_json
 from fathom.report.aggregate import (
     DEPTH_KEY,
     Group,
@@ -32,7 +33,7 @@ from fathom.report.tables import (
     markdown_table,
 )
 
-__all__ = ["ReportFiles", "build_report"]
+__all__ = ["REPORT_FILES", "ReportFiles", "build_report", "check_report_output"]
 
 
 @dataclass
@@ -59,12 +60,37 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "series"
 
 
+REPORT_FILES = ("report.md", "report.html", "summary.json")
+"""The files :func:`build_report` always writes (plus ``*.png`` plots)."""
+
+
+def check_report_output(out_dir: str | Path, protect: Sequence[str | Path] = ()) -> None:
+    """Refuse, before any work, a report folder that could not be written (a file, read-only,
+    under a file) or whose files would overwrite one of ``protect`` (the results store, an
+    input), also through a link: the folder itself, ``report.md``, ``report.html``,
+    ``summary.json`` or a ``.png`` in it.
+
+    Raises:
+        FathomError: one line naming ``--out``.
+    """
+    out = Path(out_dir).expanduser()
+    for path in protect:
+        check_not_store(out, path, "--out")
+        for name in REPORT_FILES:
+            check_not_store(out / name, path, "--out")
+        p = Path(path).expanduser()
+        if p.suffix.lower() == ".png" and out.is_dir() and (out / p.name).exists():
+            check_not_store(out / p.name, path, "--out")
+    check_output_dir(out, "--out")
+
+
 def build_report(
     records: Sequence[Mapping[str, Any]],
     out_dir: str | Path,
     *,
     title: str,
     source: str | None = None,
+    protect: Sequence[str | Path] = (),
 ) -> ReportFiles:
     """Aggregate ``records`` over seeds and write the report folder ``out_dir``:
 
@@ -72,10 +98,16 @@ def build_report(
     ``model.depth`` varies), ``training_curves.png`` (when runs have a history),
     ``layer_<name>.png`` per per-layer diagnostic series, and ``summary.json``.
 
+    ``protect`` lists files the report must never overwrite (the results store it was read
+    from): see :func:`check_report_output`, checked before any work. Every file is written
+    atomically (complete or absent).
+
     Raises:
         FathomError: no ``done`` / ``diverged`` run among ``records`` (nothing is written);
-            ``source`` (e.g. the store path) names where the runs came from in the message.
+            ``source`` (e.g. the store path) names where the runs came from in the message;
+            an output folder that cannot be written or would overwrite ``protect``.
     """
+    check_report_output(out_dir, protect)
     records = list(records)
     groups = group_runs(records)
     if not groups:
