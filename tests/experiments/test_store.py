@@ -607,20 +607,20 @@ def test_malformed_rows_are_reported_by_run_key_and_skipped(
     assert path.read_bytes() == before
 
 
-def test_malformed_rows_warn_one_line_each_on_stderr(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_malformed_rows_warn_once_each_by_run_key(tmp_path: Path) -> None:
+    from fathom.experiments.store import MalformedRunWarning
+
     path = tmp_path / "runs.db"
     _done_store(path)
     _corrupt(path, "k000", "config", "{")
     _corrupt(path, "k002", "metrics", '"x"')
-    with RunStore(path, create=False) as st:
+    with pytest.warns(MalformedRunWarning) as caught, RunStore(path, create=False) as st:
         assert len(st.runs()) == 1
         assert len(st.runs()) == 1  # reported once per row, not per read
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2
-    assert err[0].startswith("fathom: warning: skipping stored run k000: ")
-    assert err[1].startswith("fathom: warning: skipping stored run k002: ")
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2
+    assert messages[0].startswith("skipping stored run k000: column config is not valid JSON")
+    assert messages[1].startswith("skipping stored run k002: column metrics is a JSON str")
 
 
 def test_malformed_row_is_never_written_around(tmp_path: Path) -> None:

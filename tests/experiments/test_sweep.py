@@ -589,7 +589,7 @@ def _raw_rows(db: Path) -> list[tuple[Any, ...]]:
 
 @pytest.mark.parametrize("status", ["pending", "running", "done"])
 def test_a_malformed_row_is_reported_and_left_alone_never_duplicated(
-    tmp_path: Path, status: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, status: str
 ) -> None:
     spec = _write_spec(
         tmp_path, SPEC.replace("[2, 4, 8]", "[2]").replace("range(2)", "[0]").replace("25", "3")
@@ -606,10 +606,12 @@ def test_a_malformed_row_is_reported_and_left_alone_never_duplicated(
     conn.commit()
     conn.close()
     before = _raw_rows(db)
-    capsys.readouterr()
-    again = sweep(spec, db, threads=1)
-    err = capsys.readouterr().err
-    assert f"skipping stored run {key}: column config is not valid JSON" in err
+    from fathom.experiments.store import MalformedRunWarning
+
+    with pytest.warns(MalformedRunWarning) as caught:
+        again = sweep(spec, db, threads=1)
+    [message] = {str(w.message) for w in caught}
+    assert message.startswith(f"skipping stored run {key}: column config is not valid JSON")
     assert again.malformed == [key] and again.ran == 0 and again.total == 2
     assert "skipped 1 malformed stored run(s)" in again.line()
     assert _raw_rows(db) == before  # the bad row untouched, nothing written around it

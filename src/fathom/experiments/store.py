@@ -28,6 +28,7 @@ import socket
 import sqlite3
 import sys
 import urllib.parse
+import warnings
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -40,6 +41,7 @@ __all__ = [
     "FINAL_STATUSES",
     "SCHEMA_VERSION",
     "STATUSES",
+    "MalformedRunWarning",
     "RunStore",
     "check_not_store",
     "warn_malformed",
@@ -345,9 +347,14 @@ def _parse_row(record: dict[str, Any]) -> str | None:
     return None
 
 
+class MalformedRunWarning(UserWarning):
+    """A stored run whose row cannot be read: it was skipped, and left as it is."""
+
+
 def warn_malformed(run_key: str, problem: str) -> None:
-    """The default report of a malformed row: one line on stderr naming the run."""
-    sys.stderr.write(f"fathom: warning: skipping stored run {run_key}: {problem}\n")
+    """The default report of a malformed row: a :class:`MalformedRunWarning` naming the run
+    (one line on stderr from the ``fathom`` command)."""
+    warnings.warn(f"skipping stored run {run_key}: {problem}", MalformedRunWarning, stacklevel=2)
 
 
 class RunStore:
@@ -365,7 +372,8 @@ class RunStore:
         malformed: run key -> what is wrong, for every malformed row met so far (rows
             whose JSON columns do not parse or have the wrong type); reads skip them.
         on_malformed: called ``(run_key, problem)`` once per malformed row met
-            (default :func:`warn_malformed`: one line on stderr); ``None`` to stay silent.
+            (default :func:`warn_malformed`: a :class:`MalformedRunWarning`); ``None``
+            to stay silent.
 
     Raises:
         StoreError: one line: the file is missing (``create=False``), a folder, not a
