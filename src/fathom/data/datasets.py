@@ -1166,6 +1166,11 @@ def _graph_from_mapping(mapping: Mapping[str, Any], p: Path, seed: int) -> Data:
         for m in _MASKS:
             fields[m] = _mask(_as_tensor(mapping[m], m, p), m, x.size(0), p)
     else:
+        # Labels checked before the split is drawn: it sizes per-class work by max(y) + 1.
+        try:
+            validate_graph(Data(**fields), require_masks=False)
+        except DataError as exc:
+            raise DataError(f"{p}: {exc}") from None
         fields.update(zip(_MASKS, stratified_split(fields["y"], seed=seed), strict=True))
 
     for key, value in mapping.items():

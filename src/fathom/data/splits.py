@@ -176,6 +176,13 @@ def _check_labels(y: Tensor) -> Tensor:
     labels = y.detach().to("cpu", torch.long)
     if not bool((labels >= 0).any()):
         raise DataError(f"y has no labelled (non-negative) entries among {labels.numel()} nodes")
+    top = int(labels.max())
+    if top >= labels.numel():
+        # Per-class counts are sized by max(y) + 1: refuse a label no class count could need.
+        raise DataError(
+            f"y has label {top}, so {top + 1} classes, among only {labels.numel()} nodes; "
+            "labels must be 0..C-1"
+        )
     return labels
 
 
