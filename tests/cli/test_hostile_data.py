@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from hostile import assert_refused
 
 REAL_CORA = Path.home() / ".cache" / "fathom" / "datasets" / "Planetoid" / "Cora" / "raw"
