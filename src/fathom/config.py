@@ -37,6 +37,7 @@ __all__ = [
     "SyntheticConfig",
     "TrainConfig",
     "apply_overrides",
+    "check_given",
     "config_from_dict",
     "config_hash",
     "config_to_dict",
@@ -45,6 +46,7 @@ __all__ = [
     "load_config",
     "parse_override",
     "register_check",
+    "register_given_check",
     "register_section",
     "require",
     "section_types",
@@ -124,6 +126,7 @@ _FANOUTS = re.compile(r"-?\d+(,-?\d+)*")
 # module imports nothing of fathom's above it.
 _SECTIONS: dict[str, tuple[type, Callable[[Any], None] | None]] = {}
 _CHECKS: list[Callable[[ExperimentConfig], None]] = []
+_GIVEN_CHECKS: list[Callable[[ExperimentConfig, frozenset[str]], None]] = []
 
 # Fields added after runs were first stored: left out of a run's key while at their default,
 # so the keys of stored runs stay valid (a new option must not re-run or duplicate them).
@@ -175,6 +178,25 @@ def register_check(check: Callable[[ExperimentConfig], None]) -> None:
     how layers above config (models, tasks) validate names against their registries."""
     if check not in _CHECKS:
         _CHECKS.append(check)
+
+
+def register_given_check(check: Callable[[ExperimentConfig, frozenset[str]], None]) -> None:
+    """Run ``check(cfg, keys)`` on a config built from what a user wrote — a config file
+    (:func:`load_config`) or overrides (:func:`apply_overrides`: flags, ``key=value``, sweep
+    axes) — with the dotted ``keys`` written. For rules on options *given* (an option the
+    chosen model never reads is refused), which must not apply to configs rebuilt from a
+    store or a checkpoint, or built in code."""
+    if check not in _GIVEN_CHECKS:
+        _GIVEN_CHECKS.append(check)
+
+
+def check_given(cfg: ExperimentConfig, keys: Iterable[str]) -> ExperimentConfig:
+    """Run the checks of :func:`register_given_check` on ``cfg`` for the dotted ``keys`` a
+    user wrote; return ``cfg``."""
+    given = frozenset(keys)
+    for check in _GIVEN_CHECKS:
+        check(cfg, given)
+    return cfg
 
 
 def section_types() -> dict[str, type]:
@@ -605,7 +627,11 @@ def load_config(path: str | Path) -> ExperimentConfig:
     raw = load_file(
         path, what="config file", expect="a mapping of sections (data, model, train, ...)"
     )
-    return config_from_dict(raw)
+    cfg = config_from_dict(raw)
+    try:
+        return check_given(cfg, flatten(raw))
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -627,7 +653,7 @@ def apply_overrides(
 ) -> ExperimentConfig:
     """Return ``cfg`` with dotted keys (``model.depth``) replaced, then validated."""
     raw = config_to_dict(cfg)
-    items = overrides.items() if isinstance(overrides, Mapping) else overrides
+    items = list(overrides.items() if isinstance(overrides, Mapping) else overrides)
     for key, value in items:
         node = raw
         parts = key.split(".")
@@ -643,7 +669,8 @@ def apply_overrides(
                 f"{', '.join(sorted(node))}"
             )
         node[parts[-1]] = value
-    return config_from_dict(raw)
+    cfg = config_from_dict(raw)
+    return check_given(cfg, (key for key, _ in items))
 
 
 def config_hash(cfg: ExperimentConfig) -> str:

@@ -5,6 +5,7 @@ estimate (``check_model_memory``) and options the chosen model never reads
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,19 @@ def test_options_the_model_never_reads_are_refused(
 )
 def test_options_that_apply_are_accepted(overrides: dict[str, object]) -> None:
     apply_overrides(ExperimentConfig(), overrides)
+
+
+def test_only_options_a_user_wrote_are_checked(tmp_path: Path) -> None:
+    from fathom.config import config_from_dict, config_to_dict, load_config
+
+    # configs built in code or rebuilt from a store / checkpoint load as they were stored
+    zoo = ExperimentConfig(model=ModelConfig(heads=4, attn_dropout=0.0)).validate()
+    assert config_from_dict(config_to_dict(zoo)) == zoo
+    assert apply_overrides(zoo, {"device": "cpu"}).model.heads == 4
+    # what a user writes is checked
+    with pytest.raises(ConfigError, match=r"model\.heads"):
+        apply_overrides(zoo, {"model.heads": 2})
+    path = tmp_path / "cfg.yaml"
+    path.write_text("model:\n  conv: sage\n  heads: 4\n")
+    with pytest.raises(ConfigError, match=r"config file .*cfg\.yaml: model\.heads"):
+        load_config(path)

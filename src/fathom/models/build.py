@@ -11,14 +11,14 @@ Everything below this module takes explicit arguments, never a config object.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
 from torch_geometric.nn import JumpingKnowledge
 
-from fathom.config import ModelConfig, flag, require
+from fathom.config import ExperimentConfig, ModelConfig, flag, register_given_check, require
 from fathom.errors import ConfigError
 from fathom.models.deep_gnn import DeepGNN, GCNGroup, GroupBlock
 from fathom.nn.activations import ACTIVATIONS, build_activation
@@ -207,7 +207,6 @@ def check_model(cfg: ModelConfig, *, point_cloud: bool = False) -> None:
     _check_model_size(cfg)
     if point_cloud:
         return
-    check_model_options(cfg)
     if cfg.aggr is not None:
         check_aggr(cfg.conv, cfg.aggr)
     require(
@@ -248,19 +247,32 @@ def _takes(factory: Callable[..., Any], name: str) -> bool:
     return name in inspect.signature(factory).parameters
 
 
-def check_model_options(cfg: ModelConfig) -> None:
+def check_model_options(cfg: ModelConfig, given: Collection[str] | None = None) -> None:
     """Refuse an option set away from its default that the chosen model never reads (it
-    would be silently ignored): attention heads with a conv without attention, ``cheb_k``
-    off ``cheb``, ``theta`` off GCNII, ``msg_norm`` off ``gen`` (conv options apply only
-    to ``model.arch deep``, whose blocks are built from ``model.conv``), ``norm_scale`` /
+    would be silently ignored); with ``given`` (dotted keys a user wrote), only those
+    options are checked. Registered with :func:`~fathom.config.register_given_check`, so a
+    config file, flag, override or sweep axis is checked, while configs rebuilt from a store
+    or checkpoint (or built in code, like the Tree-NeighborsMatch zoo's, which sets GAT's
+    ``heads`` on every model) load as they were stored.
+
+    The options: attention heads with a conv without attention, ``cheb_k`` off ``cheb``,
+    ``theta`` off GCNII, ``msg_norm`` off ``gen`` (conv options apply only to
+    ``model.arch deep``, whose blocks are built from ``model.conv``), ``norm_scale`` /
     ``norm_groups`` off the norms that take them, ``jk`` without the ``jk`` skip and
     ``groups`` without ``model.memory reversible``. Which conv or norm reads an option is
     read from its factory's signature, so a new operator needs no entry here."""
     defaults = ModelConfig()
     conv = CONVS.get(cfg.conv)
+
+    def unset(name: str) -> bool:
+        value = getattr(cfg, name)
+        return value == getattr(defaults, name) or (
+            given is not None and f"model.{name}" not in given
+        )
+
     for name in _CONV_OPTIONS:
         value = getattr(cfg, name)
-        if value == getattr(defaults, name):
+        if unset(name):
             continue
         if cfg.arch != "deep":
             raise ConfigError(
@@ -273,7 +285,7 @@ def check_model_options(cfg: ModelConfig) -> None:
                 f"{flag(f'model.{name}')} applies to model.conv {', '.join(users)}, not "
                 f"{cfg.conv!r}; got {value!r}"
             )
-    if cfg.out_heads != defaults.out_heads and cfg.head != "conv":
+    if not unset("out_heads") and cfg.head != "conv":
         raise ConfigError(
             f"model.out_heads applies to a conv head (model.head conv), not {cfg.head!r}; "
             f"got {cfg.out_heads!r}"
@@ -281,24 +293,33 @@ def check_model_options(cfg: ModelConfig) -> None:
     norm = NORMS.get(cfg.norm)
     for name, param in _NORM_OPTIONS.items():
         value = getattr(cfg, name)
-        if value != getattr(defaults, name) and not _takes(norm, param):
+        if not unset(name) and not _takes(norm, param):
             users = [n for n in NORMS.names() if _takes(NORMS.get(n), param)]
             raise ConfigError(
                 f"model.{name} applies to model.norm {', '.join(users)}, not {cfg.norm!r}; "
                 f"got {value!r}"
             )
     require(
-        cfg.jk == defaults.jk or cfg.skip == "jk",
+        unset("jk") or cfg.skip == "jk",
         "model.jk",
         f"applies to model.skip 'jk', not {cfg.skip!r}",
         cfg.jk,
     )
     require(
-        cfg.groups == defaults.groups or cfg.memory == "reversible",
+        unset("groups") or cfg.memory == "reversible",
         "model.groups",
         f"applies to model.memory 'reversible', not {cfg.memory!r}",
         cfg.groups,
     )
+
+
+def _check_given_options(cfg: ExperimentConfig, given: frozenset[str]) -> None:
+    if cfg.task == "segmentation":  # a DeepGCN: conv and skip are the point model's own
+        return
+    check_model_options(cfg.model, given)
+
+
+register_given_check(_check_given_options)
 
 
 def check_memory(cfg: ModelConfig) -> None:
