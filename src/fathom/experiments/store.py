@@ -354,7 +354,15 @@ class MalformedRunWarning(UserWarning):
 def warn_malformed(run_key: str, problem: str) -> None:
     """The default report of a malformed row: a :class:`MalformedRunWarning` naming the run
     (one line on stderr from the ``fathom`` command)."""
-    warnings.warn(f"skipping stored run {run_key}: {problem}", MalformedRunWarning, stacklevel=2)
+    # warn_explicit without a registry: filters apply, but a store read again (another
+    # RunStore, another command in the same process) reports its bad rows again
+    warnings.warn_explicit(
+        f"skipping stored run {run_key}: {problem}",
+        MalformedRunWarning,
+        __file__,
+        sys._getframe().f_lineno,
+        module=__name__,
+    )
 
 
 class RunStore:
