@@ -1,11 +1,10 @@
 """fathom: build, train, diagnose and benchmark deep graph neural networks.
 
 The public API below is imported on first use (PEP 562), so ``import fathom`` and the
-``fathom`` command's ``--help`` / ``--version`` do not load torch. Any name of the API loads
-:mod:`fathom.tasks` first: the task modules register their config sections and checks, which
-must happen before anything builds a config. Code importing fathom's modules directly (``from
-fathom.config import ExperimentConfig``) imports :mod:`fathom.tasks` (or any name from here)
-before it builds a config.
+``fathom`` command's ``--help`` / ``--version`` do not load torch. The task modules, which
+register their config sections and checks, are imported before any name of the API is
+returned and, whatever was imported, the first time a config is built
+(:func:`fathom.config.set_section_loader`).
 """
 
 from __future__ import annotations
@@ -13,7 +12,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from fathom.version import __version__
+from fathom.config import set_section_loader
+from fathom.version import __version__ as __version__
+
+# the task modules register their config sections and checks; they load torch, so they are
+# imported when a config is first built, not here
+set_section_loader(lambda: importlib.import_module("fathom.tasks"))
 
 _API: dict[str, str] = {
     # name: the module that defines it
@@ -74,8 +78,7 @@ __all__ = sorted([*_API, *_SUBPACKAGES, "__version__"])
 def __getattr__(name: str) -> Any:
     """Import the API name ``name`` on first use (after :mod:`fathom.tasks`) and keep it."""
     if name in _API or name in _SUBPACKAGES:
-        import fathom.tasks  # noqa: F401  (registers the config sections and checks)
-
+        importlib.import_module("fathom.tasks")  # registers the config sections and checks
         value = (
             importlib.import_module(f"fathom.{name}")
             if name in _SUBPACKAGES

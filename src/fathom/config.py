@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import math
 import re
-import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -201,6 +199,7 @@ def check_given(cfg: ExperimentConfig, keys: Iterable[str]) -> ExperimentConfig:
 
 def section_types() -> dict[str, type]:
     """The registered task sections by name, in registration order."""
+    _ensure_sections()
     return {name: cls for name, (cls, _) in _SECTIONS.items()}
 
 
@@ -460,6 +459,7 @@ class ExperimentConfig:
         sections: Iterable[tuple[str, Any]] = (),
         **named: Any,
     ) -> None:
+        _ensure_sections()
         given = dict(sections)
         for name, value in named.items():
             if name not in _SECTIONS:
@@ -577,12 +577,22 @@ def _from_dict(cls: type[C], raw: Mapping[str, Any], prefix: str = "") -> C:
     return cls(**kwargs)
 
 
+_SECTION_LOADER: list[Callable[[], Any]] = []
+
+
+def set_section_loader(loader: Callable[[], Any]) -> None:
+    """Register what registers the task sections (``fathom/__init__.py`` passes the import
+    of :mod:`fathom.tasks`): called once, the first time a config or its sections are
+    needed, so a config built through any import path knows every section while this
+    module imports nothing above it."""
+    _SECTION_LOADER[:] = [loader]
+
+
 def _ensure_sections() -> None:
-    """Import :mod:`fathom.tasks` (which registers the task sections and checks) unless it
-    is imported already: a config read from a mapping must know every section, whatever the
-    caller imported first. Lazy, as this module imports nothing of fathom's above it."""
-    if "fathom.tasks" not in sys.modules:
-        importlib.import_module("fathom.tasks")
+    """Run the section loader once (it is removed before it runs: a task module that builds
+    a config while it is being imported does not start it again)."""
+    if _SECTION_LOADER:
+        _SECTION_LOADER.pop()()
 
 
 def config_from_dict(raw: Mapping[str, Any]) -> ExperimentConfig:

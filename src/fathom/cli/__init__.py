@@ -13,6 +13,7 @@ checked before it starts (:func:`check_paths`). ``fathom``, ``fathom --help`` an
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -93,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands that build a config (``train``, ``diagnose``); ``--threads N`` is applied first.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Before torch loads OpenMP: idle threads sleep instead of spinning, so two fathom
+    # processes (or one beside other work) on a small machine do not slow each other down
+    # several times over (benchmarks/contention.py). $OMP_WAIT_POLICY set by the user wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser(commands_only=_top_level_only(argv))
     args, extras = parser.parse_known_args(argv)
     from fathom.cli.flags import split_extras

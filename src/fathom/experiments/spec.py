@@ -142,8 +142,6 @@ def spec_from_dict(
             or more than ``max_runs`` points.
     """
     _check_max_runs(max_runs)
-    import fathom.tasks  # noqa: F401 - registers the task sections before any config is built
-
     src = Path(source) if source is not None else None
     where = f"sweep spec {src}" if src is not None else "sweep spec"
 
