@@ -84,9 +84,9 @@ class PartitionLinkLoader:
             num_neg = math.ceil(self.neg_ratio * pos.size(1))
             neg = torch.randint(0, n_id.numel(), (2, num_neg), device=pos.device)
             batch.edge_label_index = torch.cat([pos, neg], dim=1).to(batch.edge_index.device)
-            batch.edge_label = torch.cat(
-                [torch.ones(pos.size(1)), torch.zeros(num_neg)]
-            ).to(batch.edge_index.device)
+            batch.edge_label = torch.cat([torch.ones(pos.size(1)), torch.zeros(num_neg)]).to(
+                batch.edge_index.device
+            )
             yield batch
 
 
