@@ -116,10 +116,6 @@ def test_numbers_names_and_options(case: str, tmp_path: Path) -> None:
     assert_refused(argv, [tmp_path], *words)
 
 
-@pytest.mark.xfail(
-    reason="needs the CLI wiring: config_from_args must test `args.preset is not None`",
-    strict=False,
-)
 def test_empty_preset_name(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     assert_refused(["train", "--preset", "", "--json", str(out)], [tmp_path], "--preset")

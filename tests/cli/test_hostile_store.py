@@ -77,10 +77,6 @@ def test_export_onto_the_store_is_refused(db: Path, out: str, fmt: str) -> None:
     assert_refused(["export", str(db), "--format", fmt, "--out", str(folder / out)], [folder])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the CLI to call fathom.experiments.export.export_store (or check_not_store)",
-)
 @pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
 def test_export_onto_the_stores_journal_is_refused(db: Path, suffix: str) -> None:
     out = db.with_name(db.name + suffix)

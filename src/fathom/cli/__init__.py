@@ -59,18 +59,23 @@ def check_paths(args: argparse.Namespace) -> None:
 
     given_inputs = {
         f"the {label} input": value
-        for dest, label in getattr(args, "inputs", {}).items()
+        for dest, label in args.inputs.items()
         if isinstance(value := getattr(args, dest, None), str) and value
     }
     outputs = [
         (f"--{dest.replace('_', '-')}", getattr(args, dest), kind)
-        for dest, kind in getattr(args, "outputs", {}).items()
+        for dest, kind in args.outputs.items()
         if getattr(args, dest, None) is not None
     ]
+    store = getattr(args, "store", None) if "store" in {**args.inputs, **args.outputs} else None
     for i, (what, path, kind) in enumerate(outputs):
         (check_output_file if kind == "file" else check_output_dir)(path, what)
         others = {f"the {name} output": p for name, p, _ in outputs[i + 1 :]}
         check_not_input(path, what, {**given_inputs, **others})
+        if store and what != "--store":  # nor its journal files (-wal, -shm, -journal)
+            from fathom.experiments.store import check_not_store
+
+            check_not_store(path, store, what)
 
 
 def _one_line_warning(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,11 @@ from fathom.cli.commands import add_command
 from fathom.cli.flags import (
     RUNTIME_KEYS,
     add_config_flags,
+    add_max_runs,
     add_threads,
+    add_tracker_flags,
     given_flags,
+    open_tracker_from_args,
     positive_int,
     threads_per_run,
 )
@@ -49,7 +53,9 @@ def register(sub: Any) -> None:
     add_config_flags(parser, RUNTIME_KEYS)
     parser.add_argument("--retry-failed", action="store_true", help="re-run runs that failed")
     parser.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
+    add_max_runs(parser)
     parser.add_argument("--json", metavar="PATH", help="write the sweep summary as JSON")
+    add_tracker_flags(parser)
     parser.set_defaults(run=sweep, overrides_ok=False)
 
     parser = add_command(sub, "runs", outputs={"json": "file"}, inputs={"store": "store"})
@@ -84,16 +90,17 @@ def register(sub: Any) -> None:
 def sweep(args: argparse.Namespace) -> int:
     """Run (or, with ``--dry-run``, list) the runs of a sweep spec the store lacks."""
     from fathom.devices import resolve_device
-    from fathom.experiments.spec import describe, expand, load_spec
+    from fathom.experiments.spec import DEFAULT_MAX_RUNS, describe, expand, load_spec
     from fathom.experiments.store import RunStore
     from fathom.experiments.sweep import run_configs
     from fathom.files import write_json
     from fathom.report.console import console, err_console, pct, progress_bar
 
-    spec = load_spec(args.spec)
+    max_runs = DEFAULT_MAX_RUNS if args.max_runs is None else args.max_runs
+    spec = load_spec(args.spec, max_runs=max_runs)
     # every bad input fails here, in one line, before the progress bar draws on stderr: a bad
     # point of the spec or device, then a store that is not a fathom store of this schema
-    configs = expand(spec)
+    configs = expand(spec, max_runs=max_runs)
     runtime = given_flags(args, RUNTIME_KEYS)
     if runtime:
         configs = [apply_overrides(cfg, runtime) for cfg in configs]
@@ -114,32 +121,41 @@ def sweep(args: argparse.Namespace) -> int:
             write_json(args.json, {**info, "runs": [config_to_dict(c) for c in configs]})
         return 0
     RunStore(args.store).close()
-    with progress_bar() as progress:
-        task = progress.add_task(f"sweep {spec.name}", total=None)
+    tracker = open_tracker_from_args(args, spec.name)
+    with tracker or contextlib.nullcontext():
+        with progress_bar() as progress:
+            task = progress.add_task(f"sweep {spec.name}", total=None)
 
-        def on_run_end(done: int, total: int, record: dict[str, Any]) -> None:
-            cfg, met = record["config"], record["metrics"]
-            latest = (
-                f"depth {cfg['model']['depth']} skip {cfg['model']['skip']} seed "
-                f"{cfg['seed']}: {record['status']} test {pct(met.get('test_acc'))}%"
+            def on_run_end(done: int, total: int, record: dict[str, Any]) -> None:
+                if tracker is not None:
+                    tracker.log_run(record)
+                cfg, met = record["config"], record["metrics"]
+                latest = (
+                    f"depth {cfg['model']['depth']} skip {cfg['model']['skip']} seed "
+                    f"{cfg['seed']}: {record['status']} test {pct(met.get('test_acc'))}%"
+                )
+                progress.update(task, total=total, completed=done, description=latest)
+
+            summary = run_configs(
+                spec.name,
+                configs,
+                args.store,
+                workers=args.workers,
+                retry_failed=args.retry_failed,
+                threads=threads_per_run(args.threads, args.workers),
+                on_run_end=on_run_end,
+                # --device also moves runs stored earlier with another device (not in their key)
+                device=dict(runtime).get("device"),
             )
-            progress.update(task, total=total, completed=done, description=latest)
-
-        summary = run_configs(
-            spec.name,
-            configs,
-            args.store,
-            workers=args.workers,
-            retry_failed=args.retry_failed,
-            threads=threads_per_run(args.threads, args.workers),
-            on_run_end=on_run_end,
-            # --device also moves runs stored earlier with another device (not in their key)
-            device=dict(runtime).get("device"),
-        )
-    # one line, however long the store's path (no wrapping) and whatever it holds (no markup)
-    err_console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)
-    if args.json:
-        write_json(args.json, summary.__dict__)
+        # one line, however long the store's path (no wrapping) and whatever it holds
+        err_console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)
+        if args.json:
+            write_json(args.json, summary.__dict__)
+        if tracker is not None:
+            tracker.finish(
+                artifacts=[args.json] if args.json else [],
+                status="KILLED" if summary.interrupted else "FINISHED",
+            )
     return 130 if summary.interrupted else 0
 
 
@@ -166,20 +182,18 @@ def runs(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    """Write a store's runs as JSON or CSV (to stdout or ``--out``)."""
-    from fathom.experiments.export import records_to_csv, records_to_json
+    """Write a store's runs as JSON or CSV (to stdout or ``--out``, never onto the store)."""
+    from fathom.experiments.export import export_store
 
-    with _open_store(args.store) as store:
-        records = store.runs(sweep=args.sweep, status=args.status)
-    if args.no_history:
-        records = [{**r, "history": []} for r in records]
-    text = records_to_json(records) if args.format == "json" else records_to_csv(records)
-    if args.out:
-        from fathom.files import atomic_path
-
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(text)
-    else:
+    text = export_store(
+        args.store,
+        args.out,
+        fmt=args.format,
+        sweep=args.sweep,
+        status=args.status,
+        history=not args.no_history,
+    )
+    if not args.out:
         sys.stdout.write(text)
     return 0
 

@@ -254,3 +254,57 @@ def split_extras(extras: Iterable[str]) -> tuple[list[str], list[str]]:
     for token in extras:
         (unknown if token.startswith("-") else overrides).append(token)
     return overrides, unknown
+
+
+def add_max_runs(parser: argparse.ArgumentParser) -> None:
+    """``--max-runs N``: the most runs a sweep or suite may expand to (counted first)."""
+    parser.add_argument(
+        "--max-runs",
+        type=positive_int,
+        metavar="N",
+        help="the most runs the command may expand to, counted before any is built "
+        "(default 10,000: fathom.experiments.spec.DEFAULT_MAX_RUNS)",
+    )
+
+
+def add_tracker_flags(parser: argparse.ArgumentParser) -> None:
+    """``--tracker`` / ``--tracking-uri``: mirror the runs to a tracking service."""
+    from fathom.experiments.trackers import TRACKERS
+
+    group = parser.add_argument_group(
+        "run tracking", "the results store stays the record; the tracker is a mirror"
+    )
+    group.add_argument(
+        "--tracker",
+        choices=TRACKERS,
+        help="also log every run (params, per-epoch metrics, per-layer diagnostics, "
+        "artefacts) to MLflow (pip install 'fathom-gnn[mlflow]')",
+    )
+    group.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="a folder, file:, sqlite: or server URI (default $MLFLOW_TRACKING_URI, else ./mlruns)",
+    )
+
+
+def open_tracker_from_args(
+    args: argparse.Namespace, experiment: str, *, store: str | None = None, config: Any = None
+) -> Any:
+    """The tracker ``--tracker`` asks for (checked now, before any work), or None; a
+    ``--tracking-uri`` without ``--tracker`` is refused."""
+    if args.tracker is None:
+        if args.tracking_uri is not None:
+            raise FathomError("--tracking-uri needs --tracker")
+        return None
+    import shlex
+
+    from fathom.experiments.trackers import open_tracker
+
+    return open_tracker(
+        args.tracker,
+        experiment=experiment,
+        command="fathom " + shlex.join(args.argv),
+        uri=args.tracking_uri,
+        store=getattr(args, "store", None) if store is None else store,
+        config=config,
+    )

@@ -18,8 +18,11 @@ from fathom.cli.commands import add_command
 from fathom.cli.flags import (
     RUNTIME_KEYS,
     add_config_flags,
+    add_max_runs,
     add_threads,
+    add_tracker_flags,
     given_flags,
+    open_tracker_from_args,
     parse_ints,
     positive_int,
     threads_per_run,
@@ -72,6 +75,7 @@ def register(sub: Any) -> None:
     add_config_flags(parser, RUNTIME_KEYS)
     parser.add_argument("--retry-failed", action="store_true", help="re-run failed runs")
     parser.add_argument("--dry-run", action="store_true", help="list the cells, run nothing")
+    add_max_runs(parser)
     parser.add_argument(
         "--no-run",
         action="store_true",
@@ -97,6 +101,7 @@ def register(sub: Any) -> None:
         metavar="S",
         help="neighbors-match: stop each run after S seconds (it reports the best so far)",
     )
+    add_tracker_flags(parser)
     parser.set_defaults(run=run, overrides_ok=False)
 
 
@@ -112,10 +117,13 @@ def _data_root(data_dir: str | None) -> Iterator[None]:
     """``$FATHOM_DATA`` set to ``data_dir`` while the suite runs (worker processes inherit
     it), then restored; nothing when ``data_dir`` is not given. A data root, unlike the
     ``data.data_dir`` of a config, is not part of a run's key: a store stays valid wherever
-    the data lives."""
-    if not data_dir:
+    the data lives. A ``data_dir`` that is empty or no folder is refused in one line."""
+    if data_dir is None:
         yield
         return
+    from fathom.data.datasets import data_dir_candidates
+
+    data_dir_candidates(data_dir)  # raises the one-line error of a missing or empty one
     saved = os.environ.get("FATHOM_DATA")
     os.environ["FATHOM_DATA"] = str(Path(data_dir).expanduser())
     try:
@@ -139,16 +147,18 @@ def _run(args: argparse.Namespace) -> int:
     runtime = given_flags(args, RUNTIME_KEYS)
     # a device this machine lacks (or bf16 off CUDA) fails first
     resolve_device(args.device or "auto", getattr(args, "train.precision", None) or "32")
+    if args.suite in ("oversmoothing", "neighbors-match") and args.tracker:
+        raise FathomError(
+            f"--tracker mirrors the runs of suites trained through the store; {args.suite} "
+            "has its own runner (its --json holds every figure)"
+        )
     if args.suite == "oversmoothing":
         return _oversmoothing(args, runtime)
     if args.suite == "neighbors-match":
         return _neighbors_match(args)
-    from fathom.config import config_hash
     from fathom.experiments import reproduce as rp
     from fathom.experiments.store import RunStore
-    from fathom.files import write_json
-    from fathom.report.console import console, err_console, pct, progress_bar
-    from fathom.report.reproduce import reproduce_table, write_reproduce_report
+    from fathom.report.console import console
 
     cells = rp.build_cells(
         args.suite,
@@ -156,11 +166,11 @@ def _run(args: argparse.Namespace) -> int:
         models=_csv(args.models),
         depths=parse_ints(args.depths) if args.depths else None,
         seeds=args.seeds,
+        **({} if args.max_runs is None else {"max_runs": args.max_runs}),
     )
     cells = rp.override_cells(cells, runtime)
     if args.epochs:
         cells = rp.cap_epochs(cells, args.epochs)
-    suite = rp.SUITES[args.suite]
     total = sum(len(c.configs) for c in cells)
     if args.dry_run:
         console.print(f"reproduce {args.suite}: {len(cells)} cells, {total} runs")
@@ -173,6 +183,20 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_run:
         rp.check_data(cells)  # data that is nowhere fails here, in one line, before any run
     RunStore(args.store).close()  # a bad store fails here, in one line
+    tracker = open_tracker_from_args(args, f"reproduce-{args.suite}")
+    with tracker or contextlib.nullcontext():
+        return _run_cells(args, cells, tracker)
+
+
+def _run_cells(args: argparse.Namespace, cells: list[Any], tracker: Any) -> int:
+    """Train the cells the store lacks, print the table, write the report and JSON."""
+    from fathom.config import config_hash
+    from fathom.experiments import reproduce as rp
+    from fathom.files import write_json
+    from fathom.report.console import console, err_console, pct, progress_bar
+    from fathom.report.reproduce import reproduce_table, write_reproduce_report
+
+    suite = rp.SUITES[args.suite]
     start = time.perf_counter()
     summary = None
     with progress_bar(disable=args.no_run) as progress:
@@ -196,6 +220,8 @@ def _run(args: argparse.Namespace) -> int:
                 f"{record['status']} {score}"
             )
             progress.update(task, total=todo, completed=done, description=latest)
+            if tracker is not None:
+                tracker.log_run(record)
 
         if not args.no_run:
             summary = rp.run_suite(
@@ -227,6 +253,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, {**meta, "rows": rows})
         err_console.print(f"wrote {args.json}")
+    if tracker is not None:
+        interrupted = summary is not None and summary.interrupted
+        tracker.finish(
+            artifacts=[p for p in (args.json, args.report) if p],
+            status="KILLED" if interrupted else "FINISHED",
+        )
     return 130 if summary is not None and summary.interrupted else 0
 
 

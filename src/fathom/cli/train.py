@@ -7,10 +7,18 @@ import argparse
 import contextlib
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from fathom.cli.commands import add_command
-from fathom.cli.flags import add_config_flags, add_threads, given_flags, positive_int
+from fathom.cli.flags import (
+    add_config_flags,
+    add_threads,
+    add_tracker_flags,
+    given_flags,
+    open_tracker_from_args,
+    positive_int,
+)
 from fathom.config import (
     ExperimentConfig,
     apply_overrides,
@@ -43,7 +51,7 @@ def add_config_args(parser: argparse.ArgumentParser) -> argparse._MutuallyExclus
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     """Defaults, then ``--config`` or ``--preset``, then the flags, then dotted overrides."""
-    if args.preset:
+    if args.preset is not None:
         from fathom.models.presets import load_preset
 
         cfg = load_preset(args.preset)
@@ -74,6 +82,7 @@ def register(sub: Any) -> None:
     train.add_argument(
         "--print-config", action="store_true", help="print the resolved config as YAML and exit"
     )
+    add_tracker_flags(train)
     train.add_argument(
         "--checkpoint",
         metavar="PATH",
@@ -234,13 +243,23 @@ def _lost_peers(exc: RuntimeError) -> bool:
 def _train(args: argparse.Namespace, cfg: Any) -> int:
     """The run itself, on one process or as one rank (rank 0 alone prints and writes)."""
     from fathom import distributed
-    from fathom.experiments.resume import RunResume
-    from fathom.experiments.run import build_task_data, describe_data, run_experiment
-    from fathom.report.console import console, err_console, progress_bar, results_table
     from fathom.tasks import get_task
 
     spec = get_task(cfg.task)
     main = distributed.is_main()
+    experiment = args.preset or (Path(args.config).stem if args.config else cfg.data.name)
+    tracker = open_tracker_from_args(args, experiment, config=cfg) if main else None
+    with tracker or contextlib.nullcontext():
+        return _train_tracked(args, cfg, spec, main, tracker)
+
+
+def _train_tracked(args: argparse.Namespace, cfg: Any, spec: Any, main: bool, tracker: Any) -> int:
+    """:func:`_train` once the tracker (``--tracker``, rank 0) is open."""
+    from fathom import distributed
+    from fathom.experiments.resume import RunResume
+    from fathom.experiments.run import build_task_data, describe_data, run_experiment
+    from fathom.report.console import console, err_console, progress_bar, results_table
+
     every = 1 if args.resume_every is None else args.resume_every
     resume = None if args.resume is None else RunResume(args.resume, cfg, every)
     if main and resume is not None and resume.resumed:
@@ -275,6 +294,8 @@ def _train(args: argparse.Namespace, cfg: Any) -> int:
             )
 
         def on_run_end(seed: int, run: dict[str, Any]) -> None:
+            if tracker is not None:
+                tracker.log_run(run)
             state["seed"] = seed + 1
             state["epochs_before"] = (seed + 1 - cfg.seed) * per_seed
             state["done"] = 0
@@ -322,6 +343,10 @@ def _train(args: argparse.Namespace, cfg: Any) -> int:
 
         write_json(args.json, result.to_dict(history=args.history))
         err_console.print(f"wrote {args.json}")
+    if tracker is not None:
+        tracker.finish(
+            artifacts=[p for p in (args.json, args.checkpoint) if p], metrics=result.aggregate
+        )
     if resume is not None:
         resume.finish()
     return 0

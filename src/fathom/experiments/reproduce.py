@@ -20,6 +20,7 @@ from typing import Any
 from fathom.config import ExperimentConfig, apply_overrides, config_hash, with_seed
 from fathom.errors import ConfigError
 from fathom.experiments.references import Figure, load_references
+from fathom.experiments.spec import DEFAULT_MAX_RUNS
 from fathom.experiments.store import RunStore
 from fathom.experiments.sweep import ProgressCallback, SweepSummary, run_configs
 from fathom.models.presets import load_preset
@@ -500,10 +501,12 @@ def build_cells(
     models: Sequence[str] | None = None,
     depths: Sequence[int] | None = None,
     seeds: int | None = None,
+    max_runs: int = DEFAULT_MAX_RUNS,
 ) -> list[Cell]:
     """The cells of ``suite`` restricted to ``datasets`` / ``models`` / ``depths`` (``None``:
     the suite's defaults), with ``seeds`` runs each (``None``: the suite's
-    ``default_seeds``)."""
+    ``default_seeds``); more than ``max_runs`` runs (cells × seeds, counted before any
+    config is built) is a one-line ConfigError naming ``--max-runs``."""
     if suite not in SUITES:
         raise ConfigError(f"unknown reproduce suite {suite!r}; choose one of: {', '.join(SUITES)}")
     s = SUITES[suite]
@@ -527,6 +530,12 @@ def build_cells(
         raise ConfigError(f"--depths must be >= 1, got {list(depths)}")
     chosen_depths: list[int | None] = list(depths) if depths else list(s.depths or [None])
     explicit = bool(models) and bool(depths)
+    most = len(chosen_datasets) * len(chosen_models) * len(chosen_depths) * seeds
+    if most > max_runs:
+        raise ConfigError(
+            f"reproduce {suite} would run up to {most:,} runs, more than --max-runs "
+            f"{max_runs:,}; pass --max-runs {most} to allow it"
+        )
     cells = []
     for dataset in chosen_datasets:
         for key in chosen_models:

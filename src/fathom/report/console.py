@@ -95,11 +95,12 @@ class PlainProgress:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._print_all(final=True)
+        if exc_type is None:  # an error's one line is not to be followed by progress
+            self._print_all(final=True)
 
     def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
         """A new task; returns its id."""
