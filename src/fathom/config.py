@@ -68,6 +68,7 @@ FLAG_FOR_KEY: dict[str, str] = {
     "model.depth": "--depth",
     "model.hidden": "--hidden",
     "model.skip": "--skip",
+    "model.skip_project": "--skip-project",
     "model.norm": "--norm",
     "model.dropout": "--dropout",
     "model.act": "--act",
@@ -133,6 +134,7 @@ _UNKEYED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("train", "precision"): "32",
     ("train", "accumulate"): 1,
     ("model", "post_norm"): False,
+    ("model", "skip_project"): False,
     ("train", "loader"): "full",
     ("train", "fanouts"): "10,5",
     ("train", "num_parts"): 16,
@@ -274,6 +276,11 @@ class ModelConfig:
     """Hidden width (total over attention heads)."""
     skip: str = "none"
     """Skip connection between blocks (see ``fathom.nn.skips.SKIPS``)."""
+    skip_project: bool = False
+    """Residual and initial-residual skips: project a shortcut whose width differs from the
+    block's through a learnt bias-free linear map (He et al.'s projection shortcut) instead
+    of dropping it. Off by default, as in the published ResGCN / GCNII, where such a skip is
+    inactive (a depth-2 ResGCN is then a plain GCN, and fathom warns)."""
     norm: str = "none"
     """Normalisation after each hidden conv (see ``fathom.nn.norms.NORMS``)."""
     dropout: float = 0.5

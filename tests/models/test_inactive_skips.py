@@ -34,7 +34,7 @@ def test_depth_2_resgcn_warns_and_lists_its_layers() -> None:
     assert messages == [
         f"res skip inactive at layer 1 (width {IN}→{HIDDEN}) and the conv head (layer 2, "
         f"{HIDDEN}→{OUT}) has none: a depth-2 ResGCN is a plain GCN; use depth ≥ 3, "
-        "encoder=linear or a projected skip"
+        "model.encoder linear or model.skip_project (--skip-project)"
     ]
     assert model.skip_note == messages[0]
     status = model.skip_status()
@@ -72,7 +72,7 @@ def test_initial_residual_without_encoder_is_inactive_at_every_depth() -> None:
     model, messages = _build(depth=4, skip="initial")
     assert model.inactive_skips == [1, 2, 3]
     assert len(messages) == 1 and "layers 1, 2 and 3" in messages[0]
-    assert "encoder=linear" in messages[0]
+    assert "model.encoder linear" in messages[0]
     model, messages = _build(depth=4, skip="initial", encoder="linear")
     assert messages == [] and model.inactive_skips == []
 

@@ -22,6 +22,7 @@ __all__ = [
     "diagnose_config",
     "diagnose_config_model",
     "grid_reference",
+    "input_features",
     "model_name",
 ]
 
@@ -54,6 +55,19 @@ def model_name(cfg: ExperimentConfig) -> str:
         + (f" skip={m.skip}" if m.skip != "none" else "")
         + (f" norm={m.norm}" if m.norm != "none" else "")
     )
+
+
+def input_features(cfg: ExperimentConfig) -> str:
+    """What the diagnosed input features are: ``data.x`` as training prepares it for
+    ``cfg`` (:func:`~fathom.data.build.build_dataset`'s ``data.normalize_features`` rule),
+    so a metric read here compares with training's, not with raw features."""
+    rule = {
+        True: "row-normalised",
+        False: "not normalised",
+        None: "row-normalised when every feature is non-negative, else as given",
+    }[cfg.data.normalize_features]
+    setting = {True: "true", False: "false", None: "auto"}[cfg.data.normalize_features]
+    return f"data.x as training prepares it: {rule} (data.normalize_features {setting})"
 
 
 def grid_reference(num_nodes: int, hops: int, seed: int) -> dict[str, Any]:
@@ -100,6 +114,7 @@ def diagnose_config_model(
         "sensitivity": sensitivity,
         "seed": cfg.seed,
         "progress": say,
+        "input_features": input_features(cfg),
     }
     out: dict[str, Any] = {"model_name": name, "config": config_to_dict(cfg)}
     if checkpoint is not None:

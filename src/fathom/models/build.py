@@ -305,6 +305,13 @@ def check_model_options(cfg: ModelConfig, given: Collection[str] | None = None) 
         f"applies to model.skip 'jk', not {cfg.skip!r}",
         cfg.jk,
     )
+    skip = SKIPS.get(cfg.skip)
+    if not unset("skip_project") and not _takes(skip, "project"):
+        users = [s for s in SKIPS.names() if _takes(SKIPS.get(s), "project")]
+        raise ConfigError(
+            f"model.skip_project (--skip-project) applies to model.skip {', '.join(users)}, "
+            f"not {cfg.skip!r}"
+        )
     require(
         unset("groups") or cfg.memory == "reversible",
         "model.groups",
@@ -403,6 +410,7 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
                 layer=layer,
                 history_widths=list(history_widths),
                 alpha=cfg.alpha,
+                project=cfg.skip_project,
             )
             if cfg.share_weights and width in shared:
                 conv = shared[width]

@@ -372,9 +372,15 @@ class DeepGNN(nn.Module):
         else:
             line += f": this depth-{depth} model is the same model without skips"
         if all(isinstance(skip, InitialResidual) for _, skip in skips):
-            line += "; x_0 needs the hidden width: use encoder=linear or a projected skip"
+            line += (
+                "; x_0 needs the hidden width: use model.encoder linear or "
+                "model.skip_project (--skip-project)"
+            )
         else:
-            line += f"; use depth ≥ {depth + 1}, encoder=linear or a projected skip"
+            line += (
+                f"; use depth ≥ {depth + 1}, model.encoder linear or model.skip_project "
+                "(--skip-project)"
+            )
         return line
 
     @property
