@@ -235,7 +235,8 @@ class DataConfig:
     name: str = "csbm"
     """A registered dataset (``cora`` …), a generator (``csbm`` …) or a ``.npz``/``.pt`` path."""
     data_dir: str | None = None
-    """Folder laid out like PyG's dataset roots; falls back to ``$FATHOM_DATA``, then the cache."""
+    """Folder laid out like PyG's dataset roots. When given it is the only place raw files are
+    looked for (it must exist); unset, fathom looks in ``$FATHOM_DATA``, then the cache."""
     split: int = 0
     """Which of a dataset's fixed splits to use (Geom-GCN datasets have 10)."""
     normalize_features: bool | None = None
@@ -908,6 +909,18 @@ def _check_values(cfg: ExperimentConfig) -> None:
         d.rewire_iterations >= 0, "data.rewire_iterations", "must be >= 0", d.rewire_iterations
     )
     _require(bool(d.name), "data.name", "must not be empty", d.name)
+    _require(
+        d.data_dir is None or bool(d.data_dir.strip()),
+        "data.data_dir",
+        "must name a folder (leave it unset to search $FATHOM_DATA and the cache)",
+        d.data_dir,
+    )
+    _require(
+        s.num_classes <= s.num_nodes,
+        "data.synthetic.num_classes",
+        f"must be <= data.synthetic.num_nodes ({s.num_nodes})",
+        s.num_classes,
+    )
     _require(s.num_nodes >= 2, "data.synthetic.num_nodes", "must be >= 2", s.num_nodes)
     _require(s.num_classes >= 2, "data.synthetic.num_classes", "must be >= 2", s.num_classes)
     _require(s.feature_dim >= 1, "data.synthetic.feature_dim", "must be >= 1", s.feature_dim)

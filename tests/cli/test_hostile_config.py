@@ -99,6 +99,16 @@ NUMBERS: dict[str, tuple[list[str], list[str]]] = {
     "empty-dataset": (["--dataset", ""], ["--dataset", "empty"]),
     "heads-on-gcn": (["model.heads=4"], ["model.heads", "'gcn'"]),
     "jk-without-jk-skip": (["--jk", "max"], ["model.jk", "skip"]),
+    "skip-project-without-residual": (["--skip-project"], ["--skip-project", "'none'"]),
+    "empty-data-dir": (["--data-dir", ""], ["--data-dir", "folder"]),
+    "classes-over-nodes": (
+        ["data.synthetic.num_nodes=50", "data.synthetic.num_classes=1000000000"],
+        ["num_classes", "(50)"],
+    ),
+    "generated-graph-over-memory": (
+        ["data.synthetic.num_nodes=10000000000000"],
+        ["10,000,000,000,000 nodes", "memory budget"],
+    ),
     "override-bomb": (
         ["model.depth=" + "[" * 5000 + "]" * 5000],
         ["override", "deeper than 64"],

@@ -33,6 +33,7 @@ from fathom.data.splits import stratified_split
 from fathom.data.synthetic import GENERATORS, make_synthetic
 from fathom.data.validate import validate_graph
 from fathom.errors import ConfigError, DataError
+from fathom.limits import check_bytes
 
 __all__ = [
     "build_dataset",
@@ -95,6 +96,7 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Data:
         loader = load_ogb_link if link else load_ogb_node
         data = loader(cfg.name, cfg.data_dir)
     elif kind == "synthetic":
+        _check_synthetic_size(cfg)
         data = make_synthetic(cfg.name, seed=seed, **_generator_kwargs(cfg))
     else:
         data = load_graph_file(cfg.name, seed=seed)
@@ -180,6 +182,18 @@ def prepare_user_graph(data: Data, cfg: DataConfig, seed: int = 0) -> Data:
         for name, mask in zip(_MASKS, splits, strict=True):
             data[name] = mask
     return prepare_graph(data, cfg, seed)
+
+
+def _check_synthetic_size(cfg: DataConfig) -> None:
+    """Refuse, before generating it, a graph whose features and edges alone exceed the
+    memory budget (float32 features; int64 edges both ways, and a copy while they are built)."""
+    s = cfg.synthetic
+    nbytes = s.num_nodes * (s.feature_dim * 4 + s.avg_degree * 2 * 8 * 2)
+    check_bytes(
+        nbytes,
+        f"a generated {cfg.name} graph of {s.num_nodes:,} nodes",
+        hint="; lower data.synthetic.num_nodes, feature_dim or avg_degree",
+    )
 
 
 def _generator_kwargs(cfg: DataConfig) -> dict[str, Any]:
