@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["assert_refused", "snapshot"]
+__all__ = ["Payload", "assert_refused", "snapshot"]
 
 
 def snapshot(path: Path) -> object:
@@ -65,3 +65,18 @@ def assert_refused(
     for p, b in zip(watched, before, strict=True):
         assert snapshot(p) == b, f"{p} changed"
     return text
+
+
+def _touch(path: str) -> None:
+    Path(path).touch()
+
+
+class Payload:
+    """Unpickling this calls ``_touch(marker)``: what a malicious data or cache file could do
+    (a test asserts ``marker`` never appears)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (_touch, (self.marker,))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from hostile import assert_refused
+from hostile import Payload, assert_refused
 
 REAL_CORA = Path.home() / ".cache" / "fathom" / "datasets" / "Planetoid" / "Cora" / "raw"
 N = 30
@@ -28,20 +28,6 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("FATHOM_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path / "cache"
-
-
-def _touch(path: str) -> None:
-    Path(path).touch()
-
-
-class Payload:
-    """Unpickling this creates ``marker``: what a malicious cache file could do."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (_touch, (self.marker,))
 
 
 def _ring(**change: np.ndarray) -> dict[str, np.ndarray]:

@@ -32,6 +32,7 @@ from fathom.data.datasets import (
     load_graph_file,
 )
 from fathom.errors import ConfigError, DataError, DataNotFoundError
+from hostile import Payload
 
 # Read once at import: the autouse fixture below removes FATHOM_DATA from every test's env.
 REAL_DATA = os.environ.get("FATHOM_DATA") or None
@@ -130,20 +131,6 @@ def ring_graph(n: int = 30, classes: int = 3) -> dict[str, np.ndarray]:
         "x": rng.normal(size=(n, 4)).astype(np.float32),
         "y": (np.arange(n) % classes).astype(np.int64),
     }
-
-
-def _touch(path: str) -> None:
-    Path(path).touch()
-
-
-class Payload:
-    """Unpickling this calls ``_touch(marker)``: what a malicious data file could do."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (_touch, (self.marker,))
 
 
 def assert_split(data: Data) -> None:

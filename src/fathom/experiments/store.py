@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from fathom.errors import StoreError
+from fathom.version import __version__
 
 __all__ = [
     "FINAL_STATUSES",
@@ -115,19 +116,6 @@ def _now() -> str:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _fathom_version() -> str:
-    # fathom/__init__ imports torch: read the installed distribution's version instead
-    from importlib.metadata import PackageNotFoundError, version
-
-    loaded = getattr(sys.modules.get("fathom"), "__version__", None)
-    if loaded:
-        return str(loaded)
-    try:
-        return version("fathom-gnn")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _json_default(value: Any) -> Any:
@@ -516,7 +504,7 @@ class RunStore:
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
                 [
                     ("schema_version", str(SCHEMA_VERSION)),
-                    ("fathom_version", _fathom_version()),
+                    ("fathom_version", __version__),
                     ("created_at", now),
                 ],
             )

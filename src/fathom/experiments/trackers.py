@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from fathom.errors import ConfigError
+from fathom.version import __version__
 
 __all__ = [
     "TRACKERS",
@@ -198,19 +199,6 @@ def _config_key(cfg: Mapping[str, Any] | None) -> str | None:
         return config_hash(config_from_dict(cfg))
     except Exception:  # a config of an older schema: the run is still worth mirroring
         return None
-
-
-def _fathom_version() -> str:
-    """fathom's version, without importing the package (its ``__init__`` imports torch)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    loaded = getattr(sys.modules.get("fathom"), "__version__", None)
-    if loaded:
-        return str(loaded)
-    try:
-        return version("fathom-gnn")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _is_number(value: Any) -> bool:
@@ -422,7 +410,7 @@ class MlflowTracker:
         return client
 
     def _tags(self) -> dict[str, str]:
-        tags = {"fathom.command": self.command, "fathom.version": _fathom_version()}
+        tags = {"fathom.command": self.command, "fathom.version": __version__}
         if self.store is not None:
             tags["fathom.store"] = str(Path(self.store).absolute())
         return tags
