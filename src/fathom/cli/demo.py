@@ -72,18 +72,39 @@ def run(args: argparse.Namespace) -> int:
         f"classes, homophily {s.homophily}; {len(variants)} models x depths {depths} x "
         f"{args.seeds} seeds"
     )
-    total = len(variants) * len(depths) * args.seeds
+    runs = [
+        (name, depth, seed)
+        for name in variants
+        for depth in depths
+        for seed in range(base.seed, base.seed + args.seeds)
+    ]
+    # one step per epoch (no early stopping here: every run trains every epoch)
     with progress_bar() as progress:
-        task = progress.add_task("depth study", total=total)
+        task = progress.add_task("depth study", total=len(runs) * args.epochs)
+        done = {"runs": 0}
 
-        def on_run_end(name: str, depth: int, seed: int, run: dict[str, Any]) -> None:
+        def on_epoch(record: dict[str, float]) -> None:
+            name, depth, seed = runs[min(done["runs"], len(runs) - 1)]
+            epoch = int(record["epoch"])
             progress.update(
                 task,
-                advance=1,
-                description=f"{name} depth {depth} seed {seed}: test {100 * run['test_acc']:.1f}%",
+                completed=done["runs"] * args.epochs + epoch,
+                description=f"run {done['runs'] + 1} of {len(runs)} ({name} depth {depth} seed "
+                f"{seed}) epoch {epoch}",
             )
 
-        rows = depth_study(base, variants, depths, data=data, on_run_end=on_run_end)
+        def on_run_end(name: str, depth: int, seed: int, run: dict[str, Any]) -> None:
+            done["runs"] += 1
+            progress.update(
+                task,
+                completed=done["runs"] * args.epochs,
+                description=f"run {done['runs']} of {len(runs)} ({name} depth {depth} seed "
+                f"{seed}): test {100 * run['test_acc']:.1f}%",
+            )
+
+        rows = depth_study(
+            base, variants, depths, data=data, on_run_end=on_run_end, callbacks=[on_epoch]
+        )
     elapsed = time.perf_counter() - start
     chance = float(data.y.bincount().max()) / data.num_nodes
     title = f"CSBM ({data.num_nodes} nodes, homophily {s.homophily}): test accuracy vs depth"

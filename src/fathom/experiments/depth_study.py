@@ -9,6 +9,7 @@ from torch_geometric.data import Data
 
 from fathom.config import ExperimentConfig, apply_overrides, config_to_dict
 from fathom.experiments.run import ExperimentResult, run_experiment
+from fathom.train.loop import EpochCallback
 
 __all__ = ["depth_study"]
 
@@ -21,6 +22,7 @@ def depth_study(
     depths: Sequence[int],
     data: Data | None = None,
     on_run_end: RunCallback | None = None,
+    callbacks: list[EpochCallback] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every variant at every depth over ``base.seeds`` seeds on the same graph.
 
@@ -30,6 +32,8 @@ def depth_study(
         depths: values of ``model.depth``.
         data: the graph; built from ``base.data`` with ``base.seed`` when omitted.
         on_run_end: called as ``(variant, depth, seed, run)`` after each training run.
+        callbacks: epoch callbacks of every run (:func:`~fathom.experiments.run.run_experiment`),
+            e.g. to show progress within a run.
 
     Returns:
         One row per (variant, depth): ``model``, ``depth``, the aggregate over seeds
@@ -51,7 +55,9 @@ def depth_study(
                 if on_run_end is not None:
                     on_run_end(name, depth, seed, run)
 
-            result: ExperimentResult = run_experiment(cfg, data, on_run_end=report)
+            result: ExperimentResult = run_experiment(
+                cfg, data, on_run_end=report, callbacks=callbacks
+            )
             runs = [{k: v for k, v in r.items() if k != "history"} for r in result.runs]
             rows.append(
                 {
