@@ -915,14 +915,14 @@ def _check_values(cfg: ExperimentConfig) -> None:
         "must name a folder (leave it unset to search $FATHOM_DATA and the cache)",
         d.data_dir,
     )
+    _require(s.num_nodes >= 2, "data.synthetic.num_nodes", "must be >= 2", s.num_nodes)
+    _require(s.num_classes >= 2, "data.synthetic.num_classes", "must be >= 2", s.num_classes)
     _require(
         s.num_classes <= s.num_nodes,
         "data.synthetic.num_classes",
         f"must be <= data.synthetic.num_nodes ({s.num_nodes})",
         s.num_classes,
     )
-    _require(s.num_nodes >= 2, "data.synthetic.num_nodes", "must be >= 2", s.num_nodes)
-    _require(s.num_classes >= 2, "data.synthetic.num_classes", "must be >= 2", s.num_classes)
     _require(s.feature_dim >= 1, "data.synthetic.feature_dim", "must be >= 1", s.feature_dim)
     _require(s.avg_degree > 0, "data.synthetic.avg_degree", "must be > 0", s.avg_degree)
     _require(0 <= s.homophily <= 1, "data.synthetic.homophily", "must be in [0, 1]", s.homophily)
