@@ -91,3 +91,71 @@ def test_transpose_cache_does_not_keep_matrices_alive() -> None:
     del adj
     gc.collect()
     assert len(adjacency._TRANSPOSED) == 0
+
+
+def _random_graph(num_nodes: int, num_edges: int, seed: int, symmetric: bool) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(0, num_nodes, (num_edges,), generator=g)
+    dst = torch.randint(0, num_nodes, (num_edges,), generator=g)
+    edges = torch.stack([src, dst])
+    return torch.cat([edges, edges.flip(0)], 1) if symmetric else edges
+
+
+def test_propagate_is_bit_identical_to_torch_sparse_mm() -> None:
+    """The int32 kernel form must not change a bit, forward (``adj @ x``) or backward
+    (``adj.T @ grad``), over sizes, widths, dtypes and directed graphs."""
+    for num_nodes, num_edges, width, dtype, symmetric in [
+        (50, 200, 1, torch.float32, True),
+        (300, 1500, 16, torch.float32, True),
+        (300, 1500, 64, torch.float32, False),
+        (2000, 20000, 7, torch.float32, False),
+        (2000, 5000, 256, torch.float32, True),
+        (500, 4000, 33, torch.float64, False),
+    ]:
+        edges = _random_graph(num_nodes, num_edges, seed=num_nodes + width, symmetric=symmetric)
+        adj = normalized_adjacency(edges, num_nodes, dtype=dtype)
+        g = torch.Generator().manual_seed(width)
+        x = torch.randn(num_nodes, width, generator=g, dtype=dtype, requires_grad=True)
+        grad = torch.randn(num_nodes, width, generator=g, dtype=dtype)
+        with torch.no_grad():
+            assert torch.equal(propagate(adj, x), torch.sparse.mm(adj, x))
+        out = propagate(adj, x)
+        assert torch.equal(out, torch.sparse.mm(adj, x.detach()))
+        (dx,) = torch.autograd.grad(out, x, grad)
+        adj_t = adj.t().to_sparse_csr()
+        assert torch.equal(dx, torch.sparse.mm(adj_t, grad))
+
+
+def test_kernel_form_is_int32_cached_and_shares_values() -> None:
+    adjacency.clear_cache()
+    adj = normalized_adjacency(_random_graph(100, 400, seed=1, symmetric=True), 100)
+    k = adjacency._kernel_form(adj)
+    assert k.crow_indices().dtype == torch.int32 and k.col_indices().dtype == torch.int32
+    assert k.values().data_ptr() == adj.values().data_ptr()
+    assert adjacency._kernel_form(adj) is k
+    assert adjacency._kernel_form(k) is k  # already int32: unchanged
+
+
+def test_backward_reuses_the_cached_transpose() -> None:
+    adjacency.clear_cache()
+    directed = _random_graph(100, 400, seed=2, symmetric=False)
+    adj = normalized_adjacency(directed, 100)
+    x = torch.randn(100, 8, requires_grad=True)
+    propagate(adj, x).sum().backward()
+    adj_t = transposed(adj)
+    kernels = dict(adjacency._KERNEL)
+    propagate(adj, x).sum().backward()
+    assert transposed(adj) is adj_t
+    assert adjacency._KERNEL.keys() == kernels.keys()
+    assert all(adjacency._KERNEL[k][1] is kernels[k][1] for k in kernels)
+
+
+def test_kernel_cache_does_not_keep_matrices_alive() -> None:
+    adjacency.clear_cache()
+    adj = normalized_adjacency(EDGES, 4)
+    with torch.no_grad():
+        propagate(adj, torch.ones(4, 2))
+    assert len(adjacency._KERNEL) == 1
+    del adj
+    gc.collect()
+    assert len(adjacency._KERNEL) == 0
