@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fathom.errors import DataError
-from fathom.nn.knn import _ranked_by_key, dilated_knn_graph
+from fathom.nn.knn import _ranked_by_key, _smallest, dilated_knn_graph
 
 
 def _brute_force(
@@ -63,6 +63,107 @@ def test_key_ranking_equals_a_stable_sort_of_any_float32_row() -> None:
     expected = dist.sort(dim=1, stable=True).indices
     torch.testing.assert_close(_ranked_by_key(dist, 10), expected, rtol=0, atol=0)
     torch.testing.assert_close(_ranked_by_key(dist, 4), expected[:, :4], rtol=0, atol=0)
+
+
+def _sorted_reference(
+    x: torch.Tensor, k: int, batch: torch.Tensor, dilation: int, loop: bool
+) -> torch.Tensor:
+    """Vectorised brute force: a stable sort of every exact (float64) distance per cloud."""
+    sources = []
+    for c in batch.unique().tolist():
+        idx = (batch == c).nonzero().view(-1)
+        xc = x[idx].double()
+        dist = ((xc[:, None, :] - xc[None, :, :]) ** 2).sum(-1)
+        if not loop:
+            dist.fill_diagonal_(float("inf"))
+        order = dist.sort(dim=1, stable=True).indices[:, : k * dilation : dilation]
+        sources.append(idx[order].reshape(-1))
+    return torch.stack([torch.cat(sources), torch.arange(x.size(0)).repeat_interleave(k)])
+
+
+@pytest.mark.parametrize(("k", "dilation"), [(9, 1), (9, 4), (16, 1), (16, 2), (16, 3)])
+@pytest.mark.parametrize("loop", [True, False])
+def test_deepgcn_settings_match_a_stable_sort_with_many_ties(
+    k: int, dilation: int, loop: bool
+) -> None:
+    # integer coordinates on a small grid: duplicates, and rows tied across the k-th distance
+    # (whole-row ranking) beside rows that are not (topk of k + 1 plus the small sort)
+    g = torch.Generator().manual_seed(k * 10 + dilation)
+    x = torch.randint(0, 7, (400, 3), generator=g).float()
+    batch = torch.tensor([0] * 90 + [1] * 250 + [2] * 60)
+    expected = _sorted_reference(x, k, batch, dilation, loop)
+    for block in (400, 256, 64, 7):  # the whole cloud in one block, and blockwise
+        got = dilated_knn_graph(x, k, batch, dilation=dilation, loop=loop, block_size=block)
+        assert torch.equal(got, expected)
+
+
+def test_distinct_distances_take_the_topk_path_and_match_a_stable_sort() -> None:
+    # coordinates on a fine integer grid (squared distances exact in float32, few ties): rows
+    # take topk of k + 1 and the [B, k] sort (clouds of 1,500 points: 64 (k * d + 1) <= 1,500)
+    x = torch.randint(0, 1000, (1800, 3), generator=torch.Generator().manual_seed(4)).float()
+    batch = torch.tensor([0] * 300 + [1] * 1500)
+    for dilation in (1, 2):
+        got = dilated_knn_graph(x, 9, batch, dilation=dilation, block_size=64)
+        assert torch.equal(got, _sorted_reference(x, 9, batch, dilation, True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_smallest_is_a_stable_sorts_first_k_on_rows_tied_inside_and_across_the_cut(
+    dtype: torch.dtype,
+) -> None:
+    inf = float("inf")
+    rows = [
+        [3.0, 1.0, 2.0, 1.0, 5.0, 4.0, 9.0, 8.0, 7.0, 6.0, 0.5, 2.5],  # tie inside
+        [2.0, 1.0, 2.0, 0.0, 2.0, 2.0, 3.0, 2.0, 9.0, 9.0, 9.0, 9.0],  # ties across the cut
+        [-1e-7, -2e-7, 0.0, -1e-7, 1.0, inf, 1.0, 1.0, 2.0, 3.0, 4.0, 5.0],  # negatives
+        [1.0] * 12,  # all equal
+    ]
+    dist = torch.tensor(rows, dtype=dtype)
+    expected = dist.sort(dim=1, stable=True).indices
+    for k in (1, 2, 3):  # up to a quarter of the row: topk of k + 1
+        assert torch.equal(_smallest(dist, k), expected[:, :k])
+    for k in (4, 7, 12):  # whole-row ranking
+        assert torch.equal(_smallest(dist, k), expected[:, :k])
+
+
+@pytest.mark.parametrize("n", [1300, 1302])  # groups of 4 columns, and a short last one
+def test_smallest_matches_a_stable_sort_on_every_path(n: int) -> None:
+    g = torch.Generator().manual_seed(n)
+    rows = [
+        torch.randint(0, 40, (n,), generator=g).float(),  # ties everywhere
+        torch.rand(n, generator=g),  # distinct
+        torch.randint(0, 3, (n,), generator=g).float() - 1e-7,  # negatives, huge tie groups
+    ]
+    dist = torch.stack(rows)
+    dist[1, -1] = -1.0  # the nearest in the short last group
+    expected = dist.sort(dim=1, stable=True).indices
+    # topk of k + 1 (64 (k + 1) <= n), the k nearest groups, whole rows (k > n / 4)
+    for k in (1, 9, 19, 20, 64, 300, 326, 400):
+        assert torch.equal(_smallest(dist, k), expected[:, :k]), k
+        assert torch.equal(_smallest(dist.double(), k), expected[:, :k]), k
+
+
+def test_stochastic_dilation_is_the_seeded_draw_over_the_deterministic_candidates() -> None:
+    x = torch.randint(0, 5, (120, 3), generator=torch.Generator().manual_seed(5)).float()
+    batch = torch.tensor([0] * 50 + [1] * 70)
+    k, d = 4, 3
+    candidates = dilated_knn_graph(x, k * d, batch)[0].view(120, k * d)
+    for loop in (True, False):
+        if not loop:
+            candidates = dilated_knn_graph(x, k * d, batch, loop=False)[0].view(120, k * d)
+        got = dilated_knn_graph(
+            x,
+            k,
+            batch,
+            dilation=d,
+            stochastic=True,
+            loop=loop,
+            generator=torch.Generator().manual_seed(7),
+        )
+        pick = torch.rand(120, k * d, generator=torch.Generator().manual_seed(7))
+        pick = pick.argsort(dim=1)[:, :k].sort(dim=1).values
+        assert torch.equal(got[0], candidates.gather(1, pick).reshape(-1))
+        assert torch.equal(got[1], torch.arange(120).repeat_interleave(k))
 
 
 def test_matches_brute_force_on_random_features() -> None:
