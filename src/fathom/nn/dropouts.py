@@ -42,6 +42,16 @@ def _drop_mask(shape: torch.Size, p: float, device: torch.device | str) -> Tenso
     return drop.view(shape)
 
 
+def _zero_dropped(scaled: Tensor, drop: Tensor) -> Tensor:
+    """``scaled`` with its dropped entries set to +0.0, in place (no second tensor as large as
+    it). ``where`` on the bool mask, not ``x * mask`` (a float x bool product casts the mask
+    to a float temporary as large as ``x``) nor ``masked_fill`` then ``mul_`` (same bits, but
+    measured 1.5x slower on Cora's 2708 x 1433 input features, 1 thread, idle machine; equal
+    on a 2708 x 64 hidden layer)."""
+    zero = torch.zeros((), dtype=scaled.dtype, device=scaled.device)
+    return torch.where(drop, zero, scaled, out=scaled)
+
+
 class _MaskedScale(torch.autograd.Function):
     """``x`` with dropped entries zeroed, scaled by ``1 / (1 - p)``; the boolean mask (1 byte
     per entry) is what the backward pass keeps, as in torch's own dropout."""
@@ -50,15 +60,12 @@ class _MaskedScale(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, drop: Tensor, scale: float) -> Tensor:
         ctx.save_for_backward(drop)
         ctx.scale = scale
-        # where on the bool mask, not x * mask (a float x bool product would cast the mask to
-        # a float temporary as large as x); one pass instead of masked_fill then mul_, with
-        # the same bits (kept: x * scale, dropped: +0.0), measured 1.8x faster at Cora's input
-        return torch.where(drop, 0.0, x * scale)
+        return _zero_dropped(x * scale, drop)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         (drop,) = ctx.saved_tensors
-        return torch.where(drop, 0.0, grad * ctx.scale), None, None
+        return _zero_dropped(grad * ctx.scale, drop), None, None
 
 
 def dropout_mask(
