@@ -124,3 +124,23 @@ def test_masks_larger_than_one_chunk_are_drawn_in_full() -> None:
     # every chunk got its own draws (no repeated block)
     c = dropouts._CHUNK
     assert not torch.equal(y[:c], y[c : 2 * c])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_mask_application_has_masked_fills_bits_for_every_value(dtype: torch.dtype) -> None:
+    from fathom.nn.dropouts import _MaskedScale
+
+    special = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 0.0, -1.5, 3.0])
+    x = torch.cat([special, torch.randn(200)]).to(dtype).repeat(2)
+    drop = torch.zeros_like(x, dtype=torch.bool)
+    drop[x.numel() // 2 :] = True  # the same values once kept, once dropped
+    drop[::3] = ~drop[::3]
+    scale = 1.0 / (1.0 - 0.3)
+    x.requires_grad_(True)
+    out = _MaskedScale.apply(x, drop, scale)
+    expected = x.detach().masked_fill(drop, 0.0).mul_(scale)
+    bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[x.element_size()]
+    assert torch.equal(out.detach().view(bits), expected.view(bits))
+    grad = torch.cat([special, torch.randn(200)]).to(dtype).repeat(2)
+    (x_grad,) = torch.autograd.grad(out, x, grad)
+    assert torch.equal(x_grad.view(bits), grad.masked_fill(drop, 0.0).mul_(scale).view(bits))
