@@ -48,14 +48,21 @@ _SAME_WIDTH_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64
 def _keep_only(scaled: Tensor, keep: Tensor) -> Tensor:
     """``scaled`` with the entries ``keep`` does not hold set to +0.0, in place: its bits,
     viewed as integers of the same width, times the 0/1 mask. Kept entries keep every bit
-    (NaN, inf, -0.0 included), dropped ones become exactly +0.0, as ``masked_fill`` gives;
-    no float temporary (a float x bool product would cast the mask to one as large as
-    ``scaled``). ``torch.where`` / ``masked_fill`` on the bool mask give the same bits but are
-    not vectorised on the CPU: measured 1.03 ms against 0.14 ms on a 2708 x 64 hidden layer,
-    24.8 against 22.6 ms on Cora's 2708 x 1433 input (1 thread, idle machine)."""
-    if scaled.is_complex() or scaled.element_size() not in _SAME_WIDTH_INT:
+    (NaN, inf, -0.0 included), dropped ones become exactly +0.0, as ``masked_fill`` gives.
+    No temporary as large as ``scaled``: the mask is cast to the integer type a chunk at a
+    time. ``torch.where`` / ``masked_fill`` on the bool mask give the same bits but are not
+    vectorised on the CPU: scaling and masking measured 1.03 ms against 0.27 ms on a 2708 x 64
+    hidden layer, 24.8 against 7.4 ms on Cora's 2708 x 1433 input (1 thread, idle machine)."""
+    if (
+        scaled.is_complex()
+        or scaled.element_size() not in _SAME_WIDTH_INT
+        or not (scaled.is_contiguous() and keep.is_contiguous())
+    ):
         return scaled.masked_fill_(~keep, 0.0)
-    scaled.view(_SAME_WIDTH_INT[scaled.element_size()]).mul_(keep)
+    bits = scaled.view(-1).view(_SAME_WIDTH_INT[scaled.element_size()])
+    flat = keep.view(-1)
+    for start in range(0, bits.numel(), _CHUNK):
+        bits[start : start + _CHUNK].mul_(flat[start : start + _CHUNK])
     return scaled
 
 
