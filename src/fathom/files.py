@@ -17,6 +17,7 @@ __all__ = [
     "check_not_input",
     "check_output_dir",
     "check_output_file",
+    "same_file",
     "write_json",
 ]
 
@@ -100,11 +101,19 @@ def check_output_dir(path: str | Path, what: str) -> None:
     _check_folder_writable(p, what)
 
 
-def _same(a: Path, b: Path) -> bool:
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name the same file, existing or not: the same resolved path
+    (symbolic links followed, ``..`` collapsed), or the same inode (a hard link)."""
+    a, b = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except (OSError, RuntimeError):  # a symlink loop
+        pass
     try:
         return os.path.samefile(a, b)
     except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
+        return False
 
 
 def check_not_input(path: str | Path, what: str, inputs: Mapping[str, str | Path]) -> None:
@@ -114,7 +123,7 @@ def check_not_input(path: str | Path, what: str, inputs: Mapping[str, str | Path
     out = Path(path).expanduser()
     for name, given in inputs.items():
         src = Path(given).expanduser()
-        if _same(out, src):
+        if same_file(out, src):
             raise FathomError(f"{what} {out} is also {name}: it would be overwritten")
 
 

@@ -137,7 +137,7 @@ def test_mask_application_has_masked_fills_bits_for_every_value(dtype: torch.dty
     drop[::3] = ~drop[::3]
     scale = 1.0 / (1.0 - 0.3)
     x.requires_grad_(True)
-    out = _MaskedScale.apply(x, drop, scale)
+    out = _MaskedScale.apply(x, ~drop, scale)
     expected = x.detach().masked_fill(drop, 0.0).mul_(scale)
     bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[x.element_size()]
     assert torch.equal(out.detach().view(bits), expected.view(bits))

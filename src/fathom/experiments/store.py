@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from fathom.errors import StoreError
+from fathom.files import same_file
 from fathom.version import __version__
 
 __all__ = [
@@ -229,20 +230,6 @@ def _check_writable(path: Path) -> None:
             )
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` name the same file: the same resolved path (symbolic links
-    followed, ``..`` collapsed), or the same inode (a hard link)."""
-    try:
-        if a.resolve() == b.resolve():
-            return True
-    except (OSError, RuntimeError):  # a symlink loop
-        pass
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def check_not_store(path: str | Path, store: str | Path, what: str) -> None:
     """Refuse (one line, before any work) an output ``path`` that is the results ``store``
     or one of its journal files (``-wal``, ``-shm``, ``-journal``), through any symbolic or
@@ -253,7 +240,7 @@ def check_not_store(path: str | Path, store: str | Path, what: str) -> None:
     """
     out, db = Path(path).expanduser(), Path(store).expanduser()
     for target in (db, *_companions(db)):
-        if _same_file(out, target):
+        if same_file(out, target):
             kind = "results store" if target == db else f"results store's journal ({target.name})"
             raise StoreError(
                 f"{what} {out} is the {kind} {db}: writing it would destroy the stored runs; "

@@ -26,20 +26,20 @@ _CHUNK = 1 << 18
 that the mask costs 1 byte per entry at its peak, as torch's own dropout mask does."""
 
 
-def _drop_mask(shape: torch.Size, p: float, device: torch.device | str) -> Tensor:
-    """A boolean ``shape``-shaped mask, each entry True (dropped) with probability ``≈ p``."""
+def _keep_mask(shape: torch.Size, p: float, device: torch.device | str) -> Tensor:
+    """A boolean ``shape``-shaped mask, each entry False (dropped) with probability ``≈ p``."""
     n = 1
     for s in shape:
         n *= s
-    drop = torch.empty(n, dtype=torch.bool, device=device)
+    keep = torch.empty(n, dtype=torch.bool, device=device)
     threshold = round(p * _LEVELS)
     for start in range(0, n, _CHUNK):
         m = min(_CHUNK, n - start)
         # random_() on int32 fills bits 0..30 uniformly: both int16 halves have 15 uniform bits
         words = torch.empty((m + 1) // 2, dtype=torch.int32, device=device).random_()
         uniforms = words.view(torch.int16)[:m].bitwise_and_(_LEVELS - 1)
-        torch.lt(uniforms, threshold, out=drop[start : start + m])
-    return drop.view(shape)
+        torch.ge(uniforms, threshold, out=keep[start : start + m])
+    return keep.view(shape)
 
 
 _SAME_WIDTH_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -71,8 +71,7 @@ class _MaskedScale(torch.autograd.Function):
     per entry) is what the backward pass keeps, as in torch's own dropout."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, drop: Tensor, scale: float) -> Tensor:
-        keep = drop.logical_not()
+    def forward(ctx: Any, x: Tensor, keep: Tensor, scale: float) -> Tensor:
         ctx.save_for_backward(keep)
         ctx.scale = scale
         return _keep_only(x * scale, keep)
@@ -94,7 +93,7 @@ def dropout_mask(
 
     Each entry is dropped independently with probability ``round(p * 32768) / 32768``.
     """
-    keep = (~_drop_mask(shape, p, device)).to(dtype)
+    keep = _keep_mask(shape, p, device).to(dtype)
     return keep.mul_(1.0 / (1.0 - p))
 
 
@@ -116,8 +115,8 @@ class Dropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, training=True)
-        drop = _drop_mask(x.shape, self.p, x.device)
-        return _MaskedScale.apply(x, drop, 1.0 / (1.0 - self.p))
+        keep = _keep_mask(x.shape, self.p, x.device)
+        return _MaskedScale.apply(x, keep, 1.0 / (1.0 - self.p))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
