@@ -111,6 +111,21 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
+GATHER_BLOCK = 4096
+"""Rows per gather block of the reads-only baseline: a ``[4096, d]`` buffer stays in cache."""
+
+
+def gather_rows(x: Tensor, col: Tensor, buffer: Tensor) -> None:
+    """Read the rows ``x[col]`` in ``col``'s order into a small reused ``buffer``, a block of
+    :data:`GATHER_BLOCK` rows at a time: the gathers of a CSR product with no arithmetic and
+    no output (what remains in cache is overwritten). Its time is the *gather roofline*: the
+    least any CSR product over these column indices can take on this machine (the random
+    row reads dominate; hardware prefetch cannot predict them)."""
+    for start in range(0, col.numel(), GATHER_BLOCK):
+        block = col[start : start + GATHER_BLOCK]
+        torch.index_select(x, 0, block, out=buffer[: block.numel()])
+
+
 def _backward_timer(forward: Callable[[Tensor], Tensor], x: Tensor, grad: Tensor) -> float:
     """Seconds of the backward alone (``∂(out·grad)/∂x``); the forward runs untimed."""
     xg = x.detach().requires_grad_()
@@ -163,6 +178,14 @@ def run_config(
     del out
 
     times: dict[str, dict[str, list[float]]] = {n: {"fwd": [], "bwd": []} for n in forwards}
+    # the reads-only baseline: the rows the forward (Â's column indices) and the backward
+    # (Âᵀ's) gather, in the order fathom's kernel reads them (int32 indices, as it uses)
+    buffer = torch.empty(GATHER_BLOCK, width)
+    cols = {
+        "fwd": adj.col_indices().to(torch.int32),
+        "bwd": transposed(adj).col_indices().to(torch.int32),
+    }
+    gather: dict[str, list[float]] = {"fwd": [], "bwd": []}
     for r in range(rounds + 1):  # round 0 warms up
         copy_t = copy()
         # rotate the order: the first case after the copy finds a cold cache
@@ -176,8 +199,11 @@ def run_config(
             if r:
                 times[name]["fwd"].append(tf)
                 times[name]["bwd"].append(tb)
+        tg = {p: _timed(lambda p=p: gather_rows(x, cols[p], buffer)) for p in cols}
         if r:
             copy_times.append(copy_t)
+            for pass_, t in tg.items():
+                gather[pass_].append(t)
 
     mb, ib = min_bytes(num_nodes, nnz, width), ideal_bytes(num_nodes, nnz, width)
     cases = {}
@@ -191,6 +217,10 @@ def run_config(
             }
             for pass_, ts in t.items()
         } | check[name]
+        for pass_ in ("fwd", "bwd"):
+            cases[name][pass_]["pct_gather"] = (
+                100 * statistics.median(gather[pass_]) / statistics.median(t[pass_])
+            )
     return {
         "num_nodes": num_nodes,
         "degree": degree,
@@ -199,6 +229,7 @@ def run_config(
         "min_bytes": mb,
         "ideal_bytes": ib,
         "cases": cases,
+        "gather_ms": {p: 1e3 * statistics.median(ts) for p, ts in gather.items()},
         "pyg_skipped": not run_pyg,
     }
 
@@ -232,11 +263,13 @@ def markdown(result: dict) -> str:
         "memory); ideal = nnz·12 + 2·N·d·4 (X read once). Times are medians of "
         f"{result['rounds']} interleaved rounds (order rotated); GB/s = minimum bytes / "
         "time; % = of the roofline (ideal-bytes % in brackets). Backward = the gradient "
-        "w.r.t. X alone.",
+        "w.r.t. X alone. Gather roofline = the time to read the same rows in the same "
+        f"order into a reused {GATHER_BLOCK}-row buffer (no arithmetic, no output: "
+        "`gather_rows`); `% gather` = that time / the case's time.",
         "",
-        "| N | deg | d | nnz | min MB | case | fwd ms | fwd GB/s | fwd % (ideal) "
-        "| bwd ms | bwd GB/s | bwd % (ideal) | bit-identical |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| N | deg | d | nnz | min MB | case | fwd ms | fwd GB/s | fwd % (ideal) | fwd % gather "
+        "| bwd ms | bwd GB/s | bwd % (ideal) | bwd % gather | bit-identical |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for rec in result["configs"]:
         for name, c in rec["cases"].items():
@@ -246,15 +279,17 @@ def markdown(result: dict) -> str:
                 f"| {rec['min_bytes'] / 1e6:.0f} | {name} "
                 f"| {f['median_ms']:.1f} | {f['gbs']:.2f} "
                 f"| {f['pct_roofline']:.1f} ({f['ideal_pct_roofline']:.1f}) "
+                f"| {f['pct_gather']:.0f} "
                 f"| {b['median_ms']:.1f} | {b['gbs']:.2f} "
                 f"| {b['pct_roofline']:.1f} ({b['ideal_pct_roofline']:.1f}) "
+                f"| {b['pct_gather']:.0f} "
                 f"| {'yes' if c['bit_identical_to_torch_csr'] else 'no'} "
                 f"({c['max_abs_diff']:.1e}) |"
             )
         if rec["pyg_skipped"]:
             lines.append(
                 f"| {rec['num_nodes']:,} | {rec['degree']} | {rec['width']} | | | pyg "
-                "| skipped (message tensor over --pyg-max-gb) | | | | | | |"
+                "| skipped (message tensor over --pyg-max-gb) | | | | | | | | |"
             )
     return "\n".join(lines) + "\n"
 
