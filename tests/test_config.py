@@ -577,3 +577,30 @@ def test_config_to_dict_round_trip(tmp_path: Path) -> None:
 def test_unknown_yaml_key_that_is_not_a_string() -> None:
     msg = _error(config_from_dict, {"model": {1: 2}})
     assert "'model.1'" in msg
+
+
+def test_dropedge_model_options_leave_existing_run_keys_unchanged() -> None:
+    from fathom import config as config_module
+    from fathom.config import config_hash
+
+    new = {"root_weight": False, "adj_norm": "sym", "skip_every": 1, "head_norm": False}
+    defaults = ModelConfig()
+    for name, value in new.items():
+        assert getattr(defaults, name) == value
+        assert config_module._UNKEYED_AT_DEFAULT[("model", name)] == value
+    # the key of a config that does not use them is the key computed without them
+    cfg = apply_overrides(ExperimentConfig(), {"model.skip": "res", "model.norm": "batch"})
+    base = config_hash(cfg)
+    raw = config_to_dict(cfg)
+    for name in new:
+        del raw["model"][name]
+    assert config_hash(config_from_dict(raw)) == base
+    # set away from its default, each one is part of the key
+    changed = {
+        "model.root_weight": True,
+        "model.adj_norm": "rw",
+        "model.skip_every": 2,
+        "model.head_norm": True,
+    }
+    keys = {config_hash(apply_overrides(cfg, {key: value})) for key, value in changed.items()}
+    assert len(keys | {base}) == 1 + len(changed)

@@ -69,6 +69,9 @@ FLAG_FOR_KEY: dict[str, str] = {
     "model.hidden": "--hidden",
     "model.skip": "--skip",
     "model.skip_project": "--skip-project",
+    "model.skip_every": "--skip-every",
+    "model.root_weight": "--root-weight",
+    "model.adj_norm": "--adj-norm",
     "model.norm": "--norm",
     "model.dropout": "--dropout",
     "model.act": "--act",
@@ -135,6 +138,10 @@ _UNKEYED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("train", "accumulate"): 1,
     ("model", "post_norm"): False,
     ("model", "skip_project"): False,
+    ("model", "root_weight"): False,
+    ("model", "adj_norm"): "sym",
+    ("model", "skip_every"): 1,
+    ("model", "head_norm"): False,
     ("train", "loader"): "full",
     ("train", "fanouts"): "10,5",
     ("train", "num_parts"): 16,
@@ -340,6 +347,23 @@ class ModelConfig:
     """Normalise each block's output after its skip, ``x_l = norm(skip(act(conv(x))))``
     (the original Transformer's order, and Alon & Yahav's NeighborsMatch model), instead of
     ``skip(act(norm(conv(x))))``."""
+    root_weight: bool = False
+    """GCN (``conv: gcn``, ``arch: incep``): add a separate self-feature term, ``X' = P X W +
+    X W_self + b`` (DropEdge's ``--withloop``, Rong et al. ICLR 2020); see
+    ``fathom.nn.propagation.DropEdgeGCNConv``."""
+    adj_norm: str = "sym"
+    """GCN (``conv: gcn``, ``arch: incep``): the propagation matrix ``P``: ``sym`` (Kipf &
+    Welling's ``D^-1/2 (A+I) D^-1/2``; DropEdge's AugNormAdj), ``rw`` (``D^-1 (A+I)``;
+    AugRWalk), ``first-order`` (``I + D^-1/2 A D^-1/2``; FirstOrderGCN) or ``sym+i`` (``I +
+    D^-1/2 (A+I) D^-1/2``; BingGeNormAdj); see ``fathom.nn.propagation.ADJ_NORMS``."""
+    skip_every: int = 1
+    """Residual skips (``res``, ``res+``) span this many blocks: ``x_l = h + x_{l-k}`` at
+    the end of every group of ``k`` blocks after the input layer (the first block, or the
+    linear encoder), no skip inside a group (DropEdge's ``resgcn`` with
+    ``--nbaseblocklayer k``). 1: a residual around every block."""
+    head_norm: bool = False
+    """Apply ``norm`` to the head's output too (DropEdge's ``--withbn`` batch-normalises its
+    output layer as well as every hidden one)."""
 
 
 @dataclass(frozen=True)
@@ -804,6 +828,7 @@ def _check_values(cfg: ExperimentConfig) -> None:
     ]:
         _require(p is None or 0.0 <= p < 1.0, key, "must be in [0, 1)", p)
     _require(m.groups >= 2, "model.groups", "must be >= 2", m.groups)
+    _require(m.skip_every >= 1, "model.skip_every", "must be >= 1", m.skip_every)
     _require(t.epochs >= 1, "train.epochs", "must be >= 1", t.epochs)
     _require(t.epochs <= MAX_EPOCHS, "train.epochs", f"must be <= {MAX_EPOCHS:,}", t.epochs)
     _require(t.lr > 0, "train.lr", "must be > 0", t.lr)

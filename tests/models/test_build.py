@@ -547,3 +547,107 @@ def test_unknown_arch_lists_the_choices() -> None:
     with pytest.raises(ConfigError, match=re.escape(msg)):
         build_model(ModelConfig(arch="gcnii"), IN, OUT)
     assert isinstance(build_model(ModelConfig(arch="DEEP", hidden=8), IN, OUT), DeepGNN)
+
+
+# --------------------------------------------------------------------------- DropEdge's options
+
+
+def test_dropedge_gcn_options_reach_every_gcn_layer() -> None:
+    from fathom.nn.propagation import DropEdgeGCNConv
+
+    cfg = ModelConfig(depth=4, hidden=8, root_weight=True, adj_norm="rw")
+    model = build_model(cfg, 5, 3)
+    assert isinstance(model, DeepGNN)
+    convs = [b.conv for b in model.blocks] + [model.head]
+    assert all(isinstance(c, DropEdgeGCNConv) for c in convs)
+    assert all(c.lin_root is not None and c.adj_norm == "rw" for c in convs)
+    assert model(torch.randn(6, 5), torch.tensor([[0, 1, 2], [1, 2, 3]])).shape == (6, 3)
+    # the defaults build the cached GCN as always
+    plain = build_model(ModelConfig(depth=4, hidden=8), 5, 3)
+    assert all(type(b.conv).__name__ == "CachedGCNConv" for b in plain.blocks)
+
+
+def test_skip_every_puts_a_residual_at_the_end_of_each_group() -> None:
+    model = build_model(ModelConfig(depth=8, hidden=8, skip="res", skip_every=3), 5, 3)
+    kinds = [(type(b.skip).__name__, getattr(b.skip, "distance", None)) for b in model.blocks]
+    # block 1 is the input layer; groups of 3 after it: blocks 2-4, 5-7
+    assert kinds == [("NoSkip", None)] * 3 + [("Residual", 3)] + [("NoSkip", None)] * 2 + [
+        ("Residual", 3)
+    ]
+    # with a linear encoder the groups start at its output, x_0
+    enc = build_model(
+        ModelConfig(depth=4, hidden=8, skip="res+", skip_every=2, encoder="linear", head="linear"),
+        5,
+        3,
+    )
+    assert [type(b.skip).__name__ for b in enc.blocks] == [
+        "NoSkip",
+        "PreActResidual",
+        "NoSkip",
+        "PreActResidual",
+    ]
+    x, ei = torch.randn(6, 5), torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    enc.eval()
+    with torch.no_grad():
+        full = enc(x, ei)
+        # x_4 = h_4 + x_2: the shortcut reads two blocks back, so every state is kept
+        assert not enc._history_is_local()
+        states = enc.node_states(x, ei)
+        h4 = enc.blocks[3].conv(enc.blocks[3].act(enc.blocks[3].norm(states[3])), ei)
+        torch.testing.assert_close(states[4], h4 + states[2])
+        torch.testing.assert_close(full, enc.head(states[4]))
+
+
+def test_head_norm_normalises_the_output_layer() -> None:
+    model = build_model(ModelConfig(depth=3, hidden=8, norm="batch", head_norm=True), 5, 3)
+    assert isinstance(model.head_norm, nn.BatchNorm1d) and model.head_norm.num_features == 3
+    model.train()
+    out = model(torch.randn(10, 5), torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]]))
+    torch.testing.assert_close(out.mean(0), torch.zeros(3), atol=1e-5, rtol=0)
+    assert build_model(ModelConfig(depth=3, hidden=8, norm="batch"), 5, 3).head_norm is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"model.conv": "gat", "model.root_weight": True}, "applies to model.conv gcn"),
+        ({"model.conv": "sage", "model.adj_norm": "rw"}, "applies to model.conv gcn"),
+        (
+            {"model.arch": "sgc", "model.adj_norm": "rw"},
+            "model.arch 'deep' (a block stack of model.conv) or 'incep'",
+        ),
+        ({"model.skip_every": 2}, "applies to model.skip res, res+"),
+        ({"model.skip": "res", "model.skip_every": 0}, "must be >= 1"),
+        ({"model.head_norm": True}, "model.head_norm"),
+        ({"model.adj_norm": "laplacian"}, "choose one of: first-order, rw, sym, sym+i"),
+    ],
+)
+def test_dropedge_options_refused_where_they_do_not_apply(
+    overrides: dict[str, object], fragment: str
+) -> None:
+    from fathom.config import ExperimentConfig, apply_overrides
+
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(ExperimentConfig(), overrides)
+    assert fragment in str(info.value)
+
+
+def test_incep_takes_the_gcn_options() -> None:
+    from fathom.config import ExperimentConfig, apply_overrides
+    from fathom.models.inception import IncepGCN
+
+    cfg = apply_overrides(
+        ExperimentConfig(),
+        {
+            "model.arch": "incep",
+            "model.depth": 4,
+            "model.root_weight": True,
+            "model.adj_norm": "rw",
+            "model.norm": "batch",
+            "model.head_norm": True,
+        },
+    )
+    model = build_model(cfg.model, 5, 3)
+    assert isinstance(model, IncepGCN)
+    assert model.output_conv.lin_root is not None and model.output_conv.adj_norm == "rw"
+    assert isinstance(model.output_norm, nn.BatchNorm1d)

@@ -76,3 +76,24 @@ def test_dropout_only_in_training() -> None:
 def test_depth_below_2_raises() -> None:
     with pytest.raises(ValueError, match="depth must be >= 2"):
         IncepGCN(IN, HIDDEN, OUT, depth=1)
+
+
+def test_defaults_are_plain_gcn_layers_and_options_reach_every_layer() -> None:
+    from fathom.nn.convs import CachedGCNConv
+    from fathom.nn.propagation import DropEdgeGCNConv
+
+    plain = IncepGCN(4, 6, 3, depth=4)
+    convs = [plain.input_conv, *(c for b in plain.branches for c in b), plain.output_conv]
+    assert all(type(c) is CachedGCNConv for c in convs)
+    assert all(isinstance(n, torch.nn.Identity) for n in [plain.input_norm, plain.output_norm])
+    dropedge = IncepGCN(4, 6, 3, depth=4, root_weight=True, adj_norm="sym+i", norm="batch")
+    convs = [dropedge.input_conv, *(c for b in dropedge.branches for c in b), dropedge.output_conv]
+    assert all(isinstance(c, DropEdgeGCNConv) and c.lin_root is not None for c in convs)
+    assert all(c.adj_norm == "sym+i" for c in convs)
+    norms = [dropedge.input_norm, *(n for ns in dropedge.branch_norms for n in ns)]
+    assert len(norms) == 1 + 1 + 2 and all(isinstance(n, torch.nn.BatchNorm1d) for n in norms)
+    assert isinstance(dropedge.output_norm, torch.nn.Identity)  # head_norm off
+    x = torch.randn(5, 4)
+    ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    assert dropedge(x, ei).shape == (5, 3)
+    dropedge.reset_parameters()

@@ -123,6 +123,22 @@ def test_options_are_ignored_by_gcn() -> None:
     assert isinstance(conv, GCNConv)
 
 
+def test_gcn_root_weight_and_adj_norm_give_dropedges_layer() -> None:
+    from fathom.nn.propagation import DropEdgeGCNConv
+
+    plain = build_conv("gcn", 3, 2, root_weight=False, adj_norm="sym")
+    assert type(plain) is convs.CachedGCNConv  # the defaults build what they always built
+    looped = build_conv("gcn", 3, 2, final=True, root_weight=True)
+    assert isinstance(looped, DropEdgeGCNConv) and looped.lin_root is not None
+    assert looped.adj_norm == "sym"
+    walk = build_conv("gcn", 3, 2, adj_norm="rw")
+    assert isinstance(walk, DropEdgeGCNConv) and walk.lin_root is None
+    out = walk(torch.randn(NUM_NODES, 3), EDGE_INDEX)
+    assert out.shape == (NUM_NODES, 2)
+    # other convs ignore the GCN options
+    assert isinstance(build_conv("sage", 3, 2, root_weight=True, adj_norm="rw"), SAGEConv)
+
+
 def test_unknown_conv() -> None:
     with pytest.raises(ConfigError) as info:
         build_conv("graphormer", 3, 2)

@@ -157,3 +157,29 @@ def test_jk_returns_h_and_asks_the_model_to_jump() -> None:
     skip = build_skip("jk", 2, layer=2, history_widths=[2, 2])
     assert skip.jumping is True and skip.pre_activation is False
     assert skip(H, [A, B]) is H
+
+
+def test_residual_distance_spans_several_blocks() -> None:
+    # x_3 = h + x_1: the shortcut of a residual block of two layers (DropEdge's resgcn)
+    skip = build_skip("res", 2, layer=3, history_widths=[3, 2, 2], distance=2)
+    assert isinstance(skip, Residual) and skip.active and skip.distance == 2
+    assert skip.source_width == 2
+    assert torch.equal(skip(H, [WIDE, A, B]), H + A)
+    assert "distance=2" in repr(skip)
+    # its source is the raw input here: a width mismatch, inactive unless projected
+    first = build_skip("res", 2, layer=2, history_widths=[3, 2], distance=2)
+    assert not first.active and first.source_width == 3
+    assert torch.equal(first(H, [WIDE, A]), H)
+    projected = build_skip("res", 2, layer=2, history_widths=[3, 2], distance=2, project=True)
+    assert projected.active and projected.proj is not None
+    assert torch.allclose(projected(H, [WIDE, A]), H + projected.proj(WIDE))
+    # distance 1 is the ordinary residual; a distance beyond the history is refused
+    one = build_skip("res+", 2, layer=2, history_widths=[2, 2], distance=1)
+    assert torch.equal(one(H, [A, B]), H + B) and "distance" not in repr(one)
+    for bad in (0, 3):
+        with pytest.raises(ValueError, match="distance"):
+            build_skip("res", 2, layer=2, history_widths=[2, 2], distance=bad)
+    # skips without a shortcut of their own ignore the option
+    assert torch.equal(
+        build_skip("none", 2, layer=2, history_widths=[2, 2], distance=2)(H, [A, B]), H
+    )

@@ -142,6 +142,7 @@ def _choices() -> dict[str, str]:
     from fathom.nn.convs import CONVS
     from fathom.nn.norms import NORMS
     from fathom.nn.point_convs import POINT_CONVS
+    from fathom.nn.propagation import ADJ_NORMS
     from fathom.nn.reversible import MEMORY_MODES
     from fathom.nn.skips import SKIPS
     from fathom.tasks import TASKS
@@ -151,6 +152,7 @@ def _choices() -> dict[str, str]:
         "model.conv": f"{_names(CONVS)}; point clouds (--task segmentation): {_names(POINT_CONVS)}",
         "model.skip": _names(SKIPS),
         "model.norm": _names(NORMS),
+        "model.adj_norm": _names(ADJ_NORMS),
         "model.act": _names(ACTIVATIONS),
         "model.arch": _names(ARCHS),
         "model.memory": _names(MEMORY_MODES),

@@ -26,6 +26,7 @@ from fathom.nn.block import GNNBlock
 from fathom.nn.convs import CONVS, build_conv
 from fathom.nn.dropouts import Dropout
 from fathom.nn.norms import NORMS, build_norm
+from fathom.nn.propagation import ADJ_NORMS
 from fathom.nn.reversible import MEMORY_MODES, ReversibleGroups
 from fathom.nn.skips import SKIPS, build_skip
 from fathom.registry import Registry
@@ -195,6 +196,7 @@ def check_model(cfg: ModelConfig, *, point_cloud: bool = False) -> None:
         ("model.act", ACTIVATIONS, cfg.act),
         ("model.encoder", ENCODERS, cfg.encoder),
         ("model.head", HEADS, cfg.head),
+        ("model.adj_norm", ADJ_NORMS, cfg.adj_norm),
     ]
     for key, registry, value in names:
         if point_cloud and key in ("model.conv", "model.skip"):
@@ -238,7 +240,18 @@ def check_model(cfg: ModelConfig, *, point_cloud: bool = False) -> None:
 
 
 # options read by the conv factory that declares a parameter of that name (``gat(…, heads)``)
-_CONV_OPTIONS = ("heads", "out_heads", "attn_dropout", "cheb_k", "msg_norm", "theta")
+_CONV_OPTIONS = (
+    "heads",
+    "out_heads",
+    "attn_dropout",
+    "cheb_k",
+    "msg_norm",
+    "theta",
+    "root_weight",
+    "adj_norm",
+)
+# conv options IncepGCN reads too (every one of its layers is a GCN)
+_INCEP_OPTIONS = ("root_weight", "adj_norm")
 # options read by the norm factory that declares the parameter (``_pair(…, scale)``)
 _NORM_OPTIONS = {"norm_scale": "scale", "norm_groups": "groups"}
 
@@ -274,10 +287,15 @@ def check_model_options(cfg: ModelConfig, given: Collection[str] | None = None) 
         value = getattr(cfg, name)
         if unset(name):
             continue
+        if cfg.arch == "incep" and name in _INCEP_OPTIONS:
+            continue
         if cfg.arch != "deep":
+            archs = "'deep' (a block stack of model.conv)" + (
+                " or 'incep'" if name in _INCEP_OPTIONS else ""
+            )
             raise ConfigError(
-                f"{flag(f'model.{name}')} applies to model.arch 'deep' (a block stack of "
-                f"model.conv), not {cfg.arch!r}; got {value!r}"
+                f"{flag(f'model.{name}')} applies to model.arch {archs}, not {cfg.arch!r}; "
+                f"got {value!r}"
             )
         if not _takes(conv, name):
             users = [c for c in CONVS.names() if _takes(CONVS.get(c), name)]
@@ -318,6 +336,30 @@ def check_model_options(cfg: ModelConfig, given: Collection[str] | None = None) 
         f"applies to model.memory 'reversible', not {cfg.memory!r}",
         cfg.groups,
     )
+    if not unset("skip_every"):
+        users = [s for s in SKIPS.names() if _takes(SKIPS.get(s), "distance")]
+        require(
+            cfg.skip in users,
+            "model.skip_every",
+            f"applies to model.skip {', '.join(users)}, not {cfg.skip!r}",
+            cfg.skip_every,
+        )
+        require(
+            cfg.arch == "deep" and cfg.memory != "reversible",
+            "model.skip_every",
+            "applies to a block stack (model.arch deep) without model.memory reversible",
+            cfg.skip_every,
+        )
+    if not unset("head_norm"):
+        require(
+            ((cfg.arch == "deep" and cfg.head != "none") or cfg.arch == "incep")
+            and cfg.norm != "none",
+            "model.head_norm",
+            "applies to model.arch deep with a head (model.head conv or linear) or incep, "
+            f"with a model.norm (--norm); not arch {cfg.arch!r}, head {cfg.head!r}, norm "
+            f"{cfg.norm!r}",
+            cfg.head_norm,
+        )
 
 
 def _check_given_options(cfg: ExperimentConfig, given: frozenset[str]) -> None:
@@ -381,6 +423,8 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
         "theta": cfg.theta,
         "cheb_k": cfg.cheb_k,
         "msg_norm": cfg.msg_norm,
+        "root_weight": cfg.root_weight,
+        "adj_norm": cfg.adj_norm,
     }
     norm_options = {"scale": cfg.norm_scale, "groups": cfg.norm_groups}
     input_dropout = cfg.dropout if cfg.input_dropout is None else cfg.input_dropout
@@ -405,12 +449,13 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
         blocks = []
         for layer in range(1, num_blocks + 1):
             skip = build_skip(
-                cfg.skip,
+                _block_skip(cfg.skip, cfg.skip_every, layer, encoder is not None),
                 cfg.hidden,
                 layer=layer,
                 history_widths=list(history_widths),
                 alpha=cfg.alpha,
                 project=cfg.skip_project,
+                distance=cfg.skip_every,
             )
             if cfg.share_weights and width in shared:
                 conv = shared[width]
@@ -452,6 +497,9 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
     else:
         head_dropout = cfg.dropout
         head = nn.Linear(width, out_channels)
+    head_norm = None
+    if cfg.head_norm and HEADS.get(cfg.head) != "none":
+        head_norm = build_norm(cfg.norm, out_channels, **norm_options)
     return DeepGNN(
         blocks,
         head,
@@ -464,7 +512,19 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
         drop_edge=cfg.drop_edge,
         drop_node=cfg.drop_node,
         memory=memory,
+        head_norm=head_norm,
     )
+
+
+def _block_skip(skip: str, every: int, layer: int, has_encoder: bool) -> str:
+    """The skip of block ``layer`` when residual skips span ``every`` blocks
+    (``model.skip_every``): ``skip`` at the last block of each group of ``every`` blocks
+    after the input layer (the first block without an encoder, the encoder with one),
+    ``none`` elsewhere; ``skip`` itself for every block when ``every`` is 1."""
+    if every == 1:
+        return skip
+    position = layer - (0 if has_encoder else 1)  # blocks since the input layer's output
+    return skip if position >= every and position % every == 0 else "none"
 
 
 def _reversible_blocks(
@@ -500,7 +560,8 @@ def _reversible_blocks(
             f"({cfg.groups}) for model.memory 'reversible'"
         )
     width = cfg.hidden // cfg.groups
-    if cfg.conv == "gcn" and cfg.norm in ("batch", "none") and not cfg.share_weights:
+    plain_gcn = cfg.conv == "gcn" and not cfg.root_weight and cfg.adj_norm == "sym"
+    if plain_gcn and cfg.norm in ("batch", "none") and not cfg.share_weights:
         # the same function as the GroupBlocks below, as one module per group (a fifth of
         # their Python objects: what grows with depth once activations do not)
         act, dropout = build_activation(cfg.act), Dropout(cfg.dropout)  # stateless: shared
@@ -579,12 +640,24 @@ def _sign(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
 
 @ARCHS.register("incep")
 def _incep(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
-    """IncepGCN (DropEdge paper): parallel GCN branches of depth 1…depth-2, concatenated."""
+    """IncepGCN (DropEdge paper): parallel GCN branches of depth 1…depth-2, concatenated;
+    ``root_weight``, ``adj_norm`` and ``norm`` apply to every GCN layer (DropEdge's
+    ``--withloop``, ``--normalization``, ``--withbn``)."""
     from fathom.models.inception import IncepGCN
 
     if cfg.depth < 2:
         raise ConfigError(f"model.depth (--depth) must be >= 2 for incep, got {cfg.depth}")
-    return IncepGCN(in_channels, cfg.hidden, out_channels, depth=cfg.depth, dropout=cfg.dropout)
+    return IncepGCN(
+        in_channels,
+        cfg.hidden,
+        out_channels,
+        depth=cfg.depth,
+        dropout=cfg.dropout,
+        root_weight=cfg.root_weight,
+        adj_norm=cfg.adj_norm,
+        norm=cfg.norm,
+        head_norm=cfg.head_norm,
+    )
 
 
 @ARCHS.register("dgi")
@@ -649,6 +722,7 @@ def _graph_classifier(
         )
     gnn = build_deep_gnn(replace(cfg, head="linear"), in_channels, cfg.hidden)
     gnn.head = nn.Identity()  # the graph classifier is the head
+    gnn.head_norm = None
     depth = len(gnn.blocks)
     width0 = cfg.hidden if gnn.encoder is not None else in_channels
     pools = None

@@ -242,6 +242,8 @@ class DeepGNN(nn.Module):
         drop_edge: DropEdge probability.
         drop_node: DropNode probability.
         memory: ``plain``, ``checkpoint`` or ``reversible`` (see above).
+        head_norm: optional normalisation of the head's output (DropEdge's ``withbn``
+            batch-normalises its output layer too).
 
     Shapes:
         x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]`` ->
@@ -262,6 +264,7 @@ class DeepGNN(nn.Module):
         drop_edge: float = 0.0,
         drop_node: float = 0.0,
         memory: str = "plain",
+        head_norm: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if memory not in MEMORY_MODES:
@@ -278,6 +281,7 @@ class DeepGNN(nn.Module):
         self.jk = jk
         self.head = head
         self.head_is_conv = head_is_conv
+        self.head_norm = head_norm
         self.dropout = Dropout(dropout)
         self.input_dropout = Dropout(dropout if input_dropout is None else input_dropout)
         self.drop_edge = drop_edge
@@ -427,7 +431,11 @@ class DeepGNN(nn.Module):
             return False
         local = (NoSkip, Residual, InitialResidual)
         return all(
-            isinstance(block, ReversibleGroups) or isinstance(getattr(block, "skip", None), local)
+            isinstance(block, ReversibleGroups)
+            or (
+                isinstance(getattr(block, "skip", None), local)
+                and getattr(block.skip, "distance", 1) == 1  # a longer residual reads x_{l-k}
+            )
             for block in self.blocks
         )
 
@@ -461,7 +469,8 @@ class DeepGNN(nn.Module):
         history = self._run_blocks(x, edge_index, self.memory, not self._history_is_local())
         x = self.jk(history[1:]) if self.jk is not None else history[-1]
         x = self.dropout(x)
-        return apply_conv(self.head, x, edge_index) if self.head_is_conv else self.head(x)
+        out = apply_conv(self.head, x, edge_index) if self.head_is_conv else self.head(x)
+        return out if self.head_norm is None else self.head_norm(out)
 
     def reset_parameters(self) -> None:
         for module in self.modules():

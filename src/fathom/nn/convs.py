@@ -3,7 +3,8 @@
 Every factory in :data:`CONVS` is called as::
 
     factory(in_channels, out_channels, *, final=False, layer=1, aggr=None, heads=8,
-            out_heads=1, attn_dropout=0.6, alpha=0.1, theta=0.5, cheb_k=2, msg_norm=False)
+            out_heads=1, attn_dropout=0.6, alpha=0.1, theta=0.5, cheb_k=2, msg_norm=False,
+            root_weight=False, adj_norm="sym")
 
 and accepts all of these keywords, ignoring those it does not use (each factory names the
 ones it uses and swallows the rest in ``**_``), so a builder can pass one option dict to
@@ -43,6 +44,7 @@ from torch_geometric.nn import (
 
 from fathom.errors import ConfigError
 from fathom.nn.adjacency import gcn_adjacency, propagate
+from fathom.nn.propagation import DropEdgeGCNConv
 from fathom.registry import Registry
 
 __all__ = [
@@ -287,12 +289,22 @@ def gcn(
     *,
     final: bool = False,
     aggr: str | None = None,
+    root_weight: bool = False,
+    adj_norm: str = "sym",
     **_: Any,
 ) -> nn.Module:
     """Graph convolution (Kipf & Welling, ICLR 2017):
     :math:`X' = \\hat D^{-1/2} (A + I) \\hat D^{-1/2} X W + b`; see :class:`CachedGCNConv`.
+
+    ``root_weight`` adds a separate self-feature term :math:`X W_{self}` and ``adj_norm``
+    picks another propagation matrix (DropEdge's ``--withloop`` and ``--normalization``);
+    either gives a :class:`~fathom.nn.propagation.DropEdgeGCNConv`.
     """
     _aggr("gcn", aggr)
+    if root_weight or adj_norm != "sym":
+        return DropEdgeGCNConv(
+            in_channels, out_channels, root_weight=root_weight, adj_norm=adj_norm
+        )
     return CachedGCNConv(in_channels, out_channels)
 
 

@@ -125,10 +125,17 @@ class Residual(Skip):
     Active iff :math:`x_{l-1}` has ``channels`` features; otherwise :math:`x_l = h`, or with
     ``project=True`` :math:`x_l = h + W x_{l-1}` with a learnt bias-free ``W``.
 
+    With ``distance`` :math:`k > 1` the shortcut spans :math:`k` blocks,
+    :math:`x_l = h + x_{l-k}`: the residual block of :math:`k` layers of DropEdge's
+    ``resgcn`` (``--nbaseblocklayer k``), whose intermediate blocks have no skip (the
+    builder gives them :class:`NoSkip`; ``model.skip_every``).
+
     Args:
         channels, layer, history_widths: as :class:`Skip`.
         project: project a shortcut whose width differs instead of dropping it.
             (default: ``False``, the published ResGCN)
+        distance: how many blocks back the shortcut starts, ``1 <= distance <= layer``.
+            (default: ``1``)
     """
 
     def __init__(
@@ -138,20 +145,28 @@ class Residual(Skip):
         layer: int,
         history_widths: Sequence[int],
         project: bool = False,
+        distance: int = 1,
         **_: Any,
     ) -> None:
         super().__init__(channels, layer=layer, history_widths=history_widths)
-        self.active, self.proj = _projection(self, self.history_widths[-1], project)
+        if not 1 <= distance <= layer:
+            raise ValueError(f"residual distance must be in [1, {layer}], got {distance}")
+        self.distance = distance
+        self.active, self.proj = _projection(self, self.history_widths[-distance], project)
         self.projected = self.proj is not None
 
     @property
     def source_width(self) -> int | None:
-        return self.history_widths[-1]
+        return self.history_widths[-self.distance]
 
     def forward(self, h: Tensor, history: list[Tensor]) -> Tensor:
         if not self.active:
             return h
-        return h + (history[-1] if self.proj is None else self.proj(history[-1]))
+        x = history[-self.distance]
+        return h + (x if self.proj is None else self.proj(x))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", distance={self.distance}" if self.distance > 1 else "")
 
     def reset_parameters(self) -> None:
         if self.proj is not None:
@@ -286,7 +301,7 @@ def build_skip(
         layer: the block's 1-based index.
         history_widths: widths of :math:`x_0, …, x_{l-1}` when the block runs.
         **options: ``alpha`` (initial residual), ``project`` (residual and initial
-            residual: project a shortcut whose width differs); keywords the named skip does
-            not use are ignored.
+            residual: project a shortcut whose width differs), ``distance`` (residual: the
+            blocks its shortcut spans); keywords the named skip does not use are ignored.
     """
     return SKIPS.get(name)(channels, layer=layer, history_widths=history_widths, **options)
