@@ -143,17 +143,58 @@ def test_depth_cells_carry_the_published_value(
 def test_depth_cells_models_and_notes() -> None:
     cells = build_cells("depth", datasets=["cora"], depths=[4], seeds=1)
     by_key = {c.key: c for c in cells}
-    assert list(by_key) == list(rp.DEPTH_MODELS)
-    assert by_key["gcn-dropedge"].configs[0].model.drop_edge == 0.3
+    # the default rows: the DropEdge paper's models (and the other papers' comparisons);
+    # fathom's BatchNorm ResGCN only on request
+    assert list(by_key) == [k for k in rp.DEPTH_MODELS if k not in rp.DROPEDGE_VARIANTS]
+    assert list(rp.DROPEDGE_VARIANTS) == ["resgcn-bn", "resgcn-bn-dropedge"]
+    # the published Cora GCN script: --sampling_percent 0.4 keeps 40% of the edges
+    assert by_key["gcn-dropedge"].configs[0].model.drop_edge == 0.6
     assert by_key["gcn"].configs[0].model.drop_edge == 0.0
     assert by_key["gcnii"].configs[0].model.conv == "gcn2"
     assert by_key["resgcn-dropedge"].model == "ResGCN + DropEdge"
-    assert "BatchNorm" in by_key["resgcn-dropedge"].note
-    assert "BatchNorm" in by_key["resgcn"].note
-    assert by_key["gcn"].note == ""
+    # the paper's models have no BatchNorm
+    for key in ("gcn", "gcn-dropedge", "resgcn", "resgcn-dropedge", "jknet", "jknet-dropedge"):
+        assert by_key[key].configs[0].model.norm == "none", key
+    assert by_key["incepgcn-dropedge"].configs[0].model.arch == "incep"
+    # each cell says where its setting comes from, and whether at its own depth
+    assert by_key["jknet"].note == "setting: published (preset depth-jknet-cora)"
+    assert by_key["gcn"].note == (
+        "setting: published at depth 2 only (preset depth-gcn-cora); not tuned at this depth"
+    )
+    assert by_key["resgcn"].note == "setting: fathom default (preset depth-resgcn-cora), not tuned"
+    assert by_key["gcnii"].note == ""
     assert by_key["resgcn-dropedge"].published.source == DROPEDGE
+    assert by_key["incepgcn-dropedge"].published.value == 82.9
     assert by_key["gcnii"].published.source == rp.NOT_FOUND
     assert by_key["gcnii"].published.value is None  # GCNII at 4 layers: not published
+
+
+def test_depth_fathom_batchnorm_variants_on_request() -> None:
+    cells = build_cells(
+        "depth", datasets=["cora"], models=["resgcn-bn", "resgcn-bn-dropedge"], depths=[8]
+    )
+    plain, dropped = cells
+    assert (plain.model, plain.configs[0].model.norm) == ("ResGCN + BatchNorm", "batch")
+    assert "BatchNorm" in plain.note and "fathom default" in plain.note
+    # compared with the paper's ResGCN rows
+    assert (plain.published.value, dropped.published.value) == (75.6, 82.8)
+    assert dropped.configs[0].model.drop_edge == 0.3
+
+
+@pytest.mark.parametrize("dataset", ["cora", "citeseer", "pubmed"])
+def test_depth_suite_runs_each_dataset_with_its_own_presets(dataset: str) -> None:
+    cells = build_cells("depth", datasets=[dataset], models=["gcn-dropedge", "jknet"], seeds=1)
+    assert {c.dataset for c in cells} == {dataset}
+    for cell in cells:
+        assert cell.configs[0].data.name == dataset
+        assert f"depth-{cell.key}-{dataset}" in cell.note
+    # every published figure of the dataset has a cell of the default grid (or a listed
+    # expensive one): CiteSeer and PubMed are in the suite as Cora is
+    grid = {(c.key, c.depth) for c in build_cells("depth", datasets=[dataset], seeds=1)}
+    grid |= set(rp.SUITES["depth"].expensive)
+    for figure in load_references("depth").figures:
+        if figure.dataset == dataset and figure.value is not None:
+            assert (figure.model, figure.depth) in grid, figure
 
 
 @pytest.mark.parametrize("suite", ["planetoid", "depth", "heterophily", "tu", "gae", "deepgcn"])

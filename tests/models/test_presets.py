@@ -8,9 +8,11 @@ from fathom.errors import ConfigError
 from fathom.experiments.reproduce import SUITES, build_cells
 from fathom.models.presets import (
     PRESETS_DIR,
+    SETTINGS,
     list_presets,
     load_preset,
     preset_path,
+    preset_setting,
     preset_source,
 )
 
@@ -123,3 +125,74 @@ def test_empty_names_and_paths_are_not_presets(name: str) -> None:
             call(name)
         text = str(info.value)
         assert "--preset" in text and "gcn-cora" in text and "\n" not in text
+
+
+# The semi-supervised scripts of DropEdge/DropEdge (script/semi-supervised/<dataset>_<Model>.sh;
+# the _nodrop scripts are the same with --sampling_percent 1), transcribed:
+# (dataset, model) -> (depth = nbaseblocklayer + 2, lr, weight_decay, dropout,
+#                      normalization, withloop, sampling_percent); all: hidden 128, 400 epochs.
+DROPEDGE_SCRIPTS = {
+    ("cora", "gcn"): (2, 0.007, 1e-5, 0.8, "sym", False, 0.4),
+    ("cora", "jknet"): (4, 0.001, 5e-4, 0.8, "rw", False, 0.4),
+    ("cora", "incepgcn"): (64, 0.004, 5e-5, 0.3, "rw", False, 0.4),
+    ("citeseer", "gcn"): (2, 0.01, 5e-4, 0.3, "sym", False, 0.2),
+    ("citeseer", "jknet"): (16, 0.006, 1e-3, 0.8, "sym", True, 0.5),
+    ("citeseer", "incepgcn"): (4, 0.005, 1e-3, 0.8, "sym", False, 0.05),
+    ("pubmed", "gcn"): (2, 0.003, 5e-3, 0.5, "rw", True, 0.7),
+    ("pubmed", "jknet"): (32, 0.001, 5e-3, 0.8, "sym", False, 0.7),
+    ("pubmed", "incepgcn"): (4, 0.003, 5e-3, 0.3, "sym", False, 0.8),
+}
+SCRIPT_NAMES = {"gcn": "GCN", "jknet": "JKNet", "incepgcn": "IncepGCN"}
+
+
+@pytest.mark.parametrize("dropedge", [False, True])
+@pytest.mark.parametrize(("dataset", "model"), sorted(DROPEDGE_SCRIPTS))
+def test_dropedge_presets_have_the_published_script_setting(
+    dataset: str, model: str, dropedge: bool
+) -> None:
+    name = f"depth-{model}{'-dropedge' if dropedge else ''}-{dataset}"
+    cfg = load_preset(name)
+    depth, lr, wd, dropout, adj, loop, keep = DROPEDGE_SCRIPTS[(dataset, model)]
+    m, t = cfg.model, cfg.train
+    assert cfg.data.name == dataset
+    assert (m.depth, m.hidden, m.dropout, m.adj_norm, m.root_weight) == (
+        depth,
+        128,
+        dropout,
+        adj,
+        loop,
+    )
+    assert m.drop_edge == pytest.approx(1 - keep if dropedge else 0.0)
+    assert (t.lr, t.weight_decay, t.epochs) == (lr, wd, 400)
+    assert (m.norm, m.head_norm) == ("none", False)  # no --withbn in any script
+    assert m.arch == ("incep" if model == "incepgcn" else "deep")
+    if model != "incepgcn":
+        assert (m.input_dropout, m.encoder, m.head) == (0.0, "none", "conv")
+        assert m.skip == ("jk" if model == "jknet" else "none")
+    script = f"{dataset}_{SCRIPT_NAMES[model]}{'' if dropedge else '_nodrop'}.sh"
+    assert f"script/semi-supervised/{script}" in preset_source(name)
+    assert preset_setting(name) == "published"
+
+
+@pytest.mark.parametrize("dataset", ["cora", "citeseer", "pubmed"])
+@pytest.mark.parametrize("dropedge", [False, True])
+def test_resgcn_presets_say_their_setting_is_not_published(dataset: str, dropedge: bool) -> None:
+    name = f"depth-resgcn{'-dropedge' if dropedge else ''}-{dataset}"
+    cfg = load_preset(name)
+    assert preset_setting(name) == "fathom default"
+    assert "no published setting" in preset_source(name)
+    # the model: the paper's residual GCN (no BatchNorm), the dataset's GCN script setting
+    gcn = load_preset(f"depth-gcn{'-dropedge' if dropedge else ''}-{dataset}")
+    assert (cfg.model.skip, cfg.model.norm, cfg.model.skip_every) == ("res", "none", 1)
+    for field in ("hidden", "dropout", "input_dropout", "adj_norm", "root_weight", "drop_edge"):
+        assert getattr(cfg.model, field) == getattr(gcn.model, field), field
+    assert (cfg.train.lr, cfg.train.weight_decay) == (gcn.train.lr, gcn.train.weight_decay)
+
+
+def test_every_depth_preset_says_where_its_setting_comes_from() -> None:
+    for name in list_presets():
+        if name.startswith("depth-"):
+            assert preset_setting(name) in SETTINGS, name
+    assert preset_setting("gcnii-cora") == ""  # presets without the line
+    assert preset_setting("depth-resgcn") == "fathom default"  # fathom's BatchNorm variant
+    assert load_preset("depth-resgcn").model.norm == "batch"

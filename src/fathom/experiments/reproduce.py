@@ -23,7 +23,7 @@ from fathom.experiments.references import Figure, load_references
 from fathom.experiments.spec import DEFAULT_MAX_RUNS
 from fathom.experiments.store import RunStore
 from fathom.experiments.sweep import ProgressCallback, SweepSummary, run_configs
-from fathom.models.presets import load_preset
+from fathom.models.presets import load_preset, preset_setting
 
 __all__ = [
     "SUITES",
@@ -153,21 +153,57 @@ def _planetoid_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Ce
     )
 
 
+def _setting_note(preset: str, depth: int) -> str:
+    """Where the hyper-parameters of ``preset`` run at ``depth`` come from, for a cell's
+    note: its ``# Setting:`` line (:data:`~fathom.models.presets.SETTINGS`), and for a
+    published setting whether it was published at this depth (the preset's own)."""
+    setting = preset_setting(preset)
+    published_depth = load_preset(preset).model.depth
+    if setting == "published" and depth == published_depth:
+        return f"setting: published (preset {preset})"
+    if setting == "published":
+        return (
+            f"setting: published at depth {published_depth} only (preset {preset}); "
+            "not tuned at this depth"
+        )
+    if setting == "fathom default":
+        return f"setting: fathom default (preset {preset}), not tuned"
+    return f"setting: {setting or 'fathom default'} (preset {preset})"
+
+
+DROPEDGE_VARIANTS = {
+    "resgcn-bn": ("depth-resgcn", "resgcn"),
+    "resgcn-bn-dropedge": ("depth-resgcn-dropedge", "resgcn-dropedge"),
+}
+"""fathom's variants of the DropEdge paper's models (on request): ``--models`` key ->
+(preset, the paper's model whose figure the cell is compared with)."""
+
+
 def _depth_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell | None:
     assert depth is not None
-    note = ""
     references = load_references("depth")
-    figure = references.get(key, dataset, depth)
+    figure_key = DROPEDGE_VARIANTS[key][1] if key in DROPEDGE_VARIANTS else key
+    figure = references.get(figure_key, dataset, depth)
     if key == "gcnii":
-        cfg = load_preset(f"gcnii-{dataset}")
+        preset = f"gcnii-{dataset}"
         published = _published(figure)
     else:
-        cfg = load_preset(f"depth-{key}")
+        if key in DROPEDGE_VARIANTS:
+            preset = DROPEDGE_VARIANTS[key][0]
+        elif key in ("pairnorm", "nodenorm"):
+            preset = f"depth-{key}"
+        else:  # the paper's models: one preset per dataset
+            preset = f"depth-{key}-{dataset}"
         # a depth outside DropEdge's table: no figure, but the table's row is still the source
-        row = references.select(key, dataset)
+        row = references.select(figure_key, dataset)
         published = _published(figure, row[0].source if row else NOT_FOUND)
-        if key in ("resgcn", "resgcn-dropedge"):
-            note = "fathom adds BatchNorm after each conv (a bare residual diverges at depth)"
+    cfg = load_preset(preset)
+    note = "" if key == "gcnii" else _setting_note(preset, depth)
+    if key in DROPEDGE_VARIANTS:
+        note = (
+            "fathom's variant: BatchNorm after each conv (a bare residual diverges at depth), "
+            f"hidden 64, dropout 0.5; {note}"
+        )
     cfg = apply_overrides(cfg, {"data.name": dataset, "model.depth": depth})
     return Cell(
         "depth", DEPTH_MODELS[key], key, dataset, depth, _seeded(cfg, seeds), published, note
@@ -214,9 +250,12 @@ DEPTH_MODELS = {
     "jknet": "JKNet",
     "jknet-dropedge": "JKNet + DropEdge",
     "incepgcn": "IncepGCN",
+    "incepgcn-dropedge": "IncepGCN + DropEdge",
     "pairnorm": "GCN + PairNorm",
     "nodenorm": "ResGCN + NodeNorm",
     "gcnii": "GCNII",
+    "resgcn-bn": "ResGCN + BatchNorm",
+    "resgcn-bn-dropedge": "ResGCN + BatchNorm + DropEdge",
 }
 HETEROPHILY_MODELS = {"gcn": "GCN", "gcnii": "GCNII", "mlp": "MLP"}
 
@@ -391,18 +430,26 @@ SUITES: dict[str, Suite] = {
     "depth": Suite(
         "depth",
         "Accuracy by depth on the Planetoid public split (DropEdge's semi-supervised table)",
-        DEPTH_MODELS,
+        {k: v for k, v in DEPTH_MODELS.items() if k not in DROPEDGE_VARIANTS},
         PLANETOID,
         DEPTHS,
         _depth_cell,
         notes=(
-            "The DropEdge paper tuned hyper-parameters per cell; fathom runs one setting per "
-            "model (see each depth-* preset).",
+            "GCN, ResGCN, JKNet and IncepGCN (± DropEdge) are the DropEdge paper's models "
+            "(DropEdge/DropEdge src/models.py: input GCN layer, hidden layers, output GCN "
+            "layer; no BatchNorm), one preset per model and dataset (depth-<model>-<dataset>) "
+            "with the setting of the authors' script/semi-supervised/ script where there is one. "
+            "The scripts publish one depth per model and dataset (none for ResGCN); each "
+            "cell's note says whether its setting was published at its depth.",
+            "fathom's ResGCN with BatchNorm after each conv (its previous default rows) runs "
+            "on request: --models resgcn-bn,resgcn-bn-dropedge.",
             "IncepGCN's cost is quadratic in depth (1953 GCN layers per forward pass at 64): "
-            "its 64-layer cell is not in the default grid; run it with "
-            "`--models incepgcn --depths 64`.",
+            "its 64-layer cells are not in the default grid (Cora's published IncepGCN "
+            "setting is at 64 layers); run them with "
+            "`--models incepgcn,incepgcn-dropedge --depths 64`.",
         ),
-        expensive=(("incepgcn", 64),),
+        expensive=(("incepgcn", 64), ("incepgcn-dropedge", 64)),
+        on_request=tuple(DROPEDGE_VARIANTS),
     ),
     "heterophily": Suite(
         "heterophily",

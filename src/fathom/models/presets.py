@@ -2,7 +2,8 @@
 
 A preset is an ordinary experiment config (``src/fathom/presets/<name>.yaml``) whose header
 comment names the paper and code it comes from (``# Source: …``) and how fathom's setting
-differs, if at all. ``fathom train --preset gcnii-cora`` starts from it; flags and
+differs, if at all; an optional ``# Setting:`` line says where its hyper-parameters come from
+(:data:`SETTINGS`). ``fathom train --preset gcnii-cora`` starts from it; flags and
 ``--set key=value`` overrides apply on top.
 """
 
@@ -14,7 +15,15 @@ from fathom.config import ExperimentConfig, load_config
 from fathom.errors import ConfigError
 from fathom.yamlio import short
 
-__all__ = ["PRESETS_DIR", "list_presets", "load_preset", "preset_path", "preset_source"]
+__all__ = [
+    "PRESETS_DIR",
+    "SETTINGS",
+    "list_presets",
+    "load_preset",
+    "preset_path",
+    "preset_setting",
+    "preset_source",
+]
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
 
@@ -44,9 +53,25 @@ def load_preset(name: str) -> ExperimentConfig:
     return load_config(preset_path(name))
 
 
+def _header(name: str, field: str) -> str:
+    prefix = f"# {field}:"
+    for line in preset_path(name).read_text(encoding="utf-8").splitlines():
+        if line.startswith(prefix):
+            return line.removeprefix(prefix).strip()
+    return ""
+
+
 def preset_source(name: str) -> str:
     """The ``# Source:`` line of preset ``name`` (the paper / code it reproduces)."""
-    for line in preset_path(name).read_text(encoding="utf-8").splitlines():
-        if line.startswith("# Source:"):
-            return line.removeprefix("# Source:").strip()
-    return ""
+    return _header(name, "Source")
+
+
+SETTINGS = ("published", "tuned on validation", "fathom default")
+"""Where a preset's hyper-parameters come from (its ``# Setting:`` line): the paper or its
+code, a declared validation-only search, or fathom's own choice."""
+
+
+def preset_setting(name: str) -> str:
+    """The ``# Setting:`` line of preset ``name`` (one of :data:`SETTINGS`), or ``""`` for
+    a preset without one."""
+    return _header(name, "Setting")
