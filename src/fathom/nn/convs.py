@@ -253,7 +253,9 @@ class CachedGCN2Conv(_FastSparseAggregation, GCN2Conv):
         propagated representation, which is scaled in place. Calling it directly skips
         PyG's ``propagate`` machinery and the flag switches above (about 0.1 ms a layer)."""
         x.mul_(1 - self.alpha)
-        x_0 = self.alpha * x_0[: x.size(0)]
+        # PyG slices x_0 to x's rows; when they already match the slice is the identity, but
+        # its backward allocates zeros and copies the gradient in at every layer
+        x_0 = self.alpha * (x_0 if x_0.size(0) == x.size(0) else x_0[: x.size(0)])
         if self.weight2 is None:
             out = x.add_(x_0)
             return torch.addmm(out, out, self.weight1, beta=1.0 - self.beta, alpha=self.beta)
