@@ -235,6 +235,7 @@ def _threads_argv(command: str, tmp_path: Path) -> list[str]:
         "reproduce": ["reproduce", "depth", "--dry-run", "--seeds", "1"],
         "runs": ["runs", store],
         "export": ["export", store],
+        "import": ["import", str(tmp_path / "none.json"), "--store", str(tmp_path / "i.db")],
         "report": ["report", store, "--out", str(tmp_path / "report")],
     }[command]
 
@@ -245,7 +246,7 @@ def test_threads_cases_cover_every_command() -> None:
 
 ALL_COMMANDS = (
     *TRAINING_COMMANDS,
-    *("presets", "datasets", "runs", "export", "report"),
+    *("presets", "datasets", "runs", "export", "import", "report"),
 )
 
 

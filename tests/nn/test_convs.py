@@ -459,3 +459,27 @@ def test_sage_mean_and_max_differ() -> None:
     torch.testing.assert_close(mean[0], torch.tensor([3.0, 7.0 / 3.0 - 3.0]))
     assert torch.equal(mean[1:], maxed[1:])
     assert not torch.equal(mean[0], maxed[0])
+
+
+@pytest.mark.parametrize("name", ["gcn2", "gcn2-star"])
+def test_gcn2_fast_path_is_bit_identical_to_pyg_propagate(name: str) -> None:
+    """Without hooks the conv skips PyG's ``propagate``; with one it runs it: same bits,
+    forward and backward."""
+    torch.manual_seed(0)
+    conv = build_conv(name, 8, 8, layer=3, alpha=0.2, theta=0.7)
+    edge_index = torch.randint(0, 40, (2, 200))
+    x = torch.randn(40, 8)
+    x0 = torch.randn(40, 8)
+    results = []
+    for hooked in (False, True):
+        handle = conv.register_propagate_forward_hook(lambda *args: None) if hooked else None
+        assert conv._hooked() == hooked
+        xs = [t.clone().requires_grad_(True) for t in (x, x0)]
+        conv.zero_grad()
+        out = conv(xs[0], xs[1], edge_index)
+        out.square().sum().backward()
+        results.append([out.detach(), xs[0].grad, xs[1].grad, conv.weight1.grad.clone()])
+        if handle is not None:
+            handle.remove()
+    for fast, slow in zip(*results, strict=True):
+        assert torch.equal(fast, slow)

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "run a sweep spec into a results store (resumable)",
     "runs": "list the runs in a results store",
     "export": "write a store's runs as JSON or CSV",
+    "import": "read JSON exports of runs into a store (never replacing a stored result)",
     "report": "tables and plots (Markdown, HTML, PNG) from a store",
 }
 """Every subcommand and its one-line help, in the order ``fathom --help`` lists them."""

@@ -23,7 +23,7 @@ from fathom.cli.flags import (
 from fathom.config import apply_overrides, config_to_dict
 from fathom.experiments.store import STATUSES
 
-__all__ = ["export", "register", "report", "runs", "sweep"]
+__all__ = ["export", "import_", "register", "report", "runs", "sweep"]
 
 
 def _add_status_flag(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +75,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--no-history", action="store_true", help="leave out per-epoch history")
     add_threads(parser)
     parser.set_defaults(run=export, overrides_ok=False)
+
+    parser = add_command(sub, "import", outputs={"store": "file"}, inputs={"files": "file"})
+    parser.add_argument("files", nargs="+", metavar="EXPORT", help="JSON from fathom export")
+    parser.add_argument("--store", default="runs.db", help="SQLite results store (default runs.db)")
+    add_threads(parser)
+    parser.set_defaults(run=import_, overrides_ok=False)
 
     parser = add_command(
         sub, "report", outputs={"json": "file", "out": "dir"}, inputs={"store": "store"}
@@ -195,6 +201,20 @@ def export(args: argparse.Namespace) -> int:
     )
     if not args.out:
         sys.stdout.write(text)
+    return 0
+
+
+def import_(args: argparse.Namespace) -> int:
+    """Read JSON exports into a store (every file checked before anything is written)."""
+    from fathom.experiments.export import import_runs
+    from fathom.report.console import err_console
+
+    counts = import_runs(args.files, args.store)
+    err_console.print(
+        f"{args.store}: {counts['added']} runs added, {counts['filled']} filled "
+        f"(were pending or failed), {counts['kept']} already stored and kept, "
+        f"{counts['skipped']} not finished and skipped"
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Stored runs as JSON or CSV, for scripts and spreadsheets."""
+"""Stored runs as JSON or CSV, for scripts and spreadsheets; and a JSON export read back
+into a store (results carried between machines, or kept beside a report)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fathom.config import flatten
-from fathom.errors import FathomError
+from fathom.config import config_from_dict, config_hash, config_to_dict, flatten
+from fathom.errors import ConfigError, FathomError
 from fathom.experiments.store import RunStore, check_not_store
 from fathom.files import atomic_path, check_output_file
 
@@ -18,6 +19,7 @@ __all__ = [
     "FORMATS",
     "check_export_output",
     "export_store",
+    "import_runs",
     "records_to_csv",
     "records_to_json",
 ]
@@ -118,3 +120,80 @@ def export_store(
         with atomic_path(out) as tmp:
             tmp.write_text(text, encoding="utf-8")
     return text
+
+
+IMPORT_MAX_BYTES = 1 << 30
+"""The largest export :func:`import_runs` reads (1 GiB; also bounded by the memory budget)."""
+
+
+def _read_export(path: Path) -> list[Any]:
+    from fathom.limits import check_bytes
+
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise FathomError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not path.is_file():
+        raise FathomError(f"{path} is not a file")
+    if size > IMPORT_MAX_BYTES:
+        raise FathomError(f"{path} is {size:,} bytes: over the {IMPORT_MAX_BYTES:,}-byte limit")
+    check_bytes(size * 8, f"reading {path}", error=FathomError)  # parsed JSON: ~8x the text
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FathomError(f"{path} is not a JSON export of runs ({str(exc)[:80]})") from None
+    if not isinstance(records, list):
+        raise FathomError(f"{path} is not a JSON export of runs (a {type(records).__name__})")
+    return records
+
+
+def import_runs(paths: Sequence[str | Path], store: str | Path) -> dict[str, int]:
+    """Read JSON exports (:func:`export_store`) into ``store``, created if missing.
+
+    Every file is read and every record checked before anything is written: its config
+    must be a valid config of this fathom whose key (:func:`~fathom.config.config_hash`) is
+    the record's ``run_key``, and its status final. Runs are then stored in one transaction
+    by :meth:`~fathom.experiments.store.RunStore.add_results` (never replacing or
+    duplicating a stored result). No file is executed or unpickled: exports are JSON.
+
+    Returns:
+        ``{"added", "filled", "kept", "skipped"}`` run counts (``skipped``: records not
+        finished, e.g. ``pending``, which are not imported).
+
+    Raises:
+        FathomError: a file that is not an export, or a record that is not a finished run of
+            a valid config with its own key (one line naming file, record and problem).
+    """
+    chosen: dict[str, dict[str, Any]] = {}
+    skipped = 0
+    for path in map(Path, paths):
+        check_not_store(path, store, "an import file")
+        for i, record in enumerate(_read_export(path)):
+            where = f"{path}: run {i + 1}"
+            if not isinstance(record, dict):
+                raise FathomError(f"{where} is a {type(record).__name__}, not a run record")
+            if record.get("status") in ("pending", "running"):
+                skipped += 1
+                continue
+            raw = record.get("config")
+            if not isinstance(raw, dict):
+                raise FathomError(f"{where} has no config")
+            try:
+                cfg = config_from_dict(raw)
+            except ConfigError as exc:
+                raise FathomError(f"{where}: its config is not valid here: {exc}") from None
+            key = config_hash(cfg)
+            if record.get("run_key") != key:
+                raise FathomError(
+                    f"{where}: run_key {str(record.get('run_key'))[:16]!r} is not its config's "
+                    f"key ({key[:16]}): the record was edited, or comes from a fathom whose "
+                    "configs differ"
+                )
+            record = {**record, "config": config_to_dict(cfg)}
+            earlier = chosen.get(key)
+            # the same run in two files: keep one, a finished result over a failed one
+            if earlier is None or (earlier["status"] == "failed" and record["status"] != "failed"):
+                chosen[key] = record
+    with RunStore(store) as st:
+        counts = st.add_results(list(chosen.values()))
+    return {**counts, "skipped": skipped}

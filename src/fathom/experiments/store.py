@@ -111,6 +111,10 @@ _COLUMNS = (
 )
 
 
+# columns an imported result leaves as they were when it fills a stored pending/failed run
+_KEPT_ON_FILL = frozenset({"run_key", "config", "created_at"})
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -692,6 +696,110 @@ class RunStore:
                 "ended_at = ? WHERE run_key = ?",
                 values,
             )
+
+    def add_results(self, records: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Store finished runs taken from elsewhere (another store's export), in one
+        transaction: all or nothing.
+
+        Each record is a run as :meth:`runs` returns it (``run_key``, ``sweeps``, ``status``,
+        ``config``, ``metrics``, ``history`` …) with a final status. A run this store lacks is
+        added with its results, provenance and times (``pid`` cleared: it named a process
+        elsewhere); a ``pending`` run, or a ``failed`` one whose import is ``done`` or
+        ``diverged``, gets the imported results; any other stored run (running, done,
+        diverged) is kept as it is: results already stored are never replaced or duplicated.
+        Every record's sweeps are recorded as memberships either way.
+
+        Returns:
+            ``{"added": …, "filled": …, "kept": …}`` run counts.
+
+        Raises:
+            StoreError: a record that is not a well-formed finished run (named by its key and
+                position); nothing is written then.
+        """
+        rows = []
+        for i, record in enumerate(records):
+            row = self._result_row(i, record)
+            sweeps = record.get("sweeps") or []
+            if not isinstance(sweeps, list) or not all(isinstance(x, str) and x for x in sweeps):
+                raise StoreError(f"run {i + 1} ({row['run_key']}): sweeps must be a list of names")
+            rows.append((row, sweeps))
+        counts = {"added": 0, "filled": 0, "kept": 0}
+        names = [c.strip() for c in _COLUMNS.split(",")]
+        now = _now()
+        with self._write() as conn:
+            for row, sweeps in rows:
+                key = row["run_key"]
+                found = conn.execute("SELECT status FROM runs WHERE run_key = ?", (key,)).fetchone()
+                values = [row[n] for n in names]
+                if found is None:
+                    conn.execute(
+                        f"INSERT INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
+                        values,
+                    )
+                    counts["added"] += 1
+                elif found[0] == "pending" or (
+                    found[0] == "failed" and row["status"] in ("done", "diverged")
+                ):
+                    assignments = ", ".join(f"{n} = ?" for n in names if n not in _KEPT_ON_FILL)
+                    conn.execute(
+                        f"UPDATE runs SET {assignments} WHERE run_key = ?",
+                        [row[n] for n in names if n not in _KEPT_ON_FILL] + [key],
+                    )
+                    counts["filled"] += 1
+                else:
+                    counts["kept"] += 1
+                for sweep in sweeps:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO sweeps (name, created_at) VALUES (?, ?)",
+                        (sweep, now),
+                    )
+                    if (
+                        conn.execute(
+                            "SELECT 1 FROM sweep_runs WHERE sweep = ? AND run_key = ?", (sweep, key)
+                        ).fetchone()
+                        is None
+                    ):
+                        conn.execute(
+                            "INSERT INTO sweep_runs (sweep, run_key) VALUES (?, ?)", (sweep, key)
+                        )
+        return counts
+
+    @staticmethod
+    def _result_row(index: int, record: Any) -> dict[str, Any]:
+        """One imported record as a row of column values (JSON columns as text), checked as
+        a stored row is (:func:`_parse_row`) and for a final status."""
+        where = f"run {index + 1}"
+        if not isinstance(record, dict):
+            raise StoreError(f"{where} is a {type(record).__name__}, not a run record")
+        key = record.get("run_key")
+        if isinstance(key, str) and key:
+            where = f"{where} ({key[:16]})"
+        row: dict[str, Any] = {}
+        for name in (c.strip() for c in _COLUMNS.split(",")):
+            value = record.get(name)
+            if name in _JSON_TYPES:
+                default = _JSON_TYPES[name]()
+                try:
+                    value = json.dumps(default if value is None else value, allow_nan=True)
+                except (TypeError, ValueError) as exc:
+                    raise StoreError(
+                        f"{where}: {name} cannot be stored ({_one_line(exc)})"
+                    ) from None
+            row[name] = value
+        row["pid"] = None
+        row["attempts"] = row["attempts"] if row["attempts"] is not None else 1
+        if row["message"] is None:
+            row["message"] = ""
+        if row["created_at"] is None:
+            row["created_at"] = row["started_at"] or _now()
+        problem = _parse_row(dict(row))
+        if problem is not None:
+            raise StoreError(f"{where}: {problem}")
+        if row["status"] not in FINAL_STATUSES:
+            raise StoreError(
+                f"{where}: status {row['status']} is not final ({', '.join(FINAL_STATUSES)})"
+            )
+        return row
 
     def release(self, run_key: str) -> None:
         """Return an interrupted ``running`` run to ``pending`` (clearing ``pid`` and

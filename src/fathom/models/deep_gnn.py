@@ -16,6 +16,7 @@ from fathom.nn.adjacency import gcn_adjacency, propagate
 from fathom.nn.block import GNNBlock
 from fathom.nn.dropouts import Dropout, dropout_mask
 from fathom.nn.layerwise import ChunkedGraph, apply_conv
+from fathom.nn.modes import FastModeSwitch
 from fathom.nn.reversible import MEMORY_MODES, ReversibleGroups, checkpoint_call
 from fathom.nn.skips import (
     SKIPS,
@@ -190,7 +191,7 @@ class GCNGroup(nn.Module):
         return f"{self.channels}, norm={'batch' if self.has_norm else 'none'}"
 
 
-class DeepGNN(nn.Module):
+class DeepGNN(FastModeSwitch):
     """``encoder -> blocks -> [jumping knowledge] -> head``: a stack of
     :class:`~fathom.nn.block.GNNBlock` between an optional input encoder and an output head.
 

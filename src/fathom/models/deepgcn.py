@@ -40,6 +40,7 @@ from torch_geometric.utils import scatter
 
 from fathom.errors import ConfigError
 from fathom.nn.knn import dilated_knn_graph
+from fathom.nn.modes import FastModeSwitch
 from fathom.nn.point_convs import POINT_CONVS, BasicConv, build_point_conv
 from fathom.nn.reversible import MEMORY_MODES, Checkpointed, ReversibleGroups
 
@@ -161,7 +162,7 @@ class DenseDynBlock(nn.Module):
         return torch.cat([x, self.conv(x, edge_index)], dim=1)
 
 
-class DeepGCN(nn.Module):
+class DeepGCN(FastModeSwitch):
     r"""DeepGCN for per-point classification (``DenseDeepGCN`` of the reference's
     ``examples/sem_seg_dense/architecture.py``; see the module docstring for the layout).
 

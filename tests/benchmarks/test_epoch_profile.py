@@ -1,0 +1,50 @@
+"""Smoke test of ``benchmarks/epoch_profile.py`` (tiny graphs, no data)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "epoch_profile.py"
+
+
+def _module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("epoch_profile", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _event(name: str, parent: SimpleNamespace | None = None) -> SimpleNamespace:
+    return SimpleNamespace(name=name, cpu_parent=parent)
+
+
+def test_classify_by_name_and_by_sparse_ancestor() -> None:
+    bench = _module()
+    sparse = _event("aten::_sparse_mm", _event("_SparseDenseMM"))
+    assert bench.classify(_event("aten::addmm", _event("aten::linear"))) == "gemm"
+    assert bench.classify(_event("aten::addmm", sparse)) == "spmm"  # MKL's CSR kernel
+    assert bench.classify(_event("aten::fill_", _event("aten::zeros", sparse))) == "spmm"
+    assert bench.classify(_event("aten::random_")) == "rng"
+    assert bench.classify(_event("aten::index_select")) == "gather_scatter"
+    assert bench.classify(_event("aten::mul")) == "elementwise"
+    assert bench.classify(_event("_MaskedScale")) is None
+
+
+def test_tiny_run_accounts_for_the_epoch(tmp_path: Path) -> None:
+    bench = _module()
+    out = tmp_path / "p.json"
+    argv = ["--tiny", "--workloads", "gcn2", "--epochs", "1", "--warmup", "0", "--json", str(out)]
+    assert bench.main(argv) == 0
+    rows = json.loads(out.read_text())["workloads"]["gcn2"]
+    for row in rows.values():
+        ops = sum(row[c] for c in bench.CLASSES)
+        assert ops > 0 and row["gemm"] > 0
+        assert abs(row["epoch_ms"] - ops - row["python_dispatch"]) < 1e-6
+        assert row["floor"] == row["gemm"] + row["spmm"] + row["rng"]
+    assert bench.main(["--tiny", "--workloads", "nope"]) == 2
