@@ -842,6 +842,12 @@ class RunStore:
         with self._read() as conn:
             return self._records(conn, conn.execute(sql, params).fetchall())
 
+    def statuses(self) -> dict[str, str]:
+        """Run key -> status of every stored run: a cheap read (no JSON column is parsed,
+        so a malformed row is listed too)."""
+        with self._read() as conn:
+            return {str(k): str(s) for k, s in conn.execute("SELECT run_key, status FROM runs")}
+
     def counts(self, *, sweep: str | None = None) -> dict[str, int]:
         """How many runs have each status (every status present, 0 by default)."""
         if sweep is None:
