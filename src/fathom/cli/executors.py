@@ -5,14 +5,21 @@ local instance or a cluster), checked before any work."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from fathom.cli.flags import positive_int
 from fathom.errors import FathomError
 
-__all__ = ["add_executor_flags", "executor_from_args", "skips_local_device_check"]
+__all__ = [
+    "add_executor_flags",
+    "executor_from_args",
+    "ray_session",
+    "skips_local_device_check",
+]
 
 _RAY_ONLY = ("address", "cpus_per_run", "gpus_per_run")
 
@@ -120,3 +127,24 @@ def skips_local_device_check(executor: Any, devices: list[str]) -> bool:
             "the GPUs Ray reserved for it)"
         )
     return False
+
+
+@contextlib.contextmanager
+def ray_session(
+    executor: Any, store: str, configs: Sequence[Any], *, retry_failed: bool
+) -> Iterator[None]:
+    """With a Ray executor, start (or join) Ray on entering, when some of ``configs`` is
+    left to run in ``store``, so that a cluster that cannot be reached or a run that fits
+    on no node fails in one line before any progress is drawn; leave it on exit. Nothing
+    with the local executor."""
+    if isinstance(executor, str):
+        yield
+        return
+    from fathom.experiments.sweep import anything_to_run
+
+    try:
+        if anything_to_run(store, configs, retry_failed=retry_failed):
+            executor.start()
+        yield
+    finally:
+        executor.stop()

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from fathom.cli.commands import add_command
-from fathom.cli.executors import add_executor_flags, executor_from_args, skips_local_device_check
+from fathom.cli.executors import (
+    add_executor_flags,
+    executor_from_args,
+    ray_session,
+    skips_local_device_check,
+)
 from fathom.cli.flags import (
     RUNTIME_KEYS,
     add_config_flags,
@@ -129,7 +134,8 @@ def sweep(args: argparse.Namespace) -> int:
         return 0
     RunStore(args.store).close()
     tracker = open_tracker_from_args(args, spec.name)
-    with tracker or contextlib.nullcontext():
+    session = ray_session(executor, args.store, configs, retry_failed=args.retry_failed)
+    with tracker or contextlib.nullcontext(), session:
         with progress_bar() as progress:
             task = progress.add_task(f"sweep {spec.name}", total=None)
 

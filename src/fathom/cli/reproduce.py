@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from fathom.cli.commands import add_command
-from fathom.cli.executors import add_executor_flags, executor_from_args, skips_local_device_check
+from fathom.cli.executors import (
+    add_executor_flags,
+    executor_from_args,
+    ray_session,
+    skips_local_device_check,
+)
 from fathom.cli.flags import (
     RUNTIME_KEYS,
     add_config_flags,
@@ -191,7 +196,9 @@ def _run(args: argparse.Namespace) -> int:
         rp.check_data(cells)  # data that is nowhere fails here, in one line, before any run
     RunStore(args.store).close()  # a bad store fails here, in one line
     tracker = open_tracker_from_args(args, f"reproduce-{args.suite}")
-    with tracker or contextlib.nullcontext():
+    configs = [] if args.no_run else [cfg for cell in cells for cfg in cell.configs]
+    session = ray_session(args.executor, args.store, configs, retry_failed=args.retry_failed)
+    with tracker or contextlib.nullcontext(), session:
         return _run_cells(args, cells, tracker)
 
 

@@ -152,12 +152,14 @@ class RayExecutor:
 
     def start(self) -> None:
         """Join the cluster (or start a local instance) and check that one run fits on some
-        node; nothing is sent yet.
+        node; nothing is sent yet. Does nothing when already started.
 
         Raises:
             FathomError: Ray is missing, the cluster cannot be reached, or no node has
                 ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs (one line each).
         """
+        if self._connected:
+            return
         require_ray()
         import ray
 
@@ -165,17 +167,23 @@ class RayExecutor:
         if ray.is_initialized():
             self._connected = True  # the caller's connection: used, and left open
         else:
-            self._init(ray)
+            self._init(ray, None if self.address is None else _head_address(self.address))
         try:
             self._check_fits(ray)
         except BaseException:
             self.stop()
             raise
 
-    def _init(self, ray: Any) -> None:
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _init(self, ray: Any, address: str | None) -> None:
         main = threading.current_thread() is threading.main_thread()
         sigterm = signal.getsignal(signal.SIGTERM) if main else None
-        local = self.address is None
+        local = address is None
         # a local instance's services start in this process group: a terminal's Ctrl-C
         # reaches the whole group, and must stop the sweep, not kill Ray under it. Started
         # with SIGINT blocked, they inherit the block and leave Ctrl-C to the driver
@@ -184,13 +192,13 @@ class RayExecutor:
         where = "a local Ray instance" if local else f"the Ray cluster at {self.address}"
         try:
             ray.init(
-                address="local" if local else self.address,
+                address="local" if local else address,
                 num_cpus=self.num_cpus if local else None,
                 include_dashboard=False,
                 log_to_driver=False,  # tasks report through their records, not stdout
                 logging_level=logging.ERROR,
             )
-        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        except Exception as exc:  # Ray's own: ConnectionError, RuntimeError, ValueError …
             raise FathomError(f"cannot start or join {where}: {_one_line(exc)}") from None
         finally:
             if mask is not None:
@@ -345,6 +353,37 @@ class RayExecutor:
             return failed_outcome(f"ray: {_one_line(exc)}", provenance={"executor": "ray"})
         except rx.RayError:  # cancelled, result or owner lost: not the run's fault
             return None
+
+
+def _head_address(address: str) -> str:
+    """The ``HOST:PORT`` of the cluster ``address`` names (``auto``: ``$RAY_ADDRESS`` or the
+    cluster ``ray start`` began on this machine), checked to accept connections: Ray's own
+    client would wait for an unreachable head forever, logging every few seconds.
+
+    Raises:
+        FathomError: no cluster found, a malformed address, or a head that does not answer.
+    """
+    hint = "start one with `ray start --head`, or give its head's HOST:PORT"
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        resolved = canonicalize_bootstrap_address(address)
+    except ImportError:  # Ray moved its helper: take the address as given
+        resolved = None if address == "auto" else address
+    except Exception as exc:  # ConnectionError: none found; ValueError: malformed
+        raise FathomError(f"--address {address}: {_one_line(exc)}; {hint}") from None
+    if resolved is None:
+        raise FathomError(f"--address {address}: no running Ray cluster found; {hint}")
+    host, _, port = resolved.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5.0):
+            pass
+    except (OSError, ValueError) as exc:
+        raise FathomError(
+            f"cannot reach the Ray cluster's head at {resolved} (--address {address}): "
+            f"{_one_line(exc)}; {hint}"
+        ) from None
+    return resolved
 
 
 def _release_own(st: RunStore, keys: set[str], pid: int, host: str) -> None:

@@ -34,7 +34,15 @@ from fathom.experiments.spec import SweepSpec, expand, load_spec
 from fathom.experiments.store import RunStore, warn_malformed
 from fathom.experiments.worker import train_record
 
-__all__ = ["EXECUTORS", "Executor", "SweepSummary", "execute_run", "run_configs", "sweep"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "SweepSummary",
+    "anything_to_run",
+    "execute_run",
+    "run_configs",
+    "sweep",
+]
 
 EXECUTORS = ("local", "ray")
 """Where a sweep's runs can execute: ``local`` worker processes, or ``ray`` tasks."""
@@ -250,6 +258,24 @@ def run_configs(
             ray_executor.stop()
 
 
+def _left_to_run(st: RunStore, keyed: Sequence[tuple[str, Any]], retry_failed: bool) -> bool:
+    """Whether some run of ``keyed`` is not stored as finished (a cheap read: statuses)."""
+    stored = st.statuses()
+    final = ("done", "diverged") if retry_failed else ("done", "diverged", "failed")
+    return any(stored.get(key) not in final for key, _ in keyed)
+
+
+def anything_to_run(
+    store: str | Path, configs: Sequence[ExperimentConfig], *, retry_failed: bool = False
+) -> bool:
+    """Whether :func:`run_configs` would run some of ``configs``: one is not stored in
+    ``store`` as finished (``failed`` counts as unfinished with ``retry_failed``). Lets a
+    caller start an executor (Ray) before any progress display, and only when needed."""
+    with RunStore(store) as st:
+        st.on_malformed = None
+        return _left_to_run(st, [(config_hash(c), None) for c in configs], retry_failed)
+
+
 def _ray_executor(executor: Executor, workers: int, threads: int | None) -> RayExecutor | None:
     """The Ray executor ``executor`` names (``None`` for the local one), checked before any
     work: Ray installed, no local-executor option given."""
@@ -302,10 +328,9 @@ def _run_keyed(
         if ray_executor is not None:
             # Ray takes seconds to start: only when a run is left, and before the first
             # write, so that a cluster that cannot be reached leaves the store as it was
-            stored = st.statuses()
-            final = ("done", "diverged") if retry_failed else ("done", "diverged", "failed")
-            if any(stored.get(key) not in final for key, _ in keyed):
+            if not ray_executor.connected and _left_to_run(st, keyed, retry_failed):
                 ray_executor.start()
+            if ray_executor.connected:
                 workers = ray_executor.slots()
         st.recover_stale(host=socket.gethostname(), exclude=malformed)
         st.register(name, keyed)
