@@ -79,8 +79,8 @@ def executor_from_args(args: argparse.Namespace, *, data_dir: str | None = None)
 
     Raises:
         FathomError: a Ray flag without ``--executor ray``; ``--workers`` or ``--threads``
-            with it; or Ray is not installed (one line naming ``pip install
-            'fathom-gnn[ray]'``).
+            with it; Ray is not installed (one line naming ``pip install
+            'fathom-gnn[ray]'``); or no cluster answers at ``--address``.
     """
     if args.executor != "ray":
         given = [_flag(d) for d in _RAY_ONLY if getattr(args, d, None) is not None]
@@ -100,12 +100,14 @@ def executor_from_args(args: argparse.Namespace, *, data_dir: str | None = None)
             "--threads applies to --executor local; with --executor ray each run trains "
             "with as many threads as its --cpus-per-run"
         )
-    return RayExecutor(
+    executor = RayExecutor(
         address=args.address,
         cpus_per_run=args.cpus_per_run or 1,
         gpus_per_run=args.gpus_per_run or 0.0,
         data_dir=None if data_dir is None else str(Path(data_dir).expanduser().absolute()),
     )
+    executor.check()  # a cluster that does not answer at --address
+    return executor
 
 
 def skips_local_device_check(executor: Any, devices: list[str]) -> bool:

@@ -130,6 +130,7 @@ class RayExecutor:
     name: str = field(default="ray", init=False)
     _started: bool = field(default=False, init=False, repr=False)
     _connected: bool = field(default=False, init=False, repr=False)
+    _head: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.address is not None and not str(self.address).strip():
@@ -144,6 +145,18 @@ class RayExecutor:
             raise FathomError(f"num_cpus must be >= 1, got {self.num_cpus}")
 
     # ------------------------------------------------------------------ connection
+
+    def check(self) -> None:
+        """The cheap checks of :meth:`start`, without joining anything: Ray is installed and
+        ``address`` names a cluster whose head accepts connections (a TCP connect, at most
+        5 s). Lets a command refuse bad input in one line before any work.
+
+        Raises:
+            FathomError: Ray is missing, or no cluster answers at ``address`` (one line).
+        """
+        require_ray()
+        if self.address is not None and self._head is None:
+            self._head = _head_address(self.address)
 
     @property
     def connected(self) -> bool:
@@ -167,7 +180,8 @@ class RayExecutor:
         if ray.is_initialized():
             self._connected = True  # the caller's connection: used, and left open
         else:
-            self._init(ray, None if self.address is None else _head_address(self.address))
+            self.check()
+            self._init(ray, self._head)
         try:
             self._check_fits(ray)
         except BaseException:
