@@ -127,7 +127,6 @@ class RayExecutor:
     max_retries: int = 3
     data_dir: str | None = None
     num_cpus: int | None = None
-    name: str = field(default="ray", init=False)
     _started: bool = field(default=False, init=False, repr=False)
     _connected: bool = field(default=False, init=False, repr=False)
     _head: str | None = field(default=None, init=False, repr=False)
@@ -188,12 +187,6 @@ class RayExecutor:
             self.stop()
             raise
 
-    def __enter__(self) -> RayExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def _init(self, ray: Any, address: str | None) -> None:
         main = threading.current_thread() is threading.main_thread()
         sigterm = signal.getsignal(signal.SIGTERM) if main else None
@@ -213,6 +206,8 @@ class RayExecutor:
                 logging_level=logging.ERROR,
             )
         except Exception as exc:  # Ray's own: ConnectionError, RuntimeError, ValueError …
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # whatever part of a local instance had started
             raise FathomError(f"cannot start or join {where}: {_one_line(exc)}") from None
         finally:
             if mask is not None:
