@@ -809,8 +809,10 @@ class RunStore:
         Each record has ``run_key``, ``sweeps`` (list of names), ``status``, ``config``,
         ``metrics`` ({} until finished), ``history`` (per-epoch dicts), ``diagnostics``
         (name -> per-layer floats), ``time_s``, ``peak_mem_mb``, ``error``, ``message``,
-        ``versions``, ``host``, ``pid``, ``attempts``, ``created_at``, ``started_at`` and
-        ``ended_at`` (ISO-8601 UTC strings or None).
+        ``versions`` (provenance: package versions, device, threads, and the ``executor``,
+        ``hostname`` and ``ray_node`` that ran it), ``host`` and ``pid`` (of the process that
+        claimed it), ``attempts``, ``created_at``, ``started_at`` and ``ended_at`` (ISO-8601
+        UTC strings or None).
 
         Args:
             sweep: only the runs of this sweep (none if it is unknown).

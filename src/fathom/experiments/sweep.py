@@ -7,6 +7,10 @@ flight as ``running`` with a dead pid; the next invocation returns them to ``pen
 (:meth:`RunStore.recover_stale`) and runs them again, so every run ends up stored exactly
 once. Workers are spawned processes with a fixed torch thread count, and die with the parent
 (``PR_SET_PDEATHSIG``) so that a killed sweep leaves no orphan writing to the store.
+
+With a :class:`~fathom.experiments.ray_executor.RayExecutor` the runs are Ray tasks on a
+cluster instead: this process alone claims them and stores the record each task returns.
+Either way a run is trained by :func:`~fathom.experiments.worker.train_record`.
 """
 
 from __future__ import annotations
