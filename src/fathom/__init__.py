@@ -46,6 +46,7 @@ _API: dict[str, str] = {
     "build_task_data": "fathom.experiments.run",
     "run_experiment": "fathom.experiments.run",
     "train_one": "fathom.experiments.run",
+    "RayExecutor": "fathom.experiments.ray_executor",
     "RunStore": "fathom.experiments.store",
     "SweepSummary": "fathom.experiments.sweep",
     "run_configs": "fathom.experiments.sweep",

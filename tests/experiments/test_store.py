@@ -157,6 +157,14 @@ def test_claim_finish_release_state_machine(store: RunStore) -> None:
     assert [r["run_key"] for r in store.runs(sweep="a", status="pending")] == ["k002"]
 
 
+def test_statuses_lists_every_run_even_a_malformed_one(store: RunStore) -> None:
+    assert store.statuses() == {}
+    store.register("s", _runs(3))
+    assert store.claim("k001")
+    store.conn.execute("UPDATE runs SET config = '{oops' WHERE run_key = 'k002'")
+    assert store.statuses() == {"k000": "pending", "k001": "running", "k002": "pending"}
+
+
 def test_retry_failed_semantics(store: RunStore) -> None:
     store.register("a", _runs(2))
     for key, status in [("k000", "failed"), ("k001", "diverged")]:

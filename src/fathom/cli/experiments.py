@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from fathom.cli.commands import add_command
+from fathom.cli.executors import (
+    add_executor_flags,
+    executor_from_args,
+    ray_session,
+    skips_local_device_check,
+)
 from fathom.cli.flags import (
     RUNTIME_KEYS,
     add_config_flags,
@@ -48,8 +54,11 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("spec", help="sweep YAML file")
     parser.add_argument("--store", default="runs.db", help="SQLite results store (default runs.db)")
-    parser.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes")
+    parser.add_argument(
+        "--workers", type=positive_int, help="parallel worker processes (default 1)"
+    )
     add_threads(parser, per_worker=True)
+    add_executor_flags(parser)
     add_config_flags(parser, RUNTIME_KEYS)
     parser.add_argument("--retry-failed", action="store_true", help="re-run runs that failed")
     parser.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
@@ -102,6 +111,8 @@ def sweep(args: argparse.Namespace) -> int:
     from fathom.files import write_json
     from fathom.report.console import console, err_console, pct, progress_bar
 
+    executor = executor_from_args(args)  # Ray missing, or a flag of the other executor
+    workers = args.workers or 1
     max_runs = DEFAULT_MAX_RUNS if args.max_runs is None else args.max_runs
     spec = load_spec(args.spec, max_runs=max_runs)
     # every bad input fails here, in one line, before the progress bar draws on stderr: a bad
@@ -110,8 +121,9 @@ def sweep(args: argparse.Namespace) -> int:
     runtime = given_flags(args, RUNTIME_KEYS)
     if runtime:
         configs = [apply_overrides(cfg, runtime) for cfg in configs]
-    for cfg in {(c.device, c.train.precision): c for c in configs}.values():
-        resolve_device(cfg.device, cfg.train.precision)
+    if not skips_local_device_check(executor, [c.device for c in configs]):
+        for cfg in {(c.device, c.train.precision): c for c in configs}.values():
+            resolve_device(cfg.device, cfg.train.precision)
     if args.dry_run:
         info = describe(spec)
         console.print(
@@ -128,7 +140,8 @@ def sweep(args: argparse.Namespace) -> int:
         return 0
     RunStore(args.store).close()
     tracker = open_tracker_from_args(args, spec.name)
-    with tracker or contextlib.nullcontext():
+    session = ray_session(executor, args.store, configs, retry_failed=args.retry_failed)
+    with tracker or contextlib.nullcontext(), session:
         with progress_bar() as progress:
             task = progress.add_task(f"sweep {spec.name}", total=None)
 
@@ -146,12 +159,13 @@ def sweep(args: argparse.Namespace) -> int:
                 spec.name,
                 configs,
                 args.store,
-                workers=args.workers,
+                workers=workers,
                 retry_failed=args.retry_failed,
-                threads=threads_per_run(args.threads, args.workers),
+                threads=threads_per_run(args.threads, workers) if executor == "local" else None,
                 on_run_end=on_run_end,
                 # --device also moves runs stored earlier with another device (not in their key)
                 device=dict(runtime).get("device"),
+                executor=executor,
             )
         # one line, however long the store's path (no wrapping) and whatever it holds
         err_console.print(summary.line(), soft_wrap=True, markup=False, highlight=False)

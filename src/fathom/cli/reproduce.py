@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from fathom.cli.commands import add_command
+from fathom.cli.executors import (
+    add_executor_flags,
+    executor_from_args,
+    ray_session,
+    skips_local_device_check,
+)
 from fathom.cli.flags import (
     RUNTIME_KEYS,
     add_config_flags,
@@ -70,8 +76,9 @@ def register(sub: Any) -> None:
         help="data root searched first for the suite's datasets (as $FATHOM_DATA, for this "
         "command and its workers; not part of the runs' keys)",
     )
-    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes")
+    parser.add_argument("--workers", type=positive_int, help="worker processes (default 1)")
     add_threads(parser, per_worker=True)
+    add_executor_flags(parser)
     add_config_flags(parser, RUNTIME_KEYS)
     parser.add_argument("--retry-failed", action="store_true", help="re-run failed runs")
     parser.add_argument("--dry-run", action="store_true", help="list the cells, run nothing")
@@ -137,6 +144,8 @@ def _data_root(data_dir: str | None) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     """Run (or list, or report) a suite's cells and print ours vs published."""
+    # Ray missing, or a flag of the other executor, fails before anything else
+    args.executor = executor_from_args(args, data_dir=args.data_dir)
     with _data_root(args.data_dir):
         return _run(args)
 
@@ -145,13 +154,16 @@ def _run(args: argparse.Namespace) -> int:
     from fathom.devices import resolve_device
 
     runtime = given_flags(args, RUNTIME_KEYS)
-    # a device this machine lacks (or bf16 off CUDA) fails first
-    resolve_device(args.device or "auto", getattr(args, "train.precision", None) or "32")
-    if args.suite in ("oversmoothing", "neighbors-match") and args.tracker:
-        raise FathomError(
-            f"--tracker mirrors the runs of suites trained through the store; {args.suite} "
-            "has its own runner (its --json holds every figure)"
-        )
+    # a device this machine lacks (or bf16 off CUDA) fails first (with Ray and GPUs per
+    # run, on the nodes that have them)
+    if not skips_local_device_check(args.executor, [args.device or "auto"]):
+        resolve_device(args.device or "auto", getattr(args, "train.precision", None) or "32")
+    for flag, given in (("--tracker", args.tracker), ("--executor ray", args.executor != "local")):
+        if args.suite in ("oversmoothing", "neighbors-match") and given:
+            raise FathomError(
+                f"{flag} applies to the suites trained through the store; {args.suite} has "
+                "its own runner (its --json holds every figure)"
+            )
     if args.suite == "oversmoothing":
         return _oversmoothing(args, runtime)
     if args.suite == "neighbors-match":
@@ -184,7 +196,9 @@ def _run(args: argparse.Namespace) -> int:
         rp.check_data(cells)  # data that is nowhere fails here, in one line, before any run
     RunStore(args.store).close()  # a bad store fails here, in one line
     tracker = open_tracker_from_args(args, f"reproduce-{args.suite}")
-    with tracker or contextlib.nullcontext():
+    configs = [] if args.no_run else [cfg for cell in cells for cfg in cell.configs]
+    session = ray_session(args.executor, args.store, configs, retry_failed=args.retry_failed)
+    with tracker or contextlib.nullcontext(), session:
         return _run_cells(args, cells, tracker)
 
 
@@ -228,11 +242,14 @@ def _run_cells(args: argparse.Namespace, cells: list[Any], tracker: Any) -> int:
                 cells,
                 args.store,
                 name=f"reproduce-{args.suite}",
-                workers=args.workers,
-                threads=threads_per_run(args.threads, args.workers),
+                workers=args.workers or 1,
+                threads=threads_per_run(args.threads, args.workers or 1)
+                if args.executor == "local"
+                else None,
                 retry_failed=args.retry_failed,
                 on_run_end=on_run_end,
                 device=args.device,
+                executor=args.executor,
             )
     rows = rp.suite_rows(cells, args.store)
     console.print(

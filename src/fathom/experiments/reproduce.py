@@ -605,9 +605,12 @@ def run_suite(
     retry_failed: bool = False,
     on_run_end: ProgressCallback | None = None,
     device: str | None = None,
+    executor: Any = "local",
 ) -> SweepSummary:
     """Run every run of ``cells`` that ``store`` does not hold yet (sweep ``name``), on
-    ``device`` when given (whatever device a stored run was registered with)."""
+    ``device`` when given (whatever device a stored run was registered with), with
+    ``executor`` (a :data:`~fathom.experiments.sweep.Executor`: ``"local"`` processes,
+    ``"ray"`` or a configured :class:`~fathom.experiments.ray_executor.RayExecutor`)."""
     # cells may share runs (a suite's AUC and AP rows, or two suites' common cell)
     unique = {config_hash(cfg): cfg for cell in cells for cfg in cell.configs}
     configs = list(unique.values())
@@ -620,6 +623,7 @@ def run_suite(
         retry_failed=retry_failed,
         on_run_end=on_run_end,
         device=device,
+        executor=executor,
     )
 
 

@@ -917,8 +917,10 @@ class RunStore:
         Each record has ``run_key``, ``sweeps`` (list of names), ``status``, ``config``,
         ``metrics`` ({} until finished), ``history`` (per-epoch dicts), ``diagnostics``
         (name -> per-layer floats), ``time_s``, ``peak_mem_mb``, ``error``, ``message``,
-        ``versions``, ``host``, ``pid``, ``attempts``, ``created_at``, ``started_at`` and
-        ``ended_at`` (ISO-8601 UTC strings or None).
+        ``versions`` (provenance: package versions, device, threads, and the ``executor``,
+        ``hostname`` and ``ray_node`` that ran it), ``host`` and ``pid`` (of the process that
+        claimed it), ``attempts``, ``created_at``, ``started_at`` and ``ended_at`` (ISO-8601
+        UTC strings or None).
 
         Args:
             sweep: only the runs of this sweep (none if it is unknown).
@@ -949,6 +951,12 @@ class RunStore:
         sql += f" ORDER BY {order}"
         with self._read() as conn:
             return self._records(conn, conn.execute(sql, params).fetchall())
+
+    def statuses(self) -> dict[str, str]:
+        """Run key -> status of every stored run: a cheap read (no JSON column is parsed,
+        so a malformed row is listed too)."""
+        with self._read() as conn:
+            return {str(k): str(s) for k, s in conn.execute("SELECT run_key, status FROM runs")}
 
     def counts(self, *, sweep: str | None = None) -> dict[str, int]:
         """How many runs have each status (every status present, 0 by default)."""

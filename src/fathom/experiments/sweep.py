@@ -7,6 +7,10 @@ flight as ``running`` with a dead pid; the next invocation returns them to ``pen
 (:meth:`RunStore.recover_stale`) and runs them again, so every run ends up stored exactly
 once. Workers are spawned processes with a fixed torch thread count, and die with the parent
 (``PR_SET_PDEATHSIG``) so that a killed sweep leaves no orphan writing to the store.
+
+With a :class:`~fathom.experiments.ray_executor.RayExecutor` the runs are Ray tasks on a
+cluster instead: this process alone claims them and stores the record each task returns.
+Either way a run is trained by :func:`~fathom.experiments.worker.train_record`.
 """
 
 from __future__ import annotations
@@ -15,26 +19,42 @@ import concurrent.futures as cf
 import ctypes
 import multiprocessing
 import os
-import platform
-import resource
 import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from fathom.config import ExperimentConfig, config_from_dict, config_hash, config_to_dict
+from fathom.config import ExperimentConfig, config_hash, config_to_dict
 from fathom.errors import FathomError
+from fathom.experiments.ray_executor import RayExecutor, require_ray
 from fathom.experiments.spec import SweepSpec, expand, load_spec
 from fathom.experiments.store import RunStore, warn_malformed
+from fathom.experiments.worker import train_record
 
-__all__ = ["SweepSummary", "execute_run", "run_configs", "sweep"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "SweepSummary",
+    "anything_to_run",
+    "execute_run",
+    "run_configs",
+    "sweep",
+]
+
+EXECUTORS = ("local", "ray")
+"""Where a sweep's runs can execute: ``local`` worker processes, or ``ray`` tasks."""
+
+Executor = Literal["local", "ray"] | RayExecutor
+"""``"local"`` (the default: worker processes on this machine), ``"ray"`` (a local Ray
+instance with defaults) or a configured :class:`~fathom.experiments.ray_executor.RayExecutor`
+(a cluster's address, resources per run)."""
 
 ProgressCallback = Callable[[int, int, dict[str, Any]], None]
 
@@ -54,6 +74,9 @@ class SweepSummary:
     threads: int = 1
     workers: int = 1
     malformed: list[str] = field(default_factory=list)
+    executor: str = "local"
+    """``local`` or ``ray``; with ``ray``, ``workers`` is how many runs the cluster could
+    train at once when the sweep started and ``threads`` each run's CPUs."""
 
     def line(self) -> str:
         """One line: what the store holds for this sweep now."""
@@ -72,54 +95,6 @@ class SweepSummary:
 
 # --------------------------------------------------------------------------- one run
 
-_DATA_CACHE: dict[str, Any] = {}
-
-
-def _dataset_for(cfg: Any) -> Any:
-    """The data of ``cfg`` (built once per process per data config, seed and what the task
-    loads: :meth:`~fathom.tasks.spec.TaskSpec.data_key`)."""
-    from fathom.experiments.run import build_task_data
-    from fathom.tasks import get_task
-
-    key = repr((config_to_dict(cfg.data), cfg.seed, get_task(cfg.task).data_key(cfg)))
-    if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = build_task_data(cfg)
-    return _DATA_CACHE[key]
-
-
-def _versions(cfg: ExperimentConfig | None = None) -> dict[str, str]:
-    """Package versions and where the run executed: device, GPU name, precision, threads."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import torch_geometric
-
-    from fathom.devices import describe_device, resolve_device
-
-    try:
-        fathom_version = version("fathom-gnn")
-    except PackageNotFoundError:  # a source tree that was never installed
-        fathom_version = "unknown"
-    return {
-        "fathom": fathom_version,
-        "torch": torch.__version__,
-        "torch_geometric": torch_geometric.__version__,
-        "python": platform.python_version(),
-        "threads": str(torch.get_num_threads()),
-        **(
-            {
-                **{k: str(v) for k, v in describe_device(resolve_device(cfg.device)).items()},
-                "precision": cfg.train.precision,
-            }
-            if cfg is not None
-            else {}
-        ),
-    }
-
-
-def _peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux: the process's peak so far (a worker's, across its runs)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
 
 def execute_run(
     store_path: str, run_key: str, retry_failed: bool = False, device: str | None = None
@@ -130,10 +105,9 @@ def execute_run(
     device is where a run executes, not part of what it is (nor of its key).
 
     Bad input (a :class:`FathomError`) and unexpected exceptions mark the run ``failed``
-    with a one-line message; an interrupt returns it to ``pending``.
+    with a one-line message (:func:`~fathom.experiments.worker.train_record`); an interrupt
+    returns it to ``pending``.
     """
-    from fathom.experiments.run import train_one
-
     with RunStore(store_path) as store:
         if not store.claim(
             run_key, retry_failed=retry_failed, pid=os.getpid(), host=socket.gethostname()
@@ -143,45 +117,14 @@ def execute_run(
         if record is None:  # its row is malformed (reported by get): not runnable
             store.release(run_key)
             return None
-        start = time.perf_counter()
-        cfg = None
         try:
-            cfg = config_from_dict(record["config"])
-            if device is not None:
-                cfg = replace(cfg, device=device)
-            fitted = train_one(cfg, _dataset_for(cfg))
+            outcome = train_record(
+                record["config"], device=device, provenance={"executor": "local"}
+            )
         except KeyboardInterrupt:
             store.release(run_key)
             raise
-        except Exception as exc:  # recorded, not raised: one bad run must not stop a sweep
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            if not isinstance(exc, FathomError):
-                message = f"{type(exc).__name__}: {message}"
-            store.finish(
-                run_key,
-                status="failed",
-                metrics={},
-                history=[],
-                error=message,
-                time_s=time.perf_counter() - start,
-                peak_mem_mb=_peak_rss_mb(),
-                versions=_versions(None if isinstance(exc, FathomError) else cfg),
-            )
-            return store.get(run_key)
-        metrics = {**fitted.metrics, "best_epoch": fitted.best_epoch, "epochs": fitted.epochs}
-        from fathom.diagnostics.tracking import layer_series
-
-        store.finish(
-            run_key,
-            status=fitted.status,
-            metrics=metrics,
-            history=fitted.history,
-            diagnostics=layer_series(fitted.diagnostics),
-            time_s=fitted.time_s,
-            peak_mem_mb=_peak_rss_mb(),
-            message=fitted.message,
-            versions=_versions(cfg),
-        )
+        store.finish(run_key, **outcome.finish_kwargs())
         return store.get(run_key)
 
 
@@ -226,6 +169,7 @@ def sweep(
     on_run_end: ProgressCallback | None = None,
     device: str | None = None,
     max_runs: int | None = None,
+    executor: Executor = "local",
 ) -> SweepSummary:
     """Run every run of ``spec`` that ``store`` does not hold as finished.
 
@@ -240,6 +184,10 @@ def sweep(
             each run's own ``device``).
         max_runs: the most runs the spec may expand to (``--max-runs``; ``None``: the
             spec's own limit), counted before any run is built.
+        executor: where the runs execute: ``"local"`` (``workers`` processes on this
+            machine), ``"ray"`` or a :class:`~fathom.experiments.ray_executor.RayExecutor`
+            (Ray tasks; ``workers`` and ``threads`` must be left at their defaults, a run's
+            threads are its CPUs). Either way this process alone writes the store.
 
     Returns:
         A :class:`SweepSummary`; ``interrupted`` is True after Ctrl-C / SIGTERM, when
@@ -256,6 +204,7 @@ def sweep(
         threads=threads,
         on_run_end=on_run_end,
         device=device,
+        executor=executor,
     )
 
 
@@ -269,6 +218,7 @@ def run_configs(
     threads: int | None = None,
     on_run_end: ProgressCallback | None = None,
     device: str | None = None,
+    executor: Executor = "local",
 ) -> SweepSummary:
     """Register single-seed ``configs`` under the sweep ``name`` and run those ``store`` does
     not hold as finished (the engine behind :func:`sweep` and ``fathom reproduce``).
@@ -280,15 +230,94 @@ def run_configs(
     as it is and not run; its key is listed in ``SweepSummary.malformed``. Nothing is written
     before the store has been opened for writing and read through.
 
+    With a Ray executor, Ray is started (or joined) after the store has been read and before
+    its first write, and only when some run is left to do; it is stopped (or left) before
+    this returns.
+
     Raises:
         StoreError: the store cannot be opened for writing (missing folder, read-only, not a
             fathom store), before anything is run or written.
+        FathomError: an invalid argument; with Ray, Ray missing, a cluster that cannot be
+            reached or a run that fits on no node (one line, before the store is written).
     """
     if workers < 1:
         raise FathomError(f"--workers must be >= 1, got {workers}")
     if threads is not None and threads < 1:
         raise FathomError(f"--threads must be >= 1, got {threads}")
-    keyed = [(config_hash(c), config_to_dict(c)) for c in configs]
+    ray_executor = _ray_executor(executor, workers, threads)
+    try:
+        return _run_keyed(
+            name,
+            [(config_hash(c), config_to_dict(c)) for c in configs],
+            store,
+            workers=workers,
+            retry_failed=retry_failed,
+            threads=threads,
+            on_run_end=on_run_end,
+            device=device,
+            ray_executor=ray_executor,
+        )
+    finally:
+        if ray_executor is not None:
+            ray_executor.stop()
+
+
+def _left_to_run(st: RunStore, keyed: Sequence[tuple[str, Any]], retry_failed: bool) -> bool:
+    """Whether some run of ``keyed`` is not stored as finished (a cheap read: statuses)."""
+    stored = st.statuses()
+    final = ("done", "diverged") if retry_failed else ("done", "diverged", "failed")
+    return any(stored.get(key) not in final for key, _ in keyed)
+
+
+def anything_to_run(
+    store: str | Path, configs: Sequence[ExperimentConfig], *, retry_failed: bool = False
+) -> bool:
+    """Whether :func:`run_configs` would run some of ``configs``: one is not stored in
+    ``store`` as finished (``failed`` counts as unfinished with ``retry_failed``). Lets a
+    caller start an executor (Ray) before any progress display, and only when needed."""
+    with RunStore(store) as st:
+        st.on_malformed = None
+        return _left_to_run(st, [(config_hash(c), None) for c in configs], retry_failed)
+
+
+def _ray_executor(executor: Executor, workers: int, threads: int | None) -> RayExecutor | None:
+    """The Ray executor ``executor`` names (``None`` for the local one), checked before any
+    work: Ray installed, no local-executor option given."""
+    if isinstance(executor, str) and executor == "local":
+        return None
+    if isinstance(executor, str) and executor == "ray":
+        executor = RayExecutor()
+    if not isinstance(executor, RayExecutor):
+        raise FathomError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if workers != 1:
+        raise FathomError(
+            "--workers applies to --executor local; with --executor ray the cluster's CPUs "
+            "decide how many runs train at once (--cpus-per-run each)"
+        )
+    if threads is not None:
+        raise FathomError(
+            "--threads applies to --executor local; with --executor ray each run trains "
+            "with as many threads as its --cpus-per-run"
+        )
+    require_ray()
+    return executor
+
+
+def _run_keyed(
+    name: str,
+    keyed: list[tuple[str, dict[str, Any]]],
+    store: str | Path,
+    *,
+    workers: int,
+    retry_failed: bool,
+    threads: int | None,
+    on_run_end: ProgressCallback | None,
+    device: str | None,
+    ray_executor: RayExecutor | None,
+) -> SweepSummary:
+    """:func:`run_configs` on ``(run_key, config)`` pairs, with its arguments checked."""
+    if ray_executor is not None:
+        threads = ray_executor.cpus_per_run
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     start = time.perf_counter()
     wanted_keys = {key for key, _ in keyed}
@@ -300,6 +329,13 @@ def run_configs(
         for key, problem in malformed.items():
             warn_malformed(key, problem)
         keyed = [(key, cfg) for key, cfg in keyed if key not in malformed]
+        if ray_executor is not None:
+            # Ray takes seconds to start: only when a run is left, and before the first
+            # write, so that a cluster that cannot be reached leaves the store as it was
+            if not ray_executor.connected and _left_to_run(st, keyed, retry_failed):
+                ray_executor.start()
+            if ray_executor.connected:
+                workers = ray_executor.slots()
         st.recover_stale(host=socket.gethostname(), exclude=malformed)
         st.register(name, keyed)
         wanted = {"pending", "failed"} if retry_failed else {"pending"}
@@ -313,6 +349,7 @@ def run_configs(
         threads=threads,
         workers=workers,
         malformed=list(malformed),
+        executor="local" if ray_executor is None else "ray",
     )
 
     def finished(record: dict[str, Any] | None) -> None:
@@ -326,7 +363,14 @@ def run_configs(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
     current: str | None = None  # the run this process is executing (workers == 1)
     try:
-        if workers == 1:
+        if ray_executor is not None:
+            if todo:
+                if not ray_executor.connected:
+                    ray_executor.start()
+                ray_executor.run(
+                    str(store), todo, retry_failed=retry_failed, device=device, finished=finished
+                )
+        elif workers == 1:
             torch_threads = torch.get_num_threads()
             torch.set_num_threads(threads)
             try:
