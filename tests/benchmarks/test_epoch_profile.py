@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "epoch_profile.py"
+from benchmark_script import load_benchmark
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("epoch_profile", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("epoch_profile")
 
 
 def _event(name: str, parent: SimpleNamespace | None = None) -> SimpleNamespace:

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "propagation.py"
+from benchmark_script import load_benchmark
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("propagation_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # PyG's MessagePassing inspects its subclass's module through sys.modules
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("propagation")
 
 
 def test_gather_rows_reads_the_rows_in_order_block_by_block() -> None:
