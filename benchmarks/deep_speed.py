@@ -158,10 +158,8 @@ first, so drift and contention hit both alike. The figure is the median epoch ti
 every clock read is preceded by ``torch.cuda.synchronize()`` (both sides alike). Timed and
 warm-up epochs default per workload (``gcn2``, ``gcnii64``, ``res16``, ``dgi``, ``gae``: 50
 after 5; ``gcnii64-pubmed``, ``resplus16``: 5 after 1; ``sage-sampled``, ``res28-clouds``: 3
-after 1; ``--tiny``: 3 after 1); ``--epochs`` / ``--warmup`` set them for all. The big ones
-are big: one epoch of each took 40-200 s on one (shared) CPU core (``gcnii64-pubmed`` ~40 /
-~65 s fathom / PyG, ``resplus16`` ~60 / ~65 s, ``sage-sampled`` ~155 / ~170 s,
-``res28-clouds`` ~135 / ~200 s; measured while developing, not benchmark figures).
+after 1; ``--tiny``: 3 after 1); ``--epochs`` / ``--warmup`` set them for all. The four big
+ones take about one to two minutes per epoch and implementation on one CPU core.
 
 **Peak memory** on the CPU is measured for each (workload, implementation) in a fresh process
 forked from a ``multiprocessing`` fork server that has only imported torch, PyG and the fathom
@@ -277,7 +275,8 @@ CUDA_MEMORY_METHOD = (
 )
 MEMORY_METHOD = (
     "fresh process per (workload, implementation), forked from a fork server that only "
-    "imported torch/PyG/fathom, with glibc's mmap threshold fixed at 128 KiB so that RSS "
+    "imported torch/PyG and the fathom modules this script uses, with glibc's mmap threshold "
+    "fixed at 128 KiB so that RSS "
     "tracks live memory; peak RSS (VmHWM, reset via /proc/self/clear_refs) during training "
     "minus RSS after data loading, model/optimiser construction and one warm-up epoch "
     "(file_mib: growth of file-backed RSS, i.e. library code paged in, which is included)"
