@@ -748,20 +748,15 @@ class RunStore:
                     counts["filled"] += 1
                 else:
                     counts["kept"] += 1
-                for sweep in sweeps:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO sweeps (name, created_at) VALUES (?, ?)",
-                        (sweep, now),
-                    )
-                    if (
-                        conn.execute(
-                            "SELECT 1 FROM sweep_runs WHERE sweep = ? AND run_key = ?", (sweep, key)
-                        ).fetchone()
-                        is None
-                    ):
-                        conn.execute(
-                            "INSERT INTO sweep_runs (sweep, run_key) VALUES (?, ?)", (sweep, key)
-                        )
+                # memberships as register() records them (UNIQUE (sweep, run_key))
+                conn.executemany(
+                    "INSERT OR IGNORE INTO sweeps (name, created_at) VALUES (?, ?)",
+                    [(sweep, now) for sweep in sweeps],
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO sweep_runs (sweep, run_key) VALUES (?, ?)",
+                    [(sweep, key) for sweep in sweeps],
+                )
         return counts
 
     @staticmethod
