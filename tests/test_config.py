@@ -379,6 +379,7 @@ SEG = {"task": "segmentation", "data.name": "scenes", "model.conv": "edge"}
         ({"task": "link", "train.monitor": "val_acc"}, "for task 'link'"),
         ({"task": "graph", "train.monitor": "val_auc"}, "for task 'graph'"),
         ({"task": "graph", "data.inductive": True}, "task 'node' only"),
+        ({"data.reverse_edges": True}, "needs data.to_undirected: false"),
         ({"link.val_fraction": 0.5, "link.test_fraction": 0.5}, "must be < 1"),
         ({"model.arch": "gae"}, "use it with task link or autoencoder"),
         ({"task": "link", "model.arch": "vgae", "model.depth": 3}, "must be 2"),
@@ -604,3 +605,16 @@ def test_dropedge_model_options_leave_existing_run_keys_unchanged() -> None:
     }
     keys = {config_hash(apply_overrides(cfg, {key: value})) for key, value in changed.items()}
     assert len(keys | {base}) == 1 + len(changed)
+
+
+def test_reverse_edges_leaves_existing_run_keys_unchanged() -> None:
+    from fathom import config as config_module
+    from fathom.config import config_hash
+
+    assert config_module._UNKEYED_AT_DEFAULT[("data", "reverse_edges")] is False
+    cfg = apply_overrides(ExperimentConfig(), {"data.to_undirected": False})
+    raw = config_to_dict(cfg)
+    del raw["data"]["reverse_edges"]
+    assert config_hash(config_from_dict(raw)) == config_hash(cfg)
+    reversed_cfg = apply_overrides(cfg, {"data.reverse_edges": True})
+    assert config_hash(reversed_cfg) != config_hash(cfg)

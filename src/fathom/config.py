@@ -152,6 +152,7 @@ _UNKEYED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("train", "eval_mode"): "full",
     ("train", "eval_chunk"): 4096,
     ("train", "eval_fanouts"): "-1",
+    ("data", "reverse_edges"): False,
 }
 
 
@@ -251,6 +252,11 @@ class DataConfig:
     ``None``: only when every feature is non-negative (bag-of-words datasets)."""
     to_undirected: bool = True
     """Symmetrise the graph (the Geom-GCN datasets are published as directed)."""
+    reverse_edges: bool = False
+    """Reverse every edge of a directed graph (``to_undirected: false``): a node then
+    aggregates over the nodes its edges point to, as the product A·X with A[i, j] = 1 for an
+    edge i -> j does in GCNII's and Geom-GCN's code; PyG's own flow (and the default) is
+    source to target, over the nodes that point to it."""
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     """Generator parameters when ``name`` is a synthetic generator."""
     rewire: str = "none"
@@ -930,6 +936,12 @@ def _check_values(cfg: ExperimentConfig) -> None:
         cfg.seed,
     )
     _require(d.split >= 0, "data.split", "must be >= 0", d.split)
+    _require(
+        not (d.reverse_edges and d.to_undirected),
+        "data.reverse_edges",
+        "needs data.to_undirected: false (reversing a symmetrised graph changes nothing)",
+        d.reverse_edges,
+    )
     _require(
         d.rewire_iterations >= 0, "data.rewire_iterations", "must be >= 0", d.rewire_iterations
     )

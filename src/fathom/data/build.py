@@ -132,7 +132,8 @@ def prepare_graph(
     labelled: bool = True,
 ) -> Data:
     """Prepare a loaded graph for training, as every node-level path does: symmetrise it
-    (``cfg.to_undirected``, unless ``symmetrise`` is false), rewire it (``cfg.rewire``, with
+    (``cfg.to_undirected``, unless ``symmetrise`` is false) or reverse its edges
+    (``cfg.reverse_edges``), rewire it (``cfg.rewire``, with
     ``seed``), row-normalise features (:func:`~fathom.data.datasets.normalize_features`
     with ``cfg.normalize_features``; ``None`` decides by sign only if ``auto_normalize``),
     cast ``x`` to float32 and validate it (labels and masks required if ``labelled``).
@@ -142,6 +143,8 @@ def prepare_graph(
     """
     if cfg.to_undirected and symmetrise:
         data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
+    elif cfg.reverse_edges:
+        data.edge_index = data.edge_index.flip(0)
     if cfg.rewire != "none":
         from fathom.transforms.rewiring import build_rewiring
 

@@ -301,7 +301,8 @@ def load_graph_dataset(cfg: DataConfig, seed: int = 0) -> list[Data]:
     generator ``motifs`` is built from ``cfg.synthetic`` (``num_nodes`` nodes in all, in
     ``num_graphs`` graphs — by default one per :data:`NODES_PER_GRAPH` nodes — of
     ``num_classes`` classes with ``feature_dim`` features) and ``seed``.
-    ``cfg.to_undirected`` symmetrises every graph (TU graphs already are);
+    ``cfg.to_undirected`` symmetrises every graph (TU graphs already are), else
+    ``cfg.reverse_edges`` reverses their edges;
     ``cfg.normalize_features=True`` row-normalises features (``None``, the default, leaves
     them alone here: they are one-hot); ``cfg.rewire`` rewires every graph with ``seed``.
     ``cfg.split`` and ``cfg.inductive`` do not apply (graph classification is
@@ -344,6 +345,9 @@ def load_graph_dataset(cfg: DataConfig, seed: int = 0) -> list[Data]:
     if cfg.to_undirected and not published_undirected:
         for g in graphs:
             g.edge_index = to_undirected(g.edge_index, num_nodes=g.num_nodes)
+    elif cfg.reverse_edges:
+        for g in graphs:
+            g.edge_index = g.edge_index.flip(0)
     if cfg.rewire != "none":
         from fathom.transforms.rewiring import build_rewiring
 
