@@ -162,6 +162,7 @@ def register_section(
     check: Callable[[Any], None] | None = None,
     *,
     keyed_at_default: bool = False,
+    unkeyed_at_default: tuple[str, ...] = (),
 ) -> None:
     """Add the config section ``name`` (a frozen dataclass ``cls``; its fields' docstrings are
     its documentation) to :class:`ExperimentConfig`: ``cfg.<name>`` and the YAML key ``name:``.
@@ -170,7 +171,9 @@ def register_section(
 
     A section enters a run's key (:func:`config_hash`) only when it differs from its defaults,
     so adding a task leaves the keys of stored runs as they were; ``keyed_at_default`` keeps
-    it in always (the sections that were part of every key before sections were registered).
+    it in always (the sections that were part of every key before sections were registered),
+    and then ``unkeyed_at_default`` names its fields added later, each of which enters the
+    key only when it differs from its default.
     """
     if name in _SECTIONS and _SECTIONS[name][0] is not cls:
         raise ValueError(f"config section {name!r} is already registered")
@@ -179,6 +182,8 @@ def register_section(
     _SECTIONS[name] = (cls, check)
     if not keyed_at_default:
         _UNKEYED_AT_DEFAULT[(name,)] = dataclasses.asdict(cls())
+    for field_name in unkeyed_at_default:
+        _UNKEYED_AT_DEFAULT[(name, field_name)] = getattr(cls(), field_name)
 
 
 def register_check(check: Callable[[ExperimentConfig], None]) -> None:

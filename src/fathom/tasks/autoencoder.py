@@ -181,7 +181,8 @@ class GraphAutoencoder(LinkPrediction):
 class AutoencoderTask(LinkTask):
     """``task: autoencoder``: the link task's split, model and evaluation, trained by
     :class:`GraphAutoencoder` (with ``model.arch: gae`` / ``vgae``, Kipf & Welling's GAE /
-    VGAE); ``link.corrupt_edges`` / ``corrupt_features`` / ``feature_weight`` make it
+    VGAE); ``link.reconstruction: sampled`` samples non-edges at any size;
+    ``link.corrupt_edges`` / ``corrupt_features`` / ``feature_weight`` make it
     denoising."""
 
     name = "autoencoder"
@@ -198,6 +199,7 @@ class AutoencoderTask(LinkTask):
             corrupt_edges=lk.corrupt_edges,
             corrupt_features=lk.corrupt_features,
             feature_weight=lk.feature_weight,
+            dense_max_nodes=0 if lk.reconstruction == "sampled" else DENSE_MAX_NODES,
         )
 
     def reconstructs_features(self, cfg: ExperimentConfig) -> bool:

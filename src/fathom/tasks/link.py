@@ -71,6 +71,12 @@ class LinkTaskConfig:
     feature_weight: float = 0.0
     """Weight of a feature-reconstruction loss (MSE of a linear decoder from the
     embeddings to the clean features; autoencoder task). 0: edges only."""
+    reconstruction: str = "auto"
+    """Autoencoder task's adjacency-reconstruction loss: ``auto``, Kipf & Welling's over all
+    N^2 node pairs when the decoder has a dense form and the graph has at most 5,000 nodes
+    (sampled non-edges otherwise); ``sampled``, every training edge and ``neg_ratio`` freshly
+    sampled non-edges per edge at each step, the unbiased estimate of the same loss in O(E)
+    instead of O(N^2) (the work of PyG's ``GAE.recon_loss``)."""
 
     def head(self, reconstruct_features: bool = False) -> Head:
         """The edge decoder (and, for a feature loss, the feature decoder) on the encoder."""
@@ -108,9 +114,21 @@ def check_link_section(lk: LinkTaskConfig) -> None:
         lk.corrupt_features,
     )
     require(lk.feature_weight >= 0, "link.feature_weight", "must be >= 0", lk.feature_weight)
+    require(
+        lk.reconstruction in ("auto", "sampled"),
+        "link.reconstruction",
+        "must be auto or sampled",
+        lk.reconstruction,
+    )
 
 
-register_section("link", LinkTaskConfig, check_link_section, keyed_at_default=True)
+register_section(
+    "link",
+    LinkTaskConfig,
+    check_link_section,
+    keyed_at_default=True,
+    unkeyed_at_default=("reconstruction",),
+)
 
 SPLITS = ("train", "val", "test")
 
