@@ -26,7 +26,7 @@ from fathom.nn.knn import dilated_knn_graph
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "deep_speed.py"
 TINY = ["--tiny", "--threads", "1", "--epochs", "2", "--warmup", "1", "--mem-epochs", "1"]
-NEW = ("gcnii64-pubmed", "resplus16", "sage-sampled", "res28-clouds", "dgi", "gae")
+NEW = ("gcnii64-pubmed", "resplus16", "sage-sampled", "res28-clouds", "dgi", "gae", "gae-sampled")
 CPU = torch.device("cpu")
 
 
@@ -230,7 +230,9 @@ def test_sage_twin_inference_is_fathoms_layerwise_evaluation(deep_speed: ModuleT
     torch.testing.assert_close(layerwise, full, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["gcnii64-pubmed", "resplus16", "res28-clouds", "dgi", "gae"])
+@pytest.mark.parametrize(
+    "name", ["gcnii64-pubmed", "resplus16", "res28-clouds", "dgi", "gae", "gae-sampled"]
+)
 def test_task_epoch_is_the_run_pipelines_epoch(deep_speed: ModuleType, name: str) -> None:
     """fathom's side of a task-API workload trains exactly as ``fathom train`` (train_one and
     fit) does: the same losses, bit for bit."""
