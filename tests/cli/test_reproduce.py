@@ -10,7 +10,7 @@ import io
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +282,63 @@ def test_reproduce_no_run_reports_the_store_without_training(
     with RunStore(store) as st:
         assert st.runs() == []  # nothing registered, nothing trained
     assert "not run" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- --tune
+
+
+def _tunable_tiny_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell:
+    cell = _tiny_cell(key, dataset, depth, seeds)
+    return replace(cell, tunable=cell.depth == 2)  # depth 1: "published"
+
+
+def test_reproduce_tune_searches_then_runs_the_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fathom.experiments import tuning
+
+    (tmp_path / "tiny.yaml").write_text(
+        "metric: val_acc\nseeds: 1\naxes:\n  - {key: train.lr, values: [0.05, 0.001]}\n"
+        "  - {key: model.dropout, values: [0.0, 0.5]}\n"
+    )
+    monkeypatch.setattr(tuning, "SEARCH_DIR", tmp_path)
+    monkeypatch.setitem(rp.SUITES, "tiny", replace(TINY, cell=_tunable_tiny_cell))
+    db, js = tmp_path / "r.db", tmp_path / "rows.json"
+    argv = ["reproduce", "tiny", "--seeds", "2", "--store", str(db), "--threads", "1", "--tune"]
+    assert main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "csbm GCN depth 2: 2 runs after a 4-point validation search" in out
+    assert "csbm GCN depth 1: 2 runs," in out
+    assert not db.exists()
+
+    assert main([*argv, "--json", str(js)]) == 0
+    data = json.loads(js.read_text())
+    assert data["runs_executed"] == 7
+    assert "sweep 'reproduce-tiny-tune' finished: ran 4 runs" in capsys.readouterr().err
+    rows = {r["depth"]: r for r in data["rows"]}
+    assert rows[1]["n"] == 2 and "tuned" not in rows[1]["note"]
+    assert rows[2]["n"] == 2 and "setting: tuned on validation (4-point grid" in rows[2]["note"]
+    with RunStore(db) as st:
+        # 4 grid runs (one of them is the tuned cell's seed 0) + 1 + depth 1's 2
+        assert len(st.runs()) == 7
+        grid = st.runs(sweep="reproduce-tiny-tune")
+        assert len(grid) == 4
+        best = max(grid, key=lambda r: r["metrics"]["val_acc"])  # ties: first in grid order
+        for r in grid:
+            if r["metrics"]["val_acc"] == best["metrics"]["val_acc"]:
+                best = r
+                break
+        chosen = (best["config"]["train"]["lr"], best["config"]["model"]["dropout"])
+    assert f"lr {chosen[0]}, dropout {chosen[1]}" in rows[2]["note"]
+    # a second invocation trains nothing
+    assert main([*argv, "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["runs_executed"] == 0
+
+
+def test_reproduce_tune_without_a_declared_search_is_one_line_exit_2(
+    tmp_path: Path, one_line_error: Callable[..., str]
+) -> None:
+    db = tmp_path / "never.db"
+    assert _run(["reproduce", "planetoid", "--tune", "--store", str(db)]) == 2
+    one_line_error("--tune", "no validation search is declared for suite 'planetoid'", "depth")
+    assert not db.exists()

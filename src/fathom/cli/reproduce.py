@@ -81,6 +81,13 @@ def register(sub: Any) -> None:
     add_executor_flags(parser)
     add_config_flags(parser, RUNTIME_KEYS)
     parser.add_argument("--retry-failed", action="store_true", help="re-run failed runs")
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="depth: search the setting of every cell not published at its depth on "
+        "validation first (the grid of fathom/presets/search/depth.yaml; test accuracy is "
+        "never read to choose), then run the chosen setting over the seeds",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the cells, run nothing")
     add_max_runs(parser)
     parser.add_argument(
@@ -183,12 +190,17 @@ def _run(args: argparse.Namespace) -> int:
     cells = rp.override_cells(cells, runtime)
     if args.epochs:
         cells = rp.cap_epochs(cells, args.epochs)
+    tuning = _plan_tuning(args, cells)
     total = sum(len(c.configs) for c in cells)
     if args.dry_run:
         console.print(f"reproduce {args.suite}: {len(cells)} cells, {total} runs")
-        for c in cells:
+        for i, c in enumerate(cells):
+            searched = ""
+            if tuning is not None and i in tuning[1]:
+                grid = tuning[1][i]
+                searched = f" after a {len(grid.points)}-point validation search"
             console.print(
-                f"  {c.dataset} {c.model} depth {c.depth}: {len(c.configs)} runs, "
+                f"  {c.dataset} {c.model} depth {c.depth}: {len(c.configs)} runs{searched}, "
                 f"published {c.published.value if c.published.value is not None else '–'}"
             )
         return 0
@@ -197,13 +209,45 @@ def _run(args: argparse.Namespace) -> int:
     RunStore(args.store).close()  # a bad store fails here, in one line
     tracker = open_tracker_from_args(args, f"reproduce-{args.suite}")
     configs = [] if args.no_run else [cfg for cell in cells for cfg in cell.configs]
+    if tuning is not None and not args.no_run:
+        configs += [c for grid in tuning[1].values() for c in grid.all_configs()]
     session = ray_session(args.executor, args.store, configs, retry_failed=args.retry_failed)
     with tracker or contextlib.nullcontext(), session:
-        return _run_cells(args, cells, tracker)
+        return _run_cells(args, cells, tracker, tuning)
 
 
-def _run_cells(args: argparse.Namespace, cells: list[Any], tracker: Any) -> int:
-    """Train the cells the store lacks, print the table, write the report and JSON."""
+def _plan_tuning(args: argparse.Namespace, cells: list[Any]) -> tuple[Any, dict[int, Any]] | None:
+    """With ``--tune``: the suite's declared search and the grid of each cell it applies to
+    (refused for a suite that declares none, or when grids and runs together exceed
+    ``--max-runs``)."""
+    if not args.tune:
+        return None
+    from fathom.experiments.spec import DEFAULT_MAX_RUNS
+    from fathom.experiments.tuning import load_search, plan_searches
+
+    space = load_search(args.suite)
+    searches = plan_searches(cells, space)
+    runs = sum(len(c.configs) for c in cells)
+    runs += sum(len(s.all_configs()) for s in searches.values())
+    cap = args.max_runs or DEFAULT_MAX_RUNS
+    if runs > cap:
+        raise FathomError(
+            f"reproduce {args.suite} --tune would run up to {runs:,} runs (searches "
+            f"included), more than --max-runs {cap:,}; pass --max-runs {runs} to allow it"
+        )
+    return space, searches
+
+
+def _run_cells(
+    args: argparse.Namespace,
+    cells: list[Any],
+    tracker: Any,
+    tuning: tuple[Any, dict[int, Any]] | None = None,
+) -> int:
+    """Train the cells the store lacks (after their validation searches, with ``--tune``),
+    print the table, write the report and JSON."""
+    from dataclasses import replace
+
     from fathom.config import config_hash
     from fathom.experiments import reproduce as rp
     from fathom.files import write_json
@@ -212,7 +256,7 @@ def _run_cells(args: argparse.Namespace, cells: list[Any], tracker: Any) -> int:
 
     suite = rp.SUITES[args.suite]
     start = time.perf_counter()
-    summary = None
+    summary = tune_summary = None
     with progress_bar(disable=args.no_run) as progress:
         task = progress.add_task(f"reproduce {args.suite}", total=None)
 
@@ -237,19 +281,40 @@ def _run_cells(args: argparse.Namespace, cells: list[Any], tracker: Any) -> int:
             if tracker is not None:
                 tracker.log_run(record)
 
-        if not args.no_run:
+        run_options: dict[str, Any] = {
+            "workers": args.workers or 1,
+            "threads": threads_per_run(args.threads, args.workers or 1)
+            if args.executor == "local"
+            else None,
+            "retry_failed": args.retry_failed,
+            "on_run_end": on_run_end,
+            "device": args.device,
+            "executor": args.executor,
+        }
+        if tuning is not None:
+            from fathom.experiments.tuning import apply_choices
+
+            space, searches = tuning
+            if not args.no_run and searches:
+                grids = [
+                    replace(cells[i], configs=tuple(s.all_configs())) for i, s in searches.items()
+                ]
+                tune_summary = rp.run_suite(
+                    grids, args.store, name=f"reproduce-{args.suite}-tune", **run_options
+                )
+                err_console.print(
+                    tune_summary.line(),
+                    soft_wrap=True,
+                    markup=False,
+                    highlight=False,
+                )
+            cells = apply_choices(cells, searches, space, args.store)
+        if not args.no_run and not (tune_summary is not None and tune_summary.interrupted):
             summary = rp.run_suite(
                 cells,
                 args.store,
                 name=f"reproduce-{args.suite}",
-                workers=args.workers or 1,
-                threads=threads_per_run(args.threads, args.workers or 1)
-                if args.executor == "local"
-                else None,
-                retry_failed=args.retry_failed,
-                on_run_end=on_run_end,
-                device=args.device,
-                executor=args.executor,
+                **run_options,
             )
     rows = rp.suite_rows(cells, args.store)
     console.print(
@@ -261,7 +326,7 @@ def _run_cells(args: argparse.Namespace, cells: list[Any], tracker: Any) -> int:
         args.suite,
         command="fathom " + " ".join(shlex.quote(a) for a in args.argv),
         wall_s=time.perf_counter() - start,
-        runs_executed=0 if summary is None else summary.ran,
+        runs_executed=sum(x.ran for x in (tune_summary, summary) if x is not None),
         store=args.store,
     )
     if args.report:
@@ -271,12 +336,13 @@ def _run_cells(args: argparse.Namespace, cells: list[Any], tracker: Any) -> int:
         write_json(args.json, {**meta, "rows": rows})
         err_console.print(f"wrote {args.json}")
     if tracker is not None:
-        interrupted = summary is not None and summary.interrupted
+        interrupted = any(x is not None and x.interrupted for x in (tune_summary, summary))
         tracker.finish(
             artifacts=[p for p in (args.json, args.report) if p],
             status="KILLED" if interrupted else "FINISHED",
         )
-    return 130 if summary is not None and summary.interrupted else 0
+    interrupted = any(x is not None and x.interrupted for x in (tune_summary, summary))
+    return 130 if interrupted else 0
 
 
 def _oversmoothing(args: argparse.Namespace, runtime: list[tuple[str, Any]]) -> int:

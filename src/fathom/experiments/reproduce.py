@@ -90,6 +90,9 @@ class Cell:
     metric_label: str = ""
     """How reports name :attr:`metric` (``ROC-AUC``, ``Hits@50``); empty: from the metric's
     name (:data:`METRIC_LABELS`)."""
+    tunable: bool = False
+    """Its setting is not published (at this depth): ``--tune`` searches it on validation
+    (:mod:`fathom.experiments.tuning`)."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,8 @@ def _depth_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell |
         published = _published(figure, row[0].source if row else NOT_FOUND)
     cfg = load_preset(preset)
     note = "" if key == "gcnii" else _setting_note(preset, depth)
+    published_here = preset_setting(preset) == "published" and depth == cfg.model.depth
+    tunable = key != "gcnii" and not published_here
     if key in DROPEDGE_VARIANTS:
         note = (
             "fathom's variant: BatchNorm after each conv (a bare residual diverges at depth), "
@@ -206,7 +211,15 @@ def _depth_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell |
         )
     cfg = apply_overrides(cfg, {"data.name": dataset, "model.depth": depth})
     return Cell(
-        "depth", DEPTH_MODELS[key], key, dataset, depth, _seeded(cfg, seeds), published, note
+        "depth",
+        DEPTH_MODELS[key],
+        key,
+        dataset,
+        depth,
+        _seeded(cfg, seeds),
+        published,
+        note,
+        tunable=tunable,
     )
 
 

@@ -1,0 +1,214 @@
+"""Validation-only search of a reproduction cell's setting (``fathom reproduce --tune``).
+
+Where a paper tuned a cell but did not publish the setting, fathom searches a small grid
+declared in ``presets/search/<suite>.yaml`` and keeps, per cell, the grid point with the
+best mean validation metric over the search's seeds (ties: the first point in grid order).
+Only the validation metric is read to choose; the cell's reported runs are the chosen point
+over the suite's seeds, and its note says that the setting was tuned on validation, over
+which grid, and what was chosen.
+
+Grid runs are ordinary single-seed runs of the results store (their keys are their configs),
+so a search resumes like any sweep, and a cell's seed-0 run is the grid run of the chosen
+point when the search uses seed 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from fathom.config import (
+    ExperimentConfig,
+    apply_overrides,
+    config_hash,
+    config_to_dict,
+    flatten,
+    with_seed,
+)
+from fathom.errors import ConfigError
+from fathom.experiments.store import RunStore
+from fathom.yamlio import load_file
+
+__all__ = [
+    "SEARCH_DIR",
+    "Axis",
+    "CellSearch",
+    "SearchSpace",
+    "apply_choices",
+    "load_search",
+    "plan_searches",
+]
+
+SEARCH_DIR = Path(__file__).resolve().parents[1] / "presets" / "search"
+
+_TOP_KEYS = ("metric", "seeds", "axes")
+_AXIS_KEYS = ("key", "values", "only_if_set")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One hyper-parameter of a search: a dotted config key and its values, in grid order."""
+
+    key: str
+    values: tuple[Any, ...]
+    only_if_set: bool = False
+    """Searched only for a cell whose base config sets ``key`` to a non-zero value."""
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A suite's declared search (``presets/search/<suite>.yaml``)."""
+
+    suite: str
+    metric: str
+    """The stored validation metric that chooses (``val_acc``)."""
+    seeds: int
+    axes: tuple[Axis, ...]
+
+    def points(self, base: ExperimentConfig) -> list[dict[str, Any]]:
+        """The grid for a cell whose config is ``base``: every combination of the axes that
+        apply to it, in declared order (the last axis varies fastest)."""
+        values = flatten(config_to_dict(base))
+        axes = [a for a in self.axes if not a.only_if_set or values.get(a.key)]
+        return [
+            dict(zip([a.key for a in axes], combo, strict=True))
+            for combo in itertools.product(*(a.values for a in axes))
+        ]
+
+
+def _fail(path: Path, msg: str) -> ConfigError:
+    return ConfigError(f"{path}: {msg}")
+
+
+def load_search(suite: str, path: Path | None = None) -> SearchSpace:
+    """The validated search of ``suite`` (``path``: another file, for tests).
+
+    Raises:
+        ConfigError: no search is declared for ``suite``, or the file is malformed (one line
+            naming the file and the key).
+    """
+    if path is None:
+        path = SEARCH_DIR / f"{suite}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in SEARCH_DIR.glob("*.yaml"))) or "none"
+            raise ConfigError(
+                f"--tune: no validation search is declared for suite {suite!r} "
+                f"(declared for: {known})"
+            )
+    raw = load_file(path)
+    unknown = sorted(set(raw) - set(_TOP_KEYS))
+    if unknown:
+        raise _fail(path, f"unknown key {unknown[0]!r}; allowed: {', '.join(_TOP_KEYS)}")
+    metric = raw.get("metric")
+    if not isinstance(metric, str) or not metric.startswith("val_"):
+        raise _fail(path, f"metric must name a validation metric (val_...), got {metric!r}")
+    seeds = raw.get("seeds", 1)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 10:
+        raise _fail(path, f"seeds must be an int in [1, 10], got {seeds!r}")
+    axes_raw = raw.get("axes")
+    if not isinstance(axes_raw, list) or not axes_raw:
+        raise _fail(path, "axes must be a non-empty list")
+    axes = []
+    for i, entry in enumerate(axes_raw):
+        if not isinstance(entry, dict) or set(entry) - set(_AXIS_KEYS):
+            raise _fail(path, f"axes[{i}] must be a mapping of {', '.join(_AXIS_KEYS)}")
+        key, values = entry.get("key"), entry.get("values")
+        if not isinstance(key, str) or not key:
+            raise _fail(path, f"axes[{i}].key must be a dotted config key, got {key!r}")
+        if not isinstance(values, list) or not values:
+            raise _fail(path, f"axes[{i}].values must be a non-empty list")
+        try:  # every value must make a valid config on its own
+            for value in values:
+                apply_overrides(ExperimentConfig(), {key: value})
+        except ConfigError as exc:
+            raise _fail(path, f"axes[{i}] ({key}): {exc}") from None
+        axes.append(Axis(key, tuple(values), bool(entry.get("only_if_set", False))))
+    return SearchSpace(suite, metric, seeds, tuple(axes))
+
+
+@dataclass(frozen=True)
+class CellSearch:
+    """The grid of one cell: its points and each point's single-seed configs."""
+
+    base: ExperimentConfig
+    points: tuple[dict[str, Any], ...]
+    configs: tuple[tuple[ExperimentConfig, ...], ...]
+    """Per point, one config per search seed (seeds 0 ...)."""
+
+    def all_configs(self) -> list[ExperimentConfig]:
+        return [c for point in self.configs for c in point]
+
+
+def plan_searches(cells: Sequence[Any], space: SearchSpace) -> dict[int, CellSearch]:
+    """The grid of every tunable cell of ``cells`` (``cell.tunable``), by its index."""
+    out = {}
+    for i, cell in enumerate(cells):
+        if not getattr(cell, "tunable", False):
+            continue
+        base = cell.configs[0]
+        points = space.points(base)
+        configs = tuple(
+            tuple(with_seed(apply_overrides(base, point), s) for s in range(space.seeds))
+            for point in points
+        )
+        out[i] = CellSearch(base, tuple(points), configs)
+    return out
+
+
+def _describe(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k.split('.')[-1]} {v}" for k, v in point.items())
+
+
+def apply_choices(
+    cells: Sequence[Any],
+    searches: dict[int, CellSearch],
+    space: SearchSpace,
+    store: str | Path,
+) -> list[Any]:
+    """``cells`` with each searched cell's configs set to its chosen point over the cell's
+    seeds, and its note saying so. A cell whose grid is not complete in ``store`` (a run
+    missing, failed or without the metric) keeps no runs (nothing untuned is reported as
+    tuned) and its note says how much of the grid is done."""
+    from fathom.config import with_seed
+
+    keys = {config_hash(c): c for search in searches.values() for c in search.all_configs()}
+    with RunStore(store) as st:
+        records = {key: st.get(key) for key in keys}
+    grid_axes = ", ".join(a.key for a in space.axes)
+    out = list(cells)
+    for i, search in searches.items():
+        cell = cells[i]
+        scores: list[float | None] = []
+        for point_configs in search.configs:
+            values = []
+            for cfg in point_configs:
+                rec = records[config_hash(cfg)]
+                if rec is None or rec["status"] != "done":
+                    break
+                value = rec["metrics"].get(space.metric)
+                if value is None:
+                    break
+                values.append(float(value))
+            scores.append(statistics.fmean(values) if len(values) == len(point_configs) else None)
+        grid = (
+            f"{len(search.points)}-point grid over {grid_axes}, "
+            f"{space.seeds} seed{'s' if space.seeds > 1 else ''}"
+        )
+        done = sum(s is not None for s in scores)
+        if done < len(scores):
+            note = f"setting: to be tuned on validation ({grid}; {done} of {len(scores)} done)"
+            out[i] = replace(cell, configs=(), note=note)
+            continue
+        best = max(range(len(scores)), key=lambda j: (scores[j], -j))
+        chosen = apply_overrides(search.base, search.points[best])
+        seeds = len(cell.configs)
+        note = (
+            f"setting: tuned on validation ({grid}; chosen by {space.metric} "
+            f"{100 * scores[best]:.1f}: {_describe(search.points[best])})"
+        )
+        out[i] = replace(cell, configs=tuple(with_seed(chosen, s) for s in range(seeds)), note=note)
+    return out

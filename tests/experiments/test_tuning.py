@@ -1,0 +1,120 @@
+"""Tests of fathom.experiments.tuning: the declared validation search of ``reproduce --tune``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fathom.config import config_hash, config_to_dict
+from fathom.errors import ConfigError
+from fathom.experiments.reproduce import build_cells
+from fathom.experiments.store import RunStore
+from fathom.experiments.tuning import apply_choices, load_search, plan_searches
+
+
+def _depth_cells(models: str, depths: list[int], seeds: int = 2) -> list[Any]:
+    return build_cells(
+        "depth", datasets=["cora"], models=models.split(","), depths=depths, seeds=seeds
+    )
+
+
+def test_shipped_depth_search_is_valid_and_searches_dropedge_only_where_set() -> None:
+    space = load_search("depth")
+    assert space.metric == "val_acc" and space.seeds == 1
+    gcn, dropedge = _depth_cells("gcn,gcn-dropedge", [8])
+    plain_points, de_points = space.points(gcn.configs[0]), space.points(dropedge.configs[0])
+    assert len(plain_points) == 12 and len(de_points) == 24
+    assert all("model.drop_edge" not in p for p in plain_points)
+    # declared order, the last axis fastest
+    assert de_points[0] == {
+        "train.lr": 0.01,
+        "train.weight_decay": 0.0005,
+        "model.dropout": 0.1,
+        "model.drop_edge": 0.3,
+    }
+    assert de_points[1]["model.drop_edge"] == 0.7
+
+
+def test_only_cells_without_a_setting_published_at_their_depth_are_searched() -> None:
+    cells = _depth_cells("gcn,gcnii", [2, 8])
+    tunable = {(c.key, c.depth): c.tunable for c in cells}
+    # GCN's script is published at depth 2; GCNII has its own published preset
+    assert tunable == {
+        ("gcn", 2): False,
+        ("gcn", 8): True,
+        ("gcnii", 2): False,
+        ("gcnii", 8): False,
+    }
+    searches = plan_searches(cells, load_search("depth"))
+    assert [cells[i].key + str(cells[i].depth) for i in searches] == ["gcn8"]
+
+
+def _finish(store: RunStore, cfg: Any, **metrics: float) -> None:
+    key = config_hash(cfg)
+    store.register("t", [(key, config_to_dict(cfg))])
+    assert store.claim(key)
+    store.finish(key, status="done", metrics=metrics, history=[])
+
+
+def test_choice_reads_validation_only_and_keeps_the_first_of_ties(tmp_path: Path) -> None:
+    space = load_search("depth")
+    cells = _depth_cells("gcn", [8], seeds=3)
+    searches = plan_searches(cells, space)
+    grid = searches[0]
+    db = tmp_path / "runs.db"
+    with RunStore(db) as st:
+        for j, configs in enumerate(grid.configs):
+            # val acc peaks (a tie) at points 4 and 7; test acc peaks elsewhere
+            val = 0.8 if j in (4, 7) else 0.5
+            for cfg in configs:
+                _finish(st, cfg, val_acc=val, test_acc=0.99 if j == 0 else 0.1)
+    (tuned,) = apply_choices(cells, searches, space, db)
+    chosen = grid.points[4]
+    assert len(tuned.configs) == 3
+    assert [c.seed for c in tuned.configs] == [0, 1, 2]
+    for key, value in chosen.items():
+        section, name = key.split(".")
+        assert all(getattr(getattr(c, section), name) == value for c in tuned.configs)
+    # seed 0 of the cell is the chosen grid run itself (one search seed: seed 0)
+    assert config_hash(tuned.configs[0]) == config_hash(grid.configs[4][0])
+    assert "tuned on validation" in tuned.note and "val_acc 80.0" in tuned.note
+
+
+def test_incomplete_grid_reports_nothing_as_tuned(tmp_path: Path) -> None:
+    space = load_search("depth")
+    cells = _depth_cells("gcn", [8])
+    searches = plan_searches(cells, space)
+    db = tmp_path / "runs.db"
+    with RunStore(db) as st:
+        for configs in searches[0].configs[:5]:
+            for cfg in configs:
+                _finish(st, cfg, val_acc=0.5)
+    (cell,) = apply_choices(cells, searches, space, db)
+    assert cell.configs == ()
+    assert "to be tuned on validation" in cell.note and "5 of 12 done" in cell.note
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("metric: test_acc\naxes: [{key: train.lr, values: [0.1]}]\n", "validation metric"),
+        ("metric: val_acc\naxes: []\n", "axes must be a non-empty list"),
+        ("metric: val_acc\nseeds: 0\naxes: [{key: train.lr, values: [0.1]}]\n", "seeds"),
+        ("metric: val_acc\naxes: [{key: model.dropout, values: [1.5]}]\n", "model.dropout"),
+        ("metric: val_acc\naxes: [{key: model.nope, values: [1]}]\n", "model.nope"),
+        ("metric: val_acc\ngrid: 1\naxes: [{key: train.lr, values: [0.1]}]\n", "'grid'"),
+    ],
+)
+def test_malformed_search_file_is_one_line(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment) as info:
+        load_search("depth", path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_suite_without_a_search_is_refused() -> None:
+    with pytest.raises(ConfigError, match="no validation search is declared for suite 'tu'"):
+        load_search("tu")
