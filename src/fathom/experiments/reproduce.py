@@ -460,6 +460,10 @@ SUITES: dict[str, Suite] = {
             "its 64-layer cells are not in the default grid (Cora's published IncepGCN "
             "setting is at 64 layers); run them with "
             "`--models incepgcn,incepgcn-dropedge --depths 64`.",
+            "With --tune, every cell whose setting is not published at its depth first "
+            "searches fathom's declared grid (fathom/presets/search/depth.yaml) on validation "
+            "accuracy only, then runs the chosen point over the seeds; its note names the "
+            "grid and the choice.",
         ),
         expensive=(("incepgcn", 64), ("incepgcn-dropedge", 64)),
         on_request=tuple(DROPEDGE_VARIANTS),
@@ -472,6 +476,14 @@ SUITES: dict[str, Suite] = {
         None,
         _heterophily_cell,
         max_seeds=10,
+        notes=(
+            "GCNII trains on the graph as its authors' code builds it (a networkx DiGraph, "
+            "D^-1/2 (A + I) D^-1/2 X with A[i, j] = 1 for an edge i -> j): directed, each node "
+            "aggregating over the nodes its edges point to (data.reverse_edges). The matrix "
+            "is then the authors' but for the nodes with a self-loop in the file, which "
+            "weighs 2 in their A + I and 1 in PyG's normalisation (Wisconsin: 16 of 251 "
+            "nodes). GCN and MLP use fathom's default, the symmetrised graph.",
+        ),
     ),
     "tu": Suite(
         "tu",
