@@ -209,15 +209,21 @@ def test_every_published_figure_reaches_its_cell(suite: str) -> None:
 
 def test_heterophily_cells_use_split_i_with_seed_i() -> None:
     cells = build_cells("heterophily", datasets=["cornell"], seeds=4)
-    assert [c.key for c in cells] == ["gcn", "gcnii", "mlp"]
+    assert [c.key for c in cells] == ["gcn", "gcnii", "gcnii-star", "mlp"]
     for cell in cells:
         assert [(c.data.split, c.seed, c.seeds) for c in cell.configs] == [
             (i, i, 1) for i in range(4)
         ]
         assert all(c.data.name == "cornell" for c in cell.configs)
-    gcnii = cells[1]
-    assert gcnii.published.value == 76.49
-    assert gcnii.depth == gcnii.configs[0].model.depth
+    gcnii, star = cells[1], cells[2]
+    # the README's figure is the better variant's: compared on GCNII*'s row
+    assert gcnii.published.value is None and "GCNII* row" in gcnii.published.source
+    assert star.published.value == 76.49
+    assert star.configs[0].model.conv == "gcn2-star" and gcnii.configs[0].model.conv == "gcn2"
+    for cell in (gcnii, star):
+        assert cell.depth == cell.configs[0].model.depth == 16
+        # the authors' graph: directed, aggregation over the nodes a node's edges point to
+        assert all(not c.data.to_undirected and c.data.reverse_edges for c in cell.configs)
     assert cells[0].published.value is None  # GCN on cornell: no figure located
     ten = build_cells("heterophily", datasets=["texas"], models=["gcnii"], seeds=10)
     assert len(_one(ten).configs) == 10
@@ -232,7 +238,7 @@ def test_heterophily_cells_use_split_i_with_seed_i() -> None:
         ("depth", {"models": ["nosuch"]}, ["--models", "'nosuch'", "gcn-dropedge", "gcnii"]),
         ("planetoid", {"datasets": ["texas"]}, ["--datasets", "'texas'", "cora, citeseer"]),
         ("heterophily", {"datasets": ["cora"]}, ["--datasets", "cornell", "actor"]),
-        ("heterophily", {"models": ["gat"]}, ["--models", "gcn, gcnii, mlp"]),
+        ("heterophily", {"models": ["gat"]}, ["--models", "gcn, gcnii, gcnii-star, mlp"]),
         ("heterophily", {"seeds": 11}, ["--seeds", "10", "11"]),
         ("planetoid", {"seeds": 0}, ["--seeds", ">= 1"]),
         ("depth", {"depths": [4, 0]}, ["--depths", ">= 1"]),

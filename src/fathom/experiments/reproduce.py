@@ -224,13 +224,14 @@ def _depth_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell |
 
 
 def _heterophily_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell | None:
-    name = f"gcnii-{dataset}" if key == "gcnii" else f"hetero-{key}"
+    gcnii = key in ("gcnii", "gcnii-star")
+    name = f"{key}-{dataset}" if gcnii else f"hetero-{key}"
     preset = load_preset(name)
     cfg = apply_overrides(preset, {"data.name": dataset})
     if depth is not None:
         cfg = apply_overrides(cfg, {"model.depth": depth})
     published = _published(load_references("heterophily").get(key, dataset))
-    if depth is not None and key == "gcnii" and depth != preset.model.depth:
+    if depth is not None and gcnii and depth != preset.model.depth:
         published = Published(None, "published at the preset's depth only")
     # one run per Geom-GCN split: split i with seed i
     configs = tuple(with_seed(apply_overrides(cfg, {"data.split": i}), i) for i in range(seeds))
@@ -270,7 +271,7 @@ DEPTH_MODELS = {
     "resgcn-bn": "ResGCN + BatchNorm",
     "resgcn-bn-dropedge": "ResGCN + BatchNorm + DropEdge",
 }
-HETEROPHILY_MODELS = {"gcn": "GCN", "gcnii": "GCNII", "mlp": "MLP"}
+HETEROPHILY_MODELS = {"gcn": "GCN", "gcnii": "GCNII", "gcnii-star": "GCNII*", "mlp": "MLP"}
 
 TU_MODELS = {"gin": "GIN (inner validation)", "gin-paper": "GIN (paper's protocol)"}
 
@@ -477,10 +478,10 @@ SUITES: dict[str, Suite] = {
         _heterophily_cell,
         max_seeds=10,
         notes=(
-            "GCNII trains on the graph as its authors' code builds it (a networkx DiGraph, "
-            "D^-1/2 (A + I) D^-1/2 X with A[i, j] = 1 for an edge i -> j): directed, each node "
-            "aggregating over the nodes its edges point to (data.reverse_edges). The matrix "
-            "is then the authors' but for the nodes with a self-loop in the file, which "
+            "GCNII and GCNII* train on the graph as their authors' code builds it (a networkx "
+            "DiGraph, D^-1/2 (A + I) D^-1/2 X with A[i, j] = 1 for an edge i -> j): directed, "
+            "each node aggregating over the nodes its edges point to (data.reverse_edges). The "
+            "matrix is then the authors' but for the nodes with a self-loop in the file, which "
             "weighs 2 in their A + I and 1 in PyG's normalisation (Wisconsin: 16 of 251 "
             "nodes). GCN and MLP use fathom's default, the symmetrised graph.",
         ),
