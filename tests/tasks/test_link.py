@@ -44,6 +44,21 @@ def test_undirected_edges_counts_each_edge_once_and_drops_self_loops() -> None:
     assert undirected_edges(edge_index).tolist() == [[0, 0, 1], [1, 3, 2]]
 
 
+def test_undirected_edges_equal_the_sorted_unique_pairs() -> None:
+    """Keyed pairs give exactly ``unique(dim=1)`` of the canonical pairs (its order too), on
+    random multigraphs with loops, duplicates and both orientations; and nothing from none."""
+    generator = torch.Generator().manual_seed(0)
+    for n, m in ((5, 30), (300, 2000), (10_000, 500)):
+        edge_index = torch.randint(n, (2, m), generator=generator)
+        edge_index = torch.cat([edge_index, edge_index[:, : m // 3].flip(0)], 1)
+        row, col = edge_index
+        keep = row != col
+        pairs = torch.stack([torch.minimum(row, col), torch.maximum(row, col)])[:, keep]
+        assert torch.equal(undirected_edges(edge_index), torch.unique(pairs, dim=1))
+    assert undirected_edges(torch.tensor([[2, 4], [2, 4]])).shape == (2, 0)
+    assert undirected_edges(torch.empty(2, 0, dtype=torch.long)).shape == (2, 0)
+
+
 def test_split_has_no_leakage_and_covers_every_edge_once() -> None:
     data = _graph()
     split = split_edges(data, val_fraction=0.1, test_fraction=0.2, seed=3)
