@@ -129,7 +129,10 @@ def test_reproduce_ogb_end_to_end_on_ogb_layout_files(
     # the console table and the report name each row's metric beside ours and published
     assert "Hits@50" in captured.out and "ROC-AUC" in captured.out
     text = (report / "reproduce-ogb.md").read_text()
-    assert "| dataset | model | depth | metric | ours | published | diff | source / note |" in text
+    assert (
+        "| dataset | model | depth | metric | runs | ours | published | diff | train | "
+        "source / note |" in text
+    )
     assert "Test accuracy, Hits@50, ROC-AUC (each row's `metric`) in %" in text
     for row in rows:
         cells = f"| {row['dataset']} | {row['model']} | {row['depth']} | {row['metric_label']} | "

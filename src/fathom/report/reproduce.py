@@ -25,7 +25,8 @@ def _digits(value: float | None) -> int:
     return 2 if value is not None and round(value * 100) % 10 else 1
 
 
-def _ours(row: Mapping[str, Any]) -> str:
+def _ours(row: Mapping[str, Any], *, runs: bool = True) -> str:
+    """Mean ± std of a row (``runs``: with the finished / planned runs when not all ran)."""
     if row["ours_mean"] is None:
         return "not run"
     if row["n"] == 1 and row.get("std_over_folds"):
@@ -34,9 +35,16 @@ def _ours(row: Mapping[str, Any]) -> str:
         text = f"{row['ours_mean']:.1f}" + (" (1 run)" if row["n_planned"] == 1 else "")
     else:
         text = f"{row['ours_mean']:.1f} ± {row['ours_std']:.1f}"
-    if row["n"] < row["n_planned"]:
+    if runs and row["n"] < row["n_planned"]:
         text += f" ({row['n']}/{row['n_planned']} runs)"
     return text
+
+
+def _runs(row: Mapping[str, Any]) -> str:
+    """The runs behind a row's mean: seeds, splits or cross-validations (of those planned)."""
+    if row["n"] == row["n_planned"]:
+        return str(row["n"])
+    return f"{row['n']}/{row['n_planned']}"
 
 
 UNFIT = 60.0
@@ -150,13 +158,14 @@ def _markdown(
         f"the {len(runs)} stored runs: {sum(runs.values()) / 60:.0f} min.",
         "",
         f"{what}, mean ± population std over "
-        "seeds (or splits, or the folds of one cross-validation); `diff` = ours − "
-        f"published; `!` marks a difference over {tol:g} points.",
+        "seeds (or splits, or the folds of one cross-validation); `runs`: how many (of "
+        "those planned) the mean is over; `diff` = ours − published; `!` marks a difference "
+        f"over {tol:g} points; `train`: the mean training accuracy of the same runs (%).",
         "",
         "| dataset | model | depth | "
         + ("metric | " if mixed else "")
-        + "ours | published | diff | source / note |",
-        "|---|---|---:|" + ("---|" if mixed else "") + "---:|---:|---:|---|",
+        + "runs | ours | published | diff | train | source / note |",
+        "|---|---|---:|" + ("---|" if mixed else "") + "---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         why = explain(row, tol)
@@ -164,9 +173,11 @@ def _markdown(
         flag = _flag(row, tol)
         published = _num(row["published"], _digits(row["published"]))
         metric = f"{_metric(row)} | " if mixed else ""
+        train = _num(row.get("train_mean"), 0) if row["ours_mean"] is not None else "–"
         lines.append(
-            f"| {row['dataset']} | {row['model']} | {row['depth']} | {metric}{_ours(row)} | "
-            f"{published} | {_num(row['diff'], sign=True)}{flag} | {note} |"
+            f"| {row['dataset']} | {row['model']} | {row['depth']} | {metric}{_runs(row)} | "
+            f"{_ours(row, runs=False)} | {published} | {_num(row['diff'], sign=True)}{flag} | "
+            f"{train} | {note} |"
         )
     notes = meta.get("notes") or []
     if notes:
