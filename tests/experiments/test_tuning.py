@@ -25,16 +25,13 @@ def test_shipped_depth_search_is_valid_and_searches_dropedge_only_where_set() ->
     assert space.metric == "val_acc" and space.seeds == 1
     gcn, dropedge = _depth_cells("gcn,gcn-dropedge", [8])
     plain_points, de_points = space.points(gcn.configs[0]), space.points(dropedge.configs[0])
-    assert len(plain_points) == 12 and len(de_points) == 24
+    assert len(plain_points) == 3 and len(de_points) == 6
     assert all("model.drop_edge" not in p for p in plain_points)
     # declared order, the last axis fastest
-    assert de_points[0] == {
-        "train.lr": 0.01,
-        "train.weight_decay": 0.0005,
-        "model.dropout": 0.1,
-        "model.drop_edge": 0.3,
-    }
-    assert de_points[1]["model.drop_edge"] == 0.7
+    assert de_points[:2] == [
+        {"model.dropout": 0.1, "model.drop_edge": 0.3},
+        {"model.dropout": 0.1, "model.drop_edge": 0.7},
+    ]
 
 
 def test_only_cells_without_a_setting_published_at_their_depth_are_searched() -> None:
@@ -66,19 +63,19 @@ def test_choice_reads_validation_only_and_keeps_the_first_of_ties(tmp_path: Path
     db = tmp_path / "runs.db"
     with RunStore(db) as st:
         for j, configs in enumerate(grid.configs):
-            # val acc peaks (a tie) at points 4 and 7; test acc peaks elsewhere
-            val = 0.8 if j in (4, 7) else 0.5
+            # val acc peaks (a tie) at points 1 and 2; test acc peaks elsewhere
+            val = 0.8 if j in (1, 2) else 0.5
             for cfg in configs:
                 _finish(st, cfg, val_acc=val, test_acc=0.99 if j == 0 else 0.1)
     (tuned,) = apply_choices(cells, searches, space, db)
-    chosen = grid.points[4]
+    chosen = grid.points[1]
     assert len(tuned.configs) == 3
     assert [c.seed for c in tuned.configs] == [0, 1, 2]
     for key, value in chosen.items():
         section, name = key.split(".")
         assert all(getattr(getattr(c, section), name) == value for c in tuned.configs)
     # seed 0 of the cell is the chosen grid run itself (one search seed: seed 0)
-    assert config_hash(tuned.configs[0]) == config_hash(grid.configs[4][0])
+    assert config_hash(tuned.configs[0]) == config_hash(grid.configs[1][0])
     assert "tuned on validation" in tuned.note and "val_acc 80.0" in tuned.note
 
 
@@ -88,12 +85,12 @@ def test_incomplete_grid_reports_nothing_as_tuned(tmp_path: Path) -> None:
     searches = plan_searches(cells, space)
     db = tmp_path / "runs.db"
     with RunStore(db) as st:
-        for configs in searches[0].configs[:5]:
+        for configs in searches[0].configs[:2]:
             for cfg in configs:
                 _finish(st, cfg, val_acc=0.5)
     (cell,) = apply_choices(cells, searches, space, db)
     assert cell.configs == ()
-    assert "to be tuned on validation" in cell.note and "5 of 12 done" in cell.note
+    assert "to be tuned on validation" in cell.note and "2 of 3 done" in cell.note
 
 
 @pytest.mark.parametrize(
