@@ -153,7 +153,11 @@ def test_console_table_prints_one_decimal_published_figures_with_one_digit(value
 def test_explain_says_what_the_measurements_show() -> None:
 
     base = {"diff": -20.0, "train_mean": 21.0}
-    assert "fits only 21% of its training nodes" in explain(base, 3.0)
+    assert explain(base, 3.0).endswith(
+        "fits only 21% of its training nodes: it does not train in this setting"
+    )
+    tuned = {**base, "note": "setting: tuned on validation (3-point grid ...)"}
+    assert explain(tuned, 3.0).endswith("does not train even in the setting chosen on validation")
     assert "generalises worse" in explain({**base, "train_mean": 99.0}, 3.0)
     assert "above the published figure" in explain({"diff": 8.0, "train_mean": 99.0}, 3.0)
     assert explain({"diff": -2.0, "train_mean": 10.0}, 3.0) == ""  # within tolerance
