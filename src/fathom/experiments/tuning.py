@@ -178,10 +178,10 @@ def apply_choices(
     keys = {config_hash(c): c for search in searches.values() for c in search.all_configs()}
     with RunStore(store) as st:
         records = {key: st.get(key) for key in keys}
-    grid_axes = ", ".join(a.key for a in space.axes)
     out = list(cells)
     for i, search in searches.items():
         cell = cells[i]
+        grid_axes = ", ".join(search.points[0]) if search.points else "no axis"
         scores: list[float | None] = []
         for point_configs in search.configs:
             values = []
