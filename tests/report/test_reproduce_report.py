@@ -156,6 +156,11 @@ def test_explain_says_what_the_measurements_show() -> None:
     assert explain(base, 3.0).endswith(
         "fits only 21% of its training nodes: it does not train in this setting"
     )
+    mixed = {"diff": -14.7, "train_mean": 68.3, "train_runs": [97.9, 44.3, 43.6, 87.1, 68.6]}
+    assert explain(mixed, 3.0) == (
+        "2 of 5 runs fit under 60% of their training nodes (an optimisation failure on those "
+        "seeds), the others 85%"
+    )
     tuned = {**base, "note": "setting: tuned on validation (3-point grid ...)"}
     assert explain(tuned, 3.0).endswith("does not train even in the setting chosen on validation")
     assert "generalises worse" in explain({**base, "train_mean": 99.0}, 3.0)

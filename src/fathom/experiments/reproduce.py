@@ -688,13 +688,12 @@ def suite_rows(cells: Sequence[Cell], store: str | Path) -> list[dict[str, Any]]
             # one cross-validation: its spread is over folds
             std = 100 * finished[0]["metrics"][fold_std]
             folds = finished[0]["config"]["graph"]["folds"]
-        train, _ = _mean_std(
-            [
-                100 * r["metrics"]["train_acc"]
-                for r in finished
-                if r["metrics"].get("train_acc") is not None
-            ]
-        )
+        train_runs = [
+            100 * r["metrics"]["train_acc"]
+            for r in finished
+            if r["metrics"].get("train_acc") is not None
+        ]
+        train, _ = _mean_std(train_runs)
         epochs, _ = _mean_std([float(r["metrics"].get("epochs", 0)) for r in finished])
         time_s, _ = _mean_std([float(r["time_s"] or 0.0) for r in finished])
         pub = cell.published.value
@@ -719,6 +718,7 @@ def suite_rows(cells: Sequence[Cell], store: str | Path) -> list[dict[str, Any]]
                 "source": cell.published.source,
                 "note": cell.note,
                 "train_mean": train,
+                "train_runs": train_runs,
                 "epochs_mean": epochs,
                 "time_s_mean": time_s,
                 "run_times": run_times,
