@@ -147,7 +147,7 @@ def plan_searches(cells: Sequence[Any], space: SearchSpace) -> dict[int, CellSea
     """The grid of every tunable cell of ``cells`` (``cell.tunable``), by its index."""
     out = {}
     for i, cell in enumerate(cells):
-        if not getattr(cell, "tunable", False):
+        if not cell.tunable:
             continue
         base = cell.configs[0]
         points = space.points(base)
