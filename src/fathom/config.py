@@ -72,6 +72,7 @@ FLAG_FOR_KEY: dict[str, str] = {
     "model.skip_every": "--skip-every",
     "model.root_weight": "--root-weight",
     "model.adj_norm": "--adj-norm",
+    "model.init": "--init",
     "model.norm": "--norm",
     "model.dropout": "--dropout",
     "model.act": "--act",
@@ -142,6 +143,7 @@ _UNKEYED_AT_DEFAULT: dict[tuple[str, ...], Any] = {
     ("model", "adj_norm"): "sym",
     ("model", "skip_every"): 1,
     ("model", "head_norm"): False,
+    ("model", "init"): "default",
     ("train", "loader"): "full",
     ("train", "fanouts"): "10,5",
     ("train", "num_parts"): 16,
@@ -375,6 +377,11 @@ class ModelConfig:
     head_norm: bool = False
     """Apply ``norm`` to the head's output too (DropEdge's ``--withbn`` batch-normalises its
     output layer as well as every hidden one)."""
+    init: str = "default"
+    """Parameter initialisation of the built model: ``default`` (each layer's own: Glorot
+    weights and zero biases for GCN layers) or ``uniform-out`` (every weight and bias of every
+    GCN layer uniform in ``±1/sqrt(out_channels)``, as Kipf's pygcn and DropEdge's
+    GraphConvolutionBS draw them); see ``fathom.nn.inits.INITS``."""
 
 
 @dataclass(frozen=True)

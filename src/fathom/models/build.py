@@ -25,6 +25,7 @@ from fathom.nn.activations import ACTIVATIONS, build_activation
 from fathom.nn.block import GNNBlock
 from fathom.nn.convs import CONVS, build_conv
 from fathom.nn.dropouts import Dropout
+from fathom.nn.inits import INITS, apply_init
 from fathom.nn.norms import NORMS, build_norm
 from fathom.nn.propagation import ADJ_NORMS
 from fathom.nn.reversible import MEMORY_MODES, ReversibleGroups
@@ -92,11 +93,14 @@ def build_model(
 
     First, from the config alone, :func:`check_model_memory` refuses a model whose
     parameters (and, given ``num_nodes`` of a full-batch graph, activations) exceed the
-    memory budget."""
+    memory budget. Last, ``cfg.init`` re-initialises it (:func:`~fathom.nn.inits.apply_init`)."""
     check_model_memory(cfg, in_channels, out_channels, num_nodes=num_nodes)
     if head is None:
-        return ARCHS.get(cfg.arch)(cfg, in_channels, out_channels)
-    return HEAD_BUILDERS.get(head.kind)(cfg, in_channels, out_channels, **dict(head.options))
+        model = ARCHS.get(cfg.arch)(cfg, in_channels, out_channels)
+    else:
+        model = HEAD_BUILDERS.get(head.kind)(cfg, in_channels, out_channels, **dict(head.options))
+    apply_init(model, cfg.init)
+    return model
 
 
 _BYTES_PER_PARAMETER = 16
@@ -197,6 +201,7 @@ def check_model(cfg: ModelConfig, *, point_cloud: bool = False) -> None:
         ("model.encoder", ENCODERS, cfg.encoder),
         ("model.head", HEADS, cfg.head),
         ("model.adj_norm", ADJ_NORMS, cfg.adj_norm),
+        ("model.init", INITS, cfg.init),
     ]
     for key, registry, value in names:
         if point_cloud and key in ("model.conv", "model.skip"):
@@ -349,6 +354,16 @@ def check_model_options(cfg: ModelConfig, given: Collection[str] | None = None) 
             "model.skip_every",
             "applies to a block stack (model.arch deep) without model.memory reversible",
             cfg.skip_every,
+        )
+    if not unset("init"):
+        require(
+            (cfg.arch == "deep" and cfg.conv == "gcn" and cfg.memory != "reversible")
+            or cfg.arch == "incep",
+            "model.init",
+            "applies to GCN layers: model.arch deep with model.conv gcn (without model.memory "
+            f"reversible) or incep; not arch {cfg.arch!r}, conv {cfg.conv!r}, memory "
+            f"{cfg.memory!r}",
+            cfg.init,
         )
     if not unset("head_norm"):
         require(
