@@ -380,8 +380,9 @@ class ModelConfig:
     init: str = "default"
     """Parameter initialisation of the built model: ``default`` (each layer's own: Glorot
     weights and zero biases for GCN layers) or ``uniform-out`` (every weight and bias of every
-    GCN layer uniform in ``±1/sqrt(out_channels)``, as Kipf's pygcn and DropEdge's
-    GraphConvolutionBS draw them); see ``fathom.nn.inits.INITS``."""
+    GCN and GCNII layer uniform in ``±1/sqrt(out_channels)``, as Kipf's pygcn, DropEdge's
+    GraphConvolutionBS and GCNII's GraphConvolution draw them); see
+    ``fathom.nn.inits.INITS``."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ N, IN, OUT = 10, 5, 3
 
 # Convs that need a linear encoder and head: GCNII mixes x_0 into every layer (equal widths,
 # no final layer), the gated conv zero-pads its input (in <= out, so no hidden -> classes head).
-LINEAR_ONLY = {"gcn2", "gcn2-star", "gated"}
+LINEAR_ONLY = {"gcn2", "gcn2-star", "gcn2-star-code", "gated"}
 
 
 def _graph() -> tuple[Tensor, Tensor, Tensor]:

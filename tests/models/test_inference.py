@@ -41,7 +41,7 @@ N, IN, OUT, CHUNK = 37, 6, 3, 8
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 # GCNII mixes x_0 into every layer (equal widths), the gated conv zero-pads its input: both
 # need a linear encoder and head.
-LINEAR_ONLY = {"gcn2", "gcn2-star", "gated"}
+LINEAR_ONLY = {"gcn2", "gcn2-star", "gcn2-star-code", "gated"}
 
 
 def _graph(n: int = N, m: int = 150, seed: int = 0) -> tuple[Tensor, Tensor]:

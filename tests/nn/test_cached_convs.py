@@ -166,3 +166,67 @@ def test_layerwise_inference_refuses_reversed_flow() -> None:
     assert chunkable(CachedGCNConv(3, 4)) is None
     assert "flow" in (chunkable(CachedGCNConv(3, 4, flow="target_to_source")) or "")
     assert "flow" in (chunkable(CachedGCN2Conv(4, alpha=0.1, flow="target_to_source")) or "")
+
+
+def _authors_variant(
+    x: Tensor, x_0: Tensor, adj: Tensor, weight: Tensor, lamda: float, alpha: float, layer: int
+) -> Tensor:
+    """chennnM/GCNII model.py's GraphConvolution.forward with variant=True, restated on a
+    dense propagation matrix (its weight is ``[2 * channels, channels]``)."""
+    import math
+
+    theta = math.log(lamda / layer + 1)
+    hi = adj @ x
+    support = torch.cat([hi, x_0], 1)
+    r = (1 - alpha) * hi + alpha * x_0
+    return theta * (support @ weight) + (1 - theta) * r
+
+
+def _dense_gcn(edge_index: Tensor, weight: Tensor | None = None) -> Tensor:
+    """D^-1/2 (A + I) D^-1/2 with A[target, source] (PyG's flow), remaining self-loops."""
+    a = torch.zeros(NUM_NODES, NUM_NODES)
+    w = torch.ones(edge_index.size(1)) if weight is None else weight
+    a.index_put_((edge_index[1], edge_index[0]), w, accumulate=True)
+    diag = a.diagonal()
+    diag[diag == 0] = 1.0
+    d = a.sum(1).pow(-0.5)
+    return d[:, None] * a * d[None, :]
+
+
+@pytest.mark.parametrize("edge_weight", [None, WEIGHTS])
+def test_authors_gcn2_star_is_the_authors_variant(edge_weight: Tensor | None) -> None:
+    from fathom.nn.convs import AuthorsGCN2StarConv
+
+    torch.manual_seed(0)
+    conv = AuthorsGCN2StarConv(4, alpha=0.2, theta=1.5, layer=3)
+    with torch.no_grad():
+        conv.weight1.normal_()
+        conv.weight2.normal_()
+    x, x_0 = torch.randn(NUM_NODES, 4), torch.randn(NUM_NODES, 4)
+    weight = torch.cat([conv.weight1, conv.weight2], 0).detach()
+    expected = _authors_variant(x, x_0, _dense_gcn(DIRECTED, edge_weight), weight, 1.5, 0.2, 3)
+    torch.testing.assert_close(conv(x, x_0, DIRECTED, edge_weight), expected)
+    # it is not PyG's GCNII* (Eq. 6: the weights see (1 - alpha) P X and alpha X_0)
+    star = CachedGCN2Conv(4, alpha=0.2, theta=1.5, layer=3, shared_weights=False)
+    star.load_state_dict(conv.state_dict())
+    assert not torch.allclose(star(x, x_0, DIRECTED, edge_weight), expected, atol=1e-3)
+    with pytest.raises(ValueError, match="separate weights"):
+        AuthorsGCN2StarConv(4, shared_weights=True)
+
+
+def test_authors_gcn2_star_as_a_model_conv() -> None:
+    from fathom.config import ModelConfig
+    from fathom.models.build import build_model
+    from fathom.nn.convs import AuthorsGCN2StarConv
+
+    cfg = ModelConfig(
+        conv="gcn2-star-code", depth=3, hidden=8, encoder="linear", head="linear", alpha=0.2
+    )
+    model = build_model(cfg, 6, 3)
+    convs = [m for m in model.modules() if isinstance(m, AuthorsGCN2StarConv)]
+    assert len(convs) == 3 and [c.beta for c in convs] == sorted(
+        (c.beta for c in convs), reverse=True
+    )
+    out = model(torch.randn(NUM_NODES, 6), DIRECTED)
+    out.sum().backward()
+    assert out.shape == (NUM_NODES, 3) and all(c.weight2.grad is not None for c in convs)

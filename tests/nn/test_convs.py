@@ -37,6 +37,7 @@ ALL_NAMES = [
     "gcn",
     "gcn2",
     "gcn2-star",
+    "gcn2-star-code",
     "gen",
     "gin",
     "gin0",
@@ -187,7 +188,8 @@ ALL_OPTIONS: dict[str, Any] = {
     "cheb_k": 3,
     "msg_norm": True,
 }
-CAN_BE_FINAL = [n for n in ALL_NAMES if n not in ("gcn2", "gcn2-star")]
+GCNII = ("gcn2", "gcn2-star", "gcn2-star-code")
+CAN_BE_FINAL = [n for n in ALL_NAMES if n not in GCNII]
 
 
 def _run(conv: nn.Module, x: Tensor, edge_index: Tensor) -> Tensor:
@@ -211,7 +213,7 @@ def _forward_backward(conv: nn.Module, in_channels: int, out_channels: int) -> N
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_hidden_conv_forward_backward(name: str) -> None:
     # gcn2 and gated need in <= out (gcn2: equal), so hidden layers here keep the width
-    in_channels = 8 if name in ("gcn2", "gcn2-star") else 5
+    in_channels = 8 if name in GCNII else 5
     conv = build_conv(name, in_channels, 8, **ALL_OPTIONS)
     _forward_backward(conv, in_channels, 8)
 
@@ -231,7 +233,7 @@ def test_every_factory_accepts_every_option(name: str) -> None:
 
 def test_only_gcnii_needs_x0() -> None:
     needs = {n for n in ALL_NAMES if getattr(build_conv(n, 8, 8), "needs_x0", False)}
-    assert needs == {"gcn2", "gcn2-star"}
+    assert needs == set(GCNII)
 
 
 def test_aggregations_document_every_conv() -> None:
@@ -293,7 +295,7 @@ def test_gcn2_matches_pyg(shared: bool) -> None:
     assert conv.normalize  # restored after the cached call
 
 
-@pytest.mark.parametrize("name", ["gcn2", "gcn2-star"])
+@pytest.mark.parametrize("name", ["gcn2", "gcn2-star", "gcn2-star-code"])
 @pytest.mark.parametrize(("in_channels", "out_channels", "final"), [(5, 8, False), (8, 8, True)])
 def test_gcn2_needs_linear_encoder_and_head(
     name: str, in_channels: int, out_channels: int, final: bool

@@ -78,8 +78,8 @@ def test_incep_layers_are_reinitialised() -> None:
     ("overrides", "fragment"),
     [
         ({"model.init": "kaiming"}, "choose one of: default, uniform-out"),
-        ({"model.conv": "gat", "model.init": "uniform-out"}, "applies to GCN layers"),
-        ({"model.arch": "sgc", "model.init": "uniform-out"}, "applies to GCN layers"),
+        ({"model.conv": "gat", "model.init": "uniform-out"}, "applies to GCN and GCNII layers"),
+        ({"model.arch": "sgc", "model.init": "uniform-out"}, "applies to GCN and GCNII layers"),
     ],
 )
 def test_init_refused_where_it_does_not_apply(overrides: dict[str, object], fragment: str) -> None:
@@ -90,3 +90,18 @@ def test_init_refused_where_it_does_not_apply(overrides: dict[str, object], frag
 
 def test_registry_names() -> None:
     assert INITS.names() == ["default", "uniform-out"]
+
+
+def test_uniform_out_reaches_gcnii_layers_and_leaves_the_linear_ones() -> None:
+    cfg = ModelConfig(conv="gcn2-star-code", depth=2, hidden=64, encoder="linear", head="linear")
+    torch.manual_seed(0)
+    plain = build_model(cfg, 10, 3)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**{**cfg.__dict__, "init": "uniform-out"}), 10, 3)
+    layers = gcn_layers(model)
+    assert len(layers) == 2
+    for layer in layers:
+        w = torch.cat([layer.weight1.detach(), layer.weight2.detach()])
+        assert w.abs().max() <= 1 / 8 and w.std() == pytest.approx(1 / 8 / math.sqrt(3), rel=0.2)
+    # the linear encoder is drawn before the convs, so it is the same as without model.init
+    assert torch.equal(model.encoder.weight, plain.encoder.weight)

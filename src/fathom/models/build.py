@@ -255,6 +255,8 @@ _CONV_OPTIONS = (
     "root_weight",
     "adj_norm",
 )
+# convs whose layers model.init re-draws (fathom.nn.inits.gcn_layers)
+_INIT_CONVS = ("gcn", "gcn2", "gcn2-star", "gcn2-star-code")
 # conv options IncepGCN reads too (every one of its layers is a GCN)
 _INCEP_OPTIONS = ("root_weight", "adj_norm")
 # options read by the norm factory that declares the parameter (``_pair(…, scale)``)
@@ -357,12 +359,12 @@ def check_model_options(cfg: ModelConfig, given: Collection[str] | None = None) 
         )
     if not unset("init"):
         require(
-            (cfg.arch == "deep" and cfg.conv == "gcn" and cfg.memory != "reversible")
+            (cfg.arch == "deep" and cfg.conv in _INIT_CONVS and cfg.memory != "reversible")
             or cfg.arch == "incep",
             "model.init",
-            "applies to GCN layers: model.arch deep with model.conv gcn (without model.memory "
-            f"reversible) or incep; not arch {cfg.arch!r}, conv {cfg.conv!r}, memory "
-            f"{cfg.memory!r}",
+            f"applies to GCN and GCNII layers: model.arch deep with model.conv "
+            f"{', '.join(_INIT_CONVS)} (without model.memory reversible) or incep; not arch "
+            f"{cfg.arch!r}, conv {cfg.conv!r}, memory {cfg.memory!r}",
             cfg.init,
         )
     if not unset("head_norm"):

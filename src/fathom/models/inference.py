@@ -22,8 +22,8 @@ part of the model                     layer-wise               sampled (fan-out 
 ====================================  =======================  ============================
 local convs: sage, gat, gatv2,        exact: the chunk's       exact with ``L`` hops
 transformer, gin, gin0, gen, gated    1-hop in-neighbourhood
-gcn, gcn2, gcn2-star, reversible      exact: rows of the       exact with ``L + 1`` hops
-GCN groups                            whole graph's            (the hop-``L`` nodes' full
+gcn, gcn2, gcn2-star(-code),         exact: rows of the       exact with ``L + 1`` hops
+reversible GCN groups                 whole graph's            (the hop-``L`` nodes' full
                                       normalised adjacency     in-degrees)
                                       (full-graph degrees)
 cheb (order ``K``)                    exact: ``K - 1``         ``(K - 1) L + 1`` hops;
@@ -124,6 +124,7 @@ LAYERWISE_CONVS = (
     "gated",
     "gcn2",
     "gcn2-star",
+    "gcn2-star-code",
     "mlp",
 )
 """``model.conv`` names whose modules :class:`~fathom.nn.layerwise.ChunkedGraph` chunks (a

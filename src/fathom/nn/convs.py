@@ -41,6 +41,7 @@ from torch_geometric.nn import (
     SAGEConv,
     TransformerConv,
 )
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from fathom.errors import ConfigError
 from fathom.nn.adjacency import gcn_adjacency, propagate
@@ -70,6 +71,7 @@ AGGREGATIONS: dict[str, tuple[str, ...]] = {
     "cheb": ("sum",),
     "gcn2": ("sum",),
     "gcn2-star": ("sum",),
+    "gcn2-star-code": ("sum",),
     "mlp": (),  # ignores the graph
     # selectable
     "sage": ("mean", "max", "sum", "min"),
@@ -263,6 +265,62 @@ class CachedGCN2Conv(_FastSparseAggregation, GCN2Conv):
             return torch.addmm(out, out, self.weight1, beta=1.0 - self.beta, alpha=self.beta)
         out = torch.addmm(x, x, self.weight1, beta=1.0 - self.beta, alpha=self.beta)
         return out + torch.addmm(x_0, x_0, self.weight2, beta=1.0 - self.beta, alpha=self.beta)
+
+
+class AuthorsGCN2StarConv(CachedGCN2Conv):
+    r"""GCNII* as the authors' code computes it (chennnM/GCNII ``model.py``,
+    ``GraphConvolution`` with ``variant=True``):
+
+    .. math::
+        \mathbf{X}' = \beta_\ell \left(\hat{\mathbf{P}} \mathbf{X} \mathbf{W}_1
+        + \mathbf{X}^{(0)} \mathbf{W}_2\right) + (1 - \beta_\ell)
+        \left((1 - \alpha) \hat{\mathbf{P}} \mathbf{X} + \alpha \mathbf{X}^{(0)}\right)
+
+    The weights see :math:`\hat{\mathbf{P}} \mathbf{X}` and :math:`\mathbf{X}^{(0)}`
+    unscaled, where the paper's Eq. 6 (and :class:`CachedGCN2Conv` with
+    ``shared_weights=False``, PyG's GCN2Conv) multiplies them by :math:`1 - \alpha` and
+    :math:`\alpha` first: the same function class, but with weight decay and the initial
+    weights acting on differently scaled terms (at ``alpha=0.2`` the initial representation's
+    weight term is 5 times larger here for the same ``W_2``). The README's full-supervised
+    figures come from this code.
+
+    Every :class:`CachedGCN2Conv` argument is honoured; ``shared_weights`` is always
+    ``False``. PyG's propagate hooks and explain mode are not run (the combination is not
+    GCN2Conv's).
+    """
+
+    def __init__(self, channels: int, **kwargs: Any) -> None:
+        if kwargs.pop("shared_weights", False):
+            raise ValueError("AuthorsGCN2StarConv has separate weights (shared_weights=False)")
+        super().__init__(channels, shared_weights=False, **kwargs)
+
+    def forward(
+        self,
+        x: Tensor,
+        x_0: Tensor,
+        edge_index: Tensor,  # type: ignore[override]
+        edge_weight: Tensor | None = None,
+    ) -> Tensor:
+        if self.normalize and edge_weight is None and edge_index.layout == torch.strided:
+            return self._combine(propagate(_cached_or_new(self, edge_index, x), x), x_0)
+        if self.normalize:
+            edge_index, edge_weight = gcn_norm(  # type: ignore[assignment]
+                edge_index,
+                edge_weight,
+                x.size(0),
+                False,
+                self.add_self_loops,
+                self.flow,
+                dtype=x.dtype,
+            )
+        return self._combine(self.propagate(edge_index, x=x, edge_weight=edge_weight), x_0)
+
+    def _combine(self, x: Tensor, x_0: Tensor) -> Tensor:
+        x_0 = x_0 if x_0.size(0) == x.size(0) else x_0[: x.size(0)]
+        assert self.weight2 is not None
+        residual = torch.add(x * (1.0 - self.alpha), x_0, alpha=self.alpha)
+        out = torch.addmm(residual, x, self.weight1, beta=1.0 - self.beta, alpha=self.beta)
+        return torch.addmm(out, x_0, self.weight2, alpha=self.beta)
 
 
 def _cached_or_new(
@@ -571,6 +629,7 @@ def _gcn2(
     alpha: float,
     theta: float,
     shared_weights: bool,
+    cls: type[CachedGCN2Conv] | None = None,
 ) -> nn.Module:
     _aggr(name, aggr)
     if final or in_channels != out_channels:
@@ -580,7 +639,7 @@ def _gcn2(
             f"model.conv (--conv) {name} needs in_channels == out_channels and cannot be the "
             f"final layer, got {got}; use model.encoder=linear and model.head=linear"
         )
-    return CachedGCN2Conv(
+    return (cls or CachedGCN2Conv)(
         out_channels, alpha=alpha, theta=theta, layer=layer, shared_weights=shared_weights
     )
 
@@ -621,6 +680,36 @@ def gcn2_star(
     term; otherwise as ``gcn2``.
     """
     return _gcn2("gcn2-star", in_channels, out_channels, final, aggr, layer, alpha, theta, False)
+
+
+@CONVS.register("gcn2-star-code")
+def gcn2_star_code(
+    in_channels: int,
+    out_channels: int,
+    *,
+    final: bool = False,
+    layer: int = 1,
+    aggr: str | None = None,
+    alpha: float = 0.1,
+    theta: float = 0.5,
+    **_: Any,
+) -> nn.Module:
+    """GCNII* as chennnM/GCNII's ``model.py`` computes it (the weights see the propagated and
+    the initial representation before the ``1 - alpha`` / ``alpha`` mix); see
+    :class:`AuthorsGCN2StarConv`.
+    """
+    return _gcn2(
+        "gcn2-star-code",
+        in_channels,
+        out_channels,
+        final,
+        aggr,
+        layer,
+        alpha,
+        theta,
+        False,
+        cls=AuthorsGCN2StarConv,
+    )
 
 
 @CONVS.register("mlp")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch_geometric.nn import GCNConv
+from torch_geometric.nn import GCN2Conv, GCNConv
 
 from fathom.nn.propagation import DropEdgeGCNConv
 from fathom.registry import Registry
@@ -26,10 +26,18 @@ Init = Callable[[nn.Module], int]
 INITS: Registry[Init] = Registry("parameter initialisation")
 
 
+_LAYERS = (GCNConv, DropEdgeGCNConv, GCN2Conv)
+
+
 def gcn_layers(model: nn.Module) -> list[nn.Module]:
-    """The GCN layers of ``model`` (PyG's :class:`~torch_geometric.nn.GCNConv` and its
-    subclasses, :class:`~fathom.nn.propagation.DropEdgeGCNConv`), in module order."""
-    return [m for m in model.modules() if isinstance(m, (GCNConv, DropEdgeGCNConv))]
+    """The GCN and GCNII layers of ``model`` (PyG's :class:`~torch_geometric.nn.GCNConv`,
+    :class:`~torch_geometric.nn.GCN2Conv` and their subclasses,
+    :class:`~fathom.nn.propagation.DropEdgeGCNConv`), in module order."""
+    return [m for m in model.modules() if isinstance(m, _LAYERS)]
+
+
+def _out_channels(layer: nn.Module) -> int:
+    return int(layer.channels if isinstance(layer, GCN2Conv) else layer.out_channels)
 
 
 @INITS.register("default")
@@ -40,11 +48,11 @@ def _default(model: nn.Module) -> int:
 
 @INITS.register("uniform-out")
 def _uniform_out(model: nn.Module) -> int:
-    """Every parameter of every GCN layer uniform in ``±1/sqrt(out_channels)``."""
+    """Every parameter of every GCN and GCNII layer uniform in ``±1/sqrt(out_channels)``."""
     layers = gcn_layers(model)
     with torch.no_grad():
         for layer in layers:
-            bound = 1.0 / math.sqrt(layer.out_channels)
+            bound = 1.0 / math.sqrt(_out_channels(layer))
             for param in layer.parameters():
                 param.uniform_(-bound, bound)
     return len(layers)
