@@ -484,6 +484,10 @@ SUITES: dict[str, Suite] = {
             "matrix is then the authors' but for the nodes with a self-loop in the file, which "
             "weighs 2 in their A + I and 1 in PyG's normalisation (Wisconsin: 16 of 251 "
             "nodes). GCN and MLP use fathom's default, the symmetrised graph.",
+            "GCNII* is computed as the authors' model.py computes it (conv gcn2-star-code: its "
+            "two weights see P X and X_0 before the alpha mix, where the paper's Eq. 6 and "
+            "PyG's GCN2Conv scale them by 1 - alpha and alpha first), and GCNII and GCNII* draw "
+            "their weights as the authors' GraphConvolution does (model.init uniform-out).",
         ),
     ),
     "tu": Suite(
