@@ -486,8 +486,9 @@ SUITES: dict[str, Suite] = {
             "nodes). GCN and MLP use fathom's default, the symmetrised graph.",
             "GCNII* is computed as the authors' model.py computes it (conv gcn2-star-code: its "
             "two weights see P X and X_0 before the alpha mix, where the paper's Eq. 6 and "
-            "PyG's GCN2Conv scale them by 1 - alpha and alpha first), and GCNII and GCNII* draw "
-            "their weights as the authors' GraphConvolution does (model.init uniform-out).",
+            "PyG's GCN2Conv scale them by 1 - alpha and alpha first) and draws its weights as the "
+            "authors' GraphConvolution does (model.init uniform-out); GCNII keeps PyG's "
+            "Glorot weights.",
         ),
     ),
     "tu": Suite(
