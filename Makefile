@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/fathom demo
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 	$(BIN)/ruff check src tests benchmarks
 
 lint: install
