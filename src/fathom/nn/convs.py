@@ -619,97 +619,66 @@ def gated(
     return GatedGraphConv(out_channels, num_layers=1, aggr=_aggr("gated", aggr))
 
 
-def _gcn2(
-    name: str,
-    in_channels: int,
-    out_channels: int,
-    final: bool,
-    aggr: str | None,
-    layer: int,
-    alpha: float,
-    theta: float,
-    shared_weights: bool,
-    cls: type[CachedGCN2Conv] | None = None,
-) -> nn.Module:
-    _aggr(name, aggr)
-    if final or in_channels != out_channels:
-        # x_0 enters every layer, so widths must match; the head must map to the classes
-        got = "a final layer" if final else f"{in_channels} -> {out_channels} channels"
-        raise ConfigError(
-            f"model.conv (--conv) {name} needs in_channels == out_channels and cannot be the "
-            f"final layer, got {got}; use model.encoder=linear and model.head=linear"
+def _gcnii_factory(name: str, cls: type[CachedGCN2Conv], shared_weights: bool, doc: str) -> None:
+    """Register the GCNII conv ``name``: a ``cls`` layer, which needs ``in_channels ==
+    out_channels`` and a non-final position (``x_0`` enters every layer; the head must map
+    to the classes)."""
+
+    def factory(
+        in_channels: int,
+        out_channels: int,
+        *,
+        final: bool = False,
+        layer: int = 1,
+        aggr: str | None = None,
+        alpha: float = 0.1,
+        theta: float = 0.5,
+        **_: Any,
+    ) -> nn.Module:
+        _aggr(name, aggr)
+        if final or in_channels != out_channels:
+            got = "a final layer" if final else f"{in_channels} -> {out_channels} channels"
+            raise ConfigError(
+                f"model.conv (--conv) {name} needs in_channels == out_channels and cannot be "
+                f"the final layer, got {got}; use model.encoder=linear and model.head=linear"
+            )
+        return cls(
+            out_channels, alpha=alpha, theta=theta, layer=layer, shared_weights=shared_weights
         )
-    return (cls or CachedGCN2Conv)(
-        out_channels, alpha=alpha, theta=theta, layer=layer, shared_weights=shared_weights
-    )
+
+    factory.__name__ = factory.__qualname__ = name.replace("-", "_")
+    factory.__doc__ = doc
+    CONVS.add(name, factory)
 
 
-@CONVS.register("gcn2")
-def gcn2(
-    in_channels: int,
-    out_channels: int,
-    *,
-    final: bool = False,
-    layer: int = 1,
-    aggr: str | None = None,
-    alpha: float = 0.1,
-    theta: float = 0.5,
-    **_: Any,
-) -> nn.Module:
+_gcnii_factory(
+    "gcn2",
+    CachedGCN2Conv,
+    True,
     """GCNII (Chen et al., ICML 2020) with shared weights; see :class:`CachedGCN2Conv`.
 
     Needs ``in_channels == out_channels`` and a non-final position (a linear encoder and
     head, as in the paper); called as ``conv(x, x_0, edge_index)``.
-    """
-    return _gcn2("gcn2", in_channels, out_channels, final, aggr, layer, alpha, theta, True)
-
-
-@CONVS.register("gcn2-star")
-def gcn2_star(
-    in_channels: int,
-    out_channels: int,
-    *,
-    final: bool = False,
-    layer: int = 1,
-    aggr: str | None = None,
-    alpha: float = 0.1,
-    theta: float = 0.5,
-    **_: Any,
-) -> nn.Module:
-    """GCNII* (Chen et al., ICML 2020): separate weights for the propagated and the initial
-    term; otherwise as ``gcn2``.
-    """
-    return _gcn2("gcn2-star", in_channels, out_channels, final, aggr, layer, alpha, theta, False)
-
-
-@CONVS.register("gcn2-star-code")
-def gcn2_star_code(
-    in_channels: int,
-    out_channels: int,
-    *,
-    final: bool = False,
-    layer: int = 1,
-    aggr: str | None = None,
-    alpha: float = 0.1,
-    theta: float = 0.5,
-    **_: Any,
-) -> nn.Module:
+    """,
+)
+_gcnii_factory(
+    "gcn2-star",
+    CachedGCN2Conv,
+    False,
+    """GCNII* (Chen et al., ICML 2020; the paper's Eq. 6, PyG's GCN2Conv with
+    ``shared_weights=False``): separate weights for the propagated and the initial term;
+    otherwise as ``gcn2``.
+    """,
+)
+_gcnii_factory(
+    "gcn2-star-code",
+    AuthorsGCN2StarConv,
+    False,
     """GCNII* as chennnM/GCNII's ``model.py`` computes it (the weights see the propagated and
     the initial representation before the ``1 - alpha`` / ``alpha`` mix); see
     :class:`AuthorsGCN2StarConv`.
-    """
-    return _gcn2(
-        "gcn2-star-code",
-        in_channels,
-        out_channels,
-        final,
-        aggr,
-        layer,
-        alpha,
-        theta,
-        False,
-        cls=AuthorsGCN2StarConv,
-    )
+    """,
+)
 
 
 @CONVS.register("mlp")
