@@ -219,7 +219,7 @@ def test_heterophily_cells_use_split_i_with_seed_i() -> None:
     # the README's figure is the better variant's: compared on GCNII*'s row
     assert gcnii.published.value is None and "GCNII* row" in gcnii.published.source
     assert star.published.value == 76.49
-    assert star.configs[0].model.conv == "gcn2-star" and gcnii.configs[0].model.conv == "gcn2"
+    assert star.configs[0].model.conv == "gcn2-star-code" and gcnii.configs[0].model.conv == "gcn2"
     for cell in (gcnii, star):
         assert cell.depth == cell.configs[0].model.depth == 16
         # the authors' graph: directed, aggregation over the nodes a node's edges point to

@@ -97,3 +97,49 @@ def test_defaults_are_plain_gcn_layers_and_options_reach_every_layer() -> None:
     ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
     assert dropedge(x, ei).shape == (5, 3)
     dropedge.reset_parameters()
+
+
+def test_drop_edge_thins_the_graph_of_every_layer_in_training_only() -> None:
+    """DropEdge (``model.drop_edge``): one sample per forward pass, shared by every GCN
+    layer, resampled every call in training mode; eval mode sees the whole graph."""
+    from fathom.config import ModelConfig
+    from fathom.models.build import build_model
+
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig(arch="incep", depth=4, hidden=HIDDEN, dropout=0.0, drop_edge=0.5), IN, OUT
+    )
+    assert isinstance(model, IncepGCN) and model.drop_edge == 0.5
+    seen: list[int] = []
+    convs = [m for m in model.modules() if isinstance(m, GCNConv)]
+    for conv in convs:
+        conv.register_forward_pre_hook(lambda _m, args: seen.append(args[1].size(1)))
+    x, edge_index = _graph()
+    model.train()
+    model(x, edge_index)
+    first = seen[:]
+    assert len(set(first)) == 1 and 0 < first[0] < edge_index.size(1)  # one sample, thinned
+    seen.clear()
+    model(x, edge_index)
+    model.eval()
+    model(x, edge_index)
+    assert seen[len(convs) :] == [edge_index.size(1)] * len(convs)  # eval: the whole graph
+    without = build_model(ModelConfig(arch="incep", depth=4, hidden=HIDDEN), IN, OUT)
+    assert without.drop_edge == 0.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"model.arch": "appnp", "model.drop_edge": 0.3}, "applies to model.arch deep or incep"),
+        ({"model.arch": "incep", "model.drop_node": 0.3}, "applies to model.arch deep, not"),
+    ],
+)
+def test_drop_options_refused_where_they_are_not_read(
+    overrides: dict[str, object], fragment: str
+) -> None:
+    from fathom.config import ExperimentConfig, apply_overrides
+    from fathom.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=fragment):
+        apply_overrides(ExperimentConfig(), overrides)

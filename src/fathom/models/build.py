@@ -357,6 +357,18 @@ def check_model_options(cfg: ModelConfig, given: Collection[str] | None = None) 
             "applies to a block stack (model.arch deep) without model.memory reversible",
             cfg.skip_every,
         )
+    require(
+        unset("drop_edge") or cfg.arch in ("deep", "incep"),
+        "model.drop_edge",
+        f"applies to model.arch deep or incep, not {cfg.arch!r}",
+        cfg.drop_edge,
+    )
+    require(
+        unset("drop_node") or cfg.arch == "deep",
+        "model.drop_node",
+        f"applies to model.arch deep, not {cfg.arch!r}",
+        cfg.drop_node,
+    )
     if not unset("init"):
         require(
             (cfg.arch == "deep" and cfg.conv in _INIT_CONVS and cfg.memory != "reversible")
@@ -659,7 +671,7 @@ def _sign(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
 def _incep(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
     """IncepGCN (DropEdge paper): parallel GCN branches of depth 1…depth-2, concatenated;
     ``root_weight``, ``adj_norm`` and ``norm`` apply to every GCN layer (DropEdge's
-    ``--withloop``, ``--normalization``, ``--withbn``)."""
+    ``--withloop``, ``--normalization``, ``--withbn``), ``drop_edge`` to its graph."""
     from fathom.models.inception import IncepGCN
 
     if cfg.depth < 2:
@@ -674,6 +686,7 @@ def _incep(cfg: ModelConfig, in_channels: int, out_channels: int) -> nn.Module:
         adj_norm=cfg.adj_norm,
         norm=cfg.norm,
         head_norm=cfg.head_norm,
+        drop_edge=cfg.drop_edge,
     )
 
 

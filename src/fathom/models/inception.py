@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.utils import dropout_edge
 
 from fathom.nn.convs import build_conv
 from fathom.nn.dropouts import Dropout
@@ -55,6 +56,8 @@ class IncepGCN(nn.Module):
         norm: normalisation (:data:`~fathom.nn.norms.NORMS`) after every hidden GCN layer,
             before its activation.
         head_norm: apply ``norm`` to the output layer's output too.
+        drop_edge: DropEdge probability: in training mode each edge is removed with this
+            probability at every forward pass (every epoch), the same sample for every layer.
 
     Shapes:
         x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]`` ->
@@ -73,11 +76,13 @@ class IncepGCN(nn.Module):
         adj_norm: str = "sym",
         norm: str = "none",
         head_norm: bool = False,
+        drop_edge: float = 0.0,
     ) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"IncepGCN depth must be >= 2, got {depth}")
         self.depth = depth
+        self.drop_edge = drop_edge
 
         def gcn(i: int, o: int) -> nn.Module:
             return build_conv("gcn", i, o, root_weight=root_weight, adj_norm=adj_norm)
@@ -111,6 +116,8 @@ class IncepGCN(nn.Module):
                 norm.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor | ChunkedGraph) -> Tensor:
+        if self.training and self.drop_edge > 0 and isinstance(edge_index, Tensor):
+            edge_index = dropout_edge(edge_index, p=self.drop_edge)[0]
         h = self.dropout(self.input_norm(apply_conv(self.input_conv, x, edge_index)).relu())
         outs = [h]
         for branch, norms in zip(self.branches, self.branch_norms, strict=True):
