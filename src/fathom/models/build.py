@@ -278,9 +278,11 @@ def check_model_options(cfg: ModelConfig, given: Collection[str] | None = None) 
     The options: attention heads with a conv without attention, ``cheb_k`` off ``cheb``,
     ``theta`` off GCNII, ``msg_norm`` off ``gen`` (conv options apply only to
     ``model.arch deep``, whose blocks are built from ``model.conv``), ``norm_scale`` /
-    ``norm_groups`` off the norms that take them, ``jk`` without the ``jk`` skip and
-    ``groups`` without ``model.memory reversible``. Which conv or norm reads an option is
-    read from its factory's signature, so a new operator needs no entry here."""
+    ``norm_groups`` off the norms that take them, ``jk`` without the ``jk`` skip,
+    ``groups`` without ``model.memory reversible``, ``drop_edge`` off ``deep`` / ``incep``,
+    ``drop_node`` off ``deep`` and ``init`` on a model without GCN or GCNII layers. Which
+    conv or norm reads an option is read from its factory's signature, so a new operator
+    needs no entry here."""
     defaults = ModelConfig()
     conv = CONVS.get(cfg.conv)
 
