@@ -1,11 +1,13 @@
 """Parameter initialisations a model can be given after it is built (``model.init``).
 
 ``default`` keeps each layer's own (PyG's Glorot weights and zero biases for GCN layers).
-``uniform-out`` re-draws every parameter of every GCN layer uniformly in
-:math:`\\pm 1/\\sqrt{d_{out}}`, weights *and* biases: Kipf's original ``pygcn`` layer and
+``uniform-out`` re-draws every parameter of every GCN and GCNII layer uniformly in
+:math:`\\pm 1/\\sqrt{d_{out}}`, weights *and* biases: Kipf's original ``pygcn`` layer,
 DropEdge's ``GraphConvolutionBS`` (DropEdge/DropEdge ``src/layers.py``, whose optional
-self-feature weight of ``--withloop`` is drawn the same way). Its weights have a third of
-Glorot's variance at a square layer, so a deep plain stack starts with smaller signals.
+self-feature weight of ``--withloop`` is drawn the same way) and GCNII's ``GraphConvolution``
+(chennnM/GCNII ``model.py``). Its weights have a third of Glorot's variance at a square layer,
+so a deep plain stack starts with smaller signals. Other layers (linear encoders and heads,
+norms) keep their own.
 """
 
 from __future__ import annotations
