@@ -619,7 +619,7 @@ def gated(
     return GatedGraphConv(out_channels, num_layers=1, aggr=_aggr("gated", aggr))
 
 
-def _gcnii_factory(name: str, cls: type[CachedGCN2Conv], shared_weights: bool, doc: str) -> None:
+def _register_gcnii(name: str, cls: type[CachedGCN2Conv], shared_weights: bool, doc: str) -> None:
     """Register the GCNII conv ``name``: a ``cls`` layer, which needs ``in_channels ==
     out_channels`` and a non-final position (``x_0`` enters every layer; the head must map
     to the classes)."""
@@ -651,7 +651,7 @@ def _gcnii_factory(name: str, cls: type[CachedGCN2Conv], shared_weights: bool, d
     CONVS.add(name, factory)
 
 
-_gcnii_factory(
+_register_gcnii(
     "gcn2",
     CachedGCN2Conv,
     True,
@@ -661,7 +661,7 @@ _gcnii_factory(
     head, as in the paper); called as ``conv(x, x_0, edge_index)``.
     """,
 )
-_gcnii_factory(
+_register_gcnii(
     "gcn2-star",
     CachedGCN2Conv,
     False,
@@ -670,7 +670,7 @@ _gcnii_factory(
     otherwise as ``gcn2``.
     """,
 )
-_gcnii_factory(
+_register_gcnii(
     "gcn2-star-code",
     AuthorsGCN2StarConv,
     False,
