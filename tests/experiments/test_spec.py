@@ -95,6 +95,27 @@ def test_two_zip_groups_and_no_grid() -> None:
     ]
 
 
+def test_a_zip_position_is_checked_as_a_whole() -> None:
+    # model.head_norm is only valid with a model.norm: the two keys must be applied together.
+    spec = spec_from_dict(
+        {
+            "name": "bn",
+            "zip": [{"model.norm": ["none", "batch"], "model.head_norm": [False, True]}],
+        }
+    )
+    assert _points(expand(spec), "model.norm", "model.head_norm") == [
+        ("none", False),
+        ("batch", True),
+    ]
+    with pytest.raises(ConfigError, match=r"zip\[0\] position 0 \(model\.norm='none', "):
+        spec_from_dict(
+            {
+                "name": "bad",
+                "zip": [{"model.norm": ["none", "batch"], "model.head_norm": [True, True]}],
+            }
+        )
+
+
 def test_exclude_drops_matching_points_after_resolution() -> None:
     spec = spec_from_dict(
         {

@@ -206,12 +206,15 @@ def spec_from_dict(
     if points > max_runs:
         raise fail(_too_many(points, "points (grid × zip combinations)", max_runs))
 
-    for label, key, values in [
-        *((f"grid axis {short(k)}", k, v) for k, v in grid.items()),
-        *((f"zip[{i}] axis {short(k)}", k, v) for i, g in enumerate(groups) for k, v in g.items()),
-    ]:
+    # A grid value is checked on its own; a zip group position as a whole, since a group's
+    # keys may only be valid together (model.norm batch with model.head_norm true).
+    for key, values in grid.items():
         for value in values:
-            _resolve(base, key, value, label, fail)
+            _resolve(base, {key: value}, f"grid axis {short(key)}", fail)
+    for i, group in enumerate(groups):
+        for j in range(len(next(iter(group.values())))):
+            point = {key: values[j] for key, values in group.items()}
+            _resolve(base, point, f"zip[{i}] position {j} ({_show(point)})", fail)
 
     exclude_raw = raw.get("exclude")
     if exclude_raw is None:
@@ -230,7 +233,7 @@ def spec_from_dict(
             _check_key(key, label, fail)
             if isinstance(value, (list, dict)):
                 raise fail(f"{label} must be a single value, got {short(value)}")
-            resolved[key] = _resolve(base, key, value, label, fail)
+            resolved[key] = _resolve(base, {key: value}, label, fail)
         exclude.append(resolved)
 
     return SweepSpec(
@@ -356,12 +359,18 @@ def _get(cfg: Any, key: str) -> Any:
     return cfg
 
 
-def _resolve(base: ExperimentConfig, key: str, value: Any, label: str, fail: Any) -> Any:
-    """``value`` validated and coerced by the config (``0`` -> ``0.0`` for a float field)."""
+def _resolve(base: ExperimentConfig, point: dict[str, Any], label: str, fail: Any) -> Any:
+    """The value of ``point``'s key validated and coerced by the config (``0`` -> ``0.0``
+    for a float field); a point of several keys is applied (and checked) as one."""
     try:
-        return _get(apply_overrides(base, {key: value}), key)
+        cfg = apply_overrides(base, point)
     except ConfigError as exc:
         raise fail(f"{label}: {exc}") from None
+    return _get(cfg, next(iter(point)))
+
+
+def _show(point: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={short(value)}" for key, value in point.items())
 
 
 # --------------------------------------------------------------------------- expansion
