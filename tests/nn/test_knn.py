@@ -137,8 +137,9 @@ def test_smallest_matches_a_stable_sort_on_every_path(n: int) -> None:
     dist = torch.stack(rows)
     dist[1, -1] = -1.0  # the nearest in the short last group
     expected = dist.sort(dim=1, stable=True).indices
-    # topk of k + 1 (64 (k + 1) <= n), the k nearest groups, whole rows (k > n / 4)
-    for k in (1, 9, 19, 20, 64, 300, 326, 400):
+    # topk of k + 1 (64 (k + 1) <= n), the k nearest groups (k <= groups / 6), topk of k + 1
+    # beyond (up to n / 4), whole rows (k > n / 4)
+    for k in (1, 9, 19, 20, 50, 54, 55, 64, 300, 326, 400):
         assert torch.equal(_smallest(dist, k), expected[:, :k]), k
         assert torch.equal(_smallest(dist.double(), k), expected[:, :k]), k
 

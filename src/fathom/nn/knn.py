@@ -68,6 +68,11 @@ def _order_selected(vals: Tensor, cols: Tensor) -> Tensor:
 # smallest minima is faster (1 thread, 1024 x 4096 block, k = 64: 104 ms against 181 ms).
 _PARTIAL_SORT_RATIO = 64
 _GROUP = 4
+# ... but only while k is a small share of the groups: the groups' own topk then leaves the
+# partial-sort regime too, and by k = groups / 6 one topk of the whole row is as fast (1 thread,
+# 1024 x 4096 block, min of 5: k = 128: 55 ms against 79 ms; k = 192: 76 vs 76; k = 432, the
+# k * d of DeepGCN's dilation 27: 155 ms against 87 ms).
+_GROUPS_PER_K = 6
 _LAST_KEY = torch.iinfo(torch.int64).max
 
 
@@ -102,23 +107,34 @@ def _smallest(dist: Tensor, k: int) -> Tensor:
 
     For ``64 (k + 1) <= N``: one float ``topk`` of ``k + 1``. Where the ``(k+1)``-th distance
     exceeds the ``k``-th, the first ``k`` are the unique set of the ``k`` smallest, only their
-    order among equal distances is topk's, fixed by one sort of the ``[B, k]`` selection;
+    order among equal distances is topk's, fixed by one sort of the selection of the rows
+    that have equal distances in it;
     rows where the two are equal (ties across the cut, e.g. integer coordinates) are ranked
     whole. This replaces a pass over the block counting the entries within the k-th distance
-    (about as costly as the topk itself). Up to ``k = N / 4`` otherwise (float32): the
-    candidates of the ``k`` nearest groups of columns (:func:`_ranked_in_groups`).
+    (about as costly as the topk itself). For ``N / 64 < k + 1`` and ``k <= N / 24``
+    (float32): the candidates of the ``k`` nearest groups of columns
+    (:func:`_ranked_in_groups`); above ``N / 4``, whole rows are ranked.
     """
     n = dist.size(1)
     if _SORT_ABOVE * k > n:
         # k is a large share of the candidates (dilated layers): rank whole rows at once
         return _rank_rows(dist, k)
     groups = -(-n // _GROUP)
-    if _PARTIAL_SORT_RATIO * (k + 1) > n and groups > k and dist.dtype == torch.float32:
+    if (
+        _PARTIAL_SORT_RATIO * (k + 1) > n
+        and groups >= _GROUPS_PER_K * k
+        and dist.dtype == torch.float32
+    ):
         cols, cut = _ranked_in_groups(dist, k)
     else:
         vals, cols = dist.topk(k + 1, dim=1, largest=False)  # [B, k + 1], ascending
         cut = (vals[:, k] == vals[:, k - 1]).nonzero().view(-1)  # rows tied across the cut
-        cols = _order_selected(vals[:, :k], cols[:, :k])
+        vals, cols = vals[:, :k], cols[:, :k].contiguous()
+        # topk's order is already (distance, column) on rows without equal distances; only
+        # rows with a tie inside the selection need their order fixed
+        tied = (vals[:, 1:] == vals[:, :-1]).any(1).nonzero().view(-1)
+        if tied.numel():
+            cols[tied] = _order_selected(vals[tied], cols[tied])
     if cut.numel():
         cols[cut] = _rank_rows(dist[cut], k)
     return cols
