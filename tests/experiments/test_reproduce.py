@@ -455,3 +455,28 @@ def test_deepgcn_cells_compare_test_miou_and_keep_s3dis_and_densegcn_on_request(
     assert s3dis.configs[0].points.num_points == 4096
     dense = _one(build_cells("deepgcn", models=["densegcn-28"], seeds=1))
     assert dense.configs[0].model.skip == "dense"
+
+
+def test_rows_read_the_other_selection_rule_and_the_peak_fit_from_histories() -> None:
+    from fathom.experiments.reproduce import _max_train_acc, _test_at_best_val_acc
+
+    def record(monitor: str, history: list[dict[str, float]]) -> dict:
+        return {
+            "config": {"train": {"monitor": monitor}},
+            "metrics": {"train_acc": 0.3, "test_acc": 0.4},
+            "history": history,
+        }
+
+    history = [
+        {"train_acc": 0.3, "val_acc": 0.5, "test_acc": 0.4},
+        {"train_acc": 1.0, "val_acc": 0.7, "test_acc": 0.66},
+        {"train_acc": 0.9, "val_acc": 0.7, "test_acc": 0.1},  # a tie: the first is kept
+    ]
+    runs = [record("val_loss", history), record("val_loss", history[:1])]
+    assert _test_at_best_val_acc(runs) == pytest.approx([66.0, 40.0])
+    assert _max_train_acc(runs) == pytest.approx([100.0, 30.0])
+    # another monitor already picks by accuracy (or something else): no second reading
+    assert _test_at_best_val_acc([record("val_acc", history)]) == []
+    # a run without a history (an older store) leaves both readings out
+    assert _test_at_best_val_acc([*runs, record("val_loss", [])]) == []
+    assert _max_train_acc([*runs, record("val_loss", [])]) == []

@@ -170,6 +170,37 @@ def test_explain_says_what_the_measurements_show() -> None:
     assert explain({"diff": -9.0}, 3.0) == ""  # rows from older stores
 
 
+def test_explain_tells_a_late_fit_and_the_epochs_picked_by_validation_loss() -> None:
+    # the stored GCN-8 runs of docs/results/reproduce-depth.md, rounded
+    row = {
+        "diff": -17.4,
+        "ours_mean": 52.1,
+        "published": 69.5,
+        "train_mean": 72.7,
+        "train_runs": [87.9, 83.6, 83.6, 72.1, 36.4],
+        "train_max_runs": [100.0, 100.0, 100.0, 100.0, 100.0],
+        "best_epochs": [154, 352, 197, 154, 29],
+        "by_val_acc_runs": [65.7, 61.5, 68.7, 62.9, 64.8],
+    }
+    assert explain(row, 3.0) == (
+        "1 of 5 runs fit under 60% of their training nodes at the epoch picked but 100% at "
+        "another epoch (not an optimisation failure), the others 82%; the epochs picked by "
+        "validation loss (epochs 154, 352, 197, 154, 29): at each run's best validation "
+        "accuracy instead the same runs read 64.7 ± 2.5 (-4.8)"
+    )
+    # a run that never fits is still an optimisation failure; a rule that moves the mean by
+    # a point or less is not worth a note
+    never = {**row, "train_max_runs": [100.0, 100.0, 100.0, 100.0, 41.0]}
+    assert "(an optimisation failure on those seeds)" in explain(never, 3.0)
+    close = {**row, "by_val_acc_runs": [52.0, 53.0, 52.5, 51.5, 52.0]}
+    assert "validation loss" not in explain(close, 3.0)
+    all_low = {**row, "train_mean": 40.0, "train_runs": [40.0] * 5, "by_val_acc_runs": []}
+    assert explain(all_low, 3.0) == (
+        "fits only 40% of its training nodes at the epochs picked, 100% at another epoch of "
+        "every run"
+    )
+
+
 def test_training_time_counts_runs_shared_by_rows_once(tmp_path: Path) -> None:
     auc = {**_row("cora", "GAE AUC", 2, 91.0, 91.0), "run_times": {"a": 60.0, "b": 120.0}}
     ap = {**_row("cora", "GAE AP", 2, 92.0, 92.0), "run_times": {"a": 60.0, "b": 120.0}}

@@ -12,7 +12,7 @@ one row per cell: ``ours_mean ± ours_std`` over seeds (or splits), ``published`
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -699,6 +699,7 @@ def suite_rows(cells: Sequence[Cell], store: str | Path) -> list[dict[str, Any]]
             if r["metrics"].get("train_acc") is not None
         ]
         train, _ = _mean_std(train_runs)
+        by_val_acc = _test_at_best_val_acc(finished) if metric == "test_acc" else []
         epochs, _ = _mean_std([float(r["metrics"].get("epochs", 0)) for r in finished])
         time_s, _ = _mean_std([float(r["time_s"] or 0.0) for r in finished])
         pub = cell.published.value
@@ -724,12 +725,53 @@ def suite_rows(cells: Sequence[Cell], store: str | Path) -> list[dict[str, Any]]
                 "note": cell.note,
                 "train_mean": train,
                 "train_runs": train_runs,
+                "best_epochs": [r["metrics"].get("best_epoch") for r in finished],
+                "by_val_acc_runs": by_val_acc,
+                "train_max_runs": _max_train_acc(finished),
                 "epochs_mean": epochs,
                 "time_s_mean": time_s,
                 "run_times": run_times,
             }
         )
     return rows
+
+
+def _test_at_best_val_acc(records: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Test accuracy (%) of each run whose epoch was picked by validation loss, at its
+    epoch of highest validation accuracy instead (the first such epoch), read from its
+    stored history: the same runs under the other validation-only rule. Empty unless every
+    run has a history with both accuracies."""
+    out = []
+    for record in records:
+        if record["config"].get("train", {}).get("monitor") != "val_loss":
+            return []
+        epochs = [
+            e
+            for e in record.get("history") or []
+            if e.get("val_acc") is not None and e.get("test_acc") is not None
+        ]
+        if not epochs:
+            return []
+        best = max(epochs, key=lambda e: e["val_acc"])  # max keeps the first of equals
+        out.append(100 * best["test_acc"])
+    return out
+
+
+def _max_train_acc(records: Sequence[Mapping[str, Any]]) -> list[float]:
+    """The highest training accuracy (%) of each run over its stored history, in the order
+    of ``train_runs`` (runs without a training accuracy left out); empty unless every such
+    run has one in its history."""
+    out = []
+    for record in records:
+        if record["metrics"].get("train_acc") is None:
+            continue
+        accs = [
+            e["train_acc"] for e in record.get("history") or [] if e.get("train_acc") is not None
+        ]
+        if not accs:
+            return []
+        out.append(100 * max(accs))
+    return out
 
 
 def within_tolerance(row: dict[str, Any], tolerance: float = TOLERANCE) -> bool | None:
