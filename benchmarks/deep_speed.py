@@ -1921,6 +1921,13 @@ def run(args: argparse.Namespace, device: torch.device | None = None) -> dict[st
         epochs, warmup = _epochs(args, workload)
         _progress(f"{name}: timing ({epochs} epochs after {warmup} warm-up)")
         times, num_params = time_workload(workload, data, epochs, warmup, device)
+        # the timing is the result people wait for: shown before the memory runs begin
+        medians = {impl: statistics.median(times[impl]) * 1000 for impl in IMPLS}
+        _progress(
+            f"{name}: "
+            + ", ".join(f"{impl} {ms:.1f}" for impl, ms in medians.items())
+            + f" ms/epoch (median), time ratio {medians[IMPLS[0]] / medians[IMPLS[1]]:.3f}"
+        )
         memory = {}
         for impl in IMPLS:
             _progress(f"{name}: peak memory of {impl}")
