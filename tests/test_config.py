@@ -322,7 +322,12 @@ INVALID = [
     ("train.epochs", 0, "--epochs", ">= 1"),
     ("train.weight_decay", -1e-4, "--weight-decay", ">= 0"),
     ("train.patience", -1, "--patience", ">= 0"),
-    ("train.monitor", "val_f1", "--monitor", "auto, val_loss, val_acc for task 'node'"),
+    (
+        "train.monitor",
+        "val_f1",
+        "--monitor",
+        "auto, val_loss, val_acc, val_train_mode_loss for task 'node'",
+    ),
     ("train.batch_size", 0, "--batch-size", ">= 1"),
     ("train.lr_decay_every", -1, None, ">= 0"),
     ("train.lr_decay", 0.0, None, "(0, 1]"),

@@ -400,7 +400,9 @@ class TrainConfig:
     monitor: str = "auto"
     """Metric that picks the best epoch, one the task reports (``TaskSpec.monitors``):
     ``val_acc`` (ties broken by lower val_loss), ``val_loss``, ``val_auc``, ``val_ap``,
-    ``val_miou``, ``train_acc``; ``auto``: the task's default (``val_acc`` for node and graph
+    ``val_miou``, ``train_acc``, ``val_train_mode_loss`` (node classification, full batch: the
+    validation loss of the training forward pass, dropout on, as the DropEdge scripts
+    select); ``auto``: the task's default (``val_acc`` for node and graph
     classification, ``val_auc`` for link prediction and autoencoders, ``val_miou`` for
     segmentation, ``train_acc`` for Tree-NeighborsMatch, whose figure it is)."""
     label_smoothing: float = 0.0

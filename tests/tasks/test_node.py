@@ -463,3 +463,57 @@ def test_a_batch_without_training_nodes_is_a_zero_loss_not_a_nan() -> None:
     assert all(p.grad is None or not p.grad.any() for p in model.parameters())
     result = fit(model, objective, data, TrainConfig(epochs=3, patience=0))
     assert result.status == "done"
+
+
+# --------------------------------------------------------------------------- val_train_mode_loss
+
+
+def test_val_train_mode_loss_is_the_validation_loss_of_the_training_forward() -> None:
+    data = _data()
+    task = NodeClassification(train_val_loss=True)
+    model = FixedLogits(_logits())
+    assert "val_train_mode_loss" not in task.evaluate(model, data)  # no training step yet
+    task.loss(model, data)
+    with torch.no_grad():
+        model.scale.mul_(3.0)  # a step after the forward: not what the value saw
+    metrics = task.evaluate(model, data)
+    expected = F.cross_entropy(_logits()[VAL], Y[VAL]).item()
+    assert metrics["val_train_mode_loss"] == pytest.approx(expected)
+    assert metrics["val_loss"] == pytest.approx(F.cross_entropy(3 * _logits()[VAL], Y[VAL]).item())
+    assert "val_train_mode_loss" not in NodeClassification().evaluate(model, data)
+
+
+def test_val_train_mode_loss_sees_dropout_and_picks_the_epoch() -> None:
+    data = _csbm()
+    torch.manual_seed(0)
+    model = _gcn(data, dropout=0.8)
+    task = NodeClassification(train_val_loss=True)
+    result = fit(
+        model, task, data, TrainConfig(epochs=15, patience=0, monitor="val_train_mode_loss")
+    )
+    history = result.history
+    # dropout on: the training forward's validation loss is not the evaluation's
+    assert all(e["val_train_mode_loss"] != e["val_loss"] for e in history)
+    best = min(history, key=lambda e: e["val_train_mode_loss"])
+    assert result.best_epoch == int(best["epoch"])
+    assert result.metrics["test_acc"] == best["test_acc"]
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"train.loader": "neighbor"}, "train.loader"),
+        ({"model.arch": "dgi"}, "model.arch"),
+        ({"data.inductive": True}, "data.inductive"),
+    ],
+)
+def test_val_train_mode_loss_is_refused_where_no_full_training_forward_sees_the_validation_nodes(
+    override: dict, key: str
+) -> None:
+    from fathom.config import apply_overrides
+    from fathom.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"{key}.*val_train_mode_loss"):
+        apply_overrides(ExperimentConfig(), {"train.monitor": "val_train_mode_loss", **override})
+    with pytest.raises(ValueError, match="full-batch"):
+        NodeClassification(loader=[_data()], train_val_loss=True)

@@ -59,6 +59,9 @@ class NodeClassification:
         evaluation: how the evaluated outputs are computed
             (:class:`~fathom.train.inference.NodeEvaluation`); ``None``: one forward pass
             over the whole graph.
+        train_val_loss: also report ``val_train_mode_loss``, the validation nodes' loss in the
+            epoch's training forward pass (dropout and DropEdge on, the weights before the
+            step): what the DropEdge authors' scripts select their epoch on. Full batch only.
     """
 
     def __init__(
@@ -68,11 +71,16 @@ class NodeClassification:
         evaluator: OGBEvaluator | None = None,
         *,
         evaluation: NodeEvaluation | None = None,
+        train_val_loss: bool = False,
     ) -> None:
+        if train_val_loss and loader is not None:
+            raise ValueError("val_train_mode_loss needs full-batch training (no loader)")
         self.label_smoothing = label_smoothing
         self.loader = loader
         self.evaluator = evaluator
         self.evaluation = evaluation
+        self.train_val_loss = train_val_loss
+        self._val_train_mode_loss: float | None = None
         self._saint_scale = 1.0
 
     def criterion(self, out: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
@@ -111,6 +119,10 @@ class NodeClassification:
         if "node_norm" in data:  # GraphSAINT: the normalised sum estimates the mean loss
             per_node = self.criterion(out[mask], data.y[mask], reduction="none")
             return (per_node * data.node_norm[mask]).sum() * self._saint_scale
+        if self.train_val_loss:
+            with torch.no_grad():  # never smoothed, as every evaluation loss
+                val = data.val_mask
+                self._val_train_mode_loss = F.cross_entropy(out[val], data.y[val]).item()
         return self.criterion(out[mask], data.y[mask])
 
     @torch.no_grad()
@@ -127,6 +139,8 @@ class NodeClassification:
         metrics: dict[str, float] = {}
         for split in SPLITS:
             metrics.update(self.split_metrics(split, out, data.y, data[f"{split}_mask"]))
+        if self.train_val_loss and self._val_train_mode_loss is not None:
+            metrics["val_train_mode_loss"] = self._val_train_mode_loss
         return metrics
 
 
@@ -346,11 +360,25 @@ class NodeTask(TaskSpec):
     loaders = ("full", "neighbor", "cluster", "random-partition", "saint")
     eval_modes = ("full", "layerwise", "sampled")
     distributed = True
+    monitors = ("val_loss", "val_acc", "val_train_mode_loss")
 
     def check(self, cfg: ExperimentConfig) -> None:
         # val_auc, a monitor of multi-label datasets only, is checked by check_ogb
         super().check(_auc_as_auto(cfg))
         self.check_ogb(cfg)
+        if cfg.train.monitor == "val_train_mode_loss":
+            for ok, key, value in (
+                (cfg.train.loader == "full", "train.loader", cfg.train.loader),
+                (cfg.model.arch != "dgi", "model.arch", cfg.model.arch),
+                (not cfg.data.inductive, "data.inductive", cfg.data.inductive),
+            ):
+                require(
+                    ok,
+                    key,
+                    "is not available with train.monitor 'val_train_mode_loss' (the validation "
+                    "loss of a full-batch, transductive training forward pass)",
+                    value,
+                )
         require(
             not (cfg.model.arch == "dgi" and cfg.train.diagnose_every),
             "train.diagnose_every",
@@ -393,7 +421,7 @@ class NodeTask(TaskSpec):
             )
             return
         require(
-            t.monitor != "val_acc",
+            t.monitor not in ("val_acc", "val_train_mode_loss"),
             "train.monitor",
             f"must be auto, val_auc or val_loss for {name!r} (multi-label: ROC-AUC, no accuracy)",
             t.monitor,
@@ -436,7 +464,11 @@ class NodeTask(TaskSpec):
                 loader=loader, evaluator=evaluator, evaluation=evaluation
             )
         return NodeClassification(
-            label_smoothing=smoothing, loader=loader, evaluator=evaluator, evaluation=evaluation
+            label_smoothing=smoothing,
+            loader=loader,
+            evaluator=evaluator,
+            evaluation=evaluation,
+            train_val_loss=t.monitor == "val_train_mode_loss",
         )
 
     def plan(self, cfg: ExperimentConfig, data: Any) -> Iterator[FitPlan]:
