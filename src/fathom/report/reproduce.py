@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,11 +73,11 @@ def _selection(row: Mapping[str, Any]) -> str:
     other = row.get("by_val_acc_runs") or []
     if not other or row["ours_mean"] is None or row.get("published") is None:
         return ""
-    mean = sum(other) / len(other)
+    mean = statistics.fmean(other)
     if abs(mean - row["ours_mean"]) <= 1.0:
         return ""
     epochs = [e for e in row.get("best_epochs") or [] if e is not None]
-    std = (sum((v - mean) ** 2 for v in other) / len(other)) ** 0.5
+    std = statistics.pstdev(other)
     picked = f" (epochs {', '.join(str(e) for e in epochs)})" if epochs else ""
     return (
         f"; the epochs picked by validation loss{picked}: at each run's best validation "
@@ -94,28 +95,31 @@ def _fit(row: Mapping[str, Any], train: float, items: str) -> str:
     runs = row.get("train_runs") or []
     unfit = [t for t in runs if t < UNFIT]
     peaks = row.get("train_max_runs") or []
-    # runs that fit their training set later than the epoch picked did not fail to optimise
-    later = len(peaks) == len(runs) and all(
-        peak >= UNFIT for t, peak in zip(runs, peaks, strict=True) if t < UNFIT
+    # the best training accuracy over the whole run of each run under UNFIT at its epoch:
+    # runs that fit their training set at another epoch did not fail to optimise
+    unfit_peaks = (
+        [p for t, p in zip(runs, peaks, strict=True) if t < UNFIT]
+        if len(peaks) == len(runs)
+        else []
     )
+    later = bool(unfit_peaks) and min(unfit_peaks) >= UNFIT
     if unfit and len(unfit) < len(runs):
         fit = [t for t in runs if t >= UNFIT]
         if later:
-            lowest = min(p for t, p in zip(runs, peaks, strict=True) if t < UNFIT)
             return (
                 f"{len(unfit)} of {len(runs)} runs fit under {UNFIT:.0f}% of their training "
-                f"{items} at the epoch picked but {_reach(lowest)} at another epoch (not an "
-                f"optimisation failure), the others {sum(fit) / len(fit):.0f}%"
+                f"{items} at the epoch picked but {_reach(min(unfit_peaks))} at another epoch "
+                f"(not an optimisation failure), the others {sum(fit) / len(fit):.0f}%"
             )
         return (
             f"{len(unfit)} of {len(runs)} runs fit under {UNFIT:.0f}% of their training "
             f"{items} (an optimisation failure on those seeds), the others "
             f"{sum(fit) / len(fit):.0f}%"
         )
-    if train < UNFIT and later and unfit:
+    if train < UNFIT and later:
         return (
             f"fits only {train:.0f}% of its training {items} at the epochs picked, "
-            f"{_reach(min(peaks))} at another epoch of every run"
+            f"{_reach(min(unfit_peaks))} at another epoch of every run"
         )
     if train < UNFIT:
         where = (

@@ -139,7 +139,7 @@ class NodeClassification:
         metrics: dict[str, float] = {}
         for split in SPLITS:
             metrics.update(self.split_metrics(split, out, data.y, data[f"{split}_mask"]))
-        if self.train_val_loss and self._val_train_mode_loss is not None:
+        if self._val_train_mode_loss is not None:  # set by loss() with train_val_loss
             metrics["val_train_mode_loss"] = self._val_train_mode_loss
         return metrics
 
