@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fathom.config import config_hash, config_to_dict
+from fathom.config import apply_overrides, config_hash, config_to_dict
 from fathom.errors import ConfigError
 from fathom.experiments.reproduce import build_cells
 from fathom.experiments.store import RunStore
@@ -23,15 +23,35 @@ def _depth_cells(models: str, depths: list[int], seeds: int = 2) -> list[Any]:
 def test_shipped_depth_search_is_valid_and_searches_dropedge_only_where_set() -> None:
     space = load_search("depth")
     assert space.metric == "val_acc" and space.seeds == 1
-    gcn, dropedge = _depth_cells("gcn,gcn-dropedge", [8])
+    gcn, dropedge, jknet = _depth_cells("gcn,gcn-dropedge,jknet", [8])
     plain_points, de_points = space.points(gcn.configs[0]), space.points(dropedge.configs[0])
-    assert len(plain_points) == 3 and len(de_points) == 6
+    assert len(plain_points) == 6 and len(de_points) == 12
     assert all("model.drop_edge" not in p for p in plain_points)
-    # declared order, the last axis fastest
-    assert de_points[:2] == [
+    # declared order, the last axis fastest; a setting's {} is the preset's own setting
+    withbn = {"model.norm": "batch", "model.head_norm": True, "train.weight_decay": 5.0e-4}
+    assert de_points[:3] == [
         {"model.dropout": 0.1, "model.drop_edge": 0.3},
+        {"model.dropout": 0.1, "model.drop_edge": 0.3, **withbn},
         {"model.dropout": 0.1, "model.drop_edge": 0.7},
     ]
+    # withbn is searched for the plain GCNs only (only_if), not for JKNet
+    assert [a.key for a in space.axes_for(jknet.configs[0])] == ["model.dropout"]
+    assert space.points(jknet.configs[0]) == [{"model.dropout": v} for v in (0.1, 0.5, 0.8)]
+
+
+def test_a_setting_axis_keeps_the_presets_own_point_unchanged() -> None:
+    """The {} value of a setting leaves the cell's config as it is, so the grid points searched
+    before the axis was declared keep their keys (their stored runs are reused)."""
+    space = load_search("depth")
+    (gcn,) = _depth_cells("gcn", [16])
+    (search,) = plan_searches([gcn], space).values()
+    assert search.axes == ("model.dropout", "withbn")
+    base = gcn.configs[0]
+    off = search.configs[0][0]
+    assert config_hash(off) == config_hash(apply_overrides(base, {"model.dropout": 0.1}))
+    on = search.configs[1][0]
+    assert (on.model.norm, on.model.head_norm, on.train.weight_decay) == ("batch", True, 5e-4)
+    assert on.train.lr == base.train.lr and on.model.depth == 16
 
 
 def test_only_cells_without_a_setting_published_at_their_depth_are_searched() -> None:
@@ -76,7 +96,7 @@ def test_choice_reads_validation_only_and_keeps_the_first_of_ties(tmp_path: Path
         assert all(getattr(getattr(c, section), name) == value for c in tuned.configs)
     # seed 0 of the cell is the chosen grid run itself (one search seed: seed 0)
     assert config_hash(tuned.configs[0]) == config_hash(grid.configs[1][0])
-    assert "tuned on validation (3-point grid over model.dropout, 1 seed;" in tuned.note
+    assert "tuned on validation (6-point grid over model.dropout, withbn, 1 seed;" in tuned.note
     assert "val_acc 80.0" in tuned.note
 
 
@@ -91,7 +111,7 @@ def test_incomplete_grid_reports_nothing_as_tuned(tmp_path: Path) -> None:
                 _finish(st, cfg, val_acc=0.5)
     (cell,) = apply_choices(cells, searches, space, db)
     assert cell.configs == ()
-    assert "to be tuned on validation" in cell.note and "2 of 3 done" in cell.note
+    assert "to be tuned on validation" in cell.note and "2 of 6 done" in cell.note
 
 
 @pytest.mark.parametrize(
@@ -103,6 +123,18 @@ def test_incomplete_grid_reports_nothing_as_tuned(tmp_path: Path) -> None:
         ("metric: val_acc\naxes: [{key: model.dropout, values: [1.5]}]\n", "model.dropout"),
         ("metric: val_acc\naxes: [{key: model.nope, values: [1]}]\n", "model.nope"),
         ("metric: val_acc\ngrid: 1\naxes: [{key: train.lr, values: [0.1]}]\n", "'grid'"),
+        ("metric: val_acc\naxes: [{key: train.lr, name: x, values: [0.1]}]\n", "exactly one"),
+        ("metric: val_acc\naxes: [{name: bn, values: [batch]}]\n", "mapping of config keys"),
+        ("metric: val_acc\naxes: [{name: bn, values: [{model.norm: nope}]}]\n", "model.norm"),
+        (
+            "metric: val_acc\naxes: [{key: model.norm, values: [none]},"
+            " {name: bn, values: [{model.norm: batch}]}]\n",
+            "both set model.norm",
+        ),
+        (
+            "metric: val_acc\naxes: [{key: train.lr, values: [0.1], only_if: {model.x: 1}}]\n",
+            "only_if",
+        ),
     ],
 )
 def test_malformed_search_file_is_one_line(tmp_path: Path, text: str, fragment: str) -> None:

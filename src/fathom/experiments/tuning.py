@@ -46,17 +46,37 @@ __all__ = [
 SEARCH_DIR = Path(__file__).resolve().parents[1] / "presets" / "search"
 
 _TOP_KEYS = ("metric", "seeds", "axes")
-_AXIS_KEYS = ("key", "values", "only_if_set")
+_AXIS_KEYS = ("key", "name", "values", "only_if_set", "only_if")
 
 
 @dataclass(frozen=True)
 class Axis:
-    """One hyper-parameter of a search: a dotted config key and its values, in grid order."""
+    """One dimension of a search, in grid order.
+
+    Either a hyper-parameter (``key``: a dotted config key, ``values``: its values) or a named
+    setting (``key``: the setting's name, ``settings=True``, ``values``: one mapping of dotted
+    keys per value, ``{}`` for the cell's own setting), e.g. DropEdge's ``--withbn`` with the
+    weight decay it is searched at.
+    """
 
     key: str
     values: tuple[Any, ...]
     only_if_set: bool = False
     """Searched only for a cell whose base config sets ``key`` to a non-zero value."""
+    only_if: tuple[tuple[str, Any], ...] = ()
+    """Searched only for a cell whose base config has each of these (dotted key, value)."""
+    settings: bool = False
+    """``values`` are mappings of dotted keys (a named setting), not values of ``key``."""
+
+    def applies(self, values: dict[str, Any]) -> bool:
+        """Whether the axis is searched for a cell whose flattened base config is ``values``."""
+        if self.only_if_set and not values.get(self.key):
+            return False
+        return all(values.get(k) == v for k, v in self.only_if)
+
+    def overrides(self, value: Any) -> dict[str, Any]:
+        """The config overrides of one of the axis's values."""
+        return dict(value) if self.settings else {self.key: value}
 
 
 @dataclass(frozen=True)
@@ -69,19 +89,58 @@ class SearchSpace:
     seeds: int
     axes: tuple[Axis, ...]
 
+    def axes_for(self, base: ExperimentConfig) -> list[Axis]:
+        """The axes searched for a cell whose config is ``base``, in declared order."""
+        values = flatten(config_to_dict(base))
+        return [a for a in self.axes if a.applies(values)]
+
     def points(self, base: ExperimentConfig) -> list[dict[str, Any]]:
         """The grid for a cell whose config is ``base``: every combination of the axes that
-        apply to it, in declared order (the last axis varies fastest)."""
-        values = flatten(config_to_dict(base))
-        axes = [a for a in self.axes if not a.only_if_set or values.get(a.key)]
-        return [
-            dict(zip([a.key for a in axes], combo, strict=True))
-            for combo in itertools.product(*(a.values for a in axes))
-        ]
+        apply to it, in declared order (the last axis varies fastest), each as its config
+        overrides."""
+        axes = self.axes_for(base)
+        points = []
+        for combo in itertools.product(*(a.values for a in axes)):
+            point: dict[str, Any] = {}
+            for axis, value in zip(axes, combo, strict=True):
+                point.update(axis.overrides(value))
+            points.append(point)
+        return points
 
 
 def _fail(path: Path, msg: str) -> ConfigError:
     return ConfigError(f"{path}: {msg}")
+
+
+def _axis(path: Path, i: int, entry: dict[str, Any], defaults: dict[str, Any]) -> Axis:
+    """One validated entry of ``axes``."""
+    key, name, values = entry.get("key"), entry.get("name"), entry.get("values")
+    if (key is None) == (name is None):
+        raise _fail(path, f"axes[{i}] needs exactly one of key (a config key) or name (a setting)")
+    label = key if name is None else name
+    if not isinstance(label, str) or not label:
+        what = "key must be a dotted config key" if name is None else "name must be a string"
+        raise _fail(path, f"axes[{i}].{what}, got {label!r}")
+    if not isinstance(values, list) or not values:
+        raise _fail(path, f"axes[{i}].values must be a non-empty list")
+    if name is not None and not all(isinstance(v, dict) for v in values):
+        raise _fail(path, f"axes[{i}] ({name}): each value must be a mapping of config keys")
+    only_if = entry.get("only_if", {})
+    if not isinstance(only_if, dict) or any(k not in defaults for k in only_if):
+        raise _fail(path, f"axes[{i}].only_if must map dotted config keys to values")
+    axis = Axis(
+        label,
+        tuple(values),
+        bool(entry.get("only_if_set", False)),
+        tuple(only_if.items()),
+        settings=name is not None,
+    )
+    try:  # every value must make a valid config on its own
+        for value in values:
+            apply_overrides(ExperimentConfig(), axis.overrides(value))
+    except ConfigError as exc:
+        raise _fail(path, f"axes[{i}] ({label}): {exc}") from None
+    return axis
 
 
 def load_search(suite: str, path: Path | None = None) -> SearchSpace:
@@ -112,21 +171,19 @@ def load_search(suite: str, path: Path | None = None) -> SearchSpace:
     axes_raw = raw.get("axes")
     if not isinstance(axes_raw, list) or not axes_raw:
         raise _fail(path, "axes must be a non-empty list")
-    axes = []
+    defaults = flatten(config_to_dict(ExperimentConfig()))
+    axes: list[Axis] = []
     for i, entry in enumerate(axes_raw):
         if not isinstance(entry, dict) or set(entry) - set(_AXIS_KEYS):
             raise _fail(path, f"axes[{i}] must be a mapping of {', '.join(_AXIS_KEYS)}")
-        key, values = entry.get("key"), entry.get("values")
-        if not isinstance(key, str) or not key:
-            raise _fail(path, f"axes[{i}].key must be a dotted config key, got {key!r}")
-        if not isinstance(values, list) or not values:
-            raise _fail(path, f"axes[{i}].values must be a non-empty list")
-        try:  # every value must make a valid config on its own
-            for value in values:
-                apply_overrides(ExperimentConfig(), {key: value})
-        except ConfigError as exc:
-            raise _fail(path, f"axes[{i}] ({key}): {exc}") from None
-        axes.append(Axis(key, tuple(values), bool(entry.get("only_if_set", False))))
+        axes.append(_axis(path, i, entry, defaults))
+    seen: dict[str, str] = {}
+    for axis in axes:
+        keys = {k for v in axis.values for k in axis.overrides(v)}
+        for key in sorted(keys):
+            if key in seen:
+                raise _fail(path, f"axes {seen[key]!r} and {axis.key!r} both set {key}")
+            seen[key] = axis.key
     return SearchSpace(suite, metric, seeds, tuple(axes))
 
 
@@ -135,6 +192,8 @@ class CellSearch:
     """The grid of one cell: its points and each point's single-seed configs."""
 
     base: ExperimentConfig
+    axes: tuple[str, ...]
+    """The names of the axes searched for this cell (config keys or setting names)."""
     points: tuple[dict[str, Any], ...]
     configs: tuple[tuple[ExperimentConfig, ...], ...]
     """Per point, one config per search seed (seeds 0 ...)."""
@@ -155,7 +214,8 @@ def plan_searches(cells: Sequence[Any], space: SearchSpace) -> dict[int, CellSea
             tuple(with_seed(apply_overrides(base, point), s) for s in range(space.seeds))
             for point in points
         )
-        out[i] = CellSearch(base, tuple(points), configs)
+        axes = tuple(a.key for a in space.axes_for(base))
+        out[i] = CellSearch(base, axes, tuple(points), configs)
     return out
 
 
@@ -181,7 +241,7 @@ def apply_choices(
     out = list(cells)
     for i, search in searches.items():
         cell = cells[i]
-        grid_axes = ", ".join(search.points[0]) if search.points else "no axis"
+        grid_axes = ", ".join(search.axes) or "no axis"
         scores: list[float | None] = []
         for point_configs in search.configs:
             values = []
