@@ -136,3 +136,55 @@ def test_non_finite_loss_is_diverged() -> None:
     assert result.status == "diverged"
     assert "epoch 1" in result.message
     assert result.metrics == {}
+
+
+def _two_pass_loss(model: DGI, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    """The objective as PyG's DeepGraphInfomax computes it: the encoder run on ``x`` and again
+    on the row-shuffled ``x`` (two products with the weight)."""
+    pos_z, neg_z, summary = model.infomax(x, edge_index)
+    pos = model.infomax.discriminate(pos_z, summary, sigmoid=False)
+    neg = model.infomax.discriminate(neg_z, summary, sigmoid=False)
+    logits = torch.cat([pos, neg])
+    labels = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+
+
+def _bag_of_words(data: Data, density: float, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(data.num_nodes, 400, generator=g) < density).float()
+    return x / x.sum(dim=1, keepdim=True).clamp(min=1)
+
+
+def test_one_product_per_step_is_the_two_pass_objective() -> None:
+    """XW once, the corrupted view as its rows permuted: the same loss and gradients as
+    encoding the shuffled features again, drawing the same permutation."""
+    data = _sbm()
+    for x in (data.x, _bag_of_words(data, 0.01)):  # dense, and through the sparse product
+        torch.manual_seed(0)
+        model = DGI(x.size(1), HIDDEN)
+        torch.manual_seed(1)
+        loss = model.loss(x, data.edge_index)
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        torch.manual_seed(1)
+        ref = _two_pass_loss(model, x, data.edge_index)
+        ref_grads = torch.autograd.grad(ref, list(model.parameters()))
+        assert torch.allclose(loss, ref, rtol=1e-5, atol=1e-6)
+        for a, b in zip(grads, ref_grads, strict=True):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_sparse_input_only_for_sparse_features_and_refreshed_on_change() -> None:
+    data = _sbm()
+    torch.manual_seed(0)
+    sparse_x, dense_x = _bag_of_words(data, 0.01), _bag_of_words(data, 0.5)
+    model = DGI(sparse_x.size(1), HIDDEN)
+    z = model(sparse_x, data.edge_index)
+    assert model._sparse_x is not None and model._sparse_x.layout == torch.sparse_csr
+    assert torch.allclose(z, model.infomax.encoder(sparse_x, data.edge_index), atol=1e-6)
+    model(dense_x, data.edge_index)
+    assert model._sparse_x is None  # 50 % non-zero: the dense product
+    # an in-place change of the features is seen (the copy is keyed on the tensor's version)
+    model(sparse_x, data.edge_index)
+    sparse_x[:, :5] = 0.0
+    z = model(sparse_x, data.edge_index)
+    assert torch.allclose(z, model.infomax.encoder(sparse_x, data.edge_index), atol=1e-6)

@@ -179,6 +179,20 @@ class CachedGCNConv(_FastSparseAggregation, GCNConv):
         out = propagate(adj, self.lin(x))
         return out if self.bias is None else out + self.bias
 
+    def propagate_transformed(self, h: Tensor, edge_index: Tensor) -> Tensor:
+        """The layer's output for features already through its weight, ``h = self.lin(x)``:
+        :math:`S h + b` (what :meth:`forward` computes after ``self.lin``), for callers that
+        reuse one :math:`XW` (DGI's corrupted view is a row permutation of it).
+
+        Shapes:
+            h: ``[num_nodes, out_channels]``, edge_index: ``[2, num_edges]`` -> same as h.
+        """
+        if not self.normalize or edge_index.layout != torch.strided:
+            raise ValueError("propagate_transformed needs normalize=True and an edge_index")
+        adj = _cached_or_new(self, edge_index, h, improved=self.improved)
+        out = propagate(adj, h)
+        return out if self.bias is None else out + self.bias
+
 
 class CachedGCN2Conv(_FastSparseAggregation, GCN2Conv):
     """:class:`~torch_geometric.nn.GCN2Conv` (GCNII, Chen et al., "Simple and Deep Graph
