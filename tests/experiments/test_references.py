@@ -89,7 +89,7 @@ def test_neighbors_match_figure_3() -> None:
 
 
 def test_missing_cells_and_suites() -> None:
-    assert load_references("planetoid").get("gat", "pubmed") is None  # not located
+    assert load_references("heterophily").get("gcn", "cornell") is None  # not located
     assert load_references("planetoid").get("gcn", "cora", depth=8) is None
     assert [f.depth for f in load_references("depth").select("gcn", "cora")] == [
         2,
