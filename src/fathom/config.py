@@ -373,7 +373,9 @@ class ModelConfig:
     """Residual skips (``res``, ``res+``) span this many blocks: ``x_l = h + x_{l-k}`` at
     the end of every group of ``k`` blocks after the input layer (the first block, or the
     linear encoder), no skip inside a group (DropEdge's ``resgcn`` with
-    ``--nbaseblocklayer k``). 1: a residual around every block."""
+    ``--nbaseblocklayer k``). 1: a residual around every block; 0: one residual around all
+    the hidden blocks, whatever the depth (DropEdge's scripts: ``--nhiddenlayer 1``,
+    ``--nbaseblocklayer depth - 2``)."""
     head_norm: bool = False
     """Apply ``norm`` to the head's output too (DropEdge's ``--withbn`` batch-normalises its
     output layer as well as every hidden one)."""
@@ -849,7 +851,7 @@ def _check_values(cfg: ExperimentConfig) -> None:
     ]:
         _require(p is None or 0.0 <= p < 1.0, key, "must be in [0, 1)", p)
     _require(m.groups >= 2, "model.groups", "must be >= 2", m.groups)
-    _require(m.skip_every >= 1, "model.skip_every", "must be >= 1", m.skip_every)
+    _require(m.skip_every >= 0, "model.skip_every", "must be >= 0", m.skip_every)
     _require(t.epochs >= 1, "train.epochs", "must be >= 1", t.epochs)
     _require(t.epochs <= MAX_EPOCHS, "train.epochs", f"must be <= {MAX_EPOCHS:,}", t.epochs)
     _require(t.lr > 0, "train.lr", "must be > 0", t.lr)

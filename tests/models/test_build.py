@@ -567,6 +567,29 @@ def test_dropedge_gcn_options_reach_every_gcn_layer() -> None:
     assert all(type(b.conv).__name__ == "CachedGCNConv" for b in plain.blocks)
 
 
+def test_skip_every_0_is_one_residual_around_all_hidden_blocks() -> None:
+    for depth in (4, 8, 16):
+        model = build_model(ModelConfig(depth=depth, hidden=8, skip="res", skip_every=0), 5, 3)
+        kinds = [(type(b.skip).__name__, getattr(b.skip, "distance", None)) for b in model.blocks]
+        # block 1 is the input layer, blocks 2 .. depth - 1 the hidden ones: one group
+        assert kinds == [("NoSkip", None)] * (depth - 2) + [("Residual", depth - 2)]
+    # depth 3, one hidden block: as skip_every 1 (a shortcut around it)
+    model = build_model(ModelConfig(depth=3, hidden=8, skip="res", skip_every=0), 5, 3)
+    same = build_model(ModelConfig(depth=3, hidden=8, skip="res", skip_every=1), 5, 3)
+    assert [type(b.skip) for b in model.blocks] == [type(b.skip) for b in same.blocks]
+    # depth 2: no hidden block, no shortcut
+    model = build_model(ModelConfig(depth=2, hidden=8, skip="res", skip_every=0), 5, 3)
+    assert [type(b.skip).__name__ for b in model.blocks] == ["NoSkip"]
+    # with a linear encoder every block is hidden: the group starts at x_0
+    enc = build_model(
+        ModelConfig(depth=4, hidden=8, skip="res", skip_every=0, encoder="linear", head="linear"),
+        5,
+        3,
+    )
+    kinds = [(type(b.skip).__name__, getattr(b.skip, "distance", None)) for b in enc.blocks]
+    assert kinds == [("NoSkip", None)] * 3 + [("Residual", 4)]
+
+
 def test_skip_every_puts_a_residual_at_the_end_of_each_group() -> None:
     model = build_model(ModelConfig(depth=8, hidden=8, skip="res", skip_every=3), 5, 3)
     kinds = [(type(b.skip).__name__, getattr(b.skip, "distance", None)) for b in model.blocks]
@@ -617,7 +640,7 @@ def test_head_norm_normalises_the_output_layer() -> None:
             "model.arch 'deep' (a block stack of model.conv) or 'incep'",
         ),
         ({"model.skip_every": 2}, "applies to model.skip res, res+"),
-        ({"model.skip": "res", "model.skip_every": 0}, "must be >= 1"),
+        ({"model.skip": "res", "model.skip_every": -1}, "must be >= 0"),
         ({"model.head_norm": True}, "model.head_norm"),
         ({"model.adj_norm": "laplacian"}, "choose one of: first-order, rw, sym, sym+i"),
     ],

@@ -191,12 +191,18 @@ def test_mutigcn_is_the_papers_gcn(preset: str, kind: str, withloop: bool, withb
     _compare(ref, ours, _matrix(edge_index, kind), edge_index)
 
 
-@pytest.mark.parametrize(("nhidlayer", "nbaselayer"), [(4, 1), (2, 2), (1, 3)])
-def test_resgcn_blocks_of_nbaselayer_layers(nhidlayer: int, nbaselayer: int) -> None:
+@pytest.mark.parametrize(
+    ("nhidlayer", "nbaselayer", "skip_every"), [(4, 1, 1), (2, 2, 2), (1, 3, 3), (1, 5, 0)]
+)
+def test_resgcn_blocks_of_nbaselayer_layers(
+    nhidlayer: int, nbaselayer: int, skip_every: int
+) -> None:
+    """``model.skip_every k`` is ``--nbaseblocklayer k``; 0 is the scripts' one block
+    (``--nhiddenlayer 1 --nbaseblocklayer depth - 2``)."""
     torch.manual_seed(1)
     depth = nhidlayer * nbaselayer + 2
     ref = RefModel("resgcn", nhidlayer, nbaselayer, withbn=False, withloop=True)
-    ours = _model("depth-resgcn-pubmed", depth, skip_every=nbaselayer)
+    ours = _model("depth-resgcn-pubmed", depth, skip_every=skip_every)
     assert isinstance(ours, DeepGNN)
     residual = [
         i for i, b in enumerate(ours.blocks, 1) if isinstance(b.skip, Residual) and b.skip.active

@@ -475,18 +475,20 @@ def build_deep_gnn(cfg: ModelConfig, in_channels: int, out_channels: int) -> Dee
             raise ConfigError(
                 "model.skip (--skip) 'jk' needs at least one hidden block: raise model.depth"
             )
+        # skip_every 0: one group spanning every hidden block (all blocks after the input layer)
+        every = cfg.skip_every or num_blocks - (0 if encoder is not None else 1)
         history_widths = [width]
         shared: dict[int, nn.Module] = {}  # input width -> the conv shared by blocks of that width
         blocks = []
         for layer in range(1, num_blocks + 1):
             skip = build_skip(
-                _block_skip(cfg.skip, cfg.skip_every, layer, encoder is not None),
+                _block_skip(cfg.skip, every, layer, encoder is not None),
                 cfg.hidden,
                 layer=layer,
                 history_widths=list(history_widths),
                 alpha=cfg.alpha,
                 project=cfg.skip_project,
-                distance=cfg.skip_every,
+                distance=max(every, 1),
             )
             if cfg.share_weights and width in shared:
                 conv = shared[width]
@@ -551,9 +553,12 @@ def _block_skip(skip: str, every: int, layer: int, has_encoder: bool) -> str:
     """The skip of block ``layer`` when residual skips span ``every`` blocks
     (``model.skip_every``): ``skip`` at the last block of each group of ``every`` blocks
     after the input layer (the first block without an encoder, the encoder with one),
-    ``none`` elsewhere; ``skip`` itself for every block when ``every`` is 1."""
+    ``none`` elsewhere; ``skip`` itself for every block when ``every`` is 1, ``none`` for
+    every block when it is 0 (no hidden block to span)."""
     if every == 1:
         return skip
+    if every < 1:
+        return "none"
     position = layer - (0 if has_encoder else 1)  # blocks since the input layer's output
     return skip if position >= every and position % every == 0 else "none"
 
