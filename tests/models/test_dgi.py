@@ -149,6 +149,23 @@ def _two_pass_loss(model: DGI, x: torch.Tensor, edge_index: torch.Tensor) -> tor
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
 
+def test_a_sparse_adjacency_takes_the_encoders_own_path() -> None:
+    """An adjacency given as a sparse matrix, not an edge_index: the plain encoder (two
+    passes), the same embeddings."""
+    data = _sbm()
+    torch.manual_seed(0)
+    model = DGI(IN, HIDDEN)
+    adj = torch.sparse_coo_tensor(
+        data.edge_index.flip(0), torch.ones(data.edge_index.size(1)), (60, 60)
+    ).to_sparse_csr()
+    z = model(data.x, adj)
+    assert torch.allclose(z, model.infomax.encoder(data.x, adj))
+    torch.manual_seed(1)
+    loss = model.loss(data.x, adj)
+    torch.manual_seed(1)
+    assert torch.equal(loss, _two_pass_loss(model, data.x, adj))
+
+
 def _bag_of_words(data: Data, density: float, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(data.num_nodes, 400, generator=g) < density).float()

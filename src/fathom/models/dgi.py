@@ -116,7 +116,14 @@ class DGI(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         """Node embeddings :math:`Z`."""
         encoder = self.infomax.encoder
+        if not self._one_product(edge_index):
+            return encoder(x, edge_index)
         return encoder.act(encoder.conv.propagate_transformed(self._xw(x), edge_index))
+
+    def _one_product(self, edge_index: Tensor) -> bool:
+        """Whether the encoder's layer can take a precomputed :math:`XW` (its normalised
+        propagation of an ``edge_index``; else the plain encoder runs, as PyG's would)."""
+        return bool(self.infomax.encoder.conv.normalize) and edge_index.layout == torch.strided
 
     def _xw(self, x: Tensor) -> Tensor:
         """:math:`XW` of the encoder's GCN layer; on CPU, through a CSR copy of ``x`` when
@@ -146,11 +153,17 @@ class DGI(nn.Module):
         is taken as the rows of :math:`XW` in the same order (one product per step, not two;
         the same random permutation as :func:`corrupt` draws)."""
         encoder = self.infomax.encoder
+        if not self._one_product(edge_index):
+            pos_z, neg_z, summary = self.infomax(x, edge_index)
+            return self._bce(pos_z, neg_z, summary)
         xw = self._xw(x)
         pos_z = encoder.act(encoder.conv.propagate_transformed(xw, edge_index))
         perm = torch.randperm(x.size(0), device=x.device)
         neg_z = encoder.act(encoder.conv.propagate_transformed(xw[perm], edge_index))
-        summary = summarize(pos_z)
+        return self._bce(pos_z, neg_z, summarize(pos_z))
+
+    def _bce(self, pos_z: Tensor, neg_z: Tensor, summary: Tensor) -> Tensor:
+        """Binary cross-entropy of the discriminator on the true and corrupted embeddings."""
         pos = self.infomax.discriminate(pos_z, summary, sigmoid=False)  # [num_nodes]
         neg = self.infomax.discriminate(neg_z, summary, sigmoid=False)
         logits = torch.cat([pos, neg])
