@@ -31,7 +31,10 @@ def _keep_mask(shape: torch.Size, p: float, device: torch.device | str) -> Tenso
     n = 1
     for s in shape:
         n *= s
-    keep = torch.empty(n, dtype=torch.bool, device=device)
+    # the comparison writes 0 / 1 bytes into a uint8 buffer, read as bool: the same values,
+    # but torch's CPU comparison into a bool output is not vectorised (about 3x slower on a
+    # 2708 x 64 hidden layer, 1 thread)
+    keep = torch.empty(n, dtype=torch.uint8, device=device)
     threshold = round(p * _LEVELS)
     for start in range(0, n, _CHUNK):
         m = min(_CHUNK, n - start)
@@ -39,7 +42,7 @@ def _keep_mask(shape: torch.Size, p: float, device: torch.device | str) -> Tenso
         words = torch.empty((m + 1) // 2, dtype=torch.int32, device=device).random_()
         uniforms = words.view(torch.int16)[:m].bitwise_and_(_LEVELS - 1)
         torch.ge(uniforms, threshold, out=keep[start : start + m])
-    return keep.view(shape)
+    return keep.view(torch.bool).view(shape)
 
 
 _SAME_WIDTH_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
