@@ -132,6 +132,39 @@ def test_propagate_is_bit_identical_to_torch_sparse_mm() -> None:
         assert torch.equal(dx, torch.sparse.mm(adj_t, grad))
 
 
+def test_spmm_matches_torch_sparse_mm_and_ignores_what_out_held() -> None:
+    """``_spmm`` writes the product into an uninitialised matrix through ``addmm(beta=0)``:
+    the bits of ``torch.sparse.mm``, whatever the output memory held before (NaN here: torch's
+    ``addmm`` contract ignores ``input`` at ``beta`` 0, and MKL must not read it)."""
+    for num_nodes, width, dtype in [
+        (300, 16, torch.float32),
+        (2000, 7, torch.float32),
+        (500, 33, torch.float64),
+        (40, 0, torch.float32),
+    ]:
+        edges = _random_graph(num_nodes, 4 * num_nodes, seed=width, symmetric=False)
+        adj = adjacency._kernel_form(normalized_adjacency(edges, num_nodes, dtype=dtype))
+        x = torch.randn(num_nodes, width, generator=torch.Generator().manual_seed(3), dtype=dtype)
+        ref = torch.sparse.mm(adj, x)
+        assert torch.equal(adjacency._spmm(adj, x), ref)
+        poisoned = torch.full_like(ref, float("nan"))
+        assert torch.equal(torch.addmm(poisoned, adj, x, beta=0.0, out=poisoned), ref)
+        # a transposed (non-contiguous) dense operand takes the same path
+        xt = x.t().contiguous().t()
+        assert torch.equal(adjacency._spmm(adj, xt), torch.sparse.mm(adj, xt))
+
+
+def test_spmm_leaves_tracked_inputs_to_torch() -> None:
+    """``out=`` is not differentiable: a dense operand that needs a gradient goes through
+    ``torch.sparse.mm`` and keeps its graph."""
+    adj = adjacency._kernel_form(normalized_adjacency(_random_graph(50, 200, 0, True), 50))
+    x = torch.randn(50, 4, requires_grad=True)
+    out = adjacency._spmm(adj, x)
+    assert out.grad_fn is not None
+    with torch.no_grad():
+        assert adjacency._spmm(adj, x).grad_fn is None
+
+
 def test_kernel_form_is_int32_cached_and_shares_values() -> None:
     adjacency.clear_cache()
     adj = normalized_adjacency(_random_graph(100, 400, seed=1, symmetric=True), 100)
