@@ -33,7 +33,7 @@ from fathom.models.inference import (
 )
 from fathom.nn.adjacency import clear_cache
 from fathom.nn.convs import CONVS
-from fathom.nn.layerwise import ChunkedGraph, chunkable, register_local_conv
+from fathom.nn.layerwise import BIPARTITE_CONVS, ChunkedGraph, chunkable, register_local_conv
 from fathom.nn.norms import NORMS
 from fathom.nn.skips import SKIPS
 
@@ -415,3 +415,36 @@ def test_no_tensor_as_large_as_the_graphs_messages(conv: str) -> None:
     assert chunked.largest < full_mode.largest / 10
     assert graph.max_chunk_edges < edge_index.size(1) / 10
     assert graph.max_chunk_nodes < n
+
+
+@pytest.mark.parametrize("conv", ["gen", "sage", "gin"])
+def test_bipartite_convs_run_their_node_wise_part_on_the_chunks_targets(conv: str) -> None:
+    """GENConv's MLP (and SAGE's root weight, GIN's MLP) sees each chunk's targets, not the
+    chunk's whole 1-hop neighbourhood: over a layer-wise pass the rows reaching it add up to
+    the number of nodes, and the outputs match the whole-graph pass."""
+    n = 120
+    x, edge_index = _graph(n=n, m=900, seed=5)
+    cfg = ModelConfig(conv=conv, depth=3, hidden=8, skip="res", norm="batch")
+    model = _model(cfg, x, edge_index)
+    convs = [m for m in model.modules() if isinstance(m, BIPARTITE_CONVS)]
+    assert convs
+    node_wise = {
+        "gen": lambda c: c.mlp,
+        "sage": lambda c: c.lin_r,
+        "gin": lambda c: c.nn,
+    }[conv]
+    rows: list[int] = []
+    hooks = [
+        node_wise(c).register_forward_pre_hook(lambda _m, args: rows.append(args[0].size(0)))
+        for c in convs
+    ]
+    try:
+        graph = ChunkedGraph(edge_index, n, chunk_size=16)
+        model.eval()
+        with torch.no_grad():
+            out = model(x, graph)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert sum(rows) == n * len(convs)
+    torch.testing.assert_close(out, _full(model, x, edge_index), **TOL)

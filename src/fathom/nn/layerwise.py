@@ -63,6 +63,7 @@ from fathom.nn.adjacency import gcn_adjacency
 from fathom.nn.convs import LinearConv
 
 __all__ = [
+    "BIPARTITE_CONVS",
     "LOCAL_CONVS",
     "ChunkedGraph",
     "apply_conv",
@@ -83,6 +84,14 @@ LOCAL_CONVS: list[type[nn.Module]] = [
 """Conv classes whose output at a node reads only that node's row and its in-edges (and
 their sources' rows), in eval mode: exact on a chunk's 1-hop in-neighbourhood. (A gated conv
 only with one GRU step: see :func:`chunkable`.)"""
+
+
+BIPARTITE_CONVS: tuple[type[nn.Module], ...] = (SAGEConv, GINConv, GENConv)
+"""Local convs whose forward takes a ``(x_source, x_target)`` pair and applies its node-wise
+part (root weight, MLP) to the target rows alone: layer-wise inference hands them the chunk's
+targets as ``x_target``, so that part runs on the chunk's rows, not on its whole 1-hop
+neighbourhood (GENConv's 2-layer MLP ran on every neighbour's row before; those rows were then
+cut away)."""
 
 
 def register_local_conv(cls: type[nn.Module]) -> type[nn.Module]:
@@ -380,7 +389,10 @@ class ChunkedGraph:
             graph = torch.stack([local, targets]).to(self.device)
             index = nodes.to(x.device)
             x_in = x.index_select(0, index)
-            if x0 is None:
+            if x0 is None and isinstance(conv, BIPARTITE_CONVS):
+                # targets come first in `nodes`: their rows are x_in's first b - a
+                y = conv((x_in, x_in[: b - a]), graph)
+            elif x0 is None:
                 y = conv(x_in, graph)[: b - a]
             else:
                 y = conv(x_in, x0.index_select(0, index), graph)[: b - a]
