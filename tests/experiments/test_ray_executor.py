@@ -245,7 +245,8 @@ def test_ctrl_c_of_the_driver_then_a_resume_stores_every_run_once(
             time.sleep(0.02)
         in_flight = _fathom_tasks(cluster)
         driver.send_signal(signal.SIGINT)
-        assert driver.wait(timeout=WAIT_S) == 130
+        code = driver.wait(timeout=WAIT_S)
+        assert code == 130, f"exit {code}:\n{err.read_text()}"
     finally:
         if driver.poll() is None:
             driver.kill()
