@@ -37,8 +37,13 @@ def test_link_batches_hold_their_edges_and_never_a_held_out_one() -> None:
     held_out |= {(j, i) for i, j in held_out}
     train_edges = _pairs(train.edge_index)
     loader = link_neighbor_loader(
-        train, [4, 3], edge_label_index=split.train_pos, neg_sampling_ratio=2.0,
-        batch_size=16, shuffle=True, seed=3,
+        train,
+        [4, 3],
+        edge_label_index=split.train_pos,
+        neg_sampling_ratio=2.0,
+        batch_size=16,
+        shuffle=True,
+        seed=3,
     )
     assert isinstance(loader, LinkLoader)
     seen: list[tuple[int, int]] = []
@@ -74,8 +79,13 @@ def test_link_batches_repeat_under_a_seed() -> None:
     def epoch(seed: int) -> list[Tensor]:
         torch.manual_seed(0)  # PyG's negatives come from the global generator
         loader = link_neighbor_loader(
-            train, [3, 2], edge_label_index=split.train_pos, neg_sampling_ratio=1.0,
-            batch_size=32, shuffle=True, seed=seed,
+            train,
+            [3, 2],
+            edge_label_index=split.train_pos,
+            neg_sampling_ratio=1.0,
+            batch_size=32,
+            shuffle=True,
+            seed=seed,
         )
         return [torch.cat([b.n_id, b.n_id[b.edge_label_index].view(-1)]) for b in loader]
 
@@ -101,7 +111,9 @@ def test_partition_link_batches_supervise_exactly_the_edges_inside_them() -> Non
     part = torch.arange(train.num_nodes) % 6
     loader = PartitionLinkLoader(
         PartitionLoader(train, part, parts_per_batch=2, seed=0),
-        split.train_pos, train.num_nodes, neg_ratio=1.5,
+        split.train_pos,
+        train.num_nodes,
+        neg_ratio=1.5,
     )
     seen: list[tuple[int, int]] = []
     for batch in loader:
@@ -130,20 +142,23 @@ def test_partition_link_loader_checks_its_inputs() -> None:
 def test_build_link_loader_reads_the_train_options(name: str) -> None:
     _, split, train = _split()
     options = {
-        "fanouts": "3,2", "batch_size": 50, "num_workers": 0, "num_parts": 4,
+        "fanouts": "3,2",
+        "batch_size": 50,
+        "num_workers": 0,
+        "num_parts": 4,
         "parts_per_batch": 2,
     }
-    loader = build_link_loader(name, train, split.train_pos, seed=0, neg_ratio=1.0,
-                               options=options)
+    loader = build_link_loader(name, train, split.train_pos, seed=0, neg_ratio=1.0, options=options)
     batches = list(loader)
     assert batches and all("edge_label_index" in b for b in batches)
     if name == "neighbor":
         assert len(batches) == -(-split.train_pos.size(1) // 50)
-    assert build_link_loader("full", train, split.train_pos, seed=0, neg_ratio=1.0,
-                             options=options) is None
+    assert (
+        build_link_loader("full", train, split.train_pos, seed=0, neg_ratio=1.0, options=options)
+        is None
+    )
     with pytest.raises(ConfigError, match="link prediction"):
-        build_link_loader("saint", train, split.train_pos, seed=0, neg_ratio=1.0,
-                          options=options)
+        build_link_loader("saint", train, split.train_pos, seed=0, neg_ratio=1.0, options=options)
 
 
 def test_data_without_edges_is_refused_by_the_sampler() -> None:
