@@ -18,8 +18,8 @@ several machines (SQLite on a network file system is not safe for several writer
 Faults: a task whose worker process or node dies is retried by Ray (``max_retries``, then
 the run is stored as ``failed`` with the reason); a task lost any other way (its result lost
 with the cluster, a cancellation) returns its run to ``pending``. Ctrl-C or SIGTERM of the
-driver cancels the tasks in flight and returns their runs to ``pending``; a killed driver
-leaves them ``running`` under its dead pid, and the next sweep on the same host returns them
+driver stops the tasks in flight (see :meth:`RayExecutor._stop_in_flight`) and returns their
+runs to ``pending``; a killed driver leaves them ``running`` under its dead pid, and the next sweep on the same host returns them
 to ``pending`` (:meth:`~fathom.experiments.store.RunStore.recover_stale`). Either way the
 same command again completes the sweep, each run stored once.
 
@@ -266,7 +266,7 @@ class RayExecutor:
         as they arrive; returns when every run was stored or given back.
 
         ``finished`` is called with each stored record. An interrupt (Ctrl-C, or SIGTERM
-        turned into one by the sweep) cancels the tasks in flight and returns their runs
+        turned into one by the sweep) stops the tasks in flight and returns their runs
         to ``pending`` before it propagates.
         """
         if not self._connected:

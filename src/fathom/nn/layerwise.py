@@ -375,6 +375,7 @@ class ChunkedGraph:
     def _local(self, conv: nn.Module, x: Tensor, x0: Tensor | None) -> Tensor:
         """A local conv on each chunk's 1-hop in-neighbourhood: the targets' rows kept."""
         rowptr, col = self.in_edges()
+        bipartite = x0 is None and isinstance(conv, BIPARTITE_CONVS)
         out: Tensor | None = None
         for a, b in self.ranges():
             p0, p1 = int(rowptr[a]), int(rowptr[b])
@@ -389,7 +390,7 @@ class ChunkedGraph:
             graph = torch.stack([local, targets]).to(self.device)
             index = nodes.to(x.device)
             x_in = x.index_select(0, index)
-            if x0 is None and isinstance(conv, BIPARTITE_CONVS):
+            if bipartite:
                 # targets come first in `nodes`: their rows are x_in's first b - a
                 y = conv((x_in, x_in[: b - a]), graph)
             elif x0 is None:
