@@ -19,8 +19,9 @@ Faults: a task whose worker process or node dies is retried by Ray (``max_retrie
 the run is stored as ``failed`` with the reason); a task lost any other way (its result lost
 with the cluster, a cancellation) returns its run to ``pending``. Ctrl-C or SIGTERM of the
 driver stops the tasks in flight (see :meth:`RayExecutor._stop_in_flight`) and returns their
-runs to ``pending``; a killed driver leaves them ``running`` under its dead pid, and the next sweep on the same host returns them
-to ``pending`` (:meth:`~fathom.experiments.store.RunStore.recover_stale`). Either way the
+runs to ``pending``; a killed driver leaves them ``running`` under its dead pid, and the next
+sweep on the same host returns them to ``pending``
+(:meth:`~fathom.experiments.store.RunStore.recover_stale`). Either way the
 same command again completes the sweep, each run stored once.
 
 Data travels by reference: a task receives the run's config (dataset name, generator
