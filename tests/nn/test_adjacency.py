@@ -154,6 +154,25 @@ def test_spmm_matches_torch_sparse_mm_and_ignores_what_out_held() -> None:
         assert torch.equal(adjacency._spmm(adj, xt), torch.sparse.mm(adj, xt))
 
 
+def test_spmm_writes_a_block_of_rows_in_place() -> None:
+    """With ``out`` (a block of rows of a larger matrix, as layer-wise inference passes) the
+    product lands there, the same bits, and the rows around it are untouched; a column
+    slice (not row-major) is filled through ``torch.sparse.mm`` and a copy."""
+    edges = _random_graph(200, 800, seed=5, symmetric=False)
+    adj = adjacency._kernel_form(normalized_adjacency(edges, 200))
+    x = torch.randn(200, 12, generator=torch.Generator().manual_seed(1))
+    ref = torch.sparse.mm(adj, x)
+    big = torch.full((260, 12), 7.0)
+    returned = adjacency._spmm(adj, x, out=big[30:230])
+    assert returned.data_ptr() == big[30:230].data_ptr()
+    assert torch.equal(big[30:230], ref)
+    assert bool((big[:30] == 7.0).all()) and bool((big[230:] == 7.0).all())
+    wide = torch.full((200, 20), 7.0)
+    adjacency._spmm(adj, x, out=wide[:, 4:16])
+    assert torch.equal(wide[:, 4:16], ref)
+    assert bool((wide[:, :4] == 7.0).all()) and bool((wide[:, 16:] == 7.0).all())
+
+
 def test_spmm_leaves_tracked_inputs_to_torch() -> None:
     """``out=`` is not differentiable: a dense operand that needs a gradient goes through
     ``torch.sparse.mm`` and keeps its graph."""

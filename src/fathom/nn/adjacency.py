@@ -196,7 +196,7 @@ def _kernel_form(adj: Tensor) -> Tensor:
     return adj if kernel is None else kernel
 
 
-def _spmm(adj: Tensor, x: Tensor) -> Tensor:
+def _spmm(adj: Tensor, x: Tensor, out: Tensor | None = None) -> Tensor:
     """``torch.sparse.mm(adj, x)`` for a sparse CSR ``adj`` and a dense 2-D ``x``, the same
     bits; on CPU without the two passes ``torch.sparse.mm`` adds around the product.
 
@@ -210,15 +210,22 @@ def _spmm(adj: Tensor, x: Tensor) -> Tensor:
     9.0 ms at 19717 x 256 (PubMed's), 182 -> 156 ms at 200K x 64 (nnz 2.2M). Inputs that
     autograd would track (``out=`` is not differentiable), other layouts and other devices
     run ``torch.sparse.mm``.
+
+    ``out``, when given, receives the product (a row-major ``[adj.size(0), x.size(1)]``
+    tensor, e.g. a block of rows of a larger result: layer-wise inference writes each chunk
+    of rows there instead of into a temporary that is then copied) and is returned.
     """
     if (
         adj.layout != torch.sparse_csr
         or x.device.type != "cpu"
         or x.dim() != 2
         or (torch.is_grad_enabled() and (adj.requires_grad or x.requires_grad))
+        or (out is not None and (out.stride(1) != 1 or out.stride(0) != out.size(1)))
     ):
-        return torch.sparse.mm(adj, x)
-    out = torch.empty((adj.size(0), x.size(1)), dtype=x.dtype, device=x.device)
+        product = torch.sparse.mm(adj, x)
+        return product if out is None else out.copy_(product)
+    if out is None:
+        out = torch.empty((adj.size(0), x.size(1)), dtype=x.dtype, device=x.device)
     return torch.addmm(out, adj, x, beta=0.0, out=out)
 
 

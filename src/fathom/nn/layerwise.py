@@ -59,7 +59,7 @@ from torch_geometric.nn import (
 )
 from torch_geometric.nn.conv import MessagePassing
 
-from fathom.nn.adjacency import gcn_adjacency
+from fathom.nn.adjacency import _spmm, gcn_adjacency
 from fathom.nn.convs import LinearConv
 
 __all__ = [
@@ -309,7 +309,7 @@ class ChunkedGraph:
             crow, col, values = self._rows(adj, a, b)
             self.max_chunk_edges = max(self.max_chunk_edges, col.numel())
             rows = _csr(crow, col, values, (b - a, self.num_nodes)).to(z.device)
-            out[a:b] = torch.sparse.mm(rows, z)
+            _spmm(rows, z, out=out[a:b])
         return out
 
     def propagate_gcn(self, z: Tensor, *, add_self_loops: bool = True) -> Tensor:
