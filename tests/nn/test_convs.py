@@ -485,3 +485,32 @@ def test_gcn2_fast_path_is_bit_identical_to_pyg_propagate(name: str) -> None:
             handle.remove()
     for fast, slow in zip(*results, strict=True):
         assert torch.equal(fast, slow)
+
+
+def test_gen_softmax_runs_by_blocks_with_gen_convs_results() -> None:
+    """build_conv("gen") swaps GENConv's softmax aggregation for the blocked one: the same
+    parameters in the same order, the same forward bits, gradients up to rounding."""
+    from torch_geometric.nn.aggr import SoftmaxAggregation
+
+    from fathom.nn.aggregations import BlockedSoftmaxAggregation
+
+    torch.manual_seed(0)
+    conv = build_conv("gen", 6, 6)
+    assert isinstance(conv.aggr_module, BlockedSoftmaxAggregation)
+    torch.manual_seed(0)
+    ref = GENConv(6, 6, aggr="softmax", learn_t=True, learn_p=True)
+    assert type(ref.aggr_module) is SoftmaxAggregation
+    assert [n for n, _ in conv.named_parameters()] == [n for n, _ in ref.named_parameters()]
+    ref.load_state_dict(conv.state_dict())
+    conv.eval(), ref.eval()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 6, generator=gen)
+    edge_index = torch.randint(0, 40, (2, 300), generator=gen)
+    out = conv(x, edge_index)
+    expected = ref(x, edge_index)
+    assert torch.equal(out, expected)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    for (name, p), q in zip(conv.named_parameters(), ref.parameters(), strict=True):
+        assert p.grad is not None and q.grad is not None, name
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
