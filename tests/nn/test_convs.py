@@ -514,3 +514,54 @@ def test_gen_softmax_runs_by_blocks_with_gen_convs_results() -> None:
     for (name, p), q in zip(conv.named_parameters(), ref.parameters(), strict=True):
         assert p.grad is not None and q.grad is not None, name
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize(
+    ("options", "bipartite"),
+    [
+        ({}, False),
+        ({}, True),
+        ({"aggr": "sum"}, False),
+        ({"aggr": "sum"}, True),
+        ({"project": True, "normalize": True}, False),
+        ({"project": True, "normalize": True}, True),
+        ({"root_weight": False, "flow": "target_to_source"}, False),
+    ],
+)
+def test_blocked_sage_is_sage_bit_for_bit(options: dict[str, Any], bipartite: bool) -> None:
+    """BlockedSAGEConv gives SAGEConv's bits, forward and every gradient, on a graph and on
+    a bipartite (sources, targets) pair with ``size``."""
+    torch.manual_seed(0)
+    conv = convs.BlockedSAGEConv(6, 5, **options)
+    torch.manual_seed(0)
+    ref = SAGEConv(6, 5, **options)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(50, 6, generator=gen)
+    edge_index = torch.randint(0, 50, (2, 400), generator=gen)
+    size = None
+    if bipartite:
+        edge_index[1] %= 20
+        size = (50, 20)
+    args = [(x, x[:20]) if bipartite else x, edge_index]
+    if size is not None:
+        args.append(size)
+    out, expected = conv(*args), ref(*args)
+    assert torch.equal(out, expected)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    for (name, p), q in zip(conv.named_parameters(), ref.parameters(), strict=True):
+        assert torch.equal(p.grad, q.grad), name
+
+
+def test_blocked_sage_falls_back_for_max_and_hooks() -> None:
+    conv = convs.BlockedSAGEConv(4, 3, aggr="max")
+    x, edge_index = torch.randn(10, 4), torch.randint(0, 10, (2, 30))
+    ref = SAGEConv(4, 3, aggr="max")
+    ref.load_state_dict(conv.state_dict())
+    assert torch.equal(conv(x, edge_index), ref(x, edge_index))
+    seen: list[int] = []
+    mean = convs.BlockedSAGEConv(4, 3)
+    mean.register_propagate_forward_hook(lambda module, inputs, output: seen.append(1))
+    mean(x, edge_index)
+    assert seen == [1]
+    assert isinstance(build_conv("sage", 4, 3), convs.BlockedSAGEConv)

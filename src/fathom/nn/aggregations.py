@@ -1,5 +1,10 @@
 """Aggregations over each node's incoming messages, faster than PyG's on CPU.
 
+:func:`gather_aggregate` is message passing's gather and sum / mean scatter
+(``scatter(x.index_select(0, source), target)``, what ``MessagePassing.propagate`` does for a
+message ``x_j``) with the neighbours' rows gathered a block at a time: the same additions in
+the same order, forward and backward, without a ``[num_edges, channels]`` tensor in memory.
+
 :class:`BlockedSoftmaxAggregation` is PyG's
 :class:`~torch_geometric.nn.aggr.SoftmaxAggregation` (DeeperGCN's softmax aggregation,
 ``GENConv(aggr="softmax")``) computed over blocks of target nodes: the messages arrive
@@ -11,8 +16,9 @@ forward and as many backward, each into a freshly allocated edge-sized tensor: o
 100K-node, 1M-edge graph with 64 channels, 256 MB each.
 
 Forward it computes PyG's expression op for op in the same order (``x * t``; the target's
-maximum; ``exp(x t - max)``; ``/ (sum + 1e-16)``; ``sum(x * alpha)``), so with messages
-already in target order the output has the same bits on CPU. Backward is the analytic
+maximum; ``exp(x t - max)``; ``/ (sum + 1e-16)``; ``sum(x * alpha)``), so the output has
+the same bits on CPU (the sort is stable: each target's sums keep their order). Backward is
+the analytic
 softmax gradient, equal to autograd's through PyG's ops up to float rounding.
 """
 
@@ -24,7 +30,13 @@ import torch
 from torch import Tensor
 from torch_geometric.nn.aggr import SoftmaxAggregation
 
-__all__ = ["BLOCK_ENTRIES", "BlockedSoftmaxAggregation", "blocked_softmax_aggregate"]
+__all__ = [
+    "BLOCK_ENTRIES",
+    "GATHER_BLOCK_ENTRIES",
+    "BlockedSoftmaxAggregation",
+    "blocked_softmax_aggregate",
+    "gather_aggregate",
+]
 
 BLOCK_ENTRIES = 1 << 17
 """Message entries (edges x channels) per block: 512 KiB of float32, so that a block's few
@@ -169,3 +181,68 @@ class BlockedSoftmaxAggregation(SoftmaxAggregation):
         if self.channels != 1 and t.numel() != x.size(1):
             return super().forward(x, index, ptr, dim_size, dim)
         return blocked_softmax_aggregate(x, t, index, num_targets)
+
+
+GATHER_BLOCK_ENTRIES = 1 << 18
+"""Message entries (edges x channels) gathered at a time by :func:`gather_aggregate`."""
+
+
+def _edge_blocks(num_edges: int, channels: int) -> list[tuple[int, int]]:
+    per_block = max(1, GATHER_BLOCK_ENTRIES // max(channels, 1))
+    return [(e, min(e + per_block, num_edges)) for e in range(0, num_edges, per_block)]
+
+
+class _GatherAggregate(torch.autograd.Function):
+    """``out[i] = reduce_{e: target[e] = i} x[source[e]]`` for ``reduce`` sum or mean, with
+    the gathered rows made block by block in cache: PyG's ``x.index_select`` +
+    ``scatter(reduce=...)`` of ``MessagePassing.propagate``, the same per-entry order of
+    additions forward and backward, so the same bits."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, source: Tensor, target: Tensor, count: Tensor | None, num_targets: int
+    ) -> Tensor:
+        channels = x.size(1)
+        out = x.new_zeros((num_targets, channels))
+        for e0, e1 in _edge_blocks(source.numel(), channels):
+            out.index_add_(0, target[e0:e1], x.index_select(0, source[e0:e1]))
+        ctx.save_for_backward(source, target, count)
+        ctx.num_sources = x.size(0)
+        return out if count is None else out / count.view(-1, 1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        source, target, count = ctx.saved_tensors
+        if count is not None:
+            grad = grad / count.view(-1, 1)
+        grad = grad.contiguous()
+        grad_x = grad.new_zeros((ctx.num_sources, grad.size(1)))
+        for e0, e1 in _edge_blocks(source.numel(), grad.size(1)):
+            grad_x.index_add_(0, source[e0:e1], grad.index_select(0, target[e0:e1]))
+        return grad_x, None, None, None, None
+
+
+def gather_aggregate(
+    x: Tensor, source: Tensor, target: Tensor, num_targets: int, reduce: str = "sum"
+) -> Tensor:
+    """Sum or mean of ``x[source[e]]`` over the edges ``e`` into each ``target[e]``: message
+    passing's gather and scatter without an ``[num_edges, channels]`` tensor in memory (the
+    rows are gathered a block of about :data:`GATHER_BLOCK_ENTRIES` entries at a time). The
+    same bits as ``scatter(x.index_select(0, source), target, reduce=reduce)`` forward and
+    backward on CPU (PyG's ``propagate`` with ``aggr`` ``"sum"`` / ``"mean"``); a mean over
+    no edge is 0.
+
+    Shapes:
+        x: ``[num_sources, channels]``, source, target: ``[num_edges]`` ->
+        ``[num_targets, channels]``.
+    """
+    if reduce not in ("sum", "add", "mean"):
+        raise ValueError(f"gather_aggregate reduces by sum or mean, not {reduce!r}")
+    count = None
+    if reduce == "mean":
+        # PyG's count: a float scatter-add of ones, clamped to 1
+        count = x.new_zeros(num_targets).scatter_add_(0, target, x.new_ones(target.numel()))
+        count = count.clamp(min=1)
+    return _GatherAggregate.apply(x.contiguous(), source, target, count, num_targets)

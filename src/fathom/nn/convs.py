@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import (
     ChebConv,
@@ -42,17 +43,19 @@ from torch_geometric.nn import (
     TransformerConv,
 )
 from torch_geometric.nn.aggr import SoftmaxAggregation
+from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from fathom.errors import ConfigError
 from fathom.nn.adjacency import gcn_adjacency, propagate, propagate_initial
-from fathom.nn.aggregations import BlockedSoftmaxAggregation
+from fathom.nn.aggregations import BlockedSoftmaxAggregation, gather_aggregate
 from fathom.nn.propagation import DropEdgeGCNConv
 from fathom.registry import Registry
 
 __all__ = [
     "AGGREGATIONS",
     "CONVS",
+    "BlockedSAGEConv",
     "CachedGCN2Conv",
     "CachedGCNConv",
     "ConvFactory",
@@ -510,6 +513,74 @@ def transformer(
     )
 
 
+class BlockedSAGEConv(SAGEConv):
+    """:class:`~torch_geometric.nn.SAGEConv` whose sum or mean aggregation over an
+    ``edge_index`` gathers the neighbours' rows a block at a time
+    (:func:`~fathom.nn.aggregations.gather_aggregate`) instead of into one
+    ``[num_edges, channels]`` tensor: the same bits forward and backward on CPU, about half
+    the time of PyG's gather / scatter (1M edges x 100 channels, 1 thread, fwd + bwd).
+
+    Every argument of :class:`SAGEConv` is honoured; other aggregations, sparse adjacencies,
+    ``decomposed_layers``, PyG's propagate hooks and explain mode, and other devices run
+    SAGEConv's own forward.
+
+    Shapes:
+        x: ``[num_nodes, in_channels]`` or a pair (``[num_sources, in_channels]``,
+        ``[num_targets, in_channels]``), edge_index: ``[2, num_edges]`` ->
+        ``[num_targets, out_channels]``.
+    """
+
+    def forward(
+        self,
+        x: Tensor | tuple[Tensor, Tensor | None],
+        edge_index: Tensor,  # type: ignore[override]
+        size: tuple[int, int] | None = None,
+    ) -> Tensor:
+        pair = (x, x) if isinstance(x, Tensor) else x
+        if (
+            not isinstance(edge_index, Tensor)
+            or edge_index.layout != torch.strided
+            or self.aggr not in ("mean", "sum", "add")
+            or self.decomposed_layers > 1
+            or _pyg_hooked(self)
+            or pair[0].device.type != "cpu"
+            or pair[0].dim() != 2
+        ):
+            return super().forward(x, edge_index, size)
+        if self.project and hasattr(self, "lin"):
+            pair = (self.lin(pair[0]).relu(), pair[1])
+        x_src, x_dst = pair
+        # MessagePassing's sizes: the targets are size[1], else x_dst's rows, else x_src's
+        if size is not None and size[1] is not None:
+            num_targets = int(size[1])
+        else:
+            num_targets = (x_dst if x_dst is not None else x_src).size(0)
+        j, i = (0, 1) if self.flow == "source_to_target" else (1, 0)
+        out = gather_aggregate(x_src, edge_index[j], edge_index[i], num_targets, str(self.aggr))
+        out = self.lin_l(out)
+        if self.root_weight and x_dst is not None:
+            out = out + self.lin_r(x_dst)
+        if self.normalize:
+            out = F.normalize(out, p=2.0, dim=-1)
+        return out
+
+
+def _pyg_hooked(conv: MessagePassing) -> bool:
+    """Whether PyG's ``propagate`` would do more than gather and aggregate: hooks on it,
+    explain mode."""
+    return bool(
+        conv.explain
+        or conv._propagate_forward_pre_hooks
+        or conv._propagate_forward_hooks
+        or conv._message_forward_pre_hooks
+        or conv._message_forward_hooks
+        or conv._aggregate_forward_pre_hooks
+        or conv._aggregate_forward_hooks
+        or conv._message_and_aggregate_forward_pre_hooks
+        or conv._message_and_aggregate_forward_hooks
+    )
+
+
 @CONVS.register("sage")
 def sage(
     in_channels: int,
@@ -520,9 +591,10 @@ def sage(
 ) -> nn.Module:
     """GraphSAGE (Hamilton et al., NeurIPS 2017):
     :math:`x_i' = W_1 x_i + W_2 \\cdot \\mathrm{aggr}_{j \\in N(i)} x_j`, ``aggr`` one of
-    mean (default), max, sum, min.
+    mean (default), max, sum, min. Sum and mean run by blocks of edges
+    (:class:`BlockedSAGEConv`: SAGEConv's bits, about half its aggregation time on CPU).
     """
-    return SAGEConv(in_channels, out_channels, aggr=_aggr("sage", aggr))
+    return BlockedSAGEConv(in_channels, out_channels, aggr=_aggr("sage", aggr))
 
 
 @CONVS.register("gin")
