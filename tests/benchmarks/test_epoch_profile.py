@@ -13,8 +13,10 @@ def _module() -> ModuleType:
     return load_benchmark("epoch_profile")
 
 
-def _event(name: str, parent: SimpleNamespace | None = None) -> SimpleNamespace:
-    return SimpleNamespace(name=name, cpu_parent=parent)
+def _event(
+    name: str, parent: SimpleNamespace | None = None, shapes: list[list[int]] | None = None
+) -> SimpleNamespace:
+    return SimpleNamespace(name=name, cpu_parent=parent, input_shapes=shapes or [])
 
 
 def test_classify_by_name_and_by_sparse_ancestor() -> None:
@@ -27,6 +29,21 @@ def test_classify_by_name_and_by_sparse_ancestor() -> None:
     assert bench.classify(_event("aten::index_select")) == "gather_scatter"
     assert bench.classify(_event("aten::mul")) == "elementwise"
     assert bench.classify(_event("_MaskedScale")) is None
+
+
+def test_classify_a_direct_sparse_addmm_by_its_square_matrix() -> None:
+    """fathom multiplies its CSR adjacency by ``torch.addmm(out, adj, x)``: the square
+    ``[N, N]`` first matrix (recorded shapes) marks it and its children as spmm, while a
+    layer's ``addmm(bias, x, W)`` stays gemm."""
+    bench = _module()
+    spmm = _event("aten::addmm", None, [[2708, 64], [2708, 2708], [2708, 64], [], []])
+    assert bench.classify(spmm) == "spmm"
+    assert bench.classify(_event("aten::copy_", spmm)) == "spmm"
+    assert bench.classify(_event("aten::mm", None, [[2708, 2708], [2708, 16]])) == "spmm"
+    layer = _event("aten::addmm", None, [[64], [2708, 64], [64, 64], [], []])
+    assert bench.classify(layer) == "gemm"
+    small = _event("aten::mm", None, [[64, 64], [64, 2708]])  # a square weight: dense
+    assert bench.classify(small) == "gemm"
 
 
 def test_tiny_run_accounts_for_the_epoch(tmp_path: Path) -> None:
