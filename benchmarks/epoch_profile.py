@@ -12,10 +12,9 @@ under :mod:`torch.profiler` (CPU, 1 thread by default) and ``--epochs`` times un
     sparse product;
 ``spmm``
     sparse-dense products: ``aten::_sparse_mm`` / ``_sparse_addmm`` / ``_sparse_csr_mm`` and
-    every op under them (MKL's CSR kernel runs as their child ``aten::addmm``), and an
-    ``aten::addmm`` / ``mm`` whose first matrix is square with at least
-    :data:`SQUARE_SPMM_MIN` rows (fathom's direct ``torch.addmm(out, adj, x)`` on a CSR
-    ``adj``; recorded shapes) with every op under it;
+    every op under them (MKL's CSR kernel runs as their child ``aten::addmm``), and every op
+    under fathom's ``fathom::spmm`` profiler range (its direct ``torch.addmm(out, adj, x)``
+    on a CSR ``adj``, :data:`fathom.nn.adjacency.SPMM_LABEL`);
 ``gather_scatter``
     ``index_select``, ``gather``, ``scatter*``, ``index_add_``, ``segment_reduce`` (message
     passing on ``edge_index``);
@@ -62,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import deep_speed
 
 from fathom import FathomError
+from fathom.nn.adjacency import SPMM_LABEL
 
 CLASSES = ("gemm", "spmm", "gather_scatter", "rng", "elementwise")
 GEMM = {"aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "aten::addbmm"}
@@ -90,21 +90,6 @@ RNG = {
 }
 
 
-SQUARE_SPMM_MIN = 1024
-"""A matrix product whose first matrix is square with at least this many rows is a sparse
-adjacency product (``torch.addmm(out, adj, x)`` on a CSR ``adj``, as fathom calls MKL
-without ``torch.sparse.mm``'s wrapper op): no dense ``[N, N]`` matrix is multiplied in these
-workloads, and a layer's weights are far smaller."""
-
-
-def _square_first_matrix(event: Any) -> bool:
-    shapes = getattr(event, "input_shapes", None) or []
-    # addmm(input, mat1, mat2) / mm(mat1, mat2)
-    position = 1 if event.name in ("aten::addmm", "aten::baddbmm", "aten::addbmm") else 0
-    mat1 = shapes[position] if len(shapes) > position else []
-    return len(mat1) == 2 and mat1[0] == mat1[1] and mat1[0] >= SQUARE_SPMM_MIN
-
-
 def classify(event: Any) -> str | None:
     """The class of one profiled CPU event (``None``: not an ``aten::`` op, not counted)."""
     name = event.name
@@ -112,13 +97,13 @@ def classify(event: Any) -> str | None:
         return None
     parent = event.cpu_parent
     while parent is not None:
-        if parent.name in SPMM or (parent.name in GEMM and _square_first_matrix(parent)):
+        if parent.name in SPMM or parent.name == SPMM_LABEL:
             return "spmm"
         parent = parent.cpu_parent
     if name in SPMM:
         return "spmm"
     if name in GEMM:
-        return "spmm" if _square_first_matrix(event) else "gemm"
+        return "gemm"
     if name in GATHER:
         return "gather_scatter"
     if name in RNG:
@@ -128,7 +113,7 @@ def classify(event: Any) -> str | None:
 
 def op_breakdown(epoch: deep_speed.Epoch, epochs: int) -> dict[str, float]:
     """Self CPU ms per epoch of each op class while ``epoch`` runs ``epochs`` times."""
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(epochs):
             epoch()
     totals = dict.fromkeys(CLASSES, 0.0)
