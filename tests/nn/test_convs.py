@@ -565,3 +565,27 @@ def test_blocked_sage_falls_back_for_max_and_hooks() -> None:
     mean(x, edge_index)
     assert seen == [1]
     assert isinstance(build_conv("sage", 4, 3), convs.BlockedSAGEConv)
+
+
+@pytest.mark.parametrize(("aggr", "bipartite"), [("sum", False), ("sum", True), ("mean", False)])
+def test_blocked_gin_is_gin_bit_for_bit(aggr: str, bipartite: bool) -> None:
+    """build_conv("gin") / ("gin0") give GINConv's bits, forward and every gradient."""
+    for name in ("gin", "gin0"):
+        torch.manual_seed(0)
+        conv = build_conv(name, 6, 5, aggr=aggr)
+        assert isinstance(conv, convs.BlockedGINConv)
+        ref = GINConv(conv.nn, train_eps=conv.eps.requires_grad, aggr=aggr)
+        ref.eps = conv.eps  # the same parameter: compare one graph with another
+        gen = torch.Generator().manual_seed(3)
+        x = torch.randn(50, 6, generator=gen)
+        edge_index = torch.randint(0, 50, (2, 400), generator=gen)
+        if bipartite:
+            edge_index[1] %= 20
+        args = [(x, x[:20]) if bipartite else x, edge_index]
+        out = conv(*args)
+        grads = torch.autograd.grad(out.square().sum(), list(conv.parameters()))
+        expected = ref(*args)
+        expected_grads = torch.autograd.grad(expected.square().sum(), list(ref.parameters()))
+        assert torch.equal(out, expected), name
+        for g, e in zip(grads, expected_grads, strict=True):
+            assert torch.equal(g, e), name

@@ -55,6 +55,7 @@ from fathom.registry import Registry
 __all__ = [
     "AGGREGATIONS",
     "CONVS",
+    "BlockedGINConv",
     "BlockedSAGEConv",
     "CachedGCN2Conv",
     "CachedGCNConv",
@@ -513,6 +514,40 @@ def transformer(
     )
 
 
+def _blocked_gather_applies(conv: MessagePassing, edge_index: Any, x_src: Tensor) -> bool:
+    """Whether ``conv``'s aggregation of ``x_src`` along ``edge_index`` can run through
+    :func:`~fathom.nn.aggregations.gather_aggregate` with PyG's results: a sum or mean over a
+    dense ``edge_index`` of a 2-D CPU tensor, nothing PyG's ``propagate`` would add (hooks,
+    explain mode, ``decomposed_layers``)."""
+    return (
+        isinstance(edge_index, Tensor)
+        and edge_index.layout == torch.strided
+        and conv.aggr in ("mean", "sum", "add")
+        and conv.decomposed_layers == 1
+        and not _pyg_hooked(conv)
+        and x_src.device.type == "cpu"
+        and x_src.dim() == 2
+    )
+
+
+def _gather_pair(
+    conv: MessagePassing,
+    pair: tuple[Tensor, Tensor | None],
+    edge_index: Tensor,
+    size: tuple[int, int] | None,
+) -> Tensor:
+    """``propagate(edge_index, x=pair, size=size)`` for a message ``x_j`` and a sum or mean
+    ``aggr`` (see :func:`_blocked_gather_applies`): the same bits."""
+    x_src, x_dst = pair
+    # MessagePassing's sizes: the targets are size[1], else x_dst's rows, else x_src's
+    if size is not None and size[1] is not None:
+        num_targets = int(size[1])
+    else:
+        num_targets = (x_dst if x_dst is not None else x_src).size(0)
+    j, i = (0, 1) if conv.flow == "source_to_target" else (1, 0)
+    return gather_aggregate(x_src, edge_index[j], edge_index[i], num_targets, str(conv.aggr))
+
+
 class BlockedSAGEConv(SAGEConv):
     """:class:`~torch_geometric.nn.SAGEConv` whose sum or mean aggregation over an
     ``edge_index`` gathers the neighbours' rows a block at a time
@@ -537,32 +572,44 @@ class BlockedSAGEConv(SAGEConv):
         size: tuple[int, int] | None = None,
     ) -> Tensor:
         pair = (x, x) if isinstance(x, Tensor) else x
-        if (
-            not isinstance(edge_index, Tensor)
-            or edge_index.layout != torch.strided
-            or self.aggr not in ("mean", "sum", "add")
-            or self.decomposed_layers > 1
-            or _pyg_hooked(self)
-            or pair[0].device.type != "cpu"
-            or pair[0].dim() != 2
-        ):
+        if not _blocked_gather_applies(self, edge_index, pair[0]):
             return super().forward(x, edge_index, size)
         if self.project and hasattr(self, "lin"):
             pair = (self.lin(pair[0]).relu(), pair[1])
-        x_src, x_dst = pair
-        # MessagePassing's sizes: the targets are size[1], else x_dst's rows, else x_src's
-        if size is not None and size[1] is not None:
-            num_targets = int(size[1])
-        else:
-            num_targets = (x_dst if x_dst is not None else x_src).size(0)
-        j, i = (0, 1) if self.flow == "source_to_target" else (1, 0)
-        out = gather_aggregate(x_src, edge_index[j], edge_index[i], num_targets, str(self.aggr))
-        out = self.lin_l(out)
-        if self.root_weight and x_dst is not None:
-            out = out + self.lin_r(x_dst)
+        out = self.lin_l(_gather_pair(self, pair, edge_index, size))
+        if self.root_weight and pair[1] is not None:
+            out = out + self.lin_r(pair[1])
         if self.normalize:
             out = F.normalize(out, p=2.0, dim=-1)
         return out
+
+
+class BlockedGINConv(GINConv):
+    """:class:`~torch_geometric.nn.GINConv` whose sum or mean aggregation over an
+    ``edge_index`` gathers the neighbours' rows a block at a time, as
+    :class:`BlockedSAGEConv` does: the same bits forward and backward on CPU. Every argument
+    of :class:`GINConv` is honoured; what the fast path does not cover runs GINConv's own
+    forward.
+
+    Shapes:
+        x: ``[num_nodes, in_channels]`` or a pair (``[num_sources, in_channels]``,
+        ``[num_targets, in_channels]``), edge_index: ``[2, num_edges]`` ->
+        ``[num_targets, out_channels]``.
+    """
+
+    def forward(
+        self,
+        x: Tensor | tuple[Tensor, Tensor | None],
+        edge_index: Tensor,  # type: ignore[override]
+        size: tuple[int, int] | None = None,
+    ) -> Tensor:
+        pair = (x, x) if isinstance(x, Tensor) else x
+        if not _blocked_gather_applies(self, edge_index, pair[0]):
+            return super().forward(x, edge_index, size)
+        out = _gather_pair(self, pair, edge_index, size)
+        if pair[1] is not None:
+            out = out + (1 + self.eps) * pair[1]
+        return self.nn(out)
 
 
 def _pyg_hooked(conv: MessagePassing) -> bool:
@@ -615,7 +662,7 @@ def gin(
         nn.ReLU(),
         nn.Linear(out_channels, out_channels),
     )
-    return GINConv(mlp, train_eps=True, aggr=_aggr("gin", aggr))
+    return BlockedGINConv(mlp, train_eps=True, aggr=_aggr("gin", aggr))
 
 
 @CONVS.register("gin0")
@@ -638,7 +685,7 @@ def gin0(
         nn.BatchNorm1d(out_channels),
         nn.ReLU(),
     )
-    return GINConv(mlp, aggr=_aggr("gin0", aggr))
+    return BlockedGINConv(mlp, aggr=_aggr("gin0", aggr))
 
 
 @CONVS.register("cheb")
