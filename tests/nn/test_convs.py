@@ -487,27 +487,46 @@ def test_gcn2_fast_path_is_bit_identical_to_pyg_propagate(name: str) -> None:
         assert torch.equal(fast, slow)
 
 
-def test_gen_softmax_runs_by_blocks_with_gen_convs_results() -> None:
-    """build_conv("gen") swaps GENConv's softmax aggregation for the blocked one: the same
-    parameters in the same order, the same forward bits, gradients up to rounding."""
+@pytest.mark.parametrize(
+    ("channels", "msg_norm", "bipartite"),
+    [((6, 6), False, False), ((5, 7), True, False), ((6, 6), False, True)],
+)
+def test_gen_softmax_runs_by_blocks_with_gen_convs_results(
+    channels: tuple[int, int], msg_norm: bool, bipartite: bool
+) -> None:
+    """build_conv("gen") is a BlockedGENConv with the blocked softmax aggregation: the same
+    parameters in the same order as PyG's GENConv, the same forward bits, gradients up to
+    rounding (also with MsgNorm, different widths and a bipartite pair)."""
     from torch_geometric.nn.aggr import SoftmaxAggregation
 
     from fathom.nn.aggregations import BlockedSoftmaxAggregation
 
     torch.manual_seed(0)
-    conv = build_conv("gen", 6, 6)
+    conv = build_conv("gen", *channels, msg_norm=msg_norm)
+    assert isinstance(conv, convs.BlockedGENConv)
     assert isinstance(conv.aggr_module, BlockedSoftmaxAggregation)
     torch.manual_seed(0)
-    ref = GENConv(6, 6, aggr="softmax", learn_t=True, learn_p=True)
+    ref = GENConv(
+        *channels,
+        aggr="softmax",
+        learn_t=True,
+        learn_p=True,
+        msg_norm=msg_norm,
+        learn_msg_scale=msg_norm,
+    )
     assert type(ref.aggr_module) is SoftmaxAggregation
     assert [n for n, _ in conv.named_parameters()] == [n for n, _ in ref.named_parameters()]
     ref.load_state_dict(conv.state_dict())
     conv.eval(), ref.eval()
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(40, 6, generator=gen)
+    x = torch.randn(40, channels[0], generator=gen)
     edge_index = torch.randint(0, 40, (2, 300), generator=gen)
-    out = conv(x, edge_index)
-    expected = ref(x, edge_index)
+    args: list[Any] = [x, edge_index]
+    if bipartite:
+        edge_index[1] %= 15
+        args = [(x, x[:15]), edge_index, None, (40, 15)]
+    out = conv(*args)
+    expected = ref(*args)
     assert torch.equal(out, expected)
     out.square().sum().backward()
     expected.square().sum().backward()

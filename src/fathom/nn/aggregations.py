@@ -66,22 +66,26 @@ def _blocks(ptr: Tensor, channels: int) -> list[tuple[int, int, int, int]]:
 
 
 class _BlockedSoftmax(torch.autograd.Function):
-    """``out[i] = sum_j alpha_ij x_j`` with ``alpha = softmax_j(x_j t)`` over the edges of
-    target ``i``; ``x`` sorted by target (``index`` non-decreasing), ``t`` of shape ``[1]``
-    or ``[channels]``."""
+    """``out[i] = sum_e alpha_e m_e`` with ``alpha = softmax_e(m_e t)`` over the edges ``e``
+    of target ``i``; the edges sorted by target (``index`` non-decreasing), ``t`` of shape
+    ``[1]`` or ``[channels]``. The messages ``m`` are the rows of ``x`` (``source`` None) or,
+    gathered block by block, ``m_e = x[source[e]]``."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, t: Tensor, index: Tensor, ptr: Tensor) -> Tensor:
+    def forward(
+        ctx: Any, x: Tensor, t: Tensor, index: Tensor, ptr: Tensor, source: Tensor | None
+    ) -> Tensor:
         num_targets = ptr.numel() - 1
         channels = x.size(1)
         out = x.new_zeros((num_targets, channels))
-        alpha = torch.empty_like(x)
+        alpha = x.new_empty((index.numel(), channels))
         blocks = _blocks(ptr, channels)
         # a one-element t multiplies as a Python number: the same products, without
         # broadcasting a tensor (about 3x slower per pass on CPU)
         scale: Tensor | float = float(t) if t.numel() == 1 else t
         for a, b, e0, e1 in blocks:
-            xb, lb = x[e0:e1], index[e0:e1] - a
+            xb = x[e0:e1] if source is None else x.index_select(0, source[e0:e1])
+            lb = index[e0:e1] - a
             ab = torch.mul(xb, scale, out=alpha[e0:e1])
             # PyG's scatter max: zeros, then amax over the target's messages only
             top = ab.new_zeros((b - a, channels)).scatter_reduce_(
@@ -93,23 +97,26 @@ class _BlockedSoftmax(torch.autograd.Function):
             )
             ab.div_(total.add_(1e-16).index_select(0, lb))
             out[a:b].scatter_add_(0, lb.view(-1, 1).expand_as(ab), xb * ab)
-        ctx.save_for_backward(x, t, index, alpha)
+        ctx.save_for_backward(x, t, index, alpha, source)
         ctx.blocks = blocks
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
-        x, t, index, alpha = ctx.saved_tensors
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
+        x, t, index, alpha, source = ctx.saved_tensors
         need_x, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad = grad.contiguous()
-        grad_x = torch.empty_like(x) if need_x else None
+        grad_x = None
+        if need_x:
+            grad_x = torch.empty_like(x) if source is None else torch.zeros_like(x)
         scalar = t.numel() == 1
         scale = float(t) if scalar else None
         parts: list[Tensor] = []  # t's gradient, block by block
         channels = x.size(1)
         for a, b, e0, e1 in ctx.blocks:
-            xb, ab, lb = x[e0:e1], alpha[e0:e1], index[e0:e1] - a
-            g = grad[a:b].index_select(0, lb)  # d out / d (x_j alpha_ij)
+            xb = x[e0:e1] if source is None else x.index_select(0, source[e0:e1])
+            ab, lb = alpha[e0:e1], index[e0:e1] - a
+            g = grad[a:b].index_select(0, lb)  # d out / d (m_e alpha_e)
             ga = g * xb  # d / d alpha
             # softmax backward: d / d s = alpha (ga - sum_j alpha ga), s = x t
             inner = ab.new_zeros((b - a, channels)).index_add_(0, lb, ga * ab)
@@ -119,37 +126,53 @@ class _BlockedSoftmax(torch.autograd.Function):
                     parts.append(torch.dot(gs.view(-1), xb.reshape(-1)).view(1))
                 else:
                     parts.append((gs * xb).sum(0))
-            if need_x:
-                g.mul_(ab)  # d / d x through the weighted sum
-                if scale is not None:
-                    torch.add(g, gs, alpha=scale, out=grad_x[e0:e1])
-                else:
-                    torch.add(g, gs.mul_(t), out=grad_x[e0:e1])
+            if grad_x is not None:
+                g.mul_(ab)  # d / d m through the weighted sum
+                if scale is None:
+                    gs.mul_(t)
+                if source is None:  # the messages' gradient, written in place
+                    torch.add(g, gs, alpha=1.0 if scale is None else scale, out=grad_x[e0:e1])
+                else:  # summed onto the rows the messages were gathered from
+                    grad_x.index_add_(
+                        0, source[e0:e1], g.add_(gs, alpha=1.0 if scale is None else scale)
+                    )
         grad_t = None
         if need_t:
             grad_t = torch.stack(parts).sum(0) if parts else torch.zeros_like(t)
             grad_t = grad_t.view_as(t)
-        return grad_x, grad_t, None, None
+        return grad_x, grad_t, None, None, None
 
 
-def blocked_softmax_aggregate(x: Tensor, t: Tensor, index: Tensor, num_targets: int) -> Tensor:
-    """Softmax aggregation of the messages ``x`` (``[num_edges, channels]``) onto
-    ``num_targets`` nodes by ``index``, with inverse temperature ``t`` (a tensor of shape
-    ``[1]`` or ``[channels]``); see the module's docstring. Messages not sorted by target are
-    sorted (stable) first, which changes the order of the sums, not their terms.
+def blocked_softmax_aggregate(
+    x: Tensor, t: Tensor, index: Tensor, num_targets: int, source: Tensor | None = None
+) -> Tensor:
+    """Softmax aggregation of messages onto ``num_targets`` nodes by ``index``, with inverse
+    temperature ``t`` (a tensor of shape ``[1]`` or ``[channels]``); see the module's
+    docstring. The messages are the rows of ``x`` (``[num_edges, channels]``) or, with
+    ``source``, the rows ``x[source]`` of a node-level ``x``, gathered a block at a time
+    (message passing's ``x_j`` never exists as one ``[num_edges, channels]`` tensor).
+    Edges not sorted by target are sorted (stable) first, which changes the order of the
+    sums, not their terms.
 
     Shapes:
-        x: ``[num_edges, channels]``, index: ``[num_edges]`` -> ``[num_targets, channels]``.
+        x: ``[num_edges, channels]`` (or ``[num_sources, channels]`` with ``source``),
+        index, source: ``[num_edges]`` -> ``[num_targets, channels]``.
     """
     index = index.to(torch.long)
     if index.numel() > 1 and not bool((index[1:] >= index[:-1]).all()):
         order = torch.sort(index, stable=True)
-        index, x = order.values, x.index_select(0, order.indices)
+        index = order.values
+        if source is None:
+            x = x.index_select(0, order.indices)
+        else:
+            source = source.index_select(0, order.indices)
     counts = torch.bincount(index, minlength=num_targets)
     ptr = torch.zeros(num_targets + 1, dtype=torch.long, device=index.device)
     torch.cumsum(counts, 0, out=ptr[1:])
     t = t.view(-1).to(x.dtype)
-    return _BlockedSoftmax.apply(x.contiguous(), t, index, ptr)
+    if source is not None:
+        source = source.to(torch.long)
+    return _BlockedSoftmax.apply(x.contiguous(), t, index, ptr, source)
 
 
 class BlockedSoftmaxAggregation(SoftmaxAggregation):
@@ -181,6 +204,21 @@ class BlockedSoftmaxAggregation(SoftmaxAggregation):
         if self.channels != 1 and t.numel() != x.size(1):
             return super().forward(x, index, ptr, dim_size, dim)
         return blocked_softmax_aggregate(x, t, index, num_targets)
+
+    def gathered(self, x: Tensor, source: Tensor, index: Tensor, num_targets: int) -> Tensor:
+        """This aggregation of the messages ``x[source]`` (``x`` node-level, gathered block
+        by block; see :func:`blocked_softmax_aggregate`): the bits of ``self(x[source],
+        index, dim_size=num_targets)``, without the ``[num_edges, channels]`` messages in
+        memory. ``x`` is a 2-D CPU tensor; ``semi_grad`` is not supported here.
+
+        Shapes:
+            x: ``[num_sources, channels]``, source, index: ``[num_edges]`` ->
+            ``[num_targets, channels]``.
+        """
+        if self.semi_grad and not self.learn:
+            raise ValueError("gathered does not support semi_grad")
+        t = self.t if isinstance(self.t, Tensor) else torch.tensor([self.t], dtype=x.dtype)
+        return blocked_softmax_aggregate(x, t, index, num_targets, source)
 
 
 GATHER_BLOCK_ENTRIES = 1 << 18

@@ -55,6 +55,7 @@ from fathom.registry import Registry
 __all__ = [
     "AGGREGATIONS",
     "CONVS",
+    "BlockedGENConv",
     "BlockedGINConv",
     "BlockedSAGEConv",
     "CachedGCN2Conv",
@@ -514,15 +515,21 @@ def transformer(
     )
 
 
-def _blocked_gather_applies(conv: MessagePassing, edge_index: Any, x_src: Tensor) -> bool:
-    """Whether ``conv``'s aggregation of ``x_src`` along ``edge_index`` can run through
-    :func:`~fathom.nn.aggregations.gather_aggregate` with PyG's results: a sum or mean over a
-    dense ``edge_index`` of a 2-D CPU tensor, nothing PyG's ``propagate`` would add (hooks,
-    explain mode, ``decomposed_layers``)."""
+def _blocked_gather_applies(
+    conv: MessagePassing,
+    edge_index: Any,
+    x_src: Tensor,
+    aggrs: tuple[str, ...] = ("mean", "sum", "add"),
+) -> bool:
+    """Whether ``conv``'s aggregation of ``x_src`` along ``edge_index`` can run by blocks
+    with PyG's results: an aggregation in ``aggrs`` (by default sum or mean, which
+    :func:`~fathom.nn.aggregations.gather_aggregate` computes) over a dense ``edge_index``
+    of a 2-D CPU tensor, nothing PyG's ``propagate`` would add (hooks, explain mode,
+    ``decomposed_layers``)."""
     return (
         isinstance(edge_index, Tensor)
         and edge_index.layout == torch.strided
-        and conv.aggr in ("mean", "sum", "add")
+        and conv.aggr in aggrs
         and conv.decomposed_layers == 1
         and not _pyg_hooked(conv)
         and x_src.device.type == "cpu"
@@ -610,6 +617,61 @@ class BlockedGINConv(GINConv):
         if pair[1] is not None:
             out = out + (1 + self.eps) * pair[1]
         return self.nn(out)
+
+
+class BlockedGENConv(GENConv):
+    """:class:`~torch_geometric.nn.GENConv` whose softmax aggregation (a
+    :class:`~fathom.nn.aggregations.BlockedSoftmaxAggregation`, as ``build_conv("gen")``
+    sets) gathers its messages block by block: the message ``ReLU(x_j) + eps`` is computed
+    once per source node and its rows gathered a block of edges at a time inside the
+    aggregation, so the ``[num_edges, channels]`` messages of ``propagate`` never exist.
+    The same forward bits as GENConv; gradients within float rounding (the aggregation's
+    analytic softmax gradient, summed per source node before the ReLU's mask).
+
+    Calls with ``edge_attr``, another aggregation, sparse adjacencies, PyG's hooks or
+    explain mode, and other devices run GENConv's own forward.
+
+    Shapes:
+        x: ``[num_nodes, in_channels]`` or a pair, edge_index: ``[2, num_edges]`` ->
+        ``[num_targets, out_channels]``.
+    """
+
+    def forward(
+        self,
+        x: Tensor | tuple[Tensor, Tensor | None],
+        edge_index: Tensor,  # type: ignore[override]
+        edge_attr: Tensor | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> Tensor:
+        pair = (x, x) if isinstance(x, Tensor) else x
+        aggr = self.aggr_module
+        if (
+            edge_attr is not None
+            or not isinstance(aggr, BlockedSoftmaxAggregation)
+            or (aggr.semi_grad and not aggr.learn)
+            or not _blocked_gather_applies(self, edge_index, pair[0], ("softmax",))
+        ):
+            return super().forward(x, edge_index, edge_attr, size)
+        if hasattr(self, "lin_src"):
+            pair = (self.lin_src(pair[0]), pair[1])
+        x_src, x_dst = pair
+        if size is not None and size[1] is not None:
+            num_targets = int(size[1])
+        else:
+            num_targets = (x_dst if x_dst is not None else x_src).size(0)
+        j, i = (0, 1) if self.flow == "source_to_target" else (1, 0)
+        # GENConv's message ReLU(x_j) + eps, per source node: the same values
+        messages = x_src.relu() + self.eps
+        out = aggr.gathered(messages, edge_index[j], edge_index[i], num_targets)
+        if hasattr(self, "lin_aggr_out"):
+            out = self.lin_aggr_out(out)
+        if hasattr(self, "msg_norm"):
+            out = self.msg_norm(x_dst if x_dst is not None else x_src, out)
+        if x_dst is not None:
+            if hasattr(self, "lin_dst"):
+                x_dst = self.lin_dst(x_dst)
+            out = out + x_dst
+        return self.mlp(out)
 
 
 def _pyg_hooked(conv: MessagePassing) -> bool:
@@ -726,7 +788,7 @@ def gen(
     (:class:`~fathom.nn.aggregations.BlockedSoftmaxAggregation`: GENConv's forward bits,
     its gradients up to float rounding, about 5x faster fwd + bwd at 1M edges x 64 channels).
     """
-    conv = GENConv(
+    conv = BlockedGENConv(
         in_channels,
         out_channels,
         aggr=_aggr("gen", aggr),
