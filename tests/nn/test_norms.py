@@ -10,7 +10,19 @@ from torch import nn
 from fathom.errors import ConfigError
 from fathom.nn.norms import NORMS, NodeNorm, PairNorm, build_norm
 
-ALL = ["batch", "graph", "group", "layer", "mean", "node", "none", "pair", "pair-scs", "pair-si"]
+ALL = [
+    "batch",
+    "batch-stats",
+    "graph",
+    "group",
+    "layer",
+    "mean",
+    "node",
+    "none",
+    "pair",
+    "pair-scs",
+    "pair-si",
+]
 
 # hand-built features: 4 nodes, 3 channels, non-zero column means and unequal row norms
 X = torch.tensor(
@@ -42,8 +54,8 @@ def test_fresh_module_each_call() -> None:
 
 def test_unknown() -> None:
     msg = (
-        "unknown norm 'instance'; choose one of: batch, graph, group, layer, mean, node, "
-        "none, pair, pair-scs, pair-si"
+        "unknown norm 'instance'; choose one of: batch, batch-stats, graph, group, layer, "
+        "mean, node, none, pair, pair-scs, pair-si"
     )
     with pytest.raises(ConfigError, match=msg):
         build_norm("instance", 4)
@@ -65,6 +77,20 @@ def test_batch() -> None:
     out = norm(x)  # training mode: normalised over the nodes
     torch.testing.assert_close(out.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
     torch.testing.assert_close(out.var(0, unbiased=False), torch.ones(4), atol=1e-3, rtol=0)
+
+
+def test_batch_stats_evaluates_with_the_batchs_statistics() -> None:
+    """``batch-stats`` normalises over the nodes in evaluation as in training (no running
+    averages), so a full-graph evaluation sees the trained model; ``batch`` does not."""
+    torch.manual_seed(0)
+    x = torch.randn(10, 4) * 3 + 5
+    stats, running = build_norm("batch-stats", 4), build_norm("batch", 4)
+    assert stats.running_mean is None
+    trained = stats(x)
+    running(x)
+    stats.eval(), running.eval()
+    assert torch.equal(stats(x), trained)
+    assert not torch.allclose(running(x), trained, atol=1e-2)
 
 
 def test_layer() -> None:

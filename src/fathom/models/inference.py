@@ -134,9 +134,10 @@ NODEWISE_NORMS = ("none", "batch", "layer", "node", "group")
 """Norms that act on each node alone in eval mode (batch norm and DiffGroupNorm use their
 running statistics), so a sampled subgraph computes them exactly."""
 
-GRAPH_WIDE_NORMS = ("pair", "pair-si", "pair-scs", "mean", "graph")
-"""Norms with statistics over all nodes: exact layer-wise (the whole layer is kept), not on a
-sampled subgraph."""
+GRAPH_WIDE_NORMS = ("pair", "pair-si", "pair-scs", "mean", "graph", "batch-stats")
+"""Norms with statistics over all nodes (``batch-stats``: BatchNorm on the batch's own
+statistics in eval mode too): exact layer-wise (the whole layer is kept), not on a sampled
+subgraph."""
 
 
 @dataclass(frozen=True)

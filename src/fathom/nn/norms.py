@@ -145,6 +145,17 @@ def _batch(channels: int, **_: Any) -> nn.Module:
     return nn.BatchNorm1d(channels)
 
 
+@NORMS.register("batch-stats")
+def _batch_stats(channels: int, **_: Any) -> nn.Module:
+    r"""BatchNorm over nodes that normalises with the batch's own statistics in evaluation
+    too (``track_running_stats=False``): in full-batch training the evaluation batch is the
+    training batch (the whole graph), so the evaluated model is the trained one, where
+    ``batch``'s running averages lag the weights (a 32-layer GCN's evaluated training
+    accuracy swings by 30-50 points between epochs with them, docs/results/reproduce-depth.md).
+    """
+    return nn.BatchNorm1d(channels, track_running_stats=False)
+
+
 @NORMS.register("layer")
 def _layer(channels: int, **_: Any) -> nn.Module:
     r"""LayerNorm (Ba et al. 2016): each row standardised over its channels, then an affine map
