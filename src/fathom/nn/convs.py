@@ -537,6 +537,24 @@ def _blocked_gather_applies(
     )
 
 
+def _edges_and_targets(
+    conv: MessagePassing,
+    pair: tuple[Tensor, Tensor | None],
+    edge_index: Tensor,
+    size: tuple[int, int] | None,
+) -> tuple[Tensor, Tensor, int]:
+    """``(source, target, num_targets)`` of ``propagate(edge_index, x=pair, size=size)``
+    for ``conv``'s flow: the targets are ``size[1]``, else ``pair[1]``'s rows, else
+    ``pair[0]``'s, as MessagePassing sizes them."""
+    x_src, x_dst = pair
+    if size is not None and size[1] is not None:
+        num_targets = int(size[1])
+    else:
+        num_targets = (x_dst if x_dst is not None else x_src).size(0)
+    j, i = (0, 1) if conv.flow == "source_to_target" else (1, 0)
+    return edge_index[j], edge_index[i], num_targets
+
+
 def _gather_pair(
     conv: MessagePassing,
     pair: tuple[Tensor, Tensor | None],
@@ -545,14 +563,8 @@ def _gather_pair(
 ) -> Tensor:
     """``propagate(edge_index, x=pair, size=size)`` for a message ``x_j`` and a sum or mean
     ``aggr`` (see :func:`_blocked_gather_applies`): the same bits."""
-    x_src, x_dst = pair
-    # MessagePassing's sizes: the targets are size[1], else x_dst's rows, else x_src's
-    if size is not None and size[1] is not None:
-        num_targets = int(size[1])
-    else:
-        num_targets = (x_dst if x_dst is not None else x_src).size(0)
-    j, i = (0, 1) if conv.flow == "source_to_target" else (1, 0)
-    return gather_aggregate(x_src, edge_index[j], edge_index[i], num_targets, str(conv.aggr))
+    source, target, num_targets = _edges_and_targets(conv, pair, edge_index, size)
+    return gather_aggregate(pair[0], source, target, num_targets, str(conv.aggr))
 
 
 class BlockedSAGEConv(SAGEConv):
@@ -655,14 +667,9 @@ class BlockedGENConv(GENConv):
         if hasattr(self, "lin_src"):
             pair = (self.lin_src(pair[0]), pair[1])
         x_src, x_dst = pair
-        if size is not None and size[1] is not None:
-            num_targets = int(size[1])
-        else:
-            num_targets = (x_dst if x_dst is not None else x_src).size(0)
-        j, i = (0, 1) if self.flow == "source_to_target" else (1, 0)
+        source, target, num_targets = _edges_and_targets(self, pair, edge_index, size)
         # GENConv's message ReLU(x_j) + eps, per source node: the same values
-        messages = x_src.relu() + self.eps
-        out = aggr.gathered(messages, edge_index[j], edge_index[i], num_targets)
+        out = aggr.gathered(x_src.relu() + self.eps, source, target, num_targets)
         if hasattr(self, "lin_aggr_out"):
             out = self.lin_aggr_out(out)
         if hasattr(self, "msg_norm"):
