@@ -21,12 +21,16 @@ under :mod:`torch.profiler` (CPU, 1 thread by default) and ``--epochs`` times un
 ``rng``
     random draws (``random_``, ``bernoulli_``, ``uniform_``, ``normal_``, ``randperm``,
     ``randint``, ``multinomial``);
+``select``
+    ranking: ``topk``, ``sort``, ``kthvalue`` (a k-NN graph's neighbour selection; not
+    part of the floor: any exact selection gives the same neighbours);
 ``elementwise``
     every other ``aten::`` op (scaling, adds, activations, masks, copies, fills, the
     optimiser's updates);
 
 and ``python + dispatch`` = the unprofiled median epoch time minus the profiled self time of
-all ops (per epoch): the interpreter, module calls, autograd bookkeeping.
+all ops (per epoch): the interpreter, module calls, autograd bookkeeping. ``--top N`` also
+lists each implementation's ``N`` ops with the largest self time per epoch.
 
 Why it is there: for a model fathom must reproduce bit for bit, the dense and sparse
 products and the random draws are fixed (same shapes, same kernels, same order: a different
@@ -63,7 +67,7 @@ import deep_speed
 from fathom import FathomError
 from fathom.nn.adjacency import SPMM_LABEL
 
-CLASSES = ("gemm", "spmm", "gather_scatter", "rng", "elementwise")
+CLASSES = ("gemm", "spmm", "gather_scatter", "rng", "select", "elementwise")
 GEMM = {"aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "aten::addbmm"}
 SPMM = {"aten::_sparse_mm", "aten::_sparse_addmm", "aten::_sparse_csr_mm", "aten::sparse_mm"}
 GATHER = {
@@ -88,6 +92,7 @@ RNG = {
     "aten::randint",
     "aten::multinomial",
 }
+SELECT = {"aten::topk", "aten::sort", "aten::kthvalue"}
 
 
 def classify(event: Any) -> str | None:
@@ -108,26 +113,40 @@ def classify(event: Any) -> str | None:
         return "gather_scatter"
     if name in RNG:
         return "rng"
+    if name in SELECT:
+        return "select"
     return "elementwise"
 
 
-def op_breakdown(epoch: deep_speed.Epoch, epochs: int) -> dict[str, float]:
-    """Self CPU ms per epoch of each op class while ``epoch`` runs ``epochs`` times."""
+def op_breakdown(
+    epoch: deep_speed.Epoch, epochs: int, top: int = 0
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Self CPU ms per epoch of each op class while ``epoch`` runs ``epochs`` times, and the
+    ``top`` (op, class) pairs with the largest self time, largest first, as ``{"op",
+    "class", "ms"}``."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(epochs):
             epoch()
     totals = dict.fromkeys(CLASSES, 0.0)
+    by_op: dict[tuple[str, str], float] = {}
     for event in prof.events():
         cls = classify(event)
         if cls is not None:
-            totals[cls] += event.self_cpu_time_total / 1e3  # us -> ms
-    return {cls: ms / epochs for cls, ms in totals.items()}
+            ms = event.self_cpu_time_total / 1e3  # us -> ms
+            totals[cls] += ms
+            by_op[event.name, cls] = by_op.get((event.name, cls), 0.0) + ms
+    largest = sorted(by_op.items(), key=lambda item: -item[1])[:top]
+    return (
+        {cls: ms / epochs for cls, ms in totals.items()},
+        [{"op": op, "class": cls, "ms": ms / epochs} for (op, cls), ms in largest],
+    )
 
 
 def profile_workload(
-    workload: deep_speed.Workload, epochs: int, warmup: int
-) -> dict[str, dict[str, float]]:
-    """Op-class breakdown and unprofiled median epoch time of both implementations."""
+    workload: deep_speed.Workload, epochs: int, warmup: int, top: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Op-class breakdown, unprofiled median epoch time and (``top`` > 0) the ``top`` ops
+    with the largest self time (``top_ops``) of both implementations."""
     data = deep_speed.load_data(workload)
     built = {impl: deep_speed.build_impl(workload, impl, data)[1] for impl in deep_speed.IMPLS}
     for _ in range(warmup):
@@ -141,7 +160,7 @@ def profile_workload(
             times[impl].append(time.perf_counter() - start)
     rows = {}
     for impl, epoch in built.items():
-        ops = op_breakdown(epoch, epochs)
+        ops, largest = op_breakdown(epoch, epochs, top)
         wall = 1e3 * statistics.median(times[impl])
         rows[impl] = {
             "epoch_ms": wall,
@@ -149,6 +168,8 @@ def profile_workload(
             "python_dispatch": wall - sum(ops.values()),
             "floor": ops["gemm"] + ops["spmm"] + ops["rng"],
         }
+        if top:
+            rows[impl]["top_ops"] = largest
     return rows
 
 
@@ -180,6 +201,20 @@ def to_markdown(result: dict[str, Any]) -> str:
             ratio = f"{row['floor'] / pyg_epoch:.3f}" if impl == "fathom" else ""
             cells = " | ".join(f"{row[c]:.1f}" for c in cols)
             lines.append(f"| {name} | {impl} | {cells} | {ratio} |")
+    for name, rows in result["workloads"].items():
+        for impl, row in rows.items():
+            if not row.get("top_ops"):
+                continue
+            lines += [
+                "",
+                f"Largest ops of {name} / {impl} (self ms per epoch, share of the epoch):",
+                "",
+                "| op | class | ms | share |",
+                "|---|---|---:|---:|",
+            ]
+            for op in row["top_ops"]:
+                share = op["ms"] / row["epoch_ms"]
+                lines.append(f"| `{op['op']}` | {op['class']} | {op['ms']:.1f} | {share:.1%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -190,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=None, help="default 3 (tiny: 1)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--nodes", type=int, default=None, help="res16's graph size")
+    parser.add_argument("--points", type=int, default=None, help="res28-clouds' cloud size")
+    parser.add_argument(
+        "--top", type=int, default=0, help="also list each side's N largest ops (default 0)"
+    )
     parser.add_argument("--tiny", action="store_true", help="small graphs, no data needed")
     parser.add_argument("--json", type=Path, metavar="PATH")
     parser.add_argument("--md", type=Path, metavar="PATH")
@@ -197,10 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     epochs = args.epochs or (2 if args.tiny else 10)
     warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 3)
     nodes = args.nodes or (1000 if args.tiny else 100_000)
-    workloads = deep_speed.make_workloads(args.tiny, nodes)
+    workloads = deep_speed.make_workloads(args.tiny, nodes, cloud_points=args.points)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     unknown = [n for n in names if n not in workloads]
-    if unknown or not names or epochs < 1 or warmup < 0 or args.threads < 1:
+    bad_counts = epochs < 1 or warmup < 0 or args.threads < 1 or args.top < 0
+    if unknown or not names or bad_counts or (args.points is not None and args.points < 1):
         print(
             f"epoch_profile.py: error: unknown workload(s) {unknown} or bad counts; "
             f"workloads: {','.join(workloads)}",
@@ -213,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for name in names:
             print(f"profiling {name} ...", file=sys.stderr, flush=True)
-            results[name] = profile_workload(workloads[name], epochs, warmup)
+            results[name] = profile_workload(workloads[name], epochs, warmup, args.top)
     except FathomError as exc:
         print(f"epoch_profile.py: error: {exc}", file=sys.stderr)
         return 2
@@ -229,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warmup": warmup,
             "threads": args.threads,
             "tiny": args.tiny,
+            "top": args.top,
         },
         "workloads": results,
     }

@@ -63,3 +63,20 @@ def test_tiny_run_accounts_for_the_epoch(tmp_path: Path) -> None:
         assert abs(row["epoch_ms"] - ops - row["python_dispatch"]) < 1e-6
         assert row["floor"] == row["gemm"] + row["spmm"] + row["rng"]
     assert bench.main(["--tiny", "--workloads", "nope"]) == 2
+
+
+def test_ranking_ops_are_their_own_class_and_top_ops_are_listed(tmp_path: Path) -> None:
+    bench = _module()
+    assert bench.classify(_event("aten::topk")) == "select"
+    assert bench.classify(_event("aten::sort")) == "select"
+    out, md = tmp_path / "p.json", tmp_path / "p.md"
+    argv = ["--tiny", "--workloads", "res28-clouds", "--epochs", "1", "--warmup", "0"]
+    assert bench.main([*argv, "--top", "3", "--json", str(out), "--md", str(md)]) == 0
+    rows = json.loads(out.read_text())["workloads"]["res28-clouds"]
+    for row in rows.values():
+        assert row["select"] > 0  # the k-NN graph ranks distances at every layer
+        top = row["top_ops"]
+        assert len(top) == 3 and top[0]["ms"] >= top[1]["ms"] >= top[2]["ms"] > 0
+        assert all(op["class"] in bench.CLASSES for op in top)
+    assert "Largest ops of res28-clouds / fathom" in md.read_text()
+    assert bench.main([*argv, "--top", "-1"]) == 2
