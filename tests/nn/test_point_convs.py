@@ -207,3 +207,47 @@ def test_registry_and_unknown_name() -> None:
     assert POINT_CONVS.names() == ["edge", "gin", "mr", "sage"]
     with pytest.raises(ConfigError, match="edge, gin, mr, sage"):
         build_point_conv("gcn", 3, 4, norm=None, act="relu")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_neighbour_max_has_torchs_amax_gradient_bit_for_bit(dtype: torch.dtype) -> None:
+    from fathom.nn.point_convs import _NeighbourMax
+
+    g = torch.Generator().manual_seed(3)
+    # after a ReLU most maxima of a channel tie at 0; some rows tie at a positive value too
+    values = torch.randn(50, 6, 8, generator=g, dtype=dtype).relu()
+    values[:10, 1] = values[:10, 0]
+    values[:10, 0] = values[:10].amax(1)
+    values[:10, 1] = values[:10, 0]  # two equal maxima per channel in the first 10 rows
+    grad = torch.randn(50, 8, generator=g, dtype=dtype)
+    ours, theirs = values.clone().requires_grad_(), values.clone().requires_grad_()
+    out = _NeighbourMax.apply(ours)
+    assert torch.equal(out, theirs.amax(1))
+    out.backward(grad)
+    theirs.amax(1).backward(grad)
+    assert torch.equal(ours.grad, theirs.grad)
+    assert ours.grad.view(-1).abs().ne(0).sum() > 0 and (ours.grad[:10, :2] != 0).any()
+
+
+@pytest.mark.parametrize("name", ["edge", "mr", "sage", "gin"])
+def test_convs_gradients_are_those_of_plain_indexing_and_amax(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gathers (index_select) and the neighbour max (_NeighbourMax) change no bit of the
+    forward or of any gradient against ``x[index]`` and ``amax``."""
+    import fathom.nn.point_convs as point_convs
+
+    x, edge_index = _cloud(8)
+    conv = build_point_conv(name, 5, 3, norm="batch", act="relu")
+    plain = copy.deepcopy(conv)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = conv(x1, edge_index)
+    out.square().sum().backward()
+    monkeypatch.setattr(point_convs, "_gather_rows", lambda t, index: t[index])
+    monkeypatch.setattr(point_convs._NeighbourMax, "apply", lambda values: values.amax(1))
+    ref = plain(x2, edge_index)
+    ref.square().sum().backward()
+    assert torch.equal(out, ref)
+    assert torch.equal(x1.grad, x2.grad)
+    for a, b in zip(conv.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(a.grad, b.grad)

@@ -32,7 +32,7 @@ first.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -74,12 +74,43 @@ def neighbours_per_point(edge_index: Tensor, num_points: int) -> int | None:
     return k if bool((targets == expected).all()) else None
 
 
+class _NeighbourMax(torch.autograd.Function):
+    """``values.amax(1)`` for ``[N, k, C]`` float32 / float64 ``values``, with torch's own
+    gradient of ``amax`` (the gradient split evenly over tied maxima,
+    ``grad / count * mask``), bit for bit, but with the tie count summed in the values'
+    float type: torch sums the tie mask as int64, which on CPU costs more than the rest of
+    the backward (measured, 1 thread, 8,192 x 16 x 64 after a ReLU: 128 ms forward +
+    backward against 69 ms; a count of at most ``k`` is exact in float32)."""
+
+    @staticmethod
+    def forward(ctx: Any, values: Tensor) -> Tensor:
+        out = values.amax(dim=1)
+        ctx.save_for_backward(values, out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        values, out = ctx.saved_tensors
+        mask = (values == out.unsqueeze(1)).to(grad.dtype)
+        return grad.unsqueeze(1) / mask.sum(1, keepdim=True) * mask
+
+
+def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` for a 1-D ``index``, by ``index_select``: the same rows, and a gradient
+    accumulated in index order as ``x[index]``'s, but faster on CPU (8,192 x 64, 131K
+    indices, forward + backward: 35 against 41 ms, 1 thread)."""
+    return x.index_select(0, index)
+
+
 def _max_over_neighbours(
     edge_values: Tensor, edge_index: Tensor, num_points: int, k: int | None
 ) -> Tensor:
     """``max_{j -> i}`` of per-edge values ``[E, C]`` -> ``[N, C]``."""
     if k is not None:
-        return edge_values.view(num_points, k, -1).amax(dim=1)  # [N, k, C] -> [N, C]
+        values = edge_values.view(num_points, k, -1)  # [N, k, C] -> [N, C]
+        if values.dtype in (torch.float32, torch.float64) and values.requires_grad:
+            return _NeighbourMax.apply(values)
+        return values.amax(dim=1)
     return scatter(edge_values, edge_index[1], dim=0, dim_size=num_points, reduce="max")
 
 
@@ -230,9 +261,9 @@ class EdgeConv(nn.Module):
         center, neighbour = proj[:, :out], proj[:, out:]
         k = neighbours_per_point(edge_index, n)
         if k is not None:
-            edges = neighbour[edge_index[0]].view(n, k, out) + center.unsqueeze(1)  # [N, k, out]
+            edges = _gather_rows(neighbour, edge_index[0]).view(n, k, out) + center.unsqueeze(1)
         else:
-            edges = neighbour[edge_index[0]] + center[edge_index[1]]  # [E, out]
+            edges = _gather_rows(neighbour, edge_index[0]) + _gather_rows(center, edge_index[1])
         edges = _act_norm(edges.reshape(-1, out), self.act, self.norm, self.order)
         return _max_over_neighbours(edges, edge_index, n, k)
 
@@ -284,7 +315,7 @@ class MRConv(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         n = x.size(0)
         k = neighbours_per_point(edge_index, n)
-        relative = _max_over_neighbours(x[edge_index[0]], edge_index, n, k) - x
+        relative = _max_over_neighbours(_gather_rows(x, edge_index[0]), edge_index, n, k) - x
         return self.nn(torch.cat([x, relative], dim=1))
 
 
@@ -337,7 +368,7 @@ class GraphSAGE(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         n = x.size(0)
         k = neighbours_per_point(edge_index, n)
-        edges = self.nn1.lin(x)[edge_index[0]]  # [E, in]
+        edges = _gather_rows(self.nn1.lin(x), edge_index[0])  # [E, in]
         edges = _act_norm(edges, self.nn1.act, self.nn1.norm, self.nn1.order)
         message = _max_over_neighbours(edges, edge_index, n, k)
         return self.nn2(torch.cat([x, message], dim=1))
@@ -387,7 +418,7 @@ class GINConv(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         n = x.size(0)
         k = neighbours_per_point(edge_index, n)
-        total = _sum_over_neighbours(x[edge_index[0]], edge_index, n, k)
+        total = _sum_over_neighbours(_gather_rows(x, edge_index[0]), edge_index, n, k)
         return self.nn((1 + self.eps) * x + total)
 
 
