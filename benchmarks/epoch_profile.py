@@ -127,14 +127,15 @@ def op_breakdown(
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(epochs):
             epoch()
-    totals = dict.fromkeys(CLASSES, 0.0)
     by_op: dict[tuple[str, str], float] = {}
     for event in prof.events():
         cls = classify(event)
         if cls is not None:
             ms = event.self_cpu_time_total / 1e3  # us -> ms
-            totals[cls] += ms
             by_op[event.name, cls] = by_op.get((event.name, cls), 0.0) + ms
+    totals = dict.fromkeys(CLASSES, 0.0)
+    for (_, cls), ms in by_op.items():
+        totals[cls] += ms
     largest = sorted(by_op.items(), key=lambda item: -item[1])[:top]
     return (
         {cls: ms / epochs for cls, ms in totals.items()},
