@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,14 @@ def test_depth_cells_models_and_notes() -> None:
     # the default rows: the DropEdge paper's models (and the other papers' comparisons);
     # fathom's BatchNorm ResGCN only on request
     assert list(by_key) == [k for k in rp.DEPTH_MODELS if k not in rp.DROPEDGE_VARIANTS]
-    assert list(rp.DROPEDGE_VARIANTS) == ["resgcn-bn", "resgcn-bn-dropedge"]
+    assert list(rp.DROPEDGE_VARIANTS) == [
+        "resgcn-bn",
+        "resgcn-bn-dropedge",
+        "resgcn-layer",
+        "resgcn-layer-dropedge",
+    ]
+    # ResGCN as the scripts run it: one shortcut around the hidden stack
+    assert by_key["resgcn"].configs[0].model.skip_every == 0
     # the published Cora GCN script: --sampling_percent 0.4 keeps 40% of the edges
     assert by_key["gcn-dropedge"].configs[0].model.drop_edge == 0.6
     assert by_key["gcn"].configs[0].model.drop_edge == 0.0
@@ -179,6 +187,30 @@ def test_depth_fathom_batchnorm_variants_on_request() -> None:
     # compared with the paper's ResGCN rows
     assert (plain.published.value, dropped.published.value) == (75.6, 82.8)
     assert dropped.configs[0].model.drop_edge == 0.3
+
+
+@pytest.mark.parametrize("dataset", ["cora", "pubmed"])
+def test_depth_per_layer_shortcut_variants_on_request(dataset: str) -> None:
+    cells = build_cells(
+        "depth",
+        datasets=[dataset],
+        models=["resgcn", "resgcn-layer", "resgcn-layer-dropedge", "resgcn-dropedge"],
+        depths=[16],
+        seeds=2,
+    )
+    block, layer, layer_dropped, block_dropped = cells
+    assert layer.model == "ResGCN, per-layer shortcuts"
+    assert "every hidden layer" in layer.note and f"preset depth-resgcn-{dataset}" in layer.note
+    # the same preset, only the shortcut's span differs; compared with the paper's rows
+    assert layer.configs[0].model.skip_every == 1
+    assert (
+        replace(layer.configs[1], model=replace(layer.configs[1].model, skip_every=0))
+        == (block.configs[1])
+    )
+    assert layer_dropped.configs[0].model.drop_edge == block_dropped.configs[0].model.drop_edge > 0
+    assert (layer.published, layer_dropped.published) == (block.published, block_dropped.published)
+    # distinct runs in the store
+    assert config_hash(layer.configs[0]) != config_hash(block.configs[0])
 
 
 @pytest.mark.parametrize("dataset", ["cora", "citeseer", "pubmed"])

@@ -174,25 +174,57 @@ def _setting_note(preset: str, depth: int) -> str:
     return f"setting: {setting or 'fathom default'} (preset {preset})"
 
 
+@dataclass(frozen=True)
+class DepthVariant:
+    """One of fathom's variants of a DropEdge-paper model: a ``reproduce depth`` row run on
+    request and compared with the paper's model's figure."""
+
+    preset: str
+    """The preset; ``{dataset}`` is replaced by the cell's dataset."""
+    figure: str
+    """The paper's model (its ``--models`` key) whose published figure the cell is compared with."""
+    note: str
+    """What the variant changes, for the cell's note."""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Config overrides on top of the preset."""
+
+
+_LAYER_SHORTCUT = (
+    "fathom's variant: a shortcut around every hidden layer (--nbaseblocklayer 1), not the "
+    "scripts' one around the hidden stack"
+)
+_BATCHNORM = (
+    "fathom's variant: BatchNorm after each conv (a bare residual diverges at depth), "
+    "hidden 64, dropout 0.5"
+)
 DROPEDGE_VARIANTS = {
-    "resgcn-bn": ("depth-resgcn", "resgcn"),
-    "resgcn-bn-dropedge": ("depth-resgcn-dropedge", "resgcn-dropedge"),
+    "resgcn-bn": DepthVariant("depth-resgcn", "resgcn", _BATCHNORM),
+    "resgcn-bn-dropedge": DepthVariant("depth-resgcn-dropedge", "resgcn-dropedge", _BATCHNORM),
+    "resgcn-layer": DepthVariant(
+        "depth-resgcn-{dataset}", "resgcn", _LAYER_SHORTCUT, {"model.skip_every": 1}
+    ),
+    "resgcn-layer-dropedge": DepthVariant(
+        "depth-resgcn-dropedge-{dataset}",
+        "resgcn-dropedge",
+        _LAYER_SHORTCUT,
+        {"model.skip_every": 1},
+    ),
 }
-"""fathom's variants of the DropEdge paper's models (on request): ``--models`` key ->
-(preset, the paper's model whose figure the cell is compared with)."""
+"""fathom's variants of the DropEdge paper's models (rows on request), by ``--models`` key."""
 
 
 def _depth_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell | None:
     assert depth is not None
     references = load_references("depth")
-    figure_key = DROPEDGE_VARIANTS[key][1] if key in DROPEDGE_VARIANTS else key
+    variant = DROPEDGE_VARIANTS.get(key)
+    figure_key = variant.figure if variant is not None else key
     figure = references.get(figure_key, dataset, depth)
     if key == "gcnii":
         preset = f"gcnii-{dataset}"
         published = _published(figure)
     else:
-        if key in DROPEDGE_VARIANTS:
-            preset = DROPEDGE_VARIANTS[key][0]
+        if variant is not None:
+            preset = variant.preset.format(dataset=dataset)
         elif key in ("pairnorm", "nodenorm"):
             preset = f"depth-{key}"
         else:  # the paper's models: one preset per dataset
@@ -204,11 +236,9 @@ def _depth_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell |
     note = "" if key == "gcnii" else _setting_note(preset, depth)
     published_here = preset_setting(preset) == "published" and depth == cfg.model.depth
     tunable = key != "gcnii" and not published_here
-    if key in DROPEDGE_VARIANTS:
-        note = (
-            "fathom's variant: BatchNorm after each conv (a bare residual diverges at depth), "
-            f"hidden 64, dropout 0.5; {note}"
-        )
+    if variant is not None:
+        note = f"{variant.note}; {note}"
+        cfg = apply_overrides(cfg, dict(variant.overrides))
     cfg = apply_overrides(cfg, {"data.name": dataset, "model.depth": depth})
     return Cell(
         "depth",
@@ -270,6 +300,8 @@ DEPTH_MODELS = {
     "gcnii": "GCNII",
     "resgcn-bn": "ResGCN + BatchNorm",
     "resgcn-bn-dropedge": "ResGCN + BatchNorm + DropEdge",
+    "resgcn-layer": "ResGCN, per-layer shortcuts",
+    "resgcn-layer-dropedge": "ResGCN + DropEdge, per-layer shortcuts",
 }
 HETEROPHILY_MODELS = {"gcn": "GCN", "gcnii": "GCNII", "gcnii-star": "GCNII*", "mlp": "MLP"}
 
@@ -455,8 +487,11 @@ SUITES: dict[str, Suite] = {
             "with the setting of the authors' script/semi-supervised/ script where there is one. "
             "The scripts publish one depth per model and dataset (none for ResGCN); each "
             "cell's note says whether its setting was published at its depth.",
-            "fathom's ResGCN with BatchNorm after each conv (its previous default rows) runs "
-            "on request: --models resgcn-bn,resgcn-bn-dropedge.",
+            "ResGCN is the scripts' one block: one shortcut around the whole hidden stack "
+            "(--nhiddenlayer 1, --nbaseblocklayer depth - 2; model.skip_every 0). fathom's "
+            "variants run on request: a shortcut around every hidden layer "
+            "(--models resgcn-layer,resgcn-layer-dropedge; its default rows until 2026-12) "
+            "and BatchNorm after each conv (--models resgcn-bn,resgcn-bn-dropedge).",
             "IncepGCN's cost is quadratic in depth (1953 GCN layers per forward pass at 64): "
             "its 64-layer cells are not in the default grid (Cora's published IncepGCN "
             "setting is at 64 layers); run them with "
