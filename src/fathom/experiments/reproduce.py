@@ -490,8 +490,8 @@ SUITES: dict[str, Suite] = {
             "ResGCN is the scripts' one block: one shortcut around the whole hidden stack "
             "(--nhiddenlayer 1, --nbaseblocklayer depth - 2; model.skip_every 0). fathom's "
             "variants run on request: a shortcut around every hidden layer "
-            "(--models resgcn-layer,resgcn-layer-dropedge; its default rows until 2026-12) "
-            "and BatchNorm after each conv (--models resgcn-bn,resgcn-bn-dropedge).",
+            "(--models resgcn-layer,resgcn-layer-dropedge; the ResGCN rows of earlier "
+            "reports) and BatchNorm after each conv (--models resgcn-bn,resgcn-bn-dropedge).",
             "IncepGCN's cost is quadratic in depth (1953 GCN layers per forward pass at 64): "
             "its 64-layer cells are not in the default grid (Cora's published IncepGCN "
             "setting is at 64 layers); run them with "
