@@ -286,8 +286,10 @@ def propagate_initial(adj: Tensor, x: Tensor, x_0: Tensor, alpha: float) -> Tens
     passes over the nodes and as many autograd nodes (a 64-layer GCNII's conv chain on a
     Cora-sized graph: 0.80 of the unfused time in training, 0.70 in evaluation; its whole
     epoch 0.93, docs/results/deep_speed_gcnii64.md). Bit-identical to that expression on
-    CPU, forward and backward (MKL scales and adds in the same order;
-    tests/nn/test_adjacency.py checks with :func:`torch.equal`):
+    CPU, forward and backward, with MKL's reproducible kernels (``MKL_CBWR=COMPATIBLE``) and
+    on CPUs whose default kernels scale and add in the same order (tests/nn/test_adjacency.py
+    checks with :func:`torch.equal`); on others (a Sapphire Rapids Xeon) MKL's default
+    kernels round the scaled sum differently, by about one float32 ulp:
     the gradients are ``alpha * grad`` for ``x_0`` and ``adj.T @ ((1 - alpha) * grad)`` for
     ``x``, returned in that order, the order in which autograd would have accumulated them.
 
