@@ -5,8 +5,8 @@ run pipeline was refactored (issue 15); every later change must reproduce it exa
 training loss per epoch, the same validation / test metrics per epoch, the same selected epoch
 and status.
 
-The cases run in one child process with pinned numerics (:data:`PINNED`): MKL's conditional
-numerical reproducibility (``MKL_CBWR=COMPATIBLE``) and torch's scalar CPU kernels
+The cases run in one child process with pinned numerics (tests/pinned_numerics.py): MKL's
+conditional numerical reproducibility (``MKL_CBWR=COMPATIBLE``) and torch's scalar CPU kernels
 (``ATEN_CPU_CAPABILITY=default``), on one thread. Otherwise the same code rounds differently
 on another CPU (MKL picks its kernels and blocking by instruction set and caches, torch its
 vector width): the fixture recorded on one machine differed on a Sapphire Rapids one by up
@@ -24,15 +24,13 @@ segmentation with a small ResGCN on dilated k-NN graphs; and Tree-NeighborsMatch
 
 Re-record (only for an intended change, named in the commit and the closing note)::
 
-    python tests/test_golden.py --record      # runs the cases with PINNED itself
+    python tests/test_golden.py --record      # runs the cases pinned itself
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,9 +38,9 @@ from typing import Any
 import pytest
 import torch
 
+from pinned_numerics import assert_pinned, run_pinned
+
 FIXTURE = Path(__file__).parent / "fixtures" / "golden_results.json"
-PINNED = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1"}
-"""The environment the cases run in: results that do not depend on the CPU's model."""
 
 _NODE = {"name": "csbm", "synthetic": {"num_nodes": 120, "feature_dim": 8, "num_classes": 3}}
 _TRAIN = {"epochs": 4, "patience": 0}
@@ -231,11 +229,8 @@ def _diff(a: Any, b: Any, path: str = "") -> list[str]:
 
 
 def _record_pinned(out: Path) -> None:
-    """Run every case in a child process with :data:`PINNED` (read when torch loads, so not
-    settable in this process) and write their results to ``out``."""
-    env = {**os.environ, **PINNED}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--emit", str(out)]
-    subprocess.run(cmd, env=env, check=True, timeout=600)
+    """Run every case in a pinned child process and write their results to ``out``."""
+    run_pinned(Path(__file__).resolve(), "--emit", str(out))
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +254,7 @@ def test_golden_case(name: str, golden: dict[str, Any], got: dict[str, Any]) -> 
 
 if __name__ == "__main__":
     if "--emit" in sys.argv:  # the child process of _record_pinned
-        assert all(os.environ.get(k) == v for k, v in PINNED.items()), "run with PINNED"
+        assert_pinned()
         torch.set_num_threads(1)
         Path(sys.argv[sys.argv.index("--emit") + 1]).write_text(json.dumps(_record()))
     elif "--record" in sys.argv:

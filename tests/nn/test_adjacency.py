@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from fathom.nn.adjacency import (
     propagate_initial,
     transposed,
 )
+from pinned_numerics import assert_pinned, run_pinned
 
 # a path 0-1-2 plus an isolated node 3, both directions
 EDGES = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
@@ -236,7 +235,7 @@ def _check_propagate_initial_against_the_unfused_expression(exact: bool) -> None
             return torch.equal(a, b)
         # rounding apart: MKL's default kernels may fuse the scaling (ulps of the terms'
         # scale, so absolute: a sum near zero has a large relative error either way)
-        scale = float(b.abs().max())
+        scale = float(b.detach().abs().max())
         return torch.allclose(a, b, rtol=0.0, atol=8 * torch.finfo(a.dtype).eps * scale)
 
     for num_nodes, num_edges, width, dtype, symmetric, alpha in [
@@ -267,11 +266,9 @@ def _check_propagate_initial_against_the_unfused_expression(exact: bool) -> None
 
 
 def test_propagate_initial_is_bit_identical_to_the_unfused_expression() -> None:
-    """With MKL's reproducible kernels (``MKL_CBWR=COMPATIBLE``, read when MKL loads: a child
-    process), the fused product is the unfused expression bit for bit on any CPU."""
-    env = {**os.environ, "MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--bit-identical"]
-    subprocess.run(cmd, env=env, check=True, timeout=300)
+    """With MKL's reproducible kernels (``MKL_CBWR=COMPATIBLE``, read when MKL loads: a pinned
+    child process), the fused product is the unfused expression bit for bit on any CPU."""
+    run_pinned(Path(__file__).resolve(), "--bit-identical", timeout=300)
 
 
 def test_propagate_initial_matches_the_unfused_expression_to_rounding() -> None:
@@ -291,5 +288,5 @@ def test_propagate_initial_with_a_constant_x_0() -> None:
 
 
 if __name__ == "__main__" and "--bit-identical" in sys.argv:  # the child process above
-    assert os.environ.get("MKL_CBWR") == "COMPATIBLE"
+    assert_pinned()
     _check_propagate_initial_against_the_unfused_expression(exact=True)
