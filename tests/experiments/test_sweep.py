@@ -310,6 +310,24 @@ def test_sweep_again_runs_nothing_and_never_duplicates(reference: Reference) -> 
         assert st.sweeps() == ["tiny"]
 
 
+def test_summary_counts_this_invocations_runs_not_the_whole_sweep(tmp_path: Path) -> None:
+    """Two invocations under one sweep name (as the reproduce suites run cell after cell): the
+    second one's summary counts its own runs, not the name's others."""
+    one = _write_spec(tmp_path / "a", SPEC.replace("[2, 4, 8]", "[2]").replace("range(2)", "[0]"))
+    two = _write_spec(
+        tmp_path / "b", SPEC.replace("[2, 4, 8]", "[4]").replace("[none, res]", "[none]")
+    )
+    db = tmp_path / "runs.db"
+    first = sweep(one, db, threads=1)
+    assert (first.total, first.counts["done"]) == (2, 2)
+    second = sweep(two, db, threads=1)
+    assert (second.total, second.ran) == (2, 2)
+    assert second.counts == {**dict.fromkeys(STATUSES, 0), "done": 2}
+    assert second.line().endswith("holds 2 done of 2")
+    with RunStore(db, create=False) as st:
+        assert st.counts(sweep="tiny")["done"] == 4  # the name holds both invocations' runs
+
+
 def test_interrupt_outside_training_returns_the_run_to_pending(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

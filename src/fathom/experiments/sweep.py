@@ -35,7 +35,7 @@ from fathom.config import ExperimentConfig, config_hash, config_to_dict
 from fathom.errors import FathomError
 from fathom.experiments.ray_executor import RayExecutor, require_ray
 from fathom.experiments.spec import SweepSpec, expand, load_spec
-from fathom.experiments.store import RunStore, warn_malformed
+from fathom.experiments.store import STATUSES, RunStore, warn_malformed
 from fathom.experiments.worker import train_record
 
 __all__ = [
@@ -69,6 +69,8 @@ class SweepSummary:
     already_done: int
     ran: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    """Status -> how many of this invocation's ``total`` runs the store holds with it at
+    the end (not the sweep name's other runs, e.g. another cell of a reproduce suite)."""
     interrupted: bool = False
     wall_s: float = 0.0
     threads: int = 1
@@ -79,7 +81,7 @@ class SweepSummary:
     train at once when the sweep started and ``threads`` each run's CPUs."""
 
     def line(self) -> str:
-        """One line: what the store holds for this sweep now."""
+        """One line: what the store holds for this invocation's runs now."""
         held = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n)
         verb = "interrupted" if self.interrupted else "finished"
         skipped = (
@@ -400,7 +402,13 @@ def _run_keyed(
                 and record["host"] == socket.gethostname()
             ):
                 st.release(current)
-            summary.counts = st.counts(sweep=name)
+            # this invocation's runs only: a sweep name may gather several invocations'
+            # grids (the reproduce suites' cells), and "holds N of total" counts these
+            held = st.statuses()
+            summary.counts = dict.fromkeys(STATUSES, 0)
+            for key in [key for key, _ in keyed] + list(malformed):
+                if key in held:
+                    summary.counts[held[key]] += 1
         summary.wall_s = time.perf_counter() - start
     return summary
 
