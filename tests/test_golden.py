@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -258,9 +259,12 @@ if __name__ == "__main__":
         torch.set_num_threads(1)
         Path(sys.argv[sys.argv.index("--emit") + 1]).write_text(json.dumps(_record()))
     elif "--record" in sys.argv:
+        # the child writes to a scratch file: the fixture is only written, once and whole,
+        # after every case ran
+        with tempfile.TemporaryDirectory() as scratch:
+            emitted = Path(scratch) / "got.json"
+            _record_pinned(emitted)
+            recorded = json.loads(emitted.read_text())
         FIXTURE.parent.mkdir(exist_ok=True)
-        _record_pinned(FIXTURE)
-        FIXTURE.write_text(
-            json.dumps(json.loads(FIXTURE.read_text()), indent=1, sort_keys=True) + "\n"
-        )
+        FIXTURE.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
         print(f"wrote {FIXTURE}")
