@@ -92,7 +92,14 @@ pipeline's losses bit for bit).
     batches of a fresh shuffled pass (fathom: its objective's loader wrapped to stop there; the
     twin: ``itertools.islice`` of its loader) + the exact layer-wise inference of every node (3
     layers, each by chunks of 4,096 target nodes with their full 1-hop in-neighbourhoods: 25
-    chunks at 100K nodes) and the accuracy of each split.
+    chunks at 100K nodes) and the accuracy of each split. fathom trims each training batch
+    to the rows its seeds read (:mod:`fathom.nn.trim`; the same seed outputs and random
+    draws); the example's loop does not.
+``sage-sampled-trim``
+    ``sage-sampled`` against a twin that trims too: PyG's ``trim_to_layer`` before every
+    layer of the training forward pass, as its ``BasicGNN`` does when handed the batch's
+    ``num_sampled_nodes`` / ``num_sampled_edges`` (the fastest sampled training a PyG user
+    can write without pyg-lib).
 ``res28-clouds``
     ResGCN-28 for point-cloud segmentation (dynamic dilated k-NN, k = 16, dilation 1 + i in
     backbone block i, stochastic dilation with epsilon 0.2, EdgeConv, 64 channels, BatchNorm,
@@ -258,6 +265,7 @@ WORKLOADS = (
     "gcnii64-pubmed",
     "resplus16",
     "sage-sampled",
+    "sage-sampled-trim",
     "res28-clouds",
     "dgi",
     "gae",
@@ -457,8 +465,22 @@ class PyGSAGE(nn.Module):
             self.convs.append(SAGEConv(hidden_channels, hidden_channels))
         self.convs.append(SAGEConv(hidden_channels, out_channels))
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        num_sampled_nodes_per_hop: list[int] | None = None,
+        num_sampled_edges_per_hop: list[int] | None = None,
+    ) -> Tensor:
+        """With the per-hop counts, PyG's ``trim_to_layer`` before every layer, as its
+        ``BasicGNN`` does (``examples/hetero/hierarchical_sage.py``)."""
+        from torch_geometric.utils import trim_to_layer
+
         for i, conv in enumerate(self.convs):
+            if num_sampled_nodes_per_hop is not None and num_sampled_edges_per_hop is not None:
+                x, edge_index, _ = trim_to_layer(
+                    i, num_sampled_nodes_per_hop, num_sampled_edges_per_hop, x, edge_index
+                )
             x = conv(x, edge_index)
             if i != self.num_layers - 1:
                 x = x.relu()
@@ -902,6 +924,13 @@ def make_workloads(
         warmup=1,
         batches=sage_batches,
     )
+    # the same, against the twin that trims its batches as PyG's BasicGNN can
+    workloads["sage-sampled-trim"] = replace(
+        workloads["sage-sampled"],
+        name="sage-sampled-trim",
+        twin=workloads["sage-sampled"].twin + "; trim_to_layer before every layer of training",
+        pyg_build=_pyg_sampled_trim,
+    )
 
     # res28-clouds: DeepGCN's ResGCN-28 on point clouds, k-NN included
     cloud_overrides: dict[str, Any] = {
@@ -1179,12 +1208,23 @@ def _pyg_partitions(
     return model, pyg_epoch
 
 
-def _pyg_sampled(workload: Workload, data: Data, device: torch.device) -> tuple[nn.Module, Epoch]:
+def _pyg_sampled_trim(
+    workload: Workload, data: Data, device: torch.device
+) -> tuple[nn.Module, Epoch]:
+    """sage-sampled-trim's twin: :func:`_pyg_sampled` with PyG's ``trim_to_layer`` in the
+    training forward pass."""
+    return _pyg_sampled(workload, data, device, trim=True)
+
+
+def _pyg_sampled(
+    workload: Workload, data: Data, device: torch.device, trim: bool = False
+) -> tuple[nn.Module, Epoch]:
     """sage-sampled's twin: ``examples/ogbn_products_sage.py``'s ``SAGE`` and ``train()``
     (the first :attr:`Workload.batches` batches of a shuffled pass), ``examples/reddit.py``'s
     subgraph loader and layer-wise ``inference()``; both loaders are PyG's ``NodeLoader`` on
     fathom's plain-torch ``NeighborSampler`` (what ``NeighborLoader`` is, with a sampler that
-    needs no pyg-lib / torch-sparse)."""
+    needs no pyg-lib / torch-sparse). ``trim``: each training batch trimmed layer by layer
+    (PyG's ``trim_to_layer``, what its ``BasicGNN`` does with the batch's per-hop counts)."""
     from torch_geometric.loader import NodeLoader
 
     from fathom.loaders import NeighborSampler
@@ -1224,7 +1264,8 @@ def _pyg_sampled(workload: Workload, data: Data, device: torch.device) -> tuple[
         total_loss = total_correct = total_seeds = 0
         for batch in itertools.islice(train_loader, num_batches):
             optimizer.zero_grad()
-            out = model(batch.x, batch.edge_index)[: batch.batch_size]
+            hops = (batch.num_sampled_nodes, batch.num_sampled_edges) if trim else (None, None)
+            out = model(batch.x, batch.edge_index, *hops)[: batch.batch_size]
             y = batch.y[: batch.batch_size]
             loss = F.nll_loss(out, y)
             loss.backward()

@@ -324,3 +324,20 @@ def test_tiny_run_on_cuda_records_the_gpu_and_finite_ratios(
         for key in ("time_ratio", "mem_ratio"):
             assert row[key] is not None and math.isfinite(row[key]) and row[key] > 0
     assert env["gpu"] in md_path.read_text()
+
+
+def test_trimming_twin_computes_the_untrimmed_seed_rows(deep_speed: ModuleType) -> None:
+    """sage-sampled-trim's twin (PyG's trim_to_layer before every layer) gives the seeds the
+    outputs of the example's untrimmed forward pass."""
+    from fathom.loaders import neighbor_loader
+
+    spec = deep_speed.make_workloads(tiny=True, nodes=300)["sage-sampled-trim"]
+    data = deep_speed.load_data(spec)
+    twin, _ = deep_speed.build_impl(spec, "pyg", data, CPU)
+    twin.eval()
+    batch = next(iter(neighbor_loader(data, [15, 10, 5], batch_size=32, seed=0)))
+    with torch.no_grad():
+        full = twin(batch.x, batch.edge_index)[:32]
+        hops = (batch.num_sampled_nodes, batch.num_sampled_edges)
+        trimmed = twin(batch.x, batch.edge_index, *hops)[:32]
+    torch.testing.assert_close(trimmed, full, rtol=1e-5, atol=1e-6)

@@ -27,6 +27,7 @@ from fathom.nn.skips import (
     Residual,
     Skip,
 )
+from fathom.nn.trim import ROW_WISE_NORMS, TRIMMABLE_CONVS, HopGraph
 
 __all__ = ["DeepGNN", "GCNGroup", "GroupBlock", "drop_nodes"]
 
@@ -464,13 +465,108 @@ class DeepGNN(FastModeSwitch):
                 del history[1]
         return history
 
-    def forward(self, x: Tensor, edge_index: Tensor | ChunkedGraph) -> Tensor:
+    def trim_support(self) -> str | None:
+        """Why a neighbour-sampled batch cannot be trimmed for this model (``None``: it can;
+        see :mod:`fathom.nn.trim`): every layer a :class:`~fathom.nn.block.GNNBlock` (or the
+        head) whose conv is one of :data:`~fathom.nn.trim.TRIMMABLE_CONVS` (in training,
+        without attention dropout) and whose norms act on each row alone, no reversible or
+        checkpointed blocks."""
+        if self.memory != "plain":
+            return f"memory {self.memory!r} is not trimmed"
+        blocks = self.blocks if self.active_blocks is None else self.blocks[: self.active_blocks]
+        parts: list[tuple[str, nn.Module | None, nn.Module | None]] = []
+        for layer, block in enumerate(blocks, start=1):
+            if not isinstance(block, GNNBlock):
+                return f"block {layer} ({type(block).__name__}) is not trimmed"
+            if block.needs_x0:
+                return f"block {layer}'s conv reads x_0"
+            parts.append((f"block {layer}", block.conv, block.norm))
+        if self.head_is_conv:
+            parts.append(("the head", self.head, self.head_norm))
+        elif self.head_norm is not None:
+            parts.append(("the head", None, self.head_norm))
+        for where, conv, norm in parts:
+            if conv is not None and not isinstance(conv, TRIMMABLE_CONVS):
+                return f"{where}'s conv {type(conv).__name__} is not trimmed"
+            if self.training and float(getattr(conv, "dropout", 0.0) or 0.0) > 0:
+                # one draw per edge, and a trimmed layer has fewer edges
+                return f"{where}'s conv {type(conv).__name__} drops attention per edge"
+            if norm is not None and not isinstance(norm, ROW_WISE_NORMS):
+                return f"{where}'s norm {type(norm).__name__} takes statistics over nodes"
+        return None
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor | ChunkedGraph,
+        *,
+        num_sampled_nodes_per_hop: Sequence[int] | None = None,
+        num_sampled_edges_per_hop: Sequence[int] | None = None,
+    ) -> Tensor:
+        """The model's outputs; with ``num_sampled_nodes_per_hop`` and
+        ``num_sampled_edges_per_hop`` (a neighbour-sampled batch's ``num_sampled_nodes`` /
+        ``num_sampled_edges``, as PyG's ``BasicGNN`` takes them) each layer computes only
+        the rows the seeds read (:mod:`fathom.nn.trim`) and the output is the seeds' rows:
+        the first ``num_sampled_nodes_per_hop[0]`` rows of the untrimmed output (up to the
+        dense products' rounding), the same random draws.
+
+        Raises:
+            ValueError: the counts given for a model that cannot be trimmed
+                (:meth:`trim_support`), or counts that do not fit ``edge_index``.
+        """
+        if num_sampled_nodes_per_hop is not None and num_sampled_edges_per_hop is not None:
+            return self._trimmed_forward(
+                x, edge_index, num_sampled_nodes_per_hop, num_sampled_edges_per_hop
+            )
         # The head needs the (possibly DropEdge-thinned) graph the blocks saw.
         x, edge_index = self.input_state(x, edge_index)
         history = self._run_blocks(x, edge_index, self.memory, not self._history_is_local())
         x = self.jk(history[1:]) if self.jk is not None else history[-1]
         x = self.dropout(x)
         out = apply_conv(self.head, x, edge_index) if self.head_is_conv else self.head(x)
+        return out if self.head_norm is None else self.head_norm(out)
+
+    def _trimmed_forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor | ChunkedGraph,
+        num_sampled_nodes: Sequence[int],
+        num_sampled_edges: Sequence[int],
+    ) -> Tensor:
+        reason = self.trim_support()
+        if reason is not None:
+            raise ValueError(f"trimmed forward pass: {reason}")
+        if not isinstance(edge_index, Tensor):
+            raise ValueError("trimmed forward pass: expected an edge_index tensor")
+        if sum(int(n) for n in num_sampled_nodes) != x.size(0):
+            raise ValueError(
+                f"num_sampled_nodes_per_hop: they add up to {sum(num_sampled_nodes)}, "
+                f"x has {x.size(0)} rows"
+            )
+        blocks = self.blocks if self.active_blocks is None else self.blocks[: self.active_blocks]
+        graph = HopGraph(
+            edge_index, num_sampled_nodes, num_sampled_edges, len(blocks) + self.head_is_conv
+        )
+        # DropEdge and DropNode on the whole subgraph, the encoder on every row: the
+        # untrimmed pass's draws
+        if self.training and self.drop_edge > 0:
+            edge_mask = dropout_edge(edge_index, p=self.drop_edge)[1]
+            graph = graph.thinned(edge_mask)
+        if self.training and self.drop_node > 0:
+            x = drop_nodes(x, self.drop_node)
+        if self.encoder is not None:
+            x = self.encoder_act(self.encoder(self.input_dropout(x)))
+        x = x[: graph.layer(1).num_in]
+        history = [x]
+        for layer, block in enumerate(blocks, start=1):
+            x = block(x, graph.layer(layer), history)
+            history.append(x)
+        x = self.jk([h[: x.size(0)] for h in history[1:]]) if self.jk is not None else x
+        x = self.dropout(x, graph.num_rows)
+        if self.head_is_conv:
+            out = apply_conv(self.head, x, graph.layer(len(blocks) + 1))
+        else:
+            out = self.head(x)
         return out if self.head_norm is None else self.head_norm(out)
 
     def reset_parameters(self) -> None:

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from fathom.nn.dropouts import Dropout
 from fathom.nn.layerwise import ChunkedGraph, apply_conv
+from fathom.nn.trim import TrimmedLayer
 
 __all__ = ["GNNBlock"]
 
@@ -31,7 +32,9 @@ class GNNBlock(nn.Module):
     far. A conv with ``needs_x0`` (GCNII) is called as ``conv(x, x_0, edge_index)``. With a
     :class:`~fathom.nn.layerwise.ChunkedGraph` for ``edge_index`` (layer-wise inference) the
     conv runs over the whole graph by chunks of target nodes and everything else on the
-    whole layer.
+    whole layer. With a :class:`~fathom.nn.trim.TrimmedLayer` (a neighbour-sampled batch
+    trimmed to what the seeds read) the block computes that layer's output rows only, from
+    its input rows, with the untrimmed layer's dropout mask.
 
     Args:
         conv: message-passing operator called as ``conv(x, edge_index)``.
@@ -65,19 +68,34 @@ class GNNBlock(nn.Module):
         self.post_norm = post_norm
         self.needs_x0 = bool(getattr(conv, "needs_x0", False))
 
-    def _conv(self, x: Tensor, edge_index: Tensor | ChunkedGraph, history: list[Tensor]) -> Tensor:
+    def _conv(
+        self, x: Tensor, edge_index: Tensor | ChunkedGraph | TrimmedLayer, history: list[Tensor]
+    ) -> Tensor:
         return apply_conv(self.conv, x, edge_index, history[0] if self.needs_x0 else None)
 
     def forward(
-        self, x: Tensor, edge_index: Tensor | ChunkedGraph, history: list[Tensor]
+        self,
+        x: Tensor,
+        edge_index: Tensor | ChunkedGraph | TrimmedLayer,
+        history: list[Tensor],
     ) -> Tensor:
+        if isinstance(edge_index, TrimmedLayer):
+            # the untrimmed layer's dropout mask (its leading rows); the skip reads the
+            # output rows of every earlier state
+            rows, keep = edge_index.num_rows, edge_index.num_out
+            history = [t[:keep] for t in history]
+
+            def drop(t: Tensor) -> Tensor:
+                return self.dropout(t, rows)
+        else:
+            drop = self.dropout
         if self.pre_activation:
-            h = self._conv(self.dropout(self.act(self.norm(x))), edge_index, history)
+            h = self._conv(drop(self.act(self.norm(x))), edge_index, history)
         elif self.post_norm:
-            h = self.act(self._conv(self.dropout(x), edge_index, history))
+            h = self.act(self._conv(drop(x), edge_index, history))
             return self.norm(self.skip(h, history))
         else:
-            h = self.act(self.norm(self._conv(self.dropout(x), edge_index, history)))
+            h = self.act(self.norm(self._conv(drop(x), edge_index, history)))
         return self.skip(h, history)
 
     def reset_parameters(self) -> None:

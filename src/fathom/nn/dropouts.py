@@ -113,12 +113,23 @@ class Dropout(nn.Module):
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = p
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, rows: int | None = None) -> Tensor:
+        """``x`` with dropout. ``rows``: draw the mask for ``rows`` rows (``>= x.size(0)``)
+        and apply its first ``x.size(0)``: the mask, and every later random draw, of the
+        ``rows``-row tensor whose leading rows ``x`` is (a trimmed layer,
+        :mod:`fathom.nn.trim`)."""
         if not self.training or self.p == 0.0:
             return x
+        n = x.size(0) if x.dim() else 1
+        if rows is not None and rows < n:
+            raise ValueError(f"dropout rows: expected at least {n} rows, got {rows}")
+        full = x.shape if rows is None or rows == n else torch.Size([rows, *x.shape[1:]])
         if x.device.type != "cpu":
-            return F.dropout(x, self.p, training=True)
-        keep = _keep_mask(x.shape, self.p, x.device)
+            if full == x.shape:
+                return F.dropout(x, self.p, training=True)
+            scale = F.dropout(x.new_ones(full), self.p, training=True)
+            return x * scale[:n]
+        keep = _keep_mask(full, self.p, x.device)[:n]
         return _MaskedScale.apply(x, keep, 1.0 / (1.0 - self.p))
 
     def extra_repr(self) -> str:

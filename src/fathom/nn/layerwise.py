@@ -61,6 +61,7 @@ from torch_geometric.nn.conv import MessagePassing
 
 from fathom.nn.adjacency import _spmm, gcn_adjacency
 from fathom.nn.convs import LinearConv
+from fathom.nn.trim import TrimmedLayer
 
 __all__ = [
     "BIPARTITE_CONVS",
@@ -424,16 +425,25 @@ class ChunkedGraph:
 
 
 def apply_conv(
-    conv: nn.Module, x: Tensor, graph: Tensor | ChunkedGraph, x0: Tensor | None = None
+    conv: nn.Module,
+    x: Tensor,
+    graph: Tensor | ChunkedGraph | TrimmedLayer,
+    x0: Tensor | None = None,
 ) -> Tensor:
     """``conv(x, graph)`` (``conv(x, x0, graph)`` for a conv that reads ``x_0``), or, when
-    ``graph`` is a :class:`ChunkedGraph`, the same computed by chunks of target nodes.
+    ``graph`` is a :class:`ChunkedGraph`, the same computed by chunks of target nodes, or,
+    when it is a :class:`~fathom.nn.trim.TrimmedLayer`, the rows that layer keeps.
 
     Shapes:
-        x: ``[num_nodes, C_in]`` -> ``[num_nodes, C_out]``.
+        x: ``[num_nodes, C_in]`` -> ``[num_nodes, C_out]`` (a trimmed layer: its
+        ``[num_in, C_in]`` -> ``[num_out, C_out]``).
     """
     if isinstance(graph, ChunkedGraph):
         return graph.conv(conv, x, x0)
+    if isinstance(graph, TrimmedLayer):
+        if x0 is not None:
+            raise ValueError(f"{type(conv).__name__} reads x_0: it is not trimmed")
+        return graph.conv(conv, x)
     return conv(x, graph) if x0 is None else conv(x, x0, graph)
 
 

@@ -23,6 +23,7 @@ from fathom.config import ExperimentConfig, require
 from fathom.data.inductive import InductiveViews, inductive_views
 from fathom.data.ogb_datasets import OGB_DATASETS
 from fathom.loaders.build import build_loader, parse_fanouts
+from fathom.nn.trim import trim_kwargs
 from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
 from fathom.train.evaluators import OGBEvaluator, mean_task_roc_auc, ogb_evaluator
 from fathom.train.inference import NodeEvaluation
@@ -106,9 +107,11 @@ class NodeClassification:
             yield batch, float(seeds if seeds is not None else batch.train_mask.sum())
 
     def loss(self, model: nn.Module, data: Data) -> Tensor:
-        """Training loss (model in train mode, dropout active)."""
-        out = model(data.x, data.edge_index)
+        """Training loss (model in train mode, dropout active). A neighbour-sampled batch is
+        trimmed to what its seeds read where the model allows (:mod:`fathom.nn.trim`)."""
         seeds = getattr(data, "batch_size", None)
+        trim = trim_kwargs(model, data) if seeds is not None else {}
+        out = model(data.x, data.edge_index, **trim)
         if seeds is not None:  # a neighbour-sampled batch: its seed nodes come first
             return self.criterion(out[:seeds], data.y[:seeds])
         mask = data.train_mask

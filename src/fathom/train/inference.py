@@ -27,6 +27,7 @@ from fathom.config import EVAL_MODES
 from fathom.loaders.csr import to_csr
 from fathom.loaders.neighbor import sample_neighbors
 from fathom.models.inference import DEFAULT_CHUNK, layerwise_inference, receptive_field, unwrap
+from fathom.nn.trim import trim_kwargs
 
 __all__ = ["EVAL_MODES", "NodeEvaluation", "node_outputs", "sampled_inference"]
 
@@ -96,6 +97,7 @@ def sampled_inference(
     try:
         with torch.no_grad():
             for seeds in nodes.split(chunk_size):
+                trim: dict[str, list[int]] = {}
                 if hops == 0:  # a node-wise model: the seeds alone
                     n_id, sub_edges, batch_size = seeds, empty, seeds.numel()
                 else:
@@ -103,8 +105,9 @@ def sampled_inference(
                         csr, seeds, per_hop, generator=generator, node_map=node_map
                     )
                     n_id, sub_edges, batch_size = sub.n_id, sub.edge_index, sub.batch_size
+                    trim = trim_kwargs(model, sub)  # only the rows the seeds read
                 x_sub = x.index_select(0, n_id.to(x.device)).to(device)
-                outs.append(model(x_sub, sub_edges.to(device))[:batch_size])
+                outs.append(model(x_sub, sub_edges.to(device), **trim)[:batch_size])
     finally:
         model.train(was_training)
     if not outs:
