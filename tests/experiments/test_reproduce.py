@@ -170,7 +170,10 @@ def test_depth_cells_models_and_notes() -> None:
         "setting: published at depth 2 only (preset depth-gcn-cora); not tuned at this depth"
     )
     assert by_key["resgcn"].note == "setting: fathom default (preset depth-resgcn-cora), not tuned"
-    assert by_key["gcnii"].note == ""
+    # GCNII's settings are the authors' per dataset, published at one depth each
+    assert by_key["gcnii"].note == (
+        "setting: published at depth 64 only (preset gcnii-cora); not tuned at this depth"
+    )
     assert by_key["resgcn-dropedge"].published.source == DROPEDGE
     assert by_key["incepgcn-dropedge"].published.value == 82.9
     assert by_key["gcnii"].published.source == rp.NOT_FOUND

@@ -192,8 +192,9 @@ def test_resgcn_presets_say_their_setting_is_not_published(dataset: str, dropedg
 
 def test_every_depth_preset_says_where_its_setting_comes_from() -> None:
     for name in list_presets():
-        if name.startswith("depth-"):
+        if name.startswith("depth-") or name in ("gcnii-cora", "gcnii-citeseer", "gcnii-pubmed"):
             assert preset_setting(name) in SETTINGS, name
-    assert preset_setting("gcnii-cora") == ""  # presets without the line
+    assert preset_setting("gcnii-cora") == "published"  # the depth table's GCNII rows
+    assert preset_setting("gcnii-texas") == ""  # presets without the line
     assert preset_setting("depth-resgcn") == "fathom default"  # fathom's BatchNorm variant
     assert load_preset("depth-resgcn").model.norm == "batch"

@@ -233,7 +233,7 @@ def _depth_cell(key: str, dataset: str, depth: int | None, seeds: int) -> Cell |
         row = references.select(figure_key, dataset)
         published = _published(figure, row[0].source if row else NOT_FOUND)
     cfg = load_preset(preset)
-    note = "" if key == "gcnii" else _setting_note(preset, depth)
+    note = _setting_note(preset, depth)
     published_here = preset_setting(preset) == "published" and depth == cfg.model.depth
     tunable = key != "gcnii" and not published_here
     if variant is not None:
