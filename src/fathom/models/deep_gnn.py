@@ -406,13 +406,21 @@ class DeepGNN(FastModeSwitch):
             x: ``[num_nodes, in_channels]`` -> ``[num_nodes, width_0]``;
             edge_index: ``[2, num_edges]`` -> ``[2, num_kept_edges]``.
         """
+        x, edge_index, _ = self._input(x, edge_index)
+        return x, edge_index
+
+    def _input(
+        self, x: Tensor, edge_index: Tensor | ChunkedGraph
+    ) -> tuple[Tensor, Tensor | ChunkedGraph, Tensor | None]:
+        """:meth:`input_state` and the mask of the edges DropEdge kept (``None``: none drawn)."""
+        edge_mask = None
         if self.training and self.drop_edge > 0:
-            edge_index = dropout_edge(edge_index, p=self.drop_edge)[0]
+            edge_index, edge_mask = dropout_edge(edge_index, p=self.drop_edge)
         if self.training and self.drop_node > 0:
             x = drop_nodes(x, self.drop_node)
         if self.encoder is not None:
             x = self.encoder_act(self.encoder(self.input_dropout(x)))
-        return x, edge_index
+        return x, edge_index, edge_mask
 
     def node_states(self, x: Tensor, edge_index: Tensor) -> list[Tensor]:
         """Node representations ``[x_0, x_1, …, x_L]``: the input after the encoder, then the
@@ -549,13 +557,9 @@ class DeepGNN(FastModeSwitch):
         )
         # DropEdge and DropNode on the whole subgraph, the encoder on every row: the
         # untrimmed pass's draws
-        if self.training and self.drop_edge > 0:
-            edge_mask = dropout_edge(edge_index, p=self.drop_edge)[1]
+        x, _, edge_mask = self._input(x, edge_index)
+        if edge_mask is not None:
             graph = graph.thinned(edge_mask)
-        if self.training and self.drop_node > 0:
-            x = drop_nodes(x, self.drop_node)
-        if self.encoder is not None:
-            x = self.encoder_act(self.encoder(self.input_dropout(x)))
         x = x[: graph.layer(1).num_in]
         history = [x]
         for layer, block in enumerate(blocks, start=1):
