@@ -449,13 +449,17 @@ class DeepGNN(FastModeSwitch):
             for block in self.blocks
         )
 
+    def _used_blocks(self) -> Sequence[nn.Module]:
+        """The blocks a forward pass runs: the first :attr:`active_blocks` (all when ``None``)."""
+        return self.blocks if self.active_blocks is None else self.blocks[: self.active_blocks]
+
     def _run_blocks(
         self, x: Tensor, edge_index: Tensor | ChunkedGraph, memory: str, keep_all: bool = True
     ) -> list[Tensor]:
         """``[x_0, x_1, …, x_L]``; with ``keep_all=False`` only ``[x_0, x_L]``: a state no
         block reads again is dropped at once, so memory holds only what autograd keeps."""
         history = [x]
-        blocks = self.blocks if self.active_blocks is None else self.blocks[: self.active_blocks]
+        blocks = self._used_blocks()
         for block in blocks:
             if isinstance(block, ReversibleGroups):
                 x = (
@@ -481,7 +485,7 @@ class DeepGNN(FastModeSwitch):
         checkpointed blocks."""
         if self.memory != "plain":
             return f"memory {self.memory!r} is not trimmed"
-        blocks = self.blocks if self.active_blocks is None else self.blocks[: self.active_blocks]
+        blocks = self._used_blocks()
         parts: list[tuple[str, nn.Module | None, nn.Module | None]] = []
         for layer, block in enumerate(blocks, start=1):
             if not isinstance(block, GNNBlock):
@@ -551,7 +555,7 @@ class DeepGNN(FastModeSwitch):
                 f"num_sampled_nodes_per_hop: they add up to {sum(num_sampled_nodes)}, "
                 f"x has {x.size(0)} rows"
             )
-        blocks = self.blocks if self.active_blocks is None else self.blocks[: self.active_blocks]
+        blocks = self._used_blocks()
         graph = HopGraph(
             edge_index, num_sampled_nodes, num_sampled_edges, len(blocks) + self.head_is_conv
         )
