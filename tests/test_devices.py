@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fathom.config import ExperimentConfig
-from fathom.devices import describe_device, resolve_device, set_threads
+from fathom.devices import describe_device, flush_denormals, resolve_device, set_threads
 from fathom.errors import ConfigError
 
 
@@ -102,3 +102,33 @@ def test_set_threads_below_one_is_refused(threads: int, value: int) -> None:
 def test_describe_device_records_where_a_run_executed(threads: int) -> None:
     set_threads(1)
     assert describe_device(torch.device("cpu")) == {"device": "cpu", "threads": 1}
+
+
+def _flushes() -> bool:
+    """Whether CPU arithmetic flushes subnormals now (float64's 1e-323 is one)."""
+    return bool(torch.tensor([1e-323], dtype=torch.float64).item() == 0.0)
+
+
+@pytest.fixture
+def denormals_kept() -> Iterator[None]:
+    """Subnormals kept before the test (torch's default), and again after it."""
+    torch.set_flush_denormal(False)
+    yield
+    torch.set_flush_denormal(False)
+
+
+def test_flush_denormals_zeroes_subnormals(denormals_kept: None) -> None:
+    assert not _flushes()
+    flush_denormals()
+    assert _flushes()
+    assert torch.tensor([1e-40], dtype=torch.float32).mul(1.0).item() == 0.0
+    assert torch.tensor([1e-30], dtype=torch.float32).item() != 0.0  # normal floats stay
+
+
+def test_training_flushes_denormals(denormals_kept: None) -> None:
+    from fathom.config import config_from_dict
+    from fathom.experiments.run import build_task_data, train_one
+
+    cfg = config_from_dict({"data": {"name": "csbm"}, "train": {"epochs": 1}, "device": "cpu"})
+    train_one(cfg, build_task_data(cfg))
+    assert _flushes()

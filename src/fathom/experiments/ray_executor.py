@@ -83,7 +83,10 @@ def _task(
     import ray
     import torch
 
+    from fathom.devices import flush_denormals
+
     torch.set_num_threads(threads)
+    flush_denormals()
     if data_dir is not None:
         os.environ["FATHOM_DATA"] = data_dir
     if device is None and not use_gpus and config.get("device", "auto") == "auto":

@@ -14,7 +14,7 @@ from torch import nn
 
 from fathom import distributed
 from fathom.config import ExperimentConfig, config_to_dict, with_seed
-from fathom.devices import describe_device, resolve_device
+from fathom.devices import describe_device, flush_denormals, resolve_device
 from fathom.diagnostics.tracking import LayerDiagnostics
 from fathom.errors import ConfigError
 from fathom.experiments.resume import RunResume
@@ -205,6 +205,7 @@ def train_one(
     if on_model is not None and not spec.saves_models:
         raise ConfigError(f"saving the trained model is for task 'node', not {cfg.task!r}")
     device = resolve_device(cfg.device, cfg.train.precision)
+    flush_denormals()
     trainer = fit_layerwise if cfg.train.layerwise else fit
     ranks = distributed.world_size()
     fault = fault_injection()

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import torch
 
 from fathom.config import ExperimentConfig, config_hash, config_to_dict
+from fathom.devices import flush_denormals
 from fathom.errors import FathomError
 from fathom.experiments.ray_executor import RayExecutor, require_ray
 from fathom.experiments.spec import SweepSpec, expand, load_spec
@@ -155,6 +156,7 @@ def _init_worker(threads: int, parent: int) -> None:
     # the parent owns Ctrl-C: it stops dispatching and reclaims in-flight runs
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
+    flush_denormals()
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
