@@ -5,8 +5,10 @@ arithmetic on subnormals is many times slower than on normal floats. fathom flus
 zero (:func:`fathom.devices.flush_denormals`, called by every entry point that trains); this
 benchmark trains the same config twice, side by side in one run, each in a child process:
 ``flushed`` (fathom's behaviour) and ``kept`` (torch's default, as before). It records every
-epoch's wall time, and at the end of the ``kept`` run the share of subnormal values among
-the parameters and among the outputs of the model's modules on one forward pass.
+epoch's wall time, and at the last epoch of each run the share of subnormal values among the
+outputs of the model's leaf modules (that epoch's forward passes) and their gradients, the
+weights' gradients and
+each tensor of the optimiser's state (Adam's moments).
 
 A node-classification preset (``--preset``). Default: ``depth-resgcn-pubmed`` at 16 layers
 (the DropEdge paper's one-block ResGCN, hidden 128, weight decay 5e-3) for 160 epochs, one
@@ -31,8 +33,10 @@ import time
 from pathlib import Path
 
 _CHILD = r"""
-import json, sys, time
+import json, sys, time, warnings
 import torch
+from torch.nn.modules.module import register_module_full_backward_hook
+
 import fathom.experiments.run as run_module
 from fathom.config import apply_overrides
 from fathom.models.presets import load_preset
@@ -55,6 +59,36 @@ def tick(record):
     now = time.perf_counter()
     times.append(now - last[0])
     last[0] = now
+    armed[0] = len(times) == epochs - 1  # the last epoch's passes are counted
+    if armed[0]:  # hooked for the last epoch only: full backward hooks wrap every module call
+        warnings.filterwarnings("ignore", "Full backward hook is firing")
+        register_module_full_backward_hook(count_grads)
+
+
+armed = [False]
+outputs = {"subnormal": 0, "total": 0}
+
+
+def count_outputs(module, args, out):
+    leaf = not list(module.children())
+    if armed[0] and leaf and torch.is_tensor(out) and out.is_floating_point():
+        t = out.detach()
+        outputs["subnormal"] += int(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).sum())
+        outputs["total"] += t.numel()
+
+
+grads = {"subnormal": 0, "total": 0}
+
+
+def count_grads(module, grad_in, grad_out):
+    if armed[0] and not list(module.children()):
+        for g in grad_out:
+            if torch.is_tensor(g) and g.is_floating_point():
+                grads["subnormal"] += int(((g != 0) & (g.abs() < torch.finfo(g.dtype).tiny)).sum())
+                grads["total"] += g.numel()
+
+
+torch.nn.modules.module.register_module_forward_hook(count_outputs)
 
 def subnormal_share(tensors):
     tensors = [t.detach().float().flatten() for t in tensors if t.is_floating_point()]
@@ -64,18 +98,24 @@ def subnormal_share(tensors):
     return sub / max(total, 1)
 
 shares = {}
+optimizers = []
+from torch.optim.optimizer import register_optimizer_step_post_hook
+register_optimizer_step_post_hook(
+    lambda opt, args, kwargs: optimizers.append(opt) if not optimizers else None
+)
 
 def inspect(model):
-    outputs = []
-    keep = lambda m, i, o: outputs.append(o) if torch.is_tensor(o) else None
-    hooks = [m.register_forward_hook(keep) for m in model.modules() if not list(m.children())]
-    model.eval()
-    with torch.no_grad():
-        model(data.x, data.edge_index)  # a node-classification preset's whole graph
-    for h in hooks:
-        h.remove()
-    shares["parameters"] = subnormal_share(list(model.parameters()))
-    shares["activations"] = subnormal_share(outputs)
+    # the last epoch's module outputs (training and evaluation passes), gradients and optimiser
+    # state (the weights are the best epoch's by now)
+    params = [p for group in optimizers[0].param_groups for p in group["params"]]
+    shares["module outputs"] = outputs["subnormal"] / max(outputs["total"], 1)
+    shares["gradients of module outputs"] = grads["subnormal"] / max(grads["total"], 1)
+    shares["gradients"] = subnormal_share([p.grad for p in params if p.grad is not None])
+    state = optimizers[0].state
+    for key in sorted({k for p in params for k in state.get(p, {})}):
+        values = [state[p][key] for p in params if torch.is_tensor(state.get(p, {}).get(key))]
+        if values and values[0].dim() > 0:
+            shares[f"optimizer {key}"] = subnormal_share(values)
 
 result = run_module.train_one(cfg, data, [tick], on_model=inspect)
 flushes = torch.tensor([1e-323], dtype=torch.float64).item() == 0.0
@@ -156,9 +196,9 @@ def main() -> None:
         f"Whole run: {sum(f['epoch_s']):.1f} s flushed, {sum(k['epoch_s']):.1f} s kept "
         f"({sum(k['epoch_s']) / sum(f['epoch_s']):.2f}x). Test accuracy {100 * f['test_acc']:.1f} "
         f"flushed, {100 * k['test_acc']:.1f} kept.",
-        f"Subnormal share at the end of the kept run: parameters "
-        f"{100 * k['subnormal_share']['parameters']:.2f} %, module outputs of one forward pass "
-        f"{100 * k['subnormal_share']['activations']:.2f} %.",
+        "Subnormal share (of all values) at the last epoch of the kept run: "
+        + ", ".join(f"{name} {100 * v:.3g} %" for name, v in k["subnormal_share"].items())
+        + ".",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -25,5 +25,9 @@ def test_denormals_benchmark_runs_flushed_and_kept(
     assert flushed["flushes"] is True and kept["flushes"] is False
     assert len(flushed["epoch_s"]) == len(kept["epoch_s"]) == 4
     assert len(payload["windows"]["flushed"]) == 2
-    assert 0.0 <= kept["subnormal_share"]["parameters"] <= 1.0
+    shares = kept["subnormal_share"]
+    assert {"module outputs", "gradients", "optimizer exp_avg", "optimizer exp_avg_sq"} <= set(
+        shares
+    )
+    assert all(0.0 <= v <= 1.0 for v in shares.values())
     assert "| 1-2 |" in md.read_text() and "| 3-4 |" in md.read_text()
