@@ -7,8 +7,7 @@ benchmark trains the same config twice, side by side in one run, each in a child
 ``flushed`` (fathom's behaviour) and ``kept`` (torch's default, as before). It records every
 epoch's wall time, and at the last epoch of each run the share of subnormal values among the
 outputs of the model's leaf modules (that epoch's forward passes) and their gradients, the
-weights' gradients and
-each tensor of the optimiser's state (Adam's moments).
+weights' gradients and each tensor of the optimiser's state (Adam's moments).
 
 A node-classification preset (``--preset``). Default: ``depth-resgcn-pubmed`` at 16 layers
 (the DropEdge paper's one-block ResGCN, hidden 128, weight decay 5e-3) for 160 epochs, one
@@ -36,6 +35,7 @@ _CHILD = r"""
 import json, sys, time, warnings
 import torch
 from torch.nn.modules.module import register_module_full_backward_hook
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import fathom.experiments.run as run_module
 from fathom.config import apply_overrides
@@ -99,7 +99,6 @@ def subnormal_share(tensors):
 
 shares = {}
 optimizers = []
-from torch.optim.optimizer import register_optimizer_step_post_hook
 register_optimizer_step_post_hook(
     lambda opt, args, kwargs: optimizers.append(opt) if not optimizers else None
 )

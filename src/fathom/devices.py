@@ -88,7 +88,7 @@ def flush_denormals() -> None:
     Deep stacks drift into float32's subnormal range (below 1.2e-38) as they train, where x86
     arithmetic is many times slower: measured (benchmarks/denormals.py, docs/results/denormals.md),
     a 16-layer ResGCN on PubMed (preset depth-resgcn-pubmed) ran 1.6 s an epoch for 100 epochs,
-    then 8.0 s by epochs 141-160, 6.5 % of the gradients of its modules' outputs being
+    then 8.5 s by epochs 141-160, 6.5 % of the gradients of its modules' outputs being
     subnormal; flushed, it stays at 1.6 s an epoch (1.93x less for 160 epochs) with the same
     test accuracy. Only subnormal values change (to zero), and runs stay deterministic. A no-op
     where the CPU has no such mode; CUDA is not affected.
