@@ -196,10 +196,12 @@ def test_sparse_input_only_for_sparse_features_and_refreshed_on_change() -> None
     sparse_x, dense_x = _bag_of_words(data, 0.01), _bag_of_words(data, 0.5)
     model = DGI(sparse_x.size(1), HIDDEN)
     z = model(sparse_x, data.edge_index)
-    assert model._sparse_x is not None and model._sparse_x.layout == torch.sparse_csr
+    assert (
+        model._sparse_input.csr is not None and model._sparse_input.csr.layout == torch.sparse_csr
+    )
     assert torch.allclose(z, model.infomax.encoder(sparse_x, data.edge_index), atol=1e-6)
     model(dense_x, data.edge_index)
-    assert model._sparse_x is None  # 50 % non-zero: the dense product
+    assert model._sparse_input.csr is None  # 50 % non-zero: the dense product
     # an in-place change of the features is seen (the copy is keyed on the tensor's version)
     model(sparse_x, data.edge_index)
     sparse_x[:, :5] = 0.0

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
+from fathom.nn.sparse_input import SparseInputGCNConv
+
 __all__ = ["MAX_LOGSTD", "GAEEncoder", "VGAEEncoder", "gaussian_kl"]
 
 MAX_LOGSTD = 10.0
@@ -51,6 +53,11 @@ class GAEEncoder(nn.Module):
         dropout: dropout on the input of each layer in training (paper: 0).
         bias: add a bias to each GCN layer (the paper's layers have none).
 
+    The first layer's :math:`XW` runs through a CSR copy of bag-of-words features on the CPU
+    (:class:`~fathom.nn.sparse_input.SparseInputGCNConv`; one copy per input tensor, so a
+    new one at every step where dropout is drawn on the features); equal to the dense
+    product up to float rounding.
+
     Shapes:
         x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]`` ->
         ``[num_nodes, out_channels]``.
@@ -66,7 +73,7 @@ class GAEEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.dropout = dropout
-        self.conv1 = GCNConv(in_channels, hidden_channels, bias=bias)
+        self.conv1 = SparseInputGCNConv(in_channels, hidden_channels, bias=bias)
         self.conv2 = GCNConv(hidden_channels, out_channels, bias=bias)
 
     def reset_parameters(self) -> None:

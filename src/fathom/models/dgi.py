@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import warnings
-import weakref
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import DeepGraphInfomax
 
 from fathom.nn.convs import CachedGCNConv
+from fathom.nn.sparse_input import SparseInput
 
-__all__ = ["DGI", "SPARSE_INPUT_MAX_DENSITY", "GCNEncoder", "corrupt", "summarize"]
-
-SPARSE_INPUT_MAX_DENSITY = 0.02
-"""Largest fraction of non-zero input features for which DGI's :math:`XW` is a sparse-dense
-product on CPU (measured crossover: about 4 %; PubMed's TF-IDF features, 10 %, stay dense)."""
+__all__ = ["DGI", "GCNEncoder", "corrupt", "summarize"]
 
 
 class GCNEncoder(nn.Module):
@@ -96,9 +90,7 @@ class DGI(nn.Module):
     def __init__(self, in_channels: int, hidden_channels: int = 512) -> None:
         super().__init__()
         self.hidden_channels = hidden_channels
-        # the CSR copy of the last input and what it was made from (that tensor, its version)
-        self._sparse_source: tuple[weakref.ref[Tensor], int] | None = None
-        self._sparse_x: Tensor | None = None
+        self._sparse_input = SparseInput()
         self.infomax = DeepGraphInfomax(
             hidden_channels,
             encoder=GCNEncoder(in_channels, hidden_channels),
@@ -127,24 +119,11 @@ class DGI(nn.Module):
 
     def _xw(self, x: Tensor) -> Tensor:
         """:math:`XW` of the encoder's GCN layer; on CPU, through a CSR copy of ``x`` when
-        at most :data:`SPARSE_INPUT_MAX_DENSITY` of it is non-zero (bag-of-words features:
-        Cora 1.3 %, CiteSeer 0.9 %; 5-12x faster than the dense product there,
-        benchmarks/dgi_speed.py)."""
+        at most :data:`~fathom.nn.sparse_input.SPARSE_INPUT_MAX_DENSITY` of it is non-zero
+        (bag-of-words features: Cora 1.3 %, CiteSeer 0.9 %; 5-12x faster than the dense
+        product there, benchmarks/dgi_speed.py)."""
         lin = self.infomax.encoder.conv.lin
-        if x.device.type != "cpu" or x.layout != torch.strided or x.dim() != 2:
-            return lin(x)
-        source = self._sparse_source
-        if source is None or source[0]() is not x or source[1] != x._version:
-            nnz = int(torch.count_nonzero(x))
-            dense = nnz > SPARSE_INPUT_MAX_DENSITY * x.numel()
-            with warnings.catch_warnings():  # torch: "Sparse CSR tensor support is in beta"
-                warnings.simplefilter("ignore", UserWarning)
-                self._sparse_x = None if dense else x.to_sparse_csr()
-            self._sparse_source = (weakref.ref(x), x._version)
-        if self._sparse_x is None:
-            return lin(x)
-        out = torch.sparse.mm(self._sparse_x, lin.weight.t())
-        return out if lin.bias is None else out + lin.bias
+        return self._sparse_input.linear(x, lin.weight, lin.bias)
 
     def loss(self, x: Tensor, edge_index: Tensor) -> Tensor:
         """The DGI objective on one fresh corruption of ``x`` (a scalar).
