@@ -19,6 +19,7 @@ from fathom.models.link import DotDecoder, LinkModel
 from fathom.tasks.link import (
     LinkPrediction,
     LinkTaskConfig,
+    NonEdgeSampler,
     sample_non_edges,
     split_edges,
     undirected_edges,
@@ -143,6 +144,29 @@ def test_sample_non_edges_on_a_dense_graph_enumerates_the_few_left() -> None:
         sample_non_edges(edges, 6, 3)
     excluded = sample_non_edges(edges, 6, 1, exclude=torch.tensor([[5], [2]]))
     assert _pairs(excluded) == {(0, 1)}
+
+
+def test_a_sampler_draws_what_sample_non_edges_draws_step_after_step() -> None:
+    graph = _graph(3)
+    sampler = NonEdgeSampler(graph.edge_index, graph.num_nodes)
+    torch.manual_seed(7)
+    reused = [sampler.sample(200) for _ in range(3)]
+    torch.manual_seed(7)
+    fresh = [sample_non_edges(graph.edge_index, graph.num_nodes, 200) for _ in range(3)]
+    for a, b in zip(reused, fresh, strict=True):
+        assert torch.equal(a, b)
+        assert not _pairs(a) & _both(graph.edge_index)
+    assert sampler.sample(0).shape == (2, 0)
+
+
+def test_the_samplers_membership_test_is_isin() -> None:
+    graph = _graph(4)
+    sampler = NonEdgeSampler(graph.edge_index, graph.num_nodes)
+    keys = torch.randint(graph.num_nodes**2, (5000,), generator=torch.Generator().manual_seed(0))
+    keys = torch.cat([keys, sampler.forbidden])  # every forbidden key too
+    assert torch.equal(sampler._allowed(keys), ~torch.isin(keys, sampler.forbidden))
+    empty = NonEdgeSampler(torch.empty(2, 0, dtype=torch.long), 5)
+    assert bool(empty._allowed(torch.arange(25)).all())
 
 
 class FixedEmbedding(nn.Module):

@@ -10,6 +10,7 @@ import torch
 
 from fathom.errors import DataError
 from fathom.train.metrics import (
+    auc_and_ap,
     average_precision,
     confusion_matrix,
     hits_at_k,
@@ -67,6 +68,27 @@ def test_average_precision_of_a_perfect_ranking_is_one() -> None:
     assert average_precision(_t([3.0, 2.0, 1.0, 0.0]), _t([1, 1, 0, 0])) == 1.0
 
 
+def _ap_by_thresholds(scores: list[float], labels: list[int]) -> float:
+    """AP straight from its definition: one (precision, recall) per distinct threshold."""
+    total, ap, last_recall = sum(labels), 0.0, 0.0
+    for threshold in sorted(set(scores), reverse=True):
+        chosen = [y for s, y in zip(scores, labels, strict=True) if s >= threshold]
+        recall = sum(chosen) / total
+        ap += (recall - last_recall) * sum(chosen) / len(chosen)
+        last_recall = recall
+    return ap
+
+
+@pytest.mark.parametrize("distinct", [3, 10, 1000])
+def test_auc_and_ap_from_one_sort_are_the_two_metrics(distinct: int) -> None:
+    g = torch.Generator().manual_seed(distinct)
+    scores = torch.randint(0, distinct, (300,), generator=g).float() / distinct
+    labels = torch.randint(0, 2, (300,), generator=g)
+    auc, ap = auc_and_ap(scores, labels)
+    assert (auc, ap) == (roc_auc(scores, labels), average_precision(scores, labels))
+    assert ap == pytest.approx(_ap_by_thresholds(scores.tolist(), labels.tolist()), abs=1e-12)
+
+
 def test_hits_at_k_counts_positives_strictly_above_the_kth_negative() -> None:
     pos, neg = _t([0.9, 0.5, 0.3]), _t([0.6, 0.5, 0.1])
     assert hits_at_k(pos, neg, 1) == pytest.approx(1 / 3)  # above 0.6
@@ -81,6 +103,7 @@ def test_hits_at_k_counts_positives_strictly_above_the_kth_negative() -> None:
         lambda: roc_auc(_t([0.1, 0.2]), _t([1, 1])),
         lambda: average_precision(_t([0.1, 0.2]), _t([0, 0])),
         lambda: roc_auc(_t([0.1, 0.2, 0.3]), _t([0, 1])),
+        lambda: auc_and_ap(_t([0.1, 0.2]), _t([1, 1])),
         lambda: hits_at_k(_t([0.1]), _t([0.2]), 0),
         lambda: hits_at_k(_t([]), _t([0.2]), 1),
     ],

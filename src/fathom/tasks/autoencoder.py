@@ -13,7 +13,7 @@ from torch_geometric.utils import to_undirected
 
 from fathom.config import ExperimentConfig
 from fathom.errors import ConfigError
-from fathom.tasks.link import LinkPrediction, LinkSplit, LinkTask, sample_non_edges
+from fathom.tasks.link import LinkPrediction, LinkSplit, LinkTask, NonEdgeSampler
 from fathom.tasks.spec import TASKS
 
 __all__ = ["DENSE_MAX_NODES", "AutoencoderTask", "GraphAutoencoder", "reconstruction_loss"]
@@ -32,7 +32,7 @@ def reconstruction_loss(
     *,
     dense: bool = True,
     neg_ratio: float = 1.0,
-    sampling_edge_index: Tensor | None = None,
+    non_edges: NonEdgeSampler | None = None,
 ) -> Tensor:
     r"""Kipf & Welling's weighted adjacency-reconstruction loss.
 
@@ -58,8 +58,8 @@ def reconstruction_loss(
         num_nodes: ``N``.
         dense: all pairs, or sampled non-edges.
         neg_ratio: sampled non-edges per positive (sampled mode).
-        sampling_edge_index: ``edge_index`` on the CPU, where non-edges are drawn (default:
-            ``edge_index``, copied there at each call when it is not).
+        non_edges: the sampler of ``edge_index``'s non-edges (sampled mode; default: one
+            built at each call).
 
     Shapes:
         z: ``[N, d]``, edge_index: ``[2, E]`` -> scalar.
@@ -79,9 +79,9 @@ def reconstruction_loss(
     pos = torch.cat([edge_index, loops], dim=1)
     num_neg = max(1, round(neg_ratio * pos.size(1)))
     # drawn on the CPU (the same pairs on every device), then moved to the embeddings
-    neg = sample_non_edges(
-        edge_index if sampling_edge_index is None else sampling_edge_index, num_nodes, num_neg
-    )
+    if non_edges is None:
+        non_edges = NonEdgeSampler(edge_index, num_nodes)
+    neg = non_edges.sample(num_neg)
     # the dense matrix holds both orientations; a random one keeps asymmetric decoders honest
     flip = torch.rand(num_neg, device=neg.device) < 0.5
     neg = torch.where(flip, neg.flip(0), neg).to(z.device)
@@ -164,7 +164,7 @@ class GraphAutoencoder(LinkPrediction):
             split.num_nodes,
             dense=dense,
             neg_ratio=self.neg_ratio,
-            sampling_edge_index=self.sampling_edge_index,
+            non_edges=self.non_edges,
         )
         if getattr(model.encoder, "variational", False):
             loss = loss + model.encoder.kl_loss() / split.num_nodes

@@ -29,13 +29,14 @@ from fathom.loaders.link import LINK_LOADERS, build_link_loader
 from fathom.models.build import Head
 from fathom.tasks.spec import TASKS, FitPlan, TaskSpec
 from fathom.train.evaluators import OGBEvaluator, ogb_evaluator
-from fathom.train.metrics import average_precision, hits_at_k, roc_auc
+from fathom.train.metrics import auc_and_ap, hits_at_k
 
 __all__ = [
     "LinkPrediction",
     "LinkSplit",
     "LinkTask",
     "LinkTaskConfig",
+    "NonEdgeSampler",
     "link_metrics",
     "official_split",
     "sample_non_edges",
@@ -163,6 +164,80 @@ def _keys(pairs: Tensor, num_nodes: int) -> Tensor:
     return pairs[0] * num_nodes + pairs[1]
 
 
+class NonEdgeSampler:
+    """Draws uniformly random distinct node pairs that are not edges of one graph: negative
+    examples (:func:`sample_non_edges`), with the graph's forbidden pairs found once, not at
+    every draw (a training loop draws from the same graph at every step).
+
+    Pairs are canonical ``(i, j)`` with ``i < j`` (no self loops), none an edge of
+    ``edge_index`` in either direction nor a pair of ``exclude``. Plain torch, so the draws
+    follow ``generator`` (or the global torch seed when it is ``None``); rejection sampling,
+    or enumeration of all pairs when most pairs are forbidden.
+
+    Args:
+        edge_index: edges whose pairs may not be drawn.
+        num_nodes: number of nodes ``N``.
+        exclude: further forbidden pairs (any orientation).
+
+    Shapes:
+        edge_index: ``[2, E]``, exclude: ``[2, E']``.
+    """
+
+    def __init__(
+        self, edge_index: Tensor, num_nodes: int, *, exclude: Tensor | None = None
+    ) -> None:
+        forbidden_pairs = edge_index if exclude is None else torch.cat([edge_index, exclude], 1)
+        self.num_nodes = num_nodes
+        # drawn on the CPU from the CPU generator, so a seed gives the same pairs on every device
+        self.forbidden = _keys(undirected_edges(forbidden_pairs.cpu()), num_nodes)  # sorted
+        self.total = num_nodes * (num_nodes - 1) // 2
+        self.available = self.total - self.forbidden.numel()
+        self._empty = edge_index.new_empty((2, 0))
+
+    def _allowed(self, keys: Tensor) -> Tensor:
+        """Which ``keys`` are not forbidden (``~torch.isin(keys, forbidden)``, by a binary
+        search in the sorted forbidden keys)."""
+        if self.forbidden.numel() == 0:
+            return torch.ones_like(keys, dtype=torch.bool)
+        at = torch.searchsorted(self.forbidden, keys).clamp_(max=self.forbidden.numel() - 1)
+        return self.forbidden[at] != keys
+
+    def sample(self, num_samples: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """``num_samples`` distinct non-edges, on ``edge_index``'s device.
+
+        Raises:
+            DataError: fewer than ``num_samples`` non-edges exist.
+
+        Shapes:
+            -> ``[2, num_samples]``.
+        """
+        num_nodes = self.num_nodes
+        if num_samples > self.available:
+            raise DataError(
+                f"cannot sample {num_samples} non-edges: the graph of {num_nodes} nodes has only "
+                f"{self.available} node pairs that are not edges"
+            )
+        if num_samples <= 0:
+            return self._empty
+        if self.forbidden.numel() > _ENUMERATE_ABOVE_DENSITY * self.total:
+            candidates = _keys(torch.triu_indices(num_nodes, num_nodes, 1), num_nodes)
+            candidates = candidates[self._allowed(candidates)]
+        else:
+            candidates = self.forbidden.new_empty(0)
+            while candidates.numel() < num_samples:
+                missing = num_samples - candidates.numel()
+                # oversample so one round nearly always suffices
+                draw = int(1.2 * missing * self.total / self.available) + 16
+                i = torch.randint(num_nodes, (draw,), generator=generator)
+                j = torch.randint(num_nodes, (draw,), generator=generator)
+                keys = torch.minimum(i, j) * num_nodes + torch.maximum(i, j)
+                keys = keys[(i != j) & self._allowed(keys)]
+                candidates = torch.unique(torch.cat([candidates, keys]))
+        # a uniformly random subset of the candidates (unique() sorted them)
+        keys = candidates[torch.randperm(candidates.numel(), generator=generator)[:num_samples]]
+        return torch.stack([keys // num_nodes, keys % num_nodes]).to(self._empty.device)
+
+
 def sample_non_edges(
     edge_index: Tensor,
     num_nodes: int,
@@ -171,12 +246,8 @@ def sample_non_edges(
     exclude: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Uniformly random distinct node pairs that are not edges: negative examples.
-
-    Pairs are canonical ``(i, j)`` with ``i < j`` (no self loops), none an edge of
-    ``edge_index`` in either direction nor a pair of ``exclude``. Plain torch, so the draws
-    follow ``generator`` (or the global torch seed when it is ``None``); rejection sampling,
-    or enumeration of all pairs when most pairs are forbidden.
+    """Uniformly random distinct node pairs that are not edges: negative examples (one draw
+    of a :class:`NonEdgeSampler`; build the sampler once to draw from a graph repeatedly).
 
     Args:
         edge_index: edges whose pairs may not be drawn.
@@ -191,35 +262,8 @@ def sample_non_edges(
     Shapes:
         edge_index: ``[2, E]``, exclude: ``[2, E']`` -> ``[2, num_samples]``.
     """
-    forbidden_pairs = edge_index if exclude is None else torch.cat([edge_index, exclude], 1)
-    # drawn on the CPU from the CPU generator, so a seed gives the same pairs on every device
-    forbidden = _keys(undirected_edges(forbidden_pairs.cpu()), num_nodes)
-    total = num_nodes * (num_nodes - 1) // 2
-    available = total - forbidden.numel()
-    if num_samples > available:
-        raise DataError(
-            f"cannot sample {num_samples} non-edges: the graph of {num_nodes} nodes has only "
-            f"{available} node pairs that are not edges"
-        )
-    if num_samples <= 0:
-        return edge_index.new_empty((2, 0))
-    if forbidden.numel() > _ENUMERATE_ABOVE_DENSITY * total:
-        candidates = _keys(torch.triu_indices(num_nodes, num_nodes, 1), num_nodes)
-        candidates = candidates[~torch.isin(candidates, forbidden)]
-    else:
-        candidates = forbidden.new_empty(0)
-        while candidates.numel() < num_samples:
-            missing = num_samples - candidates.numel()
-            # oversample so one round nearly always suffices
-            draw = int(1.2 * missing * total / available) + 16
-            i = torch.randint(num_nodes, (draw,), generator=generator)
-            j = torch.randint(num_nodes, (draw,), generator=generator)
-            keys = torch.minimum(i, j) * num_nodes + torch.maximum(i, j)
-            keys = keys[(i != j) & ~torch.isin(keys, forbidden)]
-            candidates = torch.unique(torch.cat([candidates, keys]))
-    # a uniformly random subset of the candidates (unique() sorted them)
-    keys = candidates[torch.randperm(candidates.numel(), generator=generator)[:num_samples]]
-    return torch.stack([keys // num_nodes, keys % num_nodes]).to(edge_index.device)
+    sampler = NonEdgeSampler(edge_index, num_nodes, exclude=exclude)
+    return sampler.sample(num_samples, generator=generator)
 
 
 @dataclass
@@ -379,9 +423,10 @@ def link_metrics(pos_logits: Tensor, neg_logits: Tensor, hits_k: int) -> dict[st
     """``{auc, ap, hits, loss}`` of positive vs negative pair logits (loss: mean BCE)."""
     logits = torch.cat([pos_logits, neg_logits])
     labels = torch.cat([torch.ones_like(pos_logits), torch.zeros_like(neg_logits)])
+    auc, ap = auc_and_ap(logits, labels)
     return {
-        "auc": roc_auc(logits, labels),
-        "ap": average_precision(logits, labels),
+        "auc": auc,
+        "ap": ap,
         "hits": hits_at_k(pos_logits, neg_logits, hits_k),
         "loss": F.binary_cross_entropy_with_logits(logits, labels).item(),
     }
@@ -421,8 +466,8 @@ class LinkPrediction:
     ) -> None:
         self.split, self.neg_ratio, self.hits_k = split, neg_ratio, hits_k
         self.loader, self.evaluator = loader, evaluator
-        # negatives are drawn on the CPU: keep its training graph there (no copy per step)
-        self.sampling_edge_index = split.train_edge_index.cpu()
+        # the training graph's non-edges, drawn on the CPU (its forbidden pairs found once)
+        self.non_edges = NonEdgeSampler(split.train_edge_index, split.num_nodes)
 
     def batches(self, data: Data) -> Iterator[tuple[Data, float]]:
         """The epoch's batches, each weighted by its positive supervision edges (the whole
@@ -453,7 +498,7 @@ class LinkPrediction:
         z = model.encode(data.x, split.train_edge_index)
         pos = split.train_pos
         num_neg = max(1, round(self.neg_ratio * pos.size(1)))
-        neg = sample_non_edges(self.sampling_edge_index, split.num_nodes, num_neg).to(pos.device)
+        neg = self.non_edges.sample(num_neg).to(pos.device)
         logits = model.decode(z, torch.cat([pos, neg], dim=1))
         labels = torch.cat([logits.new_ones(pos.size(1)), logits.new_zeros(num_neg)])
         return F.binary_cross_entropy_with_logits(logits, labels)

@@ -17,6 +17,7 @@ from torch import Tensor
 from fathom.errors import DataError
 
 __all__ = [
+    "auc_and_ap",
     "average_precision",
     "confusion_matrix",
     "hits_at_k",
@@ -45,6 +46,38 @@ def _check(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     return scores.to(torch.float64), labels != 0
 
 
+def _runs(scores: Tensor, positive: Tensor) -> tuple[Tensor, Tensor]:
+    """One ascending sort of ``scores``: for each run of equal scores, lowest first, how many
+    scores and how many positives it holds (both float64, exact integers)."""
+    ordered, order = torch.sort(scores)
+    last = torch.ones_like(ordered, dtype=torch.bool)
+    last[:-1] = ordered[1:] != ordered[:-1]
+    ends = torch.nonzero(last).flatten()
+    counts = torch.diff(ends, prepend=ends.new_full((1,), -1)).to(torch.float64)
+    positives_through = torch.cumsum(positive[order].to(torch.float64), 0)[ends]
+    return counts, torch.diff(positives_through, prepend=positives_through.new_zeros(1))
+
+
+def _auc(counts: Tensor, run_positives: Tensor) -> float:
+    # tied scores share the mean of the ranks they span: (first + last) / 2; every term is
+    # a multiple of 1/2, so the float64 sums are exact
+    first_rank = torch.cumsum(counts, 0) - counts + 1
+    rank_sum = (run_positives * (first_rank + (counts - 1) / 2)).sum().item()
+    n_pos = float(run_positives.sum())
+    n_neg = float(counts.sum()) - n_pos
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _ap(counts: Tensor, run_positives: Tensor) -> float:
+    # thresholds from the highest score down: one per run of equal scores
+    tps = torch.cumsum(run_positives.flip(0), 0)
+    fps = torch.cumsum((counts - run_positives).flip(0), 0)
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1]
+    steps = torch.diff(recall, prepend=recall.new_zeros(1))
+    return float((steps * precision).sum())
+
+
 def roc_auc(scores: Tensor, labels: Tensor) -> float:
     r"""Area under the ROC curve, by ranks (Mann–Whitney U).
 
@@ -66,16 +99,7 @@ def roc_auc(scores: Tensor, labels: Tensor) -> float:
     Shapes:
         scores, labels: ``[n]`` (any shape, flattened).
     """
-    scores, positive = _check(scores, labels)
-    _, inverse, counts = torch.unique(scores, return_inverse=True, return_counts=True)
-    counts = counts.to(torch.float64)
-    # tied scores share the mean of the ranks they span: (first + last) / 2
-    first_rank = torch.cumsum(counts, 0) - counts + 1
-    ranks = (first_rank + (counts - 1) / 2)[inverse]
-    n_pos = float(positive.sum())
-    n_neg = float(positive.numel()) - n_pos
-    u = ranks[positive].sum().item() - n_pos * (n_pos + 1) / 2
-    return u / (n_pos * n_neg)
+    return _auc(*_runs(*_check(scores, labels)))
 
 
 def average_precision(scores: Tensor, labels: Tensor) -> float:
@@ -99,19 +123,21 @@ def average_precision(scores: Tensor, labels: Tensor) -> float:
     Shapes:
         scores, labels: ``[n]`` (any shape, flattened).
     """
-    scores, positive = _check(scores, labels)
-    order = torch.argsort(scores, descending=True, stable=True)
-    scores, hit = scores[order], positive[order].to(torch.float64)
-    tps = torch.cumsum(hit, 0)
-    fps = torch.cumsum(1 - hit, 0)
-    # one threshold per distinct score: the last position of each run of equal scores
-    last = torch.ones_like(scores, dtype=torch.bool)
-    last[:-1] = scores[1:] != scores[:-1]
-    tps, fps = tps[last], fps[last]
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    steps = torch.diff(recall, prepend=recall.new_zeros(1))
-    return float((steps * precision).sum())
+    return _ap(*_runs(*_check(scores, labels)))
+
+
+def auc_and_ap(scores: Tensor, labels: Tensor) -> tuple[float, float]:
+    """:func:`roc_auc` and :func:`average_precision` of the same scores from one sort (the
+    same two numbers, bit for bit).
+
+    Raises:
+        DataError: sizes differ, or one class is missing.
+
+    Shapes:
+        scores, labels: ``[n]`` (any shape, flattened).
+    """
+    runs = _runs(*_check(scores, labels))
+    return _auc(*runs), _ap(*runs)
 
 
 def hits_at_k(pos_scores: Tensor, neg_scores: Tensor, k: int) -> float:
