@@ -35,6 +35,7 @@ def test_csr_copy_only_for_sparse_features() -> None:
     assert cache.of(_bag_of_words(50, 300, 0.5)) is None  # dense: the dense product
     assert cache.of(torch.zeros(300)) is None  # not 2-D
     assert cache.of(sparse_x.to_sparse()) is None  # not strided
+    assert cache.of(sparse_x.clone().requires_grad_()) is None  # learned features: dense
 
 
 def test_density_threshold() -> None:

@@ -30,8 +30,9 @@ class SparseInput:
     """A CSR copy of the last input features, kept while the input is unchanged.
 
     The copy is keyed on the tensor's identity and version (an in-place change of the
-    features makes a new copy); ``None`` when the input is too dense, not on the CPU or
-    not a strided 2-D tensor. Holds no reference to the input itself.
+    features makes a new copy); ``None`` when the input is too dense, not on the CPU, not a
+    strided 2-D tensor or needs a gradient itself (learned features). Holds no reference
+    to the input itself.
 
     Args:
         max_density: largest fraction of non-zeros for which a CSR copy is made.
@@ -44,7 +45,7 @@ class SparseInput:
 
     def of(self, x: Tensor) -> Tensor | None:
         """The CSR copy of ``x``, or ``None`` where the dense product is the one to use."""
-        if x.device.type != "cpu" or x.layout != torch.strided or x.dim() != 2:
+        if x.device.type != "cpu" or x.layout != torch.strided or x.dim() != 2 or x.requires_grad:
             return None
         source = self._source
         if source is None or source[0]() is not x or source[1] != x._version:
