@@ -11,6 +11,7 @@ and Hits@K (:mod:`fathom.train.metrics`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -466,8 +467,12 @@ class LinkPrediction:
     ) -> None:
         self.split, self.neg_ratio, self.hits_k = split, neg_ratio, hits_k
         self.loader, self.evaluator = loader, evaluator
-        # the training graph's non-edges, drawn on the CPU (its forbidden pairs found once)
-        self.non_edges = NonEdgeSampler(split.train_edge_index, split.num_nodes)
+
+    @functools.cached_property
+    def non_edges(self) -> NonEdgeSampler:
+        """The training graph's non-edges, drawn on the CPU; built at the first full-batch
+        step that samples (mini-batch steps and dense reconstruction never do)."""
+        return NonEdgeSampler(self.split.train_edge_index.cpu(), self.split.num_nodes)
 
     def batches(self, data: Data) -> Iterator[tuple[Data, float]]:
         """The epoch's batches, each weighted by its positive supervision edges (the whole
