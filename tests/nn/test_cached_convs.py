@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GCN2Conv, GCNConv
 
-from fathom.nn.adjacency import clear_cache
-from fathom.nn.convs import CachedGCN2Conv, CachedGCNConv
+from fathom.nn.adjacency import clear_cache, gcn_edge_weights
+from fathom.nn.convs import CachedGCN2Conv, CachedGCNConv, GraphCachedGCNConv
 from fathom.nn.layerwise import chunkable
 
 # directed: 0 -> 1, 0 -> 2, 1 -> 2, 2 -> 3, 3 -> 0, 4 -> 2, and a self-loop on 1
@@ -88,6 +88,42 @@ def test_cached_gcn_honours_every_argument(kwargs: dict[str, Any]) -> None:
     _compare(ours, ref, x, OTHER)
     fresh, fresh_ref = _pair(CachedGCNConv, GCNConv, 3, 4, **kwargs)
     _compare(fresh, fresh_ref, x, DIRECTED, WEIGHTS)
+
+
+def _compare_bits(ours: nn.Module, ref: nn.Module, *inputs: Tensor) -> None:
+    """:func:`_compare`, to the last bit."""
+    a = [t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs]
+    b = [t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs]
+    out, expected = ours(*a), ref(*b)
+    assert torch.equal(out, expected)
+    grads = torch.autograd.grad(out.square().sum(), [a[0], *ours.parameters()])
+    ref_grads = torch.autograd.grad(expected.square().sum(), [b[0], *ref.parameters()])
+    for g, h in zip(grads, ref_grads, strict=True):
+        assert torch.equal(g, h)
+
+
+@pytest.mark.parametrize("kwargs", _gcn_cases(), ids=lambda k: "-".join(map(str, k.values())))
+def test_graph_cached_gcn_is_gcnconv_bit_for_bit(kwargs: dict[str, Any]) -> None:
+    clear_cache()
+    x = torch.randn(NUM_NODES, 3)
+    ours, ref = _pair(GraphCachedGCNConv, GCNConv, 3, 4, **kwargs)
+    for _ in range(2):  # the second call on the same graph reads the cached weights
+        _compare_bits(ours, ref, x, DIRECTED)
+    _compare_bits(ours, ref, x, OTHER)  # another graph (with cached=True: both reuse the first)
+    fresh, fresh_ref = _pair(GraphCachedGCNConv, GCNConv, 3, 4, **kwargs)
+    _compare_bits(fresh, fresh_ref, x, DIRECTED, WEIGHTS)
+
+
+def test_graph_cached_gcn_normalises_each_graph_once() -> None:
+    clear_cache()
+    edges = DIRECTED.clone()
+    first = gcn_edge_weights(edges, NUM_NODES)
+    assert gcn_edge_weights(edges, NUM_NODES) is first
+    assert gcn_edge_weights(edges.clone(), NUM_NODES) is not first  # another graph object
+    assert gcn_edge_weights(edges, NUM_NODES, improved=True) is not first
+    edges[1, 0] = 3  # an in-place edit makes a new entry
+    again = gcn_edge_weights(edges, NUM_NODES)
+    assert again is not first and not torch.equal(again[0], first[0])
 
 
 def test_cached_gcn_normalize_false_is_the_raw_adjacency() -> None:

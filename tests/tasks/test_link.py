@@ -16,6 +16,7 @@ from fathom.data.synthetic import make_synthetic
 from fathom.errors import ConfigError, DataError
 from fathom.experiments.run import train_one
 from fathom.models.link import DotDecoder, LinkModel
+from fathom.tasks import link
 from fathom.tasks.link import (
     LinkPrediction,
     LinkTaskConfig,
@@ -159,11 +160,17 @@ def test_a_sampler_draws_what_sample_non_edges_draws_step_after_step() -> None:
     assert sampler.sample(0).shape == (2, 0)
 
 
-def test_the_samplers_membership_test_is_isin() -> None:
+@pytest.mark.parametrize("bitmap", [True, False])
+def test_the_samplers_membership_test_is_isin(
+    bitmap: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not bitmap:  # a graph too large for the bitmap: binary search in the sorted keys
+        monkeypatch.setattr(link, "_BITMAP_MAX_BYTES", 0)
     graph = _graph(4)
     sampler = NonEdgeSampler(graph.edge_index, graph.num_nodes)
+    assert (sampler._bitmap is not None) == bitmap
     keys = torch.randint(graph.num_nodes**2, (5000,), generator=torch.Generator().manual_seed(0))
-    keys = torch.cat([keys, sampler.forbidden])  # every forbidden key too
+    keys = torch.cat([keys, sampler.forbidden, torch.tensor([0, graph.num_nodes**2 - 1])])
     assert torch.equal(sampler._allowed(keys), ~torch.isin(keys, sampler.forbidden))
     empty = NonEdgeSampler(torch.empty(2, 0, dtype=torch.long), 5)
     assert bool(empty._allowed(torch.arange(25)).all())

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import GCNConv
 
+from fathom.nn.convs import GraphCachedGCNConv
 from fathom.nn.sparse_input import SparseInputGCNConv
 
 __all__ = ["MAX_LOGSTD", "GAEEncoder", "VGAEEncoder", "gaussian_kl"]
@@ -56,7 +56,8 @@ class GAEEncoder(nn.Module):
     The first layer's :math:`XW` runs through a CSR copy of bag-of-words features on the CPU
     (:class:`~fathom.nn.sparse_input.SparseInputGCNConv`; one copy per input tensor, so a
     new one at every step where dropout is drawn on the features); equal to the dense
-    product up to float rounding.
+    product up to float rounding. Both layers normalise each graph once
+    (:class:`~fathom.nn.convs.GraphCachedGCNConv`), bit for bit GCNConv's propagation.
 
     Shapes:
         x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]`` ->
@@ -74,7 +75,7 @@ class GAEEncoder(nn.Module):
         super().__init__()
         self.dropout = dropout
         self.conv1 = SparseInputGCNConv(in_channels, hidden_channels, bias=bias)
-        self.conv2 = GCNConv(hidden_channels, out_channels, bias=bias)
+        self.conv2 = GraphCachedGCNConv(hidden_channels, out_channels, bias=bias)
 
     def reset_parameters(self) -> None:
         self.conv1.reset_parameters()
@@ -127,7 +128,7 @@ class VGAEEncoder(GAEEncoder):
     ) -> None:
         super().__init__(in_channels, hidden_channels, out_channels, dropout, bias)
         # conv2 of the parent is the mean layer; one more layer for log sigma
-        self.conv_logstd = GCNConv(hidden_channels, out_channels, bias=bias)
+        self.conv_logstd = GraphCachedGCNConv(hidden_channels, out_channels, bias=bias)
         self.mu: Tensor | None = None
         self.logstd: Tensor | None = None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -25,6 +26,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 __all__ = [
     "clear_cache",
     "gcn_adjacency",
+    "gcn_edge_weights",
     "normalized_adjacency",
     "propagate",
     "propagate_initial",
@@ -32,7 +34,7 @@ __all__ = [
 ]
 
 _MAX_ENTRIES = 8
-_CACHE: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Tensor], Tensor]] = OrderedDict()
+_CACHE: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Tensor], Any]] = OrderedDict()
 
 
 def normalized_adjacency(
@@ -93,35 +95,61 @@ def gcn_adjacency(
     Editing ``edge_index`` in place bumps its version and invalidates the entry.
     """
     device = device if device is not None else edge_index.device
-    key = (
-        id(edge_index),
-        edge_index._version,
-        num_nodes,
-        dtype,
-        add_self_loops,
-        improved,
-        flow,
-        str(device),
+    key = (num_nodes, dtype, add_self_loops, improved, flow, str(device))
+    return _cached(
+        edge_index,
+        key,
+        lambda: normalized_adjacency(
+            edge_index,
+            num_nodes,
+            dtype=dtype,
+            add_self_loops=add_self_loops,
+            improved=improved,
+            flow=flow,
+        ).to(device),
     )
+
+
+def gcn_edge_weights(
+    edge_index: Tensor,
+    num_nodes: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    add_self_loops: bool = True,
+    improved: bool = False,
+    flow: str = "source_to_target",
+) -> tuple[Tensor, Tensor]:
+    """PyG's ``gcn_norm(edge_index, None, num_nodes, improved, add_self_loops, flow, dtype)``
+    (the edges with their self-loops and each edge's symmetric-normalisation weight, as
+    :class:`~torch_geometric.nn.GCNConv` propagates them), cached per ``edge_index`` object
+    as :func:`gcn_adjacency` is: the same tensors, computed once per graph instead of at
+    every layer call.
+
+    Shapes:
+        edge_index: ``[2, num_edges]`` -> ``([2, num_edges'], [num_edges'])``.
+    """
+    key = ("gcn_norm", num_nodes, dtype, add_self_loops, improved, flow)
+    return _cached(
+        edge_index,
+        key,
+        lambda: gcn_norm(edge_index, None, num_nodes, improved, add_self_loops, flow, dtype),
+    )
+
+
+def _cached(edge_index: Tensor, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """``build()``, cached under ``key`` per ``edge_index`` object and in-place version."""
+    key = (id(edge_index), edge_index._version, *key)
     hit = _CACHE.get(key)
     if hit is not None and hit[0]() is edge_index:
         _CACHE.move_to_end(key)
         return hit[1]
-    adj = normalized_adjacency(
-        edge_index,
-        num_nodes,
-        dtype=dtype,
-        add_self_loops=add_self_loops,
-        improved=improved,
-        flow=flow,
-    )
-    adj = adj.to(device)
+    value = build()
     # the weak reference tells a live entry from one whose tensor died and whose id was reused
     ref = weakref.ref(edge_index, lambda _ref, key=key, cache=_CACHE: cache.pop(key, None))
-    _CACHE[key] = (ref, adj)
+    _CACHE[key] = (ref, value)
     while len(_CACHE) > _MAX_ENTRIES:
         _CACHE.popitem(last=False)
-    return adj
+    return value
 
 
 # id(adj) -> (weak reference to adj, its transpose; None when adj is symmetric: holding adj

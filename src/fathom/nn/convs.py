@@ -47,7 +47,7 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from fathom.errors import ConfigError
-from fathom.nn.adjacency import gcn_adjacency, propagate, propagate_initial
+from fathom.nn.adjacency import gcn_adjacency, gcn_edge_weights, propagate, propagate_initial
 from fathom.nn.aggregations import BlockedSoftmaxAggregation, gather_aggregate
 from fathom.nn.propagation import DropEdgeGCNConv
 from fathom.registry import Registry
@@ -61,6 +61,7 @@ __all__ = [
     "CachedGCN2Conv",
     "CachedGCNConv",
     "ConvFactory",
+    "GraphCachedGCNConv",
     "LinearConv",
     "build_conv",
     "check_aggr",
@@ -135,6 +136,55 @@ class _FastSparseAggregation:
         if isinstance(adj_t, Tensor) and adj_t.layout == torch.sparse_csr:
             return propagate(adj_t, x)
         return super().message_and_aggregate(adj_t, x)  # type: ignore[misc]
+
+
+class GraphCachedGCNConv(GCNConv):
+    """:class:`~torch_geometric.nn.GCNConv`, bit for bit, with its ``gcn_norm`` (self-loops and
+    edge weights) computed once per ``edge_index`` object instead of at every call
+    (:func:`~fathom.nn.adjacency.gcn_edge_weights`): for models that call their layers on
+    the same graph at every step (a graph autoencoder's encoder, in training and in
+    evaluation) while keeping GCNConv's own gather/scatter propagation and its rounding.
+    Unlike ``cached=True`` (honoured as GCNConv honours it: the first call's weights for
+    every later call) a new graph gets its own weights. Calls with ``edge_weight``, a sparse
+    adjacency or ``normalize=False`` run GCNConv's forward.
+
+    Same arguments, parameters and initialisation as GCNConv.
+
+    Shapes:
+        x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]``
+        -> ``[num_nodes, out_channels]``.
+    """
+
+    def forward(  # type: ignore[override]
+        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
+    ) -> Tensor:
+        if (
+            not isinstance(x, Tensor)
+            or not isinstance(edge_index, Tensor)
+            or edge_index.layout != torch.strided
+            or edge_weight is not None
+            or not self.normalize
+        ):
+            return super().forward(x, edge_index, edge_weight)
+        cache = self._cached_edge_index
+        if cache is None:
+            cache = gcn_edge_weights(
+                edge_index,
+                x.size(self.node_dim),
+                dtype=x.dtype,
+                add_self_loops=bool(self.add_self_loops),
+                improved=bool(self.improved),
+                flow=self.flow,
+            )
+            if self.cached:
+                self._cached_edge_index = cache
+        edge_index, edge_weight = cache
+        out = self.propagate(edge_index, x=self.transform(x), edge_weight=edge_weight)
+        return out if self.bias is None else out + self.bias
+
+    def transform(self, x: Tensor) -> Tensor:
+        r"""The layer's :math:`X\Theta` (``self.lin(x)``, as GCNConv)."""
+        return self.lin(x)
 
 
 class CachedGCNConv(_FastSparseAggregation, GCNConv):

@@ -15,9 +15,8 @@ import weakref
 
 import torch
 from torch import Tensor
-from torch_geometric.nn import GCNConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
-from torch_geometric.utils import is_sparse
+
+from fathom.nn.convs import GraphCachedGCNConv
 
 __all__ = ["SPARSE_INPUT_MAX_DENSITY", "SparseInput", "SparseInputGCNConv"]
 
@@ -70,14 +69,15 @@ class SparseInput:
         return out if bias is None else out + bias
 
 
-class SparseInputGCNConv(GCNConv):
+class SparseInputGCNConv(GraphCachedGCNConv):
     """:class:`~torch_geometric.nn.GCNConv` whose :math:`XW` runs through a CSR copy of
     sparse input features on the CPU (:class:`SparseInput`); the propagation is GCNConv's
-    own (message passing over ``edge_index``, its ``gcn_norm`` and ``cached`` handling).
+    own (message passing over ``edge_index``), its ``gcn_norm`` computed once per graph
+    (:class:`~fathom.nn.convs.GraphCachedGCNConv`).
 
     For a model's first layer on bag-of-words features. Same arguments, parameters and
-    initialisation as GCNConv; dense features, GPUs, a sparse adjacency and a weight with
-    a lazy input size run GCNConv's forward unchanged (bit for bit).
+    initialisation as GCNConv; dense features, GPUs and a weight with a lazy input size
+    take the dense :math:`XW` (bit for bit GCNConv's).
 
     Shapes:
         x: ``[num_nodes, in_channels]``, edge_index: ``[2, num_edges]``
@@ -88,30 +88,8 @@ class SparseInputGCNConv(GCNConv):
         super().__init__(in_channels, out_channels, **kwargs)  # type: ignore[arg-type]
         self._sparse_input = SparseInput()
 
-    def forward(  # type: ignore[override]
-        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
-    ) -> Tensor:
-        csr = None
-        if isinstance(x, Tensor) and isinstance(edge_index, Tensor) and not is_sparse(edge_index):
-            csr = self._sparse_input.of(x)
-        if csr is None or self.lin.in_channels <= 0:
-            return super().forward(x, edge_index, edge_weight)
-        if self.normalize:
-            cache = self._cached_edge_index
-            if cache is None:
-                edge_index, edge_weight = gcn_norm(
-                    edge_index,
-                    edge_weight,
-                    x.size(self.node_dim),
-                    self.improved,
-                    self.add_self_loops,
-                    self.flow,
-                    x.dtype,
-                )
-                if self.cached:
-                    self._cached_edge_index = (edge_index, edge_weight)
-            else:
-                edge_index, edge_weight = cache
-        h = self._sparse_input.linear(x, self.lin.weight, self.lin.bias)
-        out = self.propagate(edge_index, x=h, edge_weight=edge_weight)
-        return out if self.bias is None else out + self.bias
+    def transform(self, x: Tensor) -> Tensor:
+        """:math:`X\\Theta`, through the CSR copy of ``x`` where there is one."""
+        if self.lin.in_channels <= 0:
+            return self.lin(x)
+        return self._sparse_input.linear(x, self.lin.weight, self.lin.bias)

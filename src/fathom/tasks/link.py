@@ -138,6 +138,11 @@ SPLITS = ("train", "val", "test")
 # (dense graphs) enumerating every pair is both faster and guaranteed to terminate.
 _ENUMERATE_ABOVE_DENSITY = 0.5
 
+# Largest bitmap of forbidden pairs (one bit per key ``i * N + j``) a sampler keeps for its
+# membership test: N <= 23,170 nodes (PubMed's 19,717 take 46 MiB); larger graphs search the
+# sorted keys instead.
+_BITMAP_MAX_BYTES = 64 << 20
+
 
 # --------------------------------------------------------------------------- edge sets
 
@@ -194,12 +199,23 @@ class NonEdgeSampler:
         self.total = num_nodes * (num_nodes - 1) // 2
         self.available = self.total - self.forbidden.numel()
         self._empty = edge_index.new_empty((2, 0))
+        # one bit per key: a lookup instead of a binary search (14K keys on Cora's training
+        # graph, 1 thread: 0.1 against 1.4 ms per draw)
+        self._bitmap: Tensor | None = None
+        if self.forbidden.numel() and (num_nodes * num_nodes + 7) // 8 <= _BITMAP_MAX_BYTES:
+            bitmap = torch.zeros((num_nodes * num_nodes + 7) // 8, dtype=torch.uint8)
+            # the keys are distinct, so summing each byte's bits sets them
+            bits = (1 << (self.forbidden & 7)).to(torch.uint8)
+            self._bitmap = bitmap.index_add_(0, self.forbidden >> 3, bits)
 
     def _allowed(self, keys: Tensor) -> Tensor:
-        """Which ``keys`` are not forbidden (``~torch.isin(keys, forbidden)``, by a binary
-        search in the sorted forbidden keys)."""
+        """Which ``keys`` (in ``[0, N^2)``) are not forbidden (``~torch.isin(keys,
+        forbidden)``): a bitmap lookup, or a binary search in the sorted forbidden keys when
+        the bitmap would exceed :data:`_BITMAP_MAX_BYTES`."""
         if self.forbidden.numel() == 0:
             return torch.ones_like(keys, dtype=torch.bool)
+        if self._bitmap is not None:
+            return (self._bitmap[keys >> 3] >> (keys & 7).to(torch.uint8)) & 1 == 0
         at = torch.searchsorted(self.forbidden, keys).clamp_(max=self.forbidden.numel() - 1)
         return self.forbidden[at] != keys
 
