@@ -38,6 +38,29 @@ def test_decoders_score_pairs() -> None:
     assert "link.decoder" in str(info.value) and "\n" not in str(info.value)
 
 
+def _indexed(decoder: nn.Module, z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """The decoders' scores written with ``z[index]`` (what they computed before gathering
+    rows by ``index_select``)."""
+    if isinstance(decoder, DotDecoder):
+        return (z[pairs[0]] * z[pairs[1]]).sum(dim=-1)
+    if isinstance(decoder, HadamardDecoder):
+        return decoder.lin(z[pairs[0]] * z[pairs[1]]).squeeze(-1)
+    return decoder.mlp(torch.cat([z[pairs[0]], z[pairs[1]]], dim=-1)).squeeze(-1)
+
+
+@pytest.mark.parametrize("name", ["dot", "hadamard", "mlp"])
+def test_decoders_gather_rows_bit_for_bit_as_indexing(name: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    decoder = build_decoder(name, 16)
+    z = torch.randn(300, 16, generator=g, requires_grad=True)
+    pairs = torch.randint(0, 300, (2, 5000), generator=g)  # repeated rows: gradients add up
+    out, want = decoder(z, pairs), _indexed(decoder, z, pairs)
+    assert torch.equal(out, want)
+    (grad,) = torch.autograd.grad(out.square().sum(), z)
+    (want_grad,) = torch.autograd.grad(want.square().sum(), z)
+    assert torch.equal(grad, want_grad)
+
+
 class _Features(nn.Module):
     """A node encoder that ignores the graph: a linear map of the features."""
 
