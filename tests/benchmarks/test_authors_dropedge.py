@@ -1,0 +1,71 @@
+"""Smoke test of benchmarks/authors_dropedge.py on a stand-in for the authors' script."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark_script import load_benchmark
+
+# prints the authors' result line; the test accuracy encodes the seed and the dropout flag,
+# and every call is counted, so the test sees which runs were made and with which flags
+FAKE = """
+import sys
+from pathlib import Path
+args = sys.argv[1:]
+seed = int(args[args.index("--seed") + 1])
+last = len(args) - 1 - args[::-1].index("--dropout")
+dropout = float(args[last + 1])
+with (Path(__file__).parent / "calls.txt").open("a") as f:
+    f.write(" ".join(args) + "\\n")
+print("Epoch: 0001 ...")
+test = f"{0.5 + seed / 100 + dropout / 10:.6f}"
+print("\\t".join(["0.1", "0.2", "0.3", "1.000000", "0.5", test]))
+"""
+
+
+def test_runs_each_cell_and_seed_once_and_reports_them(tmp_path: Path) -> None:
+    bench = load_benchmark("authors_dropedge")
+    code = tmp_path / "code"
+    (code / "src").mkdir(parents=True)
+    (code / "src" / "train_new.py").write_text(FAKE)
+    logs, out, md = tmp_path / "logs", tmp_path / "a.json", tmp_path / "a.md"
+    argv = ["--code", str(code), "--python", sys.executable, "--logs", str(logs)]
+    argv += ["--seeds", "1,2", "--cells", "resgcn8-do0.1,cs-gcn4-do0.3"]
+    argv += ["--json", str(out), "--md", str(md)]
+    assert bench.main(argv) == 0
+    rows = json.loads(out.read_text())["rows"]
+    got = {(r["name"], r["seed"]): round(r["test_acc"], 3) for r in rows}
+    assert got == {
+        ("resgcn8-do0.1", 1): 52.0,
+        ("resgcn8-do0.1", 2): 53.0,
+        ("cs-gcn4-do0.3", 1): 54.0,
+        ("cs-gcn4-do0.3", 2): 55.0,
+    }
+    calls = (code / "src" / "calls.txt").read_text().splitlines()
+    assert len(calls) == 4
+    assert all("--task_type semi" in c and "--sampling_percent 1" in c for c in calls)
+    assert any("--dataset citeseer" in c and "--type mutigcn" in c for c in calls)
+    # finished logs are read, not run again
+    assert bench.main(argv) == 0
+    assert len((code / "src" / "calls.txt").read_text().splitlines()) == 4
+    table = md.read_text()
+    assert "| cora | ResGCN | 8 | searched | 2 | 52.0 (s1), 53.0 (s2) | 52.5 |" in table
+
+
+def test_bad_input_is_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load_benchmark("authors_dropedge")
+    common = ["--logs", str(tmp_path / "l"), "--json", "x.json", "--md", "x.md"]
+    assert bench.main(["--code", str(tmp_path), *common]) == 2
+    assert "no src/train_new.py" in capsys.readouterr().err
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train_new.py").write_text("raise SystemExit(1)")
+    assert bench.main(["--code", str(tmp_path), "--cells", "nope", *common]) == 2
+    assert "unknown cells: nope" in capsys.readouterr().err
+    assert bench.main(["--code", str(tmp_path), "--seeds", "a", *common]) == 2
+    assert not (tmp_path / "l").exists()
