@@ -24,6 +24,7 @@ from torch import Tensor
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 __all__ = [
+    "cached_per_graph",
     "clear_cache",
     "gcn_adjacency",
     "gcn_edge_weights",
@@ -96,7 +97,7 @@ def gcn_adjacency(
     """
     device = device if device is not None else edge_index.device
     key = (num_nodes, dtype, add_self_loops, improved, flow, str(device))
-    return _cached(
+    return cached_per_graph(
         edge_index,
         key,
         lambda: normalized_adjacency(
@@ -129,15 +130,17 @@ def gcn_edge_weights(
         edge_index: ``[2, num_edges]`` -> ``([2, num_edges'], [num_edges'])``.
     """
     key = ("gcn_norm", num_nodes, dtype, add_self_loops, improved, flow)
-    return _cached(
+    return cached_per_graph(
         edge_index,
         key,
         lambda: gcn_norm(edge_index, None, num_nodes, improved, add_self_loops, flow, dtype),
     )
 
 
-def _cached(edge_index: Tensor, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
-    """``build()``, cached under ``key`` per ``edge_index`` object and in-place version."""
+def cached_per_graph(edge_index: Tensor, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """``build()``, cached under ``key`` per ``edge_index`` object and in-place version (the
+    cache of this module's docstring: a few entries, each dropped when its ``edge_index``
+    dies). ``key`` tells apart what is built from the same graph."""
     key = (id(edge_index), edge_index._version, *key)
     hit = _CACHE.get(key)
     if hit is not None and hit[0]() is edge_index:

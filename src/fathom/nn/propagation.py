@@ -22,17 +22,14 @@ convention: ``edge_index[1]`` aggregates from ``edge_index[0]``), and degrees ar
 over those rows, as DropEdge's code counts the row sums of the (possibly asymmetric, after
 DropEdge) sampled adjacency. Self-loops are added only where a node has none (PyG's
 ``add_remaining_self_loops``). ``sym`` *is* :func:`~fathom.nn.adjacency.gcn_adjacency`
-(same matrix, same cache); the others are cached here the same way, per ``edge_index``
+(same matrix, same cache); the others are cached in the same cache, per ``edge_index``
 object.
 """
 
 from __future__ import annotations
 
 import warnings
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -40,7 +37,12 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import add_remaining_self_loops
 
-from fathom.nn.adjacency import gcn_adjacency, normalized_adjacency, propagate
+from fathom.nn.adjacency import (
+    cached_per_graph,
+    gcn_adjacency,
+    normalized_adjacency,
+    propagate,
+)
 from fathom.registry import Registry
 
 __all__ = [
@@ -147,10 +149,6 @@ def _csr(rows: Tensor, cols: Tensor, vals: Tensor, num_nodes: int) -> Tensor:
         return adj.to_sparse_csr()
 
 
-_MAX_ENTRIES = 8
-_CACHE: OrderedDict[tuple[Any, ...], tuple[weakref.ref[Tensor], Tensor]] = OrderedDict()
-
-
 def propagation_matrix(
     edge_index: Tensor,
     num_nodes: int,
@@ -170,22 +168,10 @@ def propagation_matrix(
         return gcn_adjacency(edge_index, num_nodes, dtype=dtype, device=device)
     build = ADJ_NORMS.get(kind)  # an unknown name fails before the cache is touched
     device = device if device is not None else edge_index.device
-    key = (id(edge_index), edge_index._version, num_nodes, dtype, kind, str(device))
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0]() is edge_index:
-        _CACHE.move_to_end(key)
-        return hit[1]
-    adj = _csr(*build(edge_index, num_nodes, dtype), num_nodes).to(device)
-    ref = weakref.ref(edge_index, lambda _ref, key=key, cache=_CACHE: cache.pop(key, None))
-    _CACHE[key] = (ref, adj)
-    while len(_CACHE) > _MAX_ENTRIES:
-        _CACHE.popitem(last=False)
-    return adj
-
-
-def clear_cache() -> None:
-    """Drop every cached matrix (tests)."""
-    _CACHE.clear()
+    key = ("propagation", kind, num_nodes, dtype, str(device))
+    return cached_per_graph(
+        edge_index, key, lambda: _csr(*build(edge_index, num_nodes, dtype), num_nodes).to(device)
+    )
 
 
 class DropEdgeGCNConv(MessagePassing):
