@@ -263,8 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         "lowest training-mode validation loss), one run per seed, 1 thread. Flags of every run: "
         f"`{' '.join(COMMON)}`; each cell's own below.",
         "",
-        "fathom's cell (mean ± std over its seeds, at its own chosen setting) and the published",
-        "figure from fathom's depth reports.",
+        "`train`: the script's last line, the last epoch's training accuracy in training mode",
+        "(dropout and DropEdge on), averaged over seeds. `fathom`: fathom's cell (mean ± std",
+        "over its seeds, at its own chosen setting) and `published` the paper's figure, both",
+        "from fathom's depth reports.",
         "",
         "| dataset | model | depth | setting | runs | test (each seed) | mean | train | fathom | "
         "published | flags |",
