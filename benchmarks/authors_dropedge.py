@@ -92,8 +92,9 @@ def _citeseer(dropout: str, depth: int, kind: str) -> list[str]:
 def cells() -> list[Cell]:
     """The cells of fathom's depth tables more than 3 points from the paper with no cause
     found in fathom's own runs (docs/results/reproduce-depth.md, depth-citeseer/,
-    depth-pubmed/), each at the dropout fathom's cell chose on validation and, where it
-    differs, the authors' script's."""
+    depth-pubmed/), each at the dropout fathom's cell chose on validation (``searched``: the
+    rest of the flags are those of the script fathom's preset takes them from) and, where it
+    differs, the script's dropout; ``script``: a published script's flags verbatim."""
     out = []
     for depth, chosen in ((8, "0.1"), (16, "0.1"), (32, "0.5"), (64, "0.1")):
         for dropout in (chosen, "0.8"):
@@ -103,7 +104,7 @@ def cells() -> list[Cell]:
                 Cell(name, "cora", "ResGCN", depth, setting, _cora(dropout, depth, "resgcn"))
             )
     for depth in (4, 8):
-        for dropout, setting in (("0.5", "searched"), ("0.3", "script")):
+        for dropout, setting in (("0.5", "searched"), ("0.3", "script's dropout")):
             flags = _cora(dropout, depth, "inceptiongcn")
             out.append(Cell(f"incep{depth}-do{dropout}", "cora", "IncepGCN", depth, setting, flags))
     flags = _cora("0.8", 64, "densegcn")
@@ -126,7 +127,7 @@ def cells() -> list[Cell]:
         "0.5",
     ]
     out.append(Cell("cs-jknetde16-script", "citeseer", "JKNet + DropEdge", 16, "script", script))
-    for dropout, setting in (("0.8", "searched"), ("0.3", "script")):
+    for dropout, setting in (("0.8", "searched"), ("0.3", "script's dropout")):
         flags = _citeseer(dropout, 4, "mutigcn")
         out.append(Cell(f"cs-gcn4-do{dropout}", "citeseer", "GCN", 4, setting, flags))
     for depth in (8, 16, 32, 64):
