@@ -260,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# The DropEdge paper's cells run by the authors' code",
         "",
+        f"Command: `python benchmarks/{payload['command']}`",
+        "",
         "Test accuracy (%) printed by DropEdge/DropEdge `src/train_new.py` (the checkpoint of its",
         "lowest training-mode validation loss), one run per seed, 1 thread. Flags of every run: "
         f"`{' '.join(COMMON)}`; each cell's own below.",
