@@ -36,7 +36,21 @@ __all__ = [
     "BlockedSoftmaxAggregation",
     "blocked_softmax_aggregate",
     "gather_aggregate",
+    "gather_rows",
 ]
+
+
+def gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` for a 1-D ``index``, by ``index_select``: the same rows, and a gradient
+    accumulated in index order as ``x[index]``'s, but faster on CPU (8,192 x 64, 131K
+    indices, forward + backward: 35 against 41 ms; 12K pairs of 16-d rows without autograd:
+    0.6 against 1.5 ms; 1 thread).
+
+    Shapes:
+        x: ``[N, C]``, index: ``[E]`` -> ``[E, C]``.
+    """
+    return x.index_select(0, index)
+
 
 BLOCK_ENTRIES = 1 << 17
 """Message entries (edges x channels) per block: 512 KiB of float32, so that a block's few

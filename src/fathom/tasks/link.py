@@ -199,11 +199,12 @@ class NonEdgeSampler:
         self.total = num_nodes * (num_nodes - 1) // 2
         self.available = self.total - self.forbidden.numel()
         self._empty = edge_index.new_empty((2, 0))
-        # one bit per key: a lookup instead of a binary search (14K keys on Cora's training
-        # graph, 1 thread: 0.1 against 1.4 ms per draw)
+        # one bit per key: a lookup instead of a binary search (14K keys on a Cora-sized
+        # graph, 1 thread: 0.08 against 0.92 ms)
         self._bitmap: Tensor | None = None
-        if self.forbidden.numel() and (num_nodes * num_nodes + 7) // 8 <= _BITMAP_MAX_BYTES:
-            bitmap = torch.zeros((num_nodes * num_nodes + 7) // 8, dtype=torch.uint8)
+        size = (num_nodes * num_nodes + 7) // 8
+        if self.forbidden.numel() and size <= _BITMAP_MAX_BYTES:
+            bitmap = torch.zeros(size, dtype=torch.uint8)
             # the keys are distinct, so summing each byte's bits sets them
             bits = (1 << (self.forbidden & 7)).to(torch.uint8)
             self._bitmap = bitmap.index_add_(0, self.forbidden >> 3, bits)
