@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from benchmark_script import load_benchmark
 
+from benchmark_script import load_benchmark
 from fathom.nn.knn import dilated_knn_graph
 from fathom.nn.point_convs import EdgeConv
 
