@@ -148,8 +148,10 @@ def test_sample_non_edges_on_a_dense_graph_enumerates_the_few_left() -> None:
 
 
 def test_a_sampler_draws_what_sample_non_edges_draws_step_after_step() -> None:
+    # the sampler tests membership in its bitmap, sample_non_edges (one draw) by binary search
     graph = _graph(3)
     sampler = NonEdgeSampler(graph.edge_index, graph.num_nodes)
+    assert sampler._bitmap is not None
     torch.manual_seed(7)
     reused = [sampler.sample(200) for _ in range(3)]
     torch.manual_seed(7)
@@ -160,15 +162,13 @@ def test_a_sampler_draws_what_sample_non_edges_draws_step_after_step() -> None:
     assert sampler.sample(0).shape == (2, 0)
 
 
-@pytest.mark.parametrize("bitmap", [True, False])
-def test_the_samplers_membership_test_is_isin(
-    bitmap: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if not bitmap:  # a graph too large for the bitmap: binary search in the sorted keys
+@pytest.mark.parametrize("lookup", ["bitmap", "too large", "off"])
+def test_the_samplers_membership_test_is_isin(lookup: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if lookup == "too large":  # a graph too large for the bitmap: binary search in the keys
         monkeypatch.setattr(link, "_BITMAP_MAX_BYTES", 0)
     graph = _graph(4)
-    sampler = NonEdgeSampler(graph.edge_index, graph.num_nodes)
-    assert (sampler._bitmap is not None) == bitmap
+    sampler = NonEdgeSampler(graph.edge_index, graph.num_nodes, bitmap=lookup != "off")
+    assert (sampler._bitmap is not None) == (lookup == "bitmap")
     keys = torch.randint(graph.num_nodes**2, (5000,), generator=torch.Generator().manual_seed(0))
     keys = torch.cat([keys, sampler.forbidden, torch.tensor([0, graph.num_nodes**2 - 1])])
     assert torch.equal(sampler._allowed(keys), ~torch.isin(keys, sampler.forbidden))
