@@ -137,6 +137,10 @@ def cells() -> list[Cell]:
     out.append(
         Cell("cs-resgcnde64-do0.5-keep0.3", "citeseer", "ResGCN + DropEdge", 64, "searched", flags)
     )
+    flags = [*_citeseer("0.1", 64, "mutigcn"), "--sampling_percent", "0.7"]
+    out.append(
+        Cell("cs-gcnde64-do0.1-keep0.7", "citeseer", "GCN + DropEdge", 64, "searched", flags)
+    )
     # the PubMed ResGCN preset (depth-resgcn-pubmed: the pubmed JKNet script's setting)
     pubmed = [
         "--dataset",
