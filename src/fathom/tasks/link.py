@@ -213,10 +213,10 @@ class NonEdgeSampler:
         self._bitmap: Tensor | None = None
         size = (num_nodes * num_nodes + 7) // 8
         if bitmap and self.forbidden.numel() and size <= _BITMAP_MAX_BYTES:
-            bitmap = torch.zeros(size, dtype=torch.uint8)
+            table = torch.zeros(size, dtype=torch.uint8)
             # the keys are distinct, so summing each byte's bits sets them
             bits = (1 << (self.forbidden & 7)).to(torch.uint8)
-            self._bitmap = bitmap.index_add_(0, self.forbidden >> 3, bits)
+            self._bitmap = table.index_add_(0, self.forbidden >> 3, bits)
 
     def _allowed(self, keys: Tensor) -> Tensor:
         """Which ``keys`` (in ``[0, N^2)``) are not forbidden (``~torch.isin(keys,
