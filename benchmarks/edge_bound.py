@@ -59,10 +59,8 @@ def bound_forward(conv: EdgeConv, x: Tensor, edge_index: Tensor) -> Tensor:
     """``conv``'s per-point projections, one gather of the neighbour rows, their max, and the
     centre projection per point: less per-edge work than :meth:`EdgeConv.forward` (no per-edge
     add, activation or normalisation), on the ``k``-per-point layout of the k-NN graphs."""
-    n, c, out = x.size(0), conv.in_channels, conv.out_channels
-    w_a, w_b = conv.lin.weight[:, :c], conv.lin.weight[:, c:]
-    proj = x @ torch.cat([w_a - w_b, w_b]).t()
-    center, neighbour = proj[:, :out], proj[:, out:]
+    n, out = x.size(0), conv.out_channels
+    center, neighbour = conv.projections(x)
     k = neighbours_per_point(edge_index, n)
     if k is None:
         raise ValueError("bound_forward needs k contiguous in-edges per point (a k-NN graph)")

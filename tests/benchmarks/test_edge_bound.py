@@ -19,6 +19,7 @@ def test_bound_forward_is_the_neighbour_max_of_the_projections() -> None:
     x = torch.randn(40, 3)
     edge_index = dilated_knn_graph(x, 4)
     conv = EdgeConv(3, 8)
+    torch.nn.init.normal_(conv.lin.bias)  # the centre term's bias counts (zeros by default)
     c = 3
     w_a, w_b = conv.lin.weight[:, :c], conv.lin.weight[:, c:]
     # max_j (W_b x_j) + (W_a - W_b) x_i + b, by brute force over each point's neighbours

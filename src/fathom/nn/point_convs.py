@@ -245,14 +245,25 @@ class EdgeConv(nn.Module):
         if hasattr(self.norm, "reset_parameters"):
             self.norm.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        n, c, out = x.size(0), self.in_channels, self.out_channels
+    def projections(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The two per-point projections the edge features are sums of: the centre term
+        :math:`(\mathbf{W}_a - \mathbf{W}_b)\mathbf{x}_i + \mathbf{b}` and the neighbour term
+        :math:`\mathbf{W}_b\mathbf{x}_j`, from one matmul.
+
+        Shapes:
+            x: ``[N, in_channels]`` -> two ``[N, out_channels]``.
+        """
+        c, out = self.in_channels, self.out_channels
         w_a, w_b = self.lin.weight[:, :c], self.lin.weight[:, c:]
         # both projections in one matmul: [N, 2 * out] = [(W_a - W_b) x_i | W_b x_j]
         proj = x @ torch.cat([w_a - w_b, w_b]).t()
         if self.lin.bias is not None:
             proj = proj + torch.cat([self.lin.bias, self.lin.bias.new_zeros(out)])
-        center, neighbour = proj[:, :out], proj[:, out:]
+        return proj[:, :out], proj[:, out:]
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        n, out = x.size(0), self.out_channels
+        center, neighbour = self.projections(x)
         k = neighbours_per_point(edge_index, n)
         if k is not None:
             edges = gather_rows(neighbour, edge_index[0]).view(n, k, out) + center.unsqueeze(1)
