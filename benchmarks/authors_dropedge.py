@@ -157,6 +157,22 @@ def cells() -> list[Cell]:
         "--withloop",
     ]
     out.append(Cell("pm-resgcn16-do0.5", "pubmed", "ResGCN", 16, "preset", pubmed))
+    # script/semi-supervised/pubmed_IncepGCN_nodrop.sh with 14 branches (fathom preset
+    # depth-incepgcn-pubmed at depth 16)
+    incep = [
+        "--dataset",
+        "pubmed",
+        *_block("inceptiongcn", 16),
+        "--lr",
+        "0.003",
+        "--weight_decay",
+        "0.005",
+        "--dropout",
+        "0.3",
+        "--normalization",
+        "AugNormAdj",
+    ]
+    out.append(Cell("pm-incep16-do0.3", "pubmed", "IncepGCN", 16, "preset", incep))
     return out
 
 
