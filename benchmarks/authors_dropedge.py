@@ -89,6 +89,21 @@ def _citeseer(dropout: str, depth: int, kind: str) -> list[str]:
     return ["--dataset", "citeseer", *_block(kind, depth), *rest, "--dropout", dropout]
 
 
+def _pubmed(dropout: str, depth: int, kind: str, normalization: str, *extra: str) -> list[str]:
+    # learning rate and weight decay of the pubmed GCN and IncepGCN scripts (fathom's presets
+    # depth-resgcn-pubmed and depth-incepgcn-pubmed)
+    rest = ["--lr", "0.003", "--weight_decay", "0.005", "--dropout", dropout]
+    return [
+        "--dataset",
+        "pubmed",
+        *_block(kind, depth),
+        *rest,
+        "--normalization",
+        normalization,
+        *extra,
+    ]
+
+
 def cells() -> list[Cell]:
     """The cells of fathom's depth tables more than 3 points from the paper with no cause
     found in fathom's own runs (docs/results/reproduce-depth.md, depth-citeseer/,
@@ -141,38 +156,13 @@ def cells() -> list[Cell]:
     out.append(
         Cell("cs-gcnde64-do0.1-keep0.7", "citeseer", "GCN + DropEdge", 64, "searched", flags)
     )
-    # the PubMed ResGCN preset (depth-resgcn-pubmed: the pubmed JKNet script's setting)
-    pubmed = [
-        "--dataset",
-        "pubmed",
-        *_block("resgcn", 16),
-        "--lr",
-        "0.003",
-        "--weight_decay",
-        "0.005",
-        "--dropout",
-        "0.5",
-        "--normalization",
-        "AugRWalk",
-        "--withloop",
-    ]
-    out.append(Cell("pm-resgcn16-do0.5", "pubmed", "ResGCN", 16, "preset", pubmed))
+    # the PubMed ResGCN preset (depth-resgcn-pubmed: the pubmed GCN script's setting)
+    flags = _pubmed("0.5", 16, "resgcn", "AugRWalk", "--withloop")
+    out.append(Cell("pm-resgcn16-do0.5", "pubmed", "ResGCN", 16, "preset", flags))
     # script/semi-supervised/pubmed_IncepGCN_nodrop.sh with 14 branches (fathom preset
     # depth-incepgcn-pubmed at depth 16)
-    incep = [
-        "--dataset",
-        "pubmed",
-        *_block("inceptiongcn", 16),
-        "--lr",
-        "0.003",
-        "--weight_decay",
-        "0.005",
-        "--dropout",
-        "0.3",
-        "--normalization",
-        "AugNormAdj",
-    ]
-    out.append(Cell("pm-incep16-do0.3", "pubmed", "IncepGCN", 16, "preset", incep))
+    flags = _pubmed("0.3", 16, "inceptiongcn", "AugNormAdj")
+    out.append(Cell("pm-incep16-do0.3", "pubmed", "IncepGCN", 16, "preset", flags))
     return out
 
 
