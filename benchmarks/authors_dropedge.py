@@ -109,7 +109,8 @@ def cells() -> list[Cell]:
     found in fathom's own runs (docs/results/reproduce-depth.md, depth-citeseer/,
     depth-pubmed/), each at the dropout fathom's cell chose on validation (``searched``: the
     rest of the flags are those of the script fathom's preset takes them from) and, where it
-    differs, the script's dropout; ``script``: a published script's flags verbatim."""
+    differs, the script's dropout; ``script``: a published script's flags verbatim;
+    ``preset``: the untuned setting of the PubMed cells, fathom's preset at that depth."""
     out = []
     for depth, chosen in ((8, "0.1"), (16, "0.1"), (32, "0.5"), (64, "0.1")):
         for dropout in (chosen, "0.8"):
