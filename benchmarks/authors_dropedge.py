@@ -89,10 +89,12 @@ def _citeseer(dropout: str, depth: int, kind: str) -> list[str]:
     return ["--dataset", "citeseer", *_block(kind, depth), *rest, "--dropout", dropout]
 
 
-def _pubmed(dropout: str, depth: int, kind: str, normalization: str, *extra: str) -> list[str]:
-    # learning rate and weight decay of the pubmed GCN and IncepGCN scripts (fathom's presets
-    # depth-resgcn-pubmed and depth-incepgcn-pubmed)
-    rest = ["--lr", "0.003", "--weight_decay", "0.005", "--dropout", dropout]
+def _pubmed(
+    dropout: str, depth: int, kind: str, normalization: str, *extra: str, lr: str = "0.003"
+) -> list[str]:
+    # weight decay of every pubmed script; the learning rate of the GCN and IncepGCN ones
+    # (fathom's presets depth-resgcn-pubmed and depth-incepgcn-pubmed) unless ``lr`` is given
+    rest = ["--lr", lr, "--weight_decay", "0.005", "--dropout", dropout]
     return [
         "--dataset",
         "pubmed",
@@ -164,6 +166,10 @@ def cells() -> list[Cell]:
     # depth-incepgcn-pubmed at depth 16)
     flags = _pubmed("0.3", 16, "inceptiongcn", "AugNormAdj")
     out.append(Cell("pm-incep16-do0.3", "pubmed", "IncepGCN", 16, "preset", flags))
+    # script/semi-supervised/pubmed_JKNet_nodrop.sh as published (32 layers; fathom preset
+    # depth-jknet-pubmed)
+    flags = _pubmed("0.8", 32, "densegcn", "AugNormAdj", lr="0.001")
+    out.append(Cell("pm-jknet32-script", "pubmed", "JKNet", 32, "script", flags))
     return out
 
 
