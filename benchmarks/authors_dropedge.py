@@ -108,8 +108,9 @@ def _pubmed(
 
 def cells() -> list[Cell]:
     """The cells of fathom's depth tables more than 3 points from the paper with no cause
-    found in fathom's own runs (docs/results/reproduce-depth.md, depth-citeseer/,
-    depth-pubmed/), each at the dropout fathom's cell chose on validation (``searched``: the
+    found in fathom's own runs when they were added (docs/results/reproduce-depth.md,
+    depth-citeseer/, depth-pubmed/; PubMed JKNet-32 was +3.4 at two seeds, +3.0 at three),
+    each at the dropout fathom's cell chose on validation (``searched``: the
     rest of the flags are those of the script fathom's preset takes them from) and, where it
     differs, the script's dropout; ``script``: a published script's flags verbatim;
     ``preset``: the untuned setting of the PubMed cells, fathom's preset at that depth."""
