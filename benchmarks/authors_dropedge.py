@@ -171,6 +171,10 @@ def cells() -> list[Cell]:
     # depth-jknet-pubmed)
     flags = _pubmed("0.8", 32, "densegcn", "AugNormAdj", lr="0.001")
     out.append(Cell("pm-jknet32-script", "pubmed", "JKNet", 32, "script", flags))
+    # script/semi-supervised/pubmed_GCN_nodrop.sh with 30 hidden layers (fathom preset
+    # depth-gcn-pubmed at depth 32)
+    flags = _pubmed("0.5", 32, "mutigcn", "AugRWalk", "--withloop")
+    out.append(Cell("pm-gcn32-preset", "pubmed", "GCN", 32, "preset", flags))
     return out
 
 
