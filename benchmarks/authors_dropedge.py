@@ -161,8 +161,9 @@ def cells() -> list[Cell]:
         Cell("cs-gcnde64-do0.1-keep0.7", "citeseer", "GCN + DropEdge", 64, "searched", flags)
     )
     # the PubMed ResGCN preset (depth-resgcn-pubmed: the pubmed GCN script's setting)
-    flags = _pubmed("0.5", 16, "resgcn", "AugRWalk", "--withloop")
-    out.append(Cell("pm-resgcn16-do0.5", "pubmed", "ResGCN", 16, "preset", flags))
+    for depth in (16, 32):
+        flags = _pubmed("0.5", depth, "resgcn", "AugRWalk", "--withloop")
+        out.append(Cell(f"pm-resgcn{depth}-do0.5", "pubmed", "ResGCN", depth, "preset", flags))
     # script/semi-supervised/pubmed_IncepGCN_nodrop.sh with 14 branches (fathom preset
     # depth-incepgcn-pubmed at depth 16)
     flags = _pubmed("0.3", 16, "inceptiongcn", "AugNormAdj")
