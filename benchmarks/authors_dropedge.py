@@ -226,11 +226,19 @@ def run_cell(cell: Cell, seed: int, args: argparse.Namespace) -> tuple[list[floa
     start = time.perf_counter()
     with log.open("w") as out:
         subprocess.run(cmd, cwd=args.code, stdout=out, stderr=subprocess.STDOUT, env=env)
-    for leftover in ("tmpmodel", "runs"):  # checkpoints: up to 131 MB per run
-        for path in (Path(args.code) / leftover).glob("*"):
-            if path.is_file():
-                path.unlink()
+    remove_checkpoint(log, Path(args.code))
     return result_line(log), time.perf_counter() - start
+
+
+def remove_checkpoint(log: Path, code: Path) -> None:
+    """Delete the checkpoint (up to 131 MB) that the run of ``log`` saved under ``code``, and
+    only that one: runs side by side in one checkout keep theirs until they reload them."""
+    prefix = "Model is saving to: "
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith(prefix):
+            path = code / line[len(prefix) :].strip()
+            if path.parent.name == "tmpmodel" and path.is_file():
+                path.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:

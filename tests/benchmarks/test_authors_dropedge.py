@@ -69,3 +69,31 @@ def test_bad_input_is_refused_before_any_run(
     assert "unknown cells: nope" in capsys.readouterr().err
     assert bench.main(["--code", str(tmp_path), "--seeds", "a", *common]) == 2
     assert not (tmp_path / "l").exists()
+
+
+# saves a checkpoint as the authors' EarlyStopping does and names it in its output
+SAVING = """
+import sys
+from pathlib import Path
+seed = sys.argv[sys.argv.index("--seed") + 1]
+Path("tmpmodel").mkdir(exist_ok=True)
+Path(f"tmpmodel/run-{seed}.pt").write_bytes(b"x")
+print(f"Model is saving to: tmpmodel/run-{seed}.pt")
+print("\\t".join(["0.1", "0.2", "0.3", "1.000000", "0.5", "0.7"]))
+"""
+
+
+def test_removes_only_its_own_checkpoint(tmp_path: Path) -> None:
+    bench = load_benchmark("authors_dropedge")
+    code = tmp_path / "code"
+    (code / "src").mkdir(parents=True)
+    (code / "src" / "train_new.py").write_text(SAVING)
+    (code / "tmpmodel").mkdir()
+    other = code / "tmpmodel" / "another-run.pt"  # a run beside it, not yet reloaded
+    other.write_bytes(b"y")
+    argv = ["--code", str(code), "--python", sys.executable, "--logs", str(tmp_path / "l")]
+    argv += ["--seeds", "3", "--cells", "resgcn8-do0.1"]
+    argv += ["--json", str(tmp_path / "a.json"), "--md", str(tmp_path / "a.md")]
+    assert bench.main(argv) == 0
+    assert not (code / "tmpmodel" / "run-3.pt").exists()
+    assert other.read_bytes() == b"y"
