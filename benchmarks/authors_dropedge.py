@@ -9,7 +9,10 @@ validation or the authors' script's), one process per run, one thread each, and 
 test accuracies it prints next to fathom's cell and the published figure.
 
 Each run's full output is kept under ``--logs`` as ``<cell>-s<seed>.log``; a run whose log
-already ends with the script's result line is read, not run again, so the script resumes.
+already ends with the script's result line is read, not run again, so the script resumes. The
+``--json`` file is the record that outlives the logs: a run it already holds (same cell, seed
+and flags) is taken from it, not run again, and its rows of cells and seeds outside this
+invocation are written back unchanged.
 
 The checkout needs ``data/`` holding Planetoid's raw files (``ind.cora.x`` …) and runs under
 ``--python`` (an interpreter with torch, numpy, scipy, networkx and tensorboardX). With NumPy
@@ -215,19 +218,53 @@ def result_line(log: Path) -> list[float] | None:
         return None
 
 
-def run_cell(cell: Cell, seed: int, args: argparse.Namespace) -> tuple[list[float] | None, float]:
-    """The cell's result for ``seed``: read from its log, else run (one thread)."""
+Result = tuple[float, float]
+"""A run's test and training accuracy (%)."""
+
+
+def _percent(line: list[float] | None) -> Result | None:
+    return None if line is None else (100 * line[5], 100 * line[3])
+
+
+def stored_results(path: Path) -> tuple[dict[tuple[str, int], dict], str | None]:
+    """The rows of a previous ``--json`` by (cell, seed), and a one-line problem when the
+    file exists but is not this script's report (``{}`` when it does not exist)."""
+    if not path.exists():
+        return {}, None
+    try:
+        rows = json.loads(path.read_text())["rows"]
+        found = {(r["name"], int(r["seed"])): r for r in rows}
+        for r in rows:
+            for key in ("test_acc", "train_acc"):
+                if r[key] is not None:
+                    float(r[key])
+            list(r["flags"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return {}, f"--json {path} is not a report of this script ({type(exc).__name__}: {exc})"
+    return found, None
+
+
+def run_cell(
+    cell: Cell, seed: int, args: argparse.Namespace, stored: dict[tuple[str, int], dict]
+) -> tuple[Result | None, float]:
+    """The cell's result for ``seed``: read from its log, else from the previous ``--json``
+    (the same flags only), else run (one thread)."""
     log = Path(args.logs) / f"{cell.name}-s{seed}.log"
-    found = result_line(log)
-    if found is not None or args.no_run:
+    found = _percent(result_line(log))
+    if found is not None:
         return found, 0.0
+    row = stored.get((cell.name, seed))
+    if row is not None and row["flags"] == cell.flags and row["test_acc"] is not None:
+        return (float(row["test_acc"]), float(row["train_acc"])), 0.0
+    if args.no_run:
+        return None, 0.0
     cmd = [args.python, "src/train_new.py", *COMMON, "--seed", str(seed), *cell.flags]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.perf_counter()
     with log.open("w") as out:
         subprocess.run(cmd, cwd=args.code, stdout=out, stderr=subprocess.STDOUT, env=env)
     remove_checkpoint(log, Path(args.code))
-    return result_line(log), time.perf_counter() - start
+    return _percent(result_line(log)), time.perf_counter() - start
 
 
 def remove_checkpoint(log: Path, code: Path) -> None:
@@ -270,24 +307,31 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: unknown cells: {', '.join(unknown)}", file=sys.stderr)
             return 2
         chosen = [c for c in chosen if c.name in wanted]
+    stored, problem = stored_results(Path(args.json))
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     Path(args.logs).mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in seeds:
         for cell in chosen:
-            found, seconds = run_cell(cell, seed, args)
-            test = None if found is None else 100 * found[5]
-            train = None if found is None else 100 * found[3]
+            found, seconds = run_cell(cell, seed, args, stored)
+            test, train = (None, None) if found is None else found
             print(
                 f"{cell.name} seed {seed}: test {test} train {train} ({seconds:.0f} s)", flush=True
             )
             rows.append({**cell.__dict__, "seed": seed, "test_acc": test, "train_acc": train})
+    covered = {(r["name"], r["seed"]) for r in rows}
+    kept = [r for key, r in stored.items() if key not in covered]  # other cells' and seeds'
     payload = {
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
         "common_flags": COMMON,
         "machine": platform.processor() or platform.machine(),
-        "rows": rows,
+        "rows": rows + kept,
     }
-    Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+    partial = Path(f"{args.json}.partial")
+    partial.write_text(json.dumps(payload, indent=2) + "\n")
+    partial.replace(args.json)  # never a half-written record
     lines = [
         "# The DropEdge paper's cells run by the authors' code",
         "",

@@ -97,3 +97,47 @@ def test_removes_only_its_own_checkpoint(tmp_path: Path) -> None:
     assert bench.main(argv) == 0
     assert not (code / "tmpmodel" / "run-3.pt").exists()
     assert other.read_bytes() == b"y"
+
+
+def test_results_outlive_their_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run the --json already holds is read from it when its log is gone (another machine),
+    and an invocation on some cells writes the other cells' rows back unchanged."""
+    bench = load_benchmark("authors_dropedge")
+    code = tmp_path / "code"
+    (code / "src").mkdir(parents=True)
+    (code / "src" / "train_new.py").write_text(FAKE)
+    out, md = tmp_path / "a.json", tmp_path / "a.md"
+    argv = ["--code", str(code), "--python", sys.executable, "--json", str(out), "--md", str(md)]
+    both = ["--seeds", "1", "--cells", "resgcn8-do0.1,cs-gcn4-do0.3"]
+    assert bench.main([*argv, "--logs", str(tmp_path / "l1"), *both]) == 0
+    calls = code / "src" / "calls.txt"
+    assert len(calls.read_text().splitlines()) == 2
+    # new logs folder: nothing is run again, with or without --no-run
+    assert bench.main([*argv, "--logs", str(tmp_path / "l2"), *both]) == 0
+    assert bench.main([*argv, "--logs", str(tmp_path / "l3"), *both, "--no-run"]) == 0
+    assert len(calls.read_text().splitlines()) == 2
+    assert "| cora | ResGCN | 8 | searched | 1 | 52.0 (s1) | 52.0 |" in md.read_text()
+    # one cell, a new seed: runs that one only and keeps the other cell's row
+    one = ["--seeds", "2", "--cells", "resgcn8-do0.1"]
+    assert bench.main([*argv, "--logs", str(tmp_path / "l4"), *one]) == 0
+    assert len(calls.read_text().splitlines()) == 3
+    rows = json.loads(out.read_text())["rows"]
+    got = {(r["name"], r["seed"]): round(r["test_acc"], 3) for r in rows}
+    assert got == {
+        ("resgcn8-do0.1", 2): 53.0,
+        ("resgcn8-do0.1", 1): 52.0,
+        ("cs-gcn4-do0.3", 1): 54.0,
+    }
+    # a stored row whose flags are not the cell's any more is run again, not reused
+    stale = json.loads(out.read_text())
+    for r in stale["rows"]:
+        r["flags"] = [*r["flags"], "--old"]
+    out.write_text(json.dumps(stale))
+    assert bench.main([*argv, "--logs", str(tmp_path / "l5"), *one]) == 0
+    assert len(calls.read_text().splitlines()) == 4
+    # a --json that is not this script's report is refused before any run, left as it was
+    out.write_text("[1, 2]")
+    assert bench.main([*argv, "--logs", str(tmp_path / "l6"), *one]) == 2
+    assert "is not a report of this script" in capsys.readouterr().err
+    assert out.read_text() == "[1, 2]"
+    assert len(calls.read_text().splitlines()) == 4
