@@ -179,6 +179,10 @@ def cells() -> list[Cell]:
     # depth-gcn-pubmed at depth 32)
     flags = _pubmed("0.5", 32, "mutigcn", "AugRWalk", "--withloop")
     out.append(Cell("pm-gcn32-preset", "pubmed", "GCN", 32, "preset", flags))
+    # script/semi-supervised/pubmed_GCN.sh (DropEdge: 0.7 of the edges kept) with 30 hidden
+    # layers (fathom preset depth-gcn-dropedge-pubmed at depth 32)
+    flags = [*_pubmed("0.5", 32, "mutigcn", "AugRWalk", "--withloop"), "--sampling_percent", "0.7"]
+    out.append(Cell("pm-gcnde32-preset", "pubmed", "GCN + DropEdge", 32, "preset", flags))
     return out
 
 
