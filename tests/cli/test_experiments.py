@@ -144,6 +144,31 @@ def test_sweep_summary_then_rerun_skips_done_and_retries_failed_on_request(
     assert attempts() == [(status, n + (status == "failed")) for status, n in before]
 
 
+def test_verbose_sweep_shows_the_epoch_of_the_run_in_flight(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Within a run, the progress line says which run trains and its last epoch (in a log,
+    every 30 s; with --verbose, every epoch); once it ends, its result."""
+    one = """\
+    name: one
+    base:
+      data: {name: csbm, synthetic: {num_nodes: 100, feature_dim: 8}}
+      model: {hidden: 8, depth: 3}
+      train: {epochs: 8, patience: 0}
+      seed: 1
+    """
+    spec = _spec(tmp_path, one)
+    argv = ["-v", "sweep", str(spec), "--store", str(tmp_path / "runs.db"), "--threads", "1"]
+    assert _run(argv) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "elapsed" in line]
+    in_flight = "sweep one · running: depth 3 skip none seed 1 epoch {}/8: 0 elapsed"
+    for epoch, line in enumerate(lines[:8], start=1):
+        assert line.startswith(in_flight.format(epoch)), err
+    assert re.match(r"depth 3 skip none seed 1: done test \S+%: 1/1 \(100%\)", lines[8]), err
+    assert len(lines) == 9, err
+
+
 def test_dry_run_lists_the_runs_writes_json_and_touches_no_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

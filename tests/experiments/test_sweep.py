@@ -310,6 +310,30 @@ def test_sweep_again_runs_nothing_and_never_duplicates(reference: Reference) -> 
         assert st.sweeps() == ["tiny"]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_epochs_of_runs_in_flight_are_reported_and_change_nothing(
+    tmp_path: Path, reference: Reference, workers: int
+) -> None:
+    """on_epoch hears (run_key, epoch, epochs) as epochs end: every epoch in this process, a
+    worker's first and then one per EPOCH_REPORT_EVERY_S; the runs' results are the
+    reference's, bit for bit."""
+    spec = _write_spec(tmp_path, SPEC.replace("[2, 4, 8]", "[8]").replace("range(2)", "[0]"))
+    db = tmp_path / "runs.db"
+    heard: list[tuple[str, int, int]] = []
+    summary = sweep(spec, db, threads=1, workers=workers, on_epoch=lambda *a: heard.append(a))
+    assert summary.ran == 2
+    rows = _rows(db)
+    for key, record in rows.items():
+        assert _outcome(record) == _outcome(reference.rows[key])
+        epochs = [e for k, e, _ in heard if k == key]
+        assert {n for k, _, n in heard if k == key} == {25}
+        if workers == 1:
+            assert epochs == list(range(1, 26))
+        else:  # throttled: the first epoch, then increasing epochs up to the last
+            assert epochs[0] == 1 and epochs == sorted(set(epochs)) and epochs[-1] <= 25
+    assert {k for k, _, _ in heard} == set(rows)
+
+
 def test_summary_counts_this_invocations_runs_not_the_whole_sweep(tmp_path: Path) -> None:
     """Two invocations under one sweep name (as the reproduce suites run cell after cell): the
     second one's summary counts its own runs, not the name's others."""

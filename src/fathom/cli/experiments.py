@@ -26,7 +26,7 @@ from fathom.cli.flags import (
     positive_int,
     threads_per_run,
 )
-from fathom.config import apply_overrides, config_to_dict
+from fathom.config import apply_overrides, config_hash, config_to_dict
 from fathom.experiments.store import STATUSES
 
 __all__ = ["export", "import_", "register", "report", "runs", "sweep"]
@@ -109,7 +109,7 @@ def sweep(args: argparse.Namespace) -> int:
     from fathom.experiments.store import RunStore
     from fathom.experiments.sweep import run_configs
     from fathom.files import write_json
-    from fathom.report.console import console, err_console, pct, progress_bar
+    from fathom.report.console import RunsInFlight, console, err_console, pct, progress_bar
 
     executor = executor_from_args(args)  # Ray missing, or a flag of the other executor
     workers = args.workers or 1
@@ -144,8 +144,16 @@ def sweep(args: argparse.Namespace) -> int:
     with tracker or contextlib.nullcontext(), session:
         with progress_bar() as progress:
             task = progress.add_task(f"sweep {spec.name}", total=None)
+            latest = f"sweep {spec.name}"
+            in_flight = RunsInFlight(
+                {
+                    config_hash(c): f"depth {c.model.depth} skip {c.model.skip} seed {c.seed}"
+                    for c in configs
+                }
+            )
 
             def on_run_end(done: int, total: int, record: dict[str, Any]) -> None:
+                nonlocal latest
                 if tracker is not None:
                     tracker.log_run(record)
                 cfg, met = record["config"], record["metrics"]
@@ -153,7 +161,14 @@ def sweep(args: argparse.Namespace) -> int:
                     f"depth {cfg['model']['depth']} skip {cfg['model']['skip']} seed "
                     f"{cfg['seed']}: {record['status']} test {pct(met.get('test_acc'))}%"
                 )
-                progress.update(task, total=total, completed=done, description=latest)
+                in_flight.ended(record.get("run_key", ""))
+                progress.update(
+                    task, total=total, completed=done, description=in_flight.describe(latest)
+                )
+
+            def on_epoch(run_key: str, epoch: int, epochs: int) -> None:
+                in_flight.epoch(run_key, epoch, epochs)
+                progress.update(task, description=in_flight.describe(latest))
 
             summary = run_configs(
                 spec.name,
@@ -163,6 +178,7 @@ def sweep(args: argparse.Namespace) -> int:
                 retry_failed=args.retry_failed,
                 threads=threads_per_run(args.threads, workers) if executor == "local" else None,
                 on_run_end=on_run_end,
+                on_epoch=on_epoch,
                 # --device also moves runs stored earlier with another device (not in their key)
                 device=dict(runtime).get("device"),
                 executor=executor,

@@ -248,10 +248,10 @@ def _run_cells(
     print the table, write the report and JSON."""
     from dataclasses import replace
 
-    from fathom.config import config_hash
+    from fathom.config import config_hash, config_to_dict
     from fathom.experiments import reproduce as rp
     from fathom.files import write_json
-    from fathom.report.console import console, err_console, pct, progress_bar
+    from fathom.report.console import RunsInFlight, console, err_console, pct, progress_bar
     from fathom.report.reproduce import reproduce_table, write_reproduce_report
 
     suite = rp.SUITES[args.suite]
@@ -259,27 +259,39 @@ def _run_cells(
     summary = tune_summary = None
     with progress_bar(disable=args.no_run) as progress:
         task = progress.add_task(f"reproduce {args.suite}", total=None)
+        latest = f"reproduce {args.suite}"
+        in_flight = RunsInFlight()
+
+        def run_label(cfg: dict[str, Any]) -> str:
+            m = cfg["model"]
+            what = m["conv"] if m["arch"] == "deep" else m["arch"]
+            return f"{cfg['data']['name']} {what} depth {m['depth']} seed {cfg['seed']}"
 
         # the metric each run's cell compares (cells may share a run: the first one's)
         compared: dict[str, tuple[str, str]] = {}
         for cell in cells:
             label = cell.metric_label or rp.METRIC_LABELS.get(cell.metric, cell.metric)
             for c in cell.configs:
-                compared.setdefault(config_hash(c), (cell.metric, label))
+                key = config_hash(c)
+                compared.setdefault(key, (cell.metric, label))
+                in_flight.labels[key] = run_label(config_to_dict(c))
 
         def on_run_end(done: int, todo: int, record: dict[str, Any]) -> None:
+            nonlocal latest
             cfg, met = record["config"], record["metrics"]
-            m = cfg["model"]
-            what = m["conv"] if m["arch"] == "deep" else m["arch"]
             metric, label = compared.get(record.get("run_key", ""), ("test_acc", "accuracy"))
             score = f"test {label} {pct(met.get(metric))}%"
-            latest = (
-                f"{cfg['data']['name']} {what} depth {m['depth']} seed {cfg['seed']}: "
-                f"{record['status']} {score}"
+            latest = f"{run_label(cfg)}: {record['status']} {score}"
+            in_flight.ended(record.get("run_key", ""))
+            progress.update(
+                task, total=todo, completed=done, description=in_flight.describe(latest)
             )
-            progress.update(task, total=todo, completed=done, description=latest)
             if tracker is not None:
                 tracker.log_run(record)
+
+        def on_epoch(run_key: str, epoch: int, epochs: int) -> None:
+            in_flight.epoch(run_key, epoch, epochs)
+            progress.update(task, description=in_flight.describe(latest))
 
         run_options: dict[str, Any] = {
             "workers": args.workers or 1,
@@ -288,6 +300,7 @@ def _run_cells(
             else None,
             "retry_failed": args.retry_failed,
             "on_run_end": on_run_end,
+            "on_epoch": on_epoch,
             "device": args.device,
             "executor": args.executor,
         }
@@ -299,6 +312,8 @@ def _run_cells(
                 grids = [
                     replace(cells[i], configs=tuple(s.all_configs())) for i, s in searches.items()
                 ]
+                for c in (c for grid in grids for c in grid.configs):
+                    in_flight.labels[config_hash(c)] = run_label(config_to_dict(c))
                 tune_summary = rp.run_suite(
                     grids, args.store, name=f"reproduce-{args.suite}-tune", **run_options
                 )

@@ -22,7 +22,7 @@ from fathom.errors import ConfigError
 from fathom.experiments.references import Figure, load_references
 from fathom.experiments.spec import DEFAULT_MAX_RUNS
 from fathom.experiments.store import RunStore
-from fathom.experiments.sweep import ProgressCallback, SweepSummary, run_configs
+from fathom.experiments.sweep import EpochProgress, ProgressCallback, SweepSummary, run_configs
 from fathom.models.presets import load_preset, preset_setting
 
 __all__ = [
@@ -672,11 +672,13 @@ def run_suite(
     on_run_end: ProgressCallback | None = None,
     device: str | None = None,
     executor: Any = "local",
+    on_epoch: EpochProgress | None = None,
 ) -> SweepSummary:
     """Run every run of ``cells`` that ``store`` does not hold yet (sweep ``name``), on
     ``device`` when given (whatever device a stored run was registered with), with
     ``executor`` (a :data:`~fathom.experiments.sweep.Executor`: ``"local"`` processes,
-    ``"ray"`` or a configured :class:`~fathom.experiments.ray_executor.RayExecutor`)."""
+    ``"ray"`` or a configured :class:`~fathom.experiments.ray_executor.RayExecutor`);
+    ``on_run_end`` and ``on_epoch`` as for :func:`~fathom.experiments.sweep.run_configs`."""
     # cells may share runs (a suite's AUC and AP rows, or two suites' common cell)
     unique = {config_hash(cfg): cfg for cell in cells for cfg in cell.configs}
     configs = list(unique.values())
@@ -690,6 +692,7 @@ def run_suite(
         on_run_end=on_run_end,
         device=device,
         executor=executor,
+        on_epoch=on_epoch,
     )
 
 

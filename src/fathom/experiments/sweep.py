@@ -41,6 +41,7 @@ from fathom.experiments.worker import train_record
 
 __all__ = [
     "EXECUTORS",
+    "EpochProgress",
     "Executor",
     "SweepSummary",
     "anything_to_run",
@@ -58,6 +59,13 @@ instance with defaults) or a configured :class:`~fathom.experiments.ray_executor
 (a cluster's address, resources per run)."""
 
 ProgressCallback = Callable[[int, int, dict[str, Any]], None]
+
+EpochProgress = Callable[[str, int, int], None]
+"""Called as ``(run_key, epoch, epochs)`` when an epoch of a run in flight ends (``epochs``: the
+run's ``train.epochs``, which early stopping may cut short): progress within long runs."""
+
+EPOCH_REPORT_EVERY_S = 0.5
+"""The shortest time between two epochs a worker process reports (its first epoch always)."""
 
 
 @dataclass
@@ -100,12 +108,17 @@ class SweepSummary:
 
 
 def execute_run(
-    store_path: str, run_key: str, retry_failed: bool = False, device: str | None = None
+    store_path: str,
+    run_key: str,
+    retry_failed: bool = False,
+    device: str | None = None,
+    on_epoch: EpochProgress | None = None,
 ) -> dict[str, Any] | None:
     """Claim, train and finish one run in this process; ``None`` if it was not claimable.
 
     ``device`` (``auto``, ``cpu``, ``cuda:N`` …) overrides the device stored with the run: a
-    device is where a run executes, not part of what it is (nor of its key).
+    device is where a run executes, not part of what it is (nor of its key). ``on_epoch``
+    hears of every epoch as it ends (:data:`EpochProgress`).
 
     Bad input (a :class:`FathomError`) and unexpected exceptions mark the run ``failed``
     with a one-line message (:func:`~fathom.experiments.worker.train_record`); an interrupt
@@ -120,9 +133,16 @@ def execute_run(
         if record is None:  # its row is malformed (reported by get): not runnable
             store.release(run_key)
             return None
+        report = None
+        if on_epoch is not None:
+            epochs = _epochs_of(record["config"])
+
+            def report(epoch: int) -> None:
+                on_epoch(run_key, epoch, epochs)
+
         try:
             outcome = train_record(
-                record["config"], device=device, provenance={"executor": "local"}
+                record["config"], device=device, provenance={"executor": "local"}, on_epoch=report
             )
         except KeyboardInterrupt:
             store.release(run_key)
@@ -131,7 +151,36 @@ def execute_run(
         return store.get(run_key)
 
 
+def _epochs_of(config: dict[str, Any]) -> int:
+    """A stored config's epoch budget (0 when it has none: progress only)."""
+    epochs = config.get("train", {}).get("epochs", 0)
+    return epochs if isinstance(epochs, int) else 0
+
+
 # --------------------------------------------------------------------------- workers
+
+_EPOCH_QUEUE: Any = None
+"""In a pool worker: where it reports its runs' epochs to the parent (``None``: nowhere)."""
+_LAST_REPORT: dict[str, float] = {}
+
+
+def _queue_epoch(run_key: str, epoch: int, epochs: int) -> None:
+    """Put an epoch on :data:`_EPOCH_QUEUE`: a run's first, then one per
+    :data:`EPOCH_REPORT_EVERY_S` at most (a fast run's epochs do not flood the parent)."""
+    now = time.monotonic()
+    last = _LAST_REPORT.get(run_key)
+    if last is not None and now - last < EPOCH_REPORT_EVERY_S:
+        return
+    _LAST_REPORT[run_key] = now
+    _EPOCH_QUEUE.put((run_key, epoch, epochs))
+
+
+def _pool_run(
+    store: str, run_key: str, retry_failed: bool, device: str | None
+) -> dict[str, Any] | None:
+    """:func:`execute_run` in a pool worker, reporting epochs when the parent listens."""
+    on_epoch = _queue_epoch if _EPOCH_QUEUE is not None else None
+    return execute_run(store, run_key, retry_failed, device, on_epoch)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -151,8 +200,12 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(threads: int, parent: int) -> None:
+def _init_worker(threads: int, parent: int, epoch_queue: Any = None) -> None:
+    global _EPOCH_QUEUE
     _die_with_parent(parent)
+    _EPOCH_QUEUE = epoch_queue
+    if epoch_queue is not None:
+        epoch_queue.cancel_join_thread()  # exiting never waits on reports nobody reads
     # the parent owns Ctrl-C: it stops dispatching and reclaims in-flight runs
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
@@ -172,6 +225,7 @@ def sweep(
     threads: int | None = None,
     on_run_end: ProgressCallback | None = None,
     device: str | None = None,
+    on_epoch: EpochProgress | None = None,
     max_runs: int | None = None,
     executor: Executor = "local",
 ) -> SweepSummary:
@@ -184,6 +238,11 @@ def sweep(
         retry_failed: also re-run runs stored as ``failed``.
         threads: torch threads per run (default: CPU cores // workers, at least 1).
         on_run_end: called as ``(finished, to_run, record)`` after each run.
+        on_epoch: called as ``(run_key, epoch, epochs)`` as an epoch of a run in flight ends
+            (:data:`EpochProgress`; from another thread with ``workers > 1``, where a
+            worker reports its first epoch of each run, then one per
+            :data:`EPOCH_REPORT_EVERY_S` at most). Local executor only: Ray tasks report
+            their runs when they end.
         device: where the runs execute, whatever device they were stored with (``None``:
             each run's own ``device``).
         max_runs: the most runs the spec may expand to (``--max-runs``; ``None``: the
@@ -209,6 +268,7 @@ def sweep(
         on_run_end=on_run_end,
         device=device,
         executor=executor,
+        on_epoch=on_epoch,
     )
 
 
@@ -222,6 +282,7 @@ def run_configs(
     threads: int | None = None,
     on_run_end: ProgressCallback | None = None,
     device: str | None = None,
+    on_epoch: EpochProgress | None = None,
     executor: Executor = "local",
 ) -> SweepSummary:
     """Register single-seed ``configs`` under the sweep ``name`` and run those ``store`` does
@@ -260,6 +321,7 @@ def run_configs(
             on_run_end=on_run_end,
             device=device,
             ray_executor=ray_executor,
+            on_epoch=on_epoch,
         )
     finally:
         if ray_executor is not None:
@@ -318,6 +380,7 @@ def _run_keyed(
     on_run_end: ProgressCallback | None,
     device: str | None,
     ray_executor: RayExecutor | None,
+    on_epoch: EpochProgress | None = None,
 ) -> SweepSummary:
     """:func:`run_configs` on ``(run_key, config)`` pairs, with its arguments checked."""
     if ray_executor is not None:
@@ -380,12 +443,12 @@ def _run_keyed(
             try:
                 for key in todo:
                     current = key
-                    finished(execute_run(str(store), key, retry_failed, device))
+                    finished(execute_run(str(store), key, retry_failed, device, on_epoch))
                 current = None
             finally:
                 torch.set_num_threads(torch_threads)
         else:
-            _run_pool(str(store), todo, workers, threads, retry_failed, finished, device)
+            _run_pool(str(store), todo, workers, threads, retry_failed, finished, device, on_epoch)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -415,6 +478,34 @@ def _run_keyed(
     return summary
 
 
+class _EpochListener:
+    """The parent's end of the workers' epoch reports: a queue and a daemon thread that
+    passes each report to ``on_epoch`` until :meth:`stop`."""
+
+    def __init__(self, ctx: Any, on_epoch: EpochProgress) -> None:
+        self.queue = ctx.Queue()
+        self.on_epoch = on_epoch
+        self.thread = threading.Thread(target=self._listen, name="fathom-epochs", daemon=True)
+        self.thread.start()
+
+    def _listen(self) -> None:
+        broken = False
+        while (item := self.queue.get()) is not None:
+            if broken:
+                continue  # keep draining, so that no worker waits on a full pipe
+            try:
+                self.on_epoch(*item)
+            except Exception:  # progress only: a failing display never stops the runs
+                broken = True
+
+    def stop(self) -> None:
+        """Stop listening (reports still queued are dropped; never waits on a worker)."""
+        self.queue.put(None)
+        self.thread.join(timeout=5)
+        self.queue.cancel_join_thread()
+        self.queue.close()
+
+
 def _run_pool(
     store: str,
     todo: list[str],
@@ -423,13 +514,15 @@ def _run_pool(
     retry_failed: bool,
     finished: Callable[[dict[str, Any] | None], None],
     device: str | None = None,
+    on_epoch: EpochProgress | None = None,
 ) -> None:
     ctx = multiprocessing.get_context("spawn")
+    epochs = None if on_epoch is None else _EpochListener(ctx, on_epoch)
     pool = cf.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(threads, os.getpid()),
+        initargs=(threads, os.getpid(), None if epochs is None else epochs.queue),
     )
     try:
         # workers are spawned by submit() and inherit this thread's signal mask across exec:
@@ -438,7 +531,7 @@ def _run_pool(
         unix = hasattr(signal, "pthread_sigmask")
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if unix else None
         try:
-            futures = [pool.submit(execute_run, store, key, retry_failed, device) for key in todo]
+            futures = [pool.submit(_pool_run, store, key, retry_failed, device) for key in todo]
         finally:
             if mask is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -456,4 +549,7 @@ def _run_pool(
             proc.kill()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    finally:
+        if epochs is not None:
+            epochs.stop()
     pool.shutdown(wait=True)

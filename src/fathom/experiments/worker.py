@@ -14,7 +14,7 @@ import platform
 import resource
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -97,6 +97,16 @@ class RunOutcome:
         return asdict(self)
 
 
+class _EpochReport:
+    """An epoch callback that passes the epoch's number on and never asks to stop."""
+
+    def __init__(self, report: Callable[[int], None]) -> None:
+        self.report = report
+
+    def __call__(self, record: Mapping[str, float]) -> None:
+        self.report(int(record["epoch"]))
+
+
 def failed_outcome(
     error: str, *, time_s: float | None = None, provenance: Mapping[str, str] | None = None
 ) -> RunOutcome:
@@ -115,6 +125,7 @@ def train_record(
     *,
     device: str | None = None,
     provenance: Mapping[str, str] | None = None,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> RunOutcome:
     """Train the single-seed run ``config`` (a resolved config as stored) in this process.
 
@@ -123,6 +134,8 @@ def train_record(
         device: overrides the config's device (``auto``, ``cpu``, ``cuda:N`` …): a device is
             where a run executes, not part of what it is (nor of its key).
         provenance: added to the outcome's ``versions`` (e.g. ``executor``, ``hostname``).
+        on_epoch: called with each epoch's number as it ends (progress only: it cannot
+            change or stop the training).
 
     Returns:
         The outcome to store. Bad input (a :class:`FathomError`) and unexpected exceptions
@@ -137,7 +150,8 @@ def train_record(
         cfg = config_from_dict(dict(config))
         if device is not None:
             cfg = replace(cfg, device=device)
-        fitted = train_one(cfg, _dataset_for(cfg))
+        progress = [] if on_epoch is None else [_EpochReport(on_epoch)]
+        fitted = train_one(cfg, _dataset_for(cfg), progress)
     except Exception as exc:  # recorded, not raised: one bad run must not stop a sweep
         message = " ".join(str(exc).split()) or type(exc).__name__
         if not isinstance(exc, FathomError):
