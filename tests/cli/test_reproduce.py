@@ -257,6 +257,20 @@ def test_reproduce_trains_writes_rows_report_and_resumes(
     assert "A tiny suite on a generated graph" in first.out  # the console table
 
 
+def test_verbose_reproduce_names_the_cell_and_epoch_of_the_run_in_flight(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(rp.SUITES, "tiny", TINY)
+    argv = ["-v", "reproduce", "tiny", "--depths", "2", "--seeds", "1"]
+    assert main([*argv, "--store", str(tmp_path / "r.db"), "--threads", "1"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "elapsed" in line]
+    running = "reproduce tiny · running: csbm gcn depth 2 seed 0 epoch {}/3: 0 elapsed"
+    for epoch in (1, 2, 3):
+        assert lines[epoch - 1].startswith(running.format(epoch)), lines
+    assert lines[3].startswith("csbm gcn depth 2 seed 0: done test accuracy "), lines
+    assert "%: 1/1 (100%) elapsed " in lines[3], lines
+
+
 def test_reproduce_records_the_command_it_ran(
     reproduced: tuple[Reproduced, Reproduced],
 ) -> None:

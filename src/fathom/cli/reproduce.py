@@ -248,7 +248,7 @@ def _run_cells(
     print the table, write the report and JSON."""
     from dataclasses import replace
 
-    from fathom.config import config_hash, config_to_dict
+    from fathom.config import config_hash
     from fathom.experiments import reproduce as rp
     from fathom.files import write_json
     from fathom.report.console import RunsInFlight, console, err_console, pct, progress_bar
@@ -262,10 +262,9 @@ def _run_cells(
         latest = f"reproduce {args.suite}"
         in_flight = RunsInFlight()
 
-        def run_label(cfg: dict[str, Any]) -> str:
-            m = cfg["model"]
-            what = m["conv"] if m["arch"] == "deep" else m["arch"]
-            return f"{cfg['data']['name']} {what} depth {m['depth']} seed {cfg['seed']}"
+        def run_label(cell: Any, seed: int, search: bool = False) -> str:
+            point = " (search)" if search else ""
+            return f"{cell.dataset} {cell.key} depth {cell.depth} seed {seed}{point}"
 
         # the metric each run's cell compares (cells may share a run: the first one's)
         compared: dict[str, tuple[str, str]] = {}
@@ -274,15 +273,15 @@ def _run_cells(
             for c in cell.configs:
                 key = config_hash(c)
                 compared.setdefault(key, (cell.metric, label))
-                in_flight.labels[key] = run_label(config_to_dict(c))
+                in_flight.labels.setdefault(key, run_label(cell, c.seed))
 
         def on_run_end(done: int, todo: int, record: dict[str, Any]) -> None:
             nonlocal latest
-            cfg, met = record["config"], record["metrics"]
-            metric, label = compared.get(record.get("run_key", ""), ("test_acc", "accuracy"))
+            key, met = record.get("run_key", ""), record["metrics"]
+            metric, label = compared.get(key, ("test_acc", "accuracy"))
             score = f"test {label} {pct(met.get(metric))}%"
-            latest = f"{run_label(cfg)}: {record['status']} {score}"
-            in_flight.ended(record.get("run_key", ""))
+            latest = f"{in_flight.labels.get(key, key[:8])}: {record['status']} {score}"
+            in_flight.ended(key)
             progress.update(
                 task, total=todo, completed=done, description=in_flight.describe(latest)
             )
@@ -312,8 +311,9 @@ def _run_cells(
                 grids = [
                     replace(cells[i], configs=tuple(s.all_configs())) for i, s in searches.items()
                 ]
-                for c in (c for grid in grids for c in grid.configs):
-                    in_flight.labels[config_hash(c)] = run_label(config_to_dict(c))
+                for grid in grids:
+                    for c in grid.configs:
+                        in_flight.labels.setdefault(config_hash(c), run_label(grid, c.seed, True))
                 tune_summary = rp.run_suite(
                     grids, args.store, name=f"reproduce-{args.suite}-tune", **run_options
                 )
