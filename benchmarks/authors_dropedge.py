@@ -38,6 +38,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fathom.files import write_json
+
 COMMON = [
     "--datapath",
     "data//",
@@ -333,9 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.processor() or platform.machine(),
         "rows": rows + kept,
     }
-    partial = Path(f"{args.json}.partial")
-    partial.write_text(json.dumps(payload, indent=2) + "\n")
-    partial.replace(args.json)  # never a half-written record
+    write_json(args.json, payload)  # atomically: never a half-written record
     lines = [
         "# The DropEdge paper's cells run by the authors' code",
         "",

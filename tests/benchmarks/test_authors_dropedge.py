@@ -27,11 +27,17 @@ print("\\t".join(["0.1", "0.2", "0.3", "1.000000", "0.5", test]))
 """
 
 
-def test_runs_each_cell_and_seed_once_and_reports_them(tmp_path: Path) -> None:
-    bench = load_benchmark("authors_dropedge")
+def _checkout(tmp_path: Path, script: str) -> Path:
+    """A stand-in checkout whose ``src/train_new.py`` is ``script``."""
     code = tmp_path / "code"
     (code / "src").mkdir(parents=True)
-    (code / "src" / "train_new.py").write_text(FAKE)
+    (code / "src" / "train_new.py").write_text(script)
+    return code
+
+
+def test_runs_each_cell_and_seed_once_and_reports_them(tmp_path: Path) -> None:
+    bench = load_benchmark("authors_dropedge")
+    code = _checkout(tmp_path, FAKE)
     logs, out, md = tmp_path / "logs", tmp_path / "a.json", tmp_path / "a.md"
     argv = ["--code", str(code), "--python", sys.executable, "--logs", str(logs)]
     argv += ["--seeds", "1,2", "--cells", "resgcn8-do0.1,cs-gcn4-do0.3"]
@@ -85,9 +91,7 @@ print("\\t".join(["0.1", "0.2", "0.3", "1.000000", "0.5", "0.7"]))
 
 def test_removes_only_its_own_checkpoint(tmp_path: Path) -> None:
     bench = load_benchmark("authors_dropedge")
-    code = tmp_path / "code"
-    (code / "src").mkdir(parents=True)
-    (code / "src" / "train_new.py").write_text(SAVING)
+    code = _checkout(tmp_path, SAVING)
     (code / "tmpmodel").mkdir()
     other = code / "tmpmodel" / "another-run.pt"  # a run beside it, not yet reloaded
     other.write_bytes(b"y")
@@ -103,9 +107,7 @@ def test_results_outlive_their_logs(tmp_path: Path, capsys: pytest.CaptureFixtur
     """A run the --json already holds is read from it when its log is gone (another machine),
     and an invocation on some cells writes the other cells' rows back unchanged."""
     bench = load_benchmark("authors_dropedge")
-    code = tmp_path / "code"
-    (code / "src").mkdir(parents=True)
-    (code / "src" / "train_new.py").write_text(FAKE)
+    code = _checkout(tmp_path, FAKE)
     out, md = tmp_path / "a.json", tmp_path / "a.md"
     argv = ["--code", str(code), "--python", sys.executable, "--json", str(out), "--md", str(md)]
     both = ["--seeds", "1", "--cells", "resgcn8-do0.1,cs-gcn4-do0.3"]

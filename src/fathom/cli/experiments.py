@@ -143,32 +143,20 @@ def sweep(args: argparse.Namespace) -> int:
     session = ray_session(executor, args.store, configs, retry_failed=args.retry_failed)
     with tracker or contextlib.nullcontext(), session:
         with progress_bar() as progress:
-            task = progress.add_task(f"sweep {spec.name}", total=None)
-            latest = f"sweep {spec.name}"
             in_flight = RunsInFlight(
+                progress,
+                f"sweep {spec.name}",
                 {
                     config_hash(c): f"depth {c.model.depth} skip {c.model.skip} seed {c.seed}"
                     for c in configs
-                }
+                },
             )
 
             def on_run_end(done: int, total: int, record: dict[str, Any]) -> None:
-                nonlocal latest
                 if tracker is not None:
                     tracker.log_run(record)
-                cfg, met = record["config"], record["metrics"]
-                latest = (
-                    f"depth {cfg['model']['depth']} skip {cfg['model']['skip']} seed "
-                    f"{cfg['seed']}: {record['status']} test {pct(met.get('test_acc'))}%"
-                )
-                in_flight.ended(record.get("run_key", ""))
-                progress.update(
-                    task, total=total, completed=done, description=in_flight.describe(latest)
-                )
-
-            def on_epoch(run_key: str, epoch: int, epochs: int) -> None:
-                in_flight.epoch(run_key, epoch, epochs)
-                progress.update(task, description=in_flight.describe(latest))
+                outcome = f"{record['status']} test {pct(record['metrics'].get('test_acc'))}%"
+                in_flight.ended(record.get("run_key", ""), outcome, done, total)
 
             summary = run_configs(
                 spec.name,
@@ -178,7 +166,7 @@ def sweep(args: argparse.Namespace) -> int:
                 retry_failed=args.retry_failed,
                 threads=threads_per_run(args.threads, workers) if executor == "local" else None,
                 on_run_end=on_run_end,
-                on_epoch=on_epoch,
+                on_epoch=in_flight.epoch,
                 # --device also moves runs stored earlier with another device (not in their key)
                 device=dict(runtime).get("device"),
                 executor=executor,

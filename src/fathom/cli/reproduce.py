@@ -258,9 +258,7 @@ def _run_cells(
     start = time.perf_counter()
     summary = tune_summary = None
     with progress_bar(disable=args.no_run) as progress:
-        task = progress.add_task(f"reproduce {args.suite}", total=None)
-        latest = f"reproduce {args.suite}"
-        in_flight = RunsInFlight()
+        in_flight = RunsInFlight(progress, f"reproduce {args.suite}")
 
         def run_label(cell: Any, seed: int, search: bool = False) -> str:
             point = " (search)" if search else ""
@@ -276,21 +274,12 @@ def _run_cells(
                 in_flight.labels.setdefault(key, run_label(cell, c.seed))
 
         def on_run_end(done: int, todo: int, record: dict[str, Any]) -> None:
-            nonlocal latest
             key, met = record.get("run_key", ""), record["metrics"]
             metric, label = compared.get(key, ("test_acc", "accuracy"))
-            score = f"test {label} {pct(met.get(metric))}%"
-            latest = f"{in_flight.labels.get(key, key[:8])}: {record['status']} {score}"
-            in_flight.ended(key)
-            progress.update(
-                task, total=todo, completed=done, description=in_flight.describe(latest)
-            )
+            outcome = f"{record['status']} test {label} {pct(met.get(metric))}%"
+            in_flight.ended(key, outcome, done, todo)
             if tracker is not None:
                 tracker.log_run(record)
-
-        def on_epoch(run_key: str, epoch: int, epochs: int) -> None:
-            in_flight.epoch(run_key, epoch, epochs)
-            progress.update(task, description=in_flight.describe(latest))
 
         run_options: dict[str, Any] = {
             "workers": args.workers or 1,
@@ -299,7 +288,7 @@ def _run_cells(
             else None,
             "retry_failed": args.retry_failed,
             "on_run_end": on_run_end,
-            "on_epoch": on_epoch,
+            "on_epoch": in_flight.epoch,
             "device": args.device,
             "executor": args.executor,
         }

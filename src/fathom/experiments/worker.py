@@ -97,16 +97,6 @@ class RunOutcome:
         return asdict(self)
 
 
-class _EpochReport:
-    """An epoch callback that passes the epoch's number on and never asks to stop."""
-
-    def __init__(self, report: Callable[[int], None]) -> None:
-        self.report = report
-
-    def __call__(self, record: Mapping[str, float]) -> None:
-        self.report(int(record["epoch"]))
-
-
 def failed_outcome(
     error: str, *, time_s: float | None = None, provenance: Mapping[str, str] | None = None
 ) -> RunOutcome:
@@ -150,8 +140,9 @@ def train_record(
         cfg = config_from_dict(dict(config))
         if device is not None:
             cfg = replace(cfg, device=device)
-        progress = [] if on_epoch is None else [_EpochReport(on_epoch)]
-        fitted = train_one(cfg, _dataset_for(cfg), progress)
+        # an epoch callback returning None never asks to stop
+        report = [] if on_epoch is None else [lambda record: on_epoch(int(record["epoch"]))]
+        fitted = train_one(cfg, _dataset_for(cfg), report)
     except Exception as exc:  # recorded, not raised: one bad run must not stop a sweep
         message = " ".join(str(exc).split()) or type(exc).__name__
         if not isinstance(exc, FathomError):

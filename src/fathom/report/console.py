@@ -162,42 +162,64 @@ class PlainProgress:
 
 
 class RunsInFlight:
-    """What a sweep's progress line says of its runs in flight: each one's label and the last
-    epoch it reported, after the latest finished run, e.g. ``cora gcn depth 8 seed 1: done
-    test accuracy 80.1% · running: cora gcn depth 8 seed 2 epoch 37/400``.
+    """A sweep's progress task, described by the latest finished run and then each run in
+    flight with the last epoch it reported, e.g. ``cora gcn depth 8 seed 1: done test
+    accuracy 80.1% · running: cora gcn depth 8 seed 2 epoch 37/400``.
 
     ``epoch`` and ``ended`` may be called from different threads (a worker pool's reports
     arrive on a thread of their own, possibly after the run's end, and are then ignored).
 
     Args:
+        progress: the display (:func:`progress_bar`'s), where this adds the sweep's task.
+        name: the task's description until the first run ends.
         labels: a run's label by run key (a run not in it shows its key's first 8 digits).
     """
 
-    def __init__(self, labels: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        progress: Progress | PlainProgress,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self.progress = progress
+        self.task = progress.add_task(name, total=None)
         self.labels: dict[str, str] = dict(labels or {})
+        self._latest = name
         self._epochs: dict[str, tuple[int, int]] = {}
         self._ended: set[str] = set()
         self._lock = threading.Lock()
 
-    def epoch(self, run_key: str, epoch: int, epochs: int) -> None:
-        """Run ``run_key`` has finished epoch ``epoch`` of ``epochs`` (0: budget unknown)."""
-        with self._lock:
-            if run_key not in self._ended:
-                self._epochs[run_key] = (epoch, epochs)
+    def label(self, run_key: str) -> str:
+        """The run's label."""
+        return self.labels.get(run_key, run_key[:8])
 
-    def ended(self, run_key: str) -> None:
-        """Run ``run_key`` is finished (it leaves the line)."""
+    def epoch(self, run_key: str, epoch: int, epochs: int) -> None:
+        """Run ``run_key`` has finished epoch ``epoch`` of ``epochs`` (0: budget unknown)
+        (an :data:`~fathom.experiments.sweep.EpochProgress`)."""
+        with self._lock:
+            if run_key in self._ended:
+                return
+            self._epochs[run_key] = (epoch, epochs)
+        self.progress.update(self.task, description=self._describe())
+
+    def ended(self, run_key: str, outcome: str, completed: int, total: int) -> None:
+        """Run ``run_key`` is finished (it leaves the line): ``completed`` of ``total``, the
+        line led by its label and ``outcome``."""
         with self._lock:
             self._ended.add(run_key)
             self._epochs.pop(run_key, None)
+            self._latest = f"{self.label(run_key)}: {outcome}"
+        self.progress.update(
+            self.task, total=total, completed=completed, description=self._describe()
+        )
 
-    def describe(self, latest: str) -> str:
-        """``latest`` (the last finished run, or the task's name), then the runs in flight."""
+    def _describe(self) -> str:
         with self._lock:
             running = [
-                f"{self.labels.get(key, key[:8])} epoch {epoch}" + (f"/{total}" if total else "")
+                f"{self.label(key)} epoch {epoch}" + (f"/{total}" if total else "")
                 for key, (epoch, total) in self._epochs.items()
             ]
+            latest = self._latest
         return f"{latest} · running: {'; '.join(running)}" if running else latest
 
 
