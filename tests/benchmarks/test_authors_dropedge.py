@@ -35,6 +35,12 @@ def _checkout(tmp_path: Path, script: str) -> Path:
     return code
 
 
+def _tests(report: Path) -> dict[tuple[str, int], float]:
+    """The test accuracy of each (cell, seed) row of a --json record."""
+    rows = json.loads(report.read_text())["rows"]
+    return {(r["name"], r["seed"]): round(r["test_acc"], 3) for r in rows}
+
+
 def test_runs_each_cell_and_seed_once_and_reports_them(tmp_path: Path) -> None:
     bench = load_benchmark("authors_dropedge")
     code = _checkout(tmp_path, FAKE)
@@ -43,9 +49,7 @@ def test_runs_each_cell_and_seed_once_and_reports_them(tmp_path: Path) -> None:
     argv += ["--seeds", "1,2", "--cells", "resgcn8-do0.1,cs-gcn4-do0.3"]
     argv += ["--json", str(out), "--md", str(md)]
     assert bench.main(argv) == 0
-    rows = json.loads(out.read_text())["rows"]
-    got = {(r["name"], r["seed"]): round(r["test_acc"], 3) for r in rows}
-    assert got == {
+    assert _tests(out) == {
         ("resgcn8-do0.1", 1): 52.0,
         ("resgcn8-do0.1", 2): 53.0,
         ("cs-gcn4-do0.3", 1): 54.0,
@@ -123,9 +127,7 @@ def test_results_outlive_their_logs(tmp_path: Path, capsys: pytest.CaptureFixtur
     one = ["--seeds", "2", "--cells", "resgcn8-do0.1"]
     assert bench.main([*argv, "--logs", str(tmp_path / "l4"), *one]) == 0
     assert len(calls.read_text().splitlines()) == 3
-    rows = json.loads(out.read_text())["rows"]
-    got = {(r["name"], r["seed"]): round(r["test_acc"], 3) for r in rows}
-    assert got == {
+    assert _tests(out) == {
         ("resgcn8-do0.1", 2): 53.0,
         ("resgcn8-do0.1", 1): 52.0,
         ("cs-gcn4-do0.3", 1): 54.0,
