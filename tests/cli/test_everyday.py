@@ -79,6 +79,15 @@ def test_plain_progress_reports_at_a_steady_interval_during_a_long_step() -> Non
     assert "eta" in lines[0]
 
 
+def test_plain_progress_shows_a_total_of_zero_without_a_percentage() -> None:
+    """A sweep with nothing left to run sets its total to 0: a count, no division by it."""
+    stream = io.StringIO()
+    with PlainProgress(0.0, stream) as progress:
+        task = progress.add_task("runs", total=None)
+        progress.update(task, total=0, completed=0)
+    assert stream.getvalue().splitlines()[0].startswith("runs: 0/0 elapsed 0:00")
+
+
 def test_quiet_writes_nothing_to_stderr_and_verbose_a_line_per_epoch(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

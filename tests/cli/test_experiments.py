@@ -162,11 +162,13 @@ def test_verbose_sweep_shows_the_epoch_of_the_run_in_flight(
     assert _run(argv) == 0
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "elapsed" in line]
-    in_flight = "sweep one · running: depth 3 skip none seed 1 epoch {}/8: 0 elapsed"
-    for epoch, line in enumerate(lines[:8], start=1):
+    # the run count is known from the start
+    assert lines[0].startswith("sweep one: 0/1 (0%) elapsed"), err
+    in_flight = "sweep one · running: depth 3 skip none seed 1 epoch {}/8: 0/1 (0%) elapsed"
+    for epoch, line in enumerate(lines[1:9], start=1):
         assert line.startswith(in_flight.format(epoch)), err
-    assert re.match(r"depth 3 skip none seed 1: done test \S+%: 1/1 \(100%\)", lines[8]), err
-    assert len(lines) == 9, err
+    assert re.match(r"depth 3 skip none seed 1: done test \S+%: 1/1 \(100%\)", lines[9]), err
+    assert len(lines) == 10, err
 
 
 def test_dry_run_lists_the_runs_writes_json_and_touches_no_store(

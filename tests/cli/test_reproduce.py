@@ -264,11 +264,13 @@ def test_verbose_reproduce_names_the_cell_and_epoch_of_the_run_in_flight(
     argv = ["-v", "reproduce", "tiny", "--depths", "2", "--seeds", "1"]
     assert main([*argv, "--store", str(tmp_path / "r.db"), "--threads", "1"]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "elapsed" in line]
-    running = "reproduce tiny · running: csbm gcn depth 2 seed 0 epoch {}/3: 0 elapsed"
+    # the run count is known from the start
+    assert lines[0].startswith("reproduce tiny: 0/1 (0%) elapsed"), lines
+    running = "reproduce tiny · running: csbm gcn depth 2 seed 0 epoch {}/3: 0/1 (0%) elapsed"
     for epoch in (1, 2, 3):
-        assert lines[epoch - 1].startswith(running.format(epoch)), lines
-    assert lines[3].startswith("csbm gcn depth 2 seed 0: done test accuracy "), lines
-    assert "%: 1/1 (100%) elapsed " in lines[3], lines
+        assert lines[epoch].startswith(running.format(epoch)), lines
+    assert lines[4].startswith("csbm gcn depth 2 seed 0: done test accuracy "), lines
+    assert "%: 1/1 (100%) elapsed " in lines[4], lines
 
 
 def test_reproduce_records_the_command_it_ran(

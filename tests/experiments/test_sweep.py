@@ -336,20 +336,30 @@ def test_epochs_of_runs_in_flight_are_reported_and_change_nothing(
 
 def test_summary_counts_this_invocations_runs_not_the_whole_sweep(tmp_path: Path) -> None:
     """Two invocations under one sweep name (as the reproduce suites run cell after cell): the
-    second one's summary counts its own runs, not the name's others."""
+    second one's summary counts its own runs, not the name's others; on_start hears each
+    invocation's runs left to run before the first one ends (0 when the store holds all)."""
     one = _write_spec(tmp_path / "a", SPEC.replace("[2, 4, 8]", "[2]").replace("range(2)", "[0]"))
     two = _write_spec(
         tmp_path / "b", SPEC.replace("[2, 4, 8]", "[4]").replace("[none, res]", "[none]")
     )
     db = tmp_path / "runs.db"
-    first = sweep(one, db, threads=1)
+    heard: list[tuple[Any, ...]] = []
+
+    def hear(tag: str) -> Any:
+        return lambda *a: heard.append((tag, *a[:2]))
+
+    first = sweep(one, db, threads=1, on_start=hear("start"), on_run_end=hear("end"))
     assert (first.total, first.counts["done"]) == (2, 2)
+    assert heard == [("start", 2), ("end", 1, 2), ("end", 2, 2)]
     second = sweep(two, db, threads=1)
     assert (second.total, second.ran) == (2, 2)
     assert second.counts == {**dict.fromkeys(STATUSES, 0), "done": 2}
     assert second.line().endswith("holds 2 done of 2")
     with RunStore(db, create=False) as st:
         assert st.counts(sweep="tiny")["done"] == 4  # the name holds both invocations' runs
+    heard.clear()
+    assert sweep(one, db, threads=1, on_start=hear("start"), on_run_end=hear("end")).ran == 0
+    assert heard == [("start", 0)]
 
 
 def test_interrupt_outside_training_returns_the_run_to_pending(

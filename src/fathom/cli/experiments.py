@@ -167,6 +167,7 @@ def sweep(args: argparse.Namespace) -> int:
                 threads=threads_per_run(args.threads, workers) if executor == "local" else None,
                 on_run_end=on_run_end,
                 on_epoch=in_flight.epoch,
+                on_start=in_flight.start,
                 # --device also moves runs stored earlier with another device (not in their key)
                 device=dict(runtime).get("device"),
                 executor=executor,

@@ -289,6 +289,7 @@ def _run_cells(
             "retry_failed": args.retry_failed,
             "on_run_end": on_run_end,
             "on_epoch": in_flight.epoch,
+            "on_start": in_flight.start,
             "device": args.device,
             "executor": args.executor,
         }

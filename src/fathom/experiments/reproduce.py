@@ -22,7 +22,13 @@ from fathom.errors import ConfigError
 from fathom.experiments.references import Figure, load_references
 from fathom.experiments.spec import DEFAULT_MAX_RUNS
 from fathom.experiments.store import RunStore
-from fathom.experiments.sweep import EpochProgress, ProgressCallback, SweepSummary, run_configs
+from fathom.experiments.sweep import (
+    EpochProgress,
+    ProgressCallback,
+    StartCallback,
+    SweepSummary,
+    run_configs,
+)
 from fathom.models.presets import load_preset, preset_setting
 
 __all__ = [
@@ -673,12 +679,14 @@ def run_suite(
     device: str | None = None,
     executor: Any = "local",
     on_epoch: EpochProgress | None = None,
+    on_start: StartCallback | None = None,
 ) -> SweepSummary:
     """Run every run of ``cells`` that ``store`` does not hold yet (sweep ``name``), on
     ``device`` when given (whatever device a stored run was registered with), with
     ``executor`` (a :data:`~fathom.experiments.sweep.Executor`: ``"local"`` processes,
     ``"ray"`` or a configured :class:`~fathom.experiments.ray_executor.RayExecutor`);
-    ``on_run_end`` and ``on_epoch`` as for :func:`~fathom.experiments.sweep.run_configs`."""
+    ``on_run_end``, ``on_epoch`` and ``on_start`` as for
+    :func:`~fathom.experiments.sweep.run_configs`."""
     # cells may share runs (a suite's AUC and AP rows, or two suites' common cell)
     unique = {config_hash(cfg): cfg for cell in cells for cfg in cell.configs}
     configs = list(unique.values())
@@ -693,6 +701,7 @@ def run_suite(
         device=device,
         executor=executor,
         on_epoch=on_epoch,
+        on_start=on_start,
     )
 
 

@@ -43,6 +43,8 @@ __all__ = [
     "EXECUTORS",
     "EpochProgress",
     "Executor",
+    "ProgressCallback",
+    "StartCallback",
     "SweepSummary",
     "anything_to_run",
     "execute_run",
@@ -59,6 +61,13 @@ instance with defaults) or a configured :class:`~fathom.experiments.ray_executor
 (a cluster's address, resources per run)."""
 
 ProgressCallback = Callable[[int, int, dict[str, Any]], None]
+"""Called as ``(finished, to_run, record)`` after each run: ``finished`` of the ``to_run``
+runs this call executes have ended, ``record`` the run's stored record."""
+
+StartCallback = Callable[[int], None]
+"""Called once with the number of runs left to run (those the store does not hold as
+finished), after the store has been read and before the first starts: the total that
+:data:`ProgressCallback` counts up to, known before any run ends."""
 
 EpochProgress = Callable[[str, int, int], None]
 """Called as ``(run_key, epoch, epochs)`` when an epoch of a run in flight ends (``epochs``: the
@@ -228,6 +237,7 @@ def sweep(
     on_epoch: EpochProgress | None = None,
     max_runs: int | None = None,
     executor: Executor = "local",
+    on_start: StartCallback | None = None,
 ) -> SweepSummary:
     """Run every run of ``spec`` that ``store`` does not hold as finished.
 
@@ -238,6 +248,8 @@ def sweep(
         retry_failed: also re-run runs stored as ``failed``.
         threads: torch threads per run (default: CPU cores // workers, at least 1).
         on_run_end: called as ``(finished, to_run, record)`` after each run.
+        on_start: called once with ``to_run`` before the first run starts
+            (:data:`StartCallback`).
         on_epoch: called as ``(run_key, epoch, epochs)`` as an epoch of a run in flight ends
             (:data:`EpochProgress`; from another thread with ``workers > 1``, where a
             worker reports its first epoch of each run, then one per
@@ -269,6 +281,7 @@ def sweep(
         device=device,
         executor=executor,
         on_epoch=on_epoch,
+        on_start=on_start,
     )
 
 
@@ -284,6 +297,7 @@ def run_configs(
     device: str | None = None,
     on_epoch: EpochProgress | None = None,
     executor: Executor = "local",
+    on_start: StartCallback | None = None,
 ) -> SweepSummary:
     """Register single-seed ``configs`` under the sweep ``name`` and run those ``store`` does
     not hold as finished (the engine behind :func:`sweep` and ``fathom reproduce``).
@@ -322,6 +336,7 @@ def run_configs(
             device=device,
             ray_executor=ray_executor,
             on_epoch=on_epoch,
+            on_start=on_start,
         )
     finally:
         if ray_executor is not None:
@@ -381,6 +396,7 @@ def _run_keyed(
     device: str | None,
     ray_executor: RayExecutor | None,
     on_epoch: EpochProgress | None = None,
+    on_start: StartCallback | None = None,
 ) -> SweepSummary:
     """:func:`run_configs` on ``(run_key, config)`` pairs, with its arguments checked."""
     if ray_executor is not None:
@@ -425,6 +441,8 @@ def _run_keyed(
             if on_run_end is not None:
                 on_run_end(summary.ran, len(todo), record)
 
+    if on_start is not None:
+        on_start(len(todo))
     # signal handlers can only be set from the main thread (sweep() may run in another)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None

@@ -137,7 +137,9 @@ class PlainProgress:
         """``description: k/n (p%) elapsed m:ss eta m:ss`` of ``task``."""
         elapsed = time.monotonic() - self._t0
         done, total = task.completed, task.total
-        count = f"{done:g}" if total is None else f"{done:g}/{total:g} ({100 * done / total:.0f}%)"
+        count = f"{done:g}" if total is None else f"{done:g}/{total:g}"
+        if total:
+            count += f" ({100 * done / total:.0f}%)"
         eta = ""
         if total and 0 < done < total:
             eta = f" eta {_clock(elapsed * (total - done) / done)}"
@@ -192,6 +194,12 @@ class RunsInFlight:
     def label(self, run_key: str) -> str:
         """The run's label."""
         return self.labels.get(run_key, run_key[:8])
+
+    def start(self, total: int) -> None:
+        """``total`` runs are about to run (a
+        :data:`~fathom.experiments.sweep.StartCallback`): the count restarts at 0 of ``total``,
+        so that it shows before the first run ends."""
+        self.progress.update(self.task, total=total, completed=0)
 
     def epoch(self, run_key: str, epoch: int, epochs: int) -> None:
         """Run ``run_key`` has finished epoch ``epoch`` of ``epochs`` (0: budget unknown)
