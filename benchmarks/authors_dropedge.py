@@ -177,14 +177,18 @@ def cells() -> list[Cell]:
     # depth-jknet-pubmed)
     flags = _pubmed("0.8", 32, "densegcn", "AugNormAdj", lr="0.001")
     out.append(Cell("pm-jknet32-script", "pubmed", "JKNet", 32, "script", flags))
-    # script/semi-supervised/pubmed_GCN_nodrop.sh with 30 hidden layers (fathom preset
-    # depth-gcn-pubmed at depth 32)
-    flags = _pubmed("0.5", 32, "mutigcn", "AugRWalk", "--withloop")
-    out.append(Cell("pm-gcn32-preset", "pubmed", "GCN", 32, "preset", flags))
-    # script/semi-supervised/pubmed_GCN.sh (DropEdge: 0.7 of the edges kept) with 30 hidden
-    # layers (fathom preset depth-gcn-dropedge-pubmed at depth 32)
-    flags = [*_pubmed("0.5", 32, "mutigcn", "AugRWalk", "--withloop"), "--sampling_percent", "0.7"]
-    out.append(Cell("pm-gcnde32-preset", "pubmed", "GCN + DropEdge", 32, "preset", flags))
+    # script/semi-supervised/pubmed_GCN_nodrop.sh with 30 and 62 hidden layers (fathom
+    # preset depth-gcn-pubmed at depths 32 and 64)
+    for depth in (32, 64):
+        flags = _pubmed("0.5", depth, "mutigcn", "AugRWalk", "--withloop")
+        out.append(Cell(f"pm-gcn{depth}-preset", "pubmed", "GCN", depth, "preset", flags))
+    # script/semi-supervised/pubmed_GCN.sh (DropEdge: 0.7 of the edges kept) with 30 and 62
+    # hidden layers (fathom preset depth-gcn-dropedge-pubmed at depths 32 and 64)
+    for depth in (32, 64):
+        flags = _pubmed("0.5", depth, "mutigcn", "AugRWalk", "--withloop")
+        flags += ["--sampling_percent", "0.7"]
+        name = f"pm-gcnde{depth}-preset"
+        out.append(Cell(name, "pubmed", "GCN + DropEdge", depth, "preset", flags))
     return out
 
 
