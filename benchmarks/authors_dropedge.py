@@ -185,8 +185,9 @@ def cells() -> list[Cell]:
     # script/semi-supervised/pubmed_GCN.sh (DropEdge: 0.7 of the edges kept) with 30 and 62
     # hidden layers (fathom preset depth-gcn-dropedge-pubmed at depths 32 and 64)
     for depth in (32, 64):
-        flags = _pubmed("0.5", depth, "mutigcn", "AugRWalk", "--withloop")
-        flags += ["--sampling_percent", "0.7"]
+        flags = _pubmed(
+            "0.5", depth, "mutigcn", "AugRWalk", "--withloop", "--sampling_percent", "0.7"
+        )
         name = f"pm-gcnde{depth}-preset"
         out.append(Cell(name, "pubmed", "GCN + DropEdge", depth, "preset", flags))
     return out
