@@ -166,7 +166,7 @@ def cells() -> list[Cell]:
         Cell("cs-gcnde64-do0.1-keep0.7", "citeseer", "GCN + DropEdge", 64, "searched", flags)
     )
     # the PubMed ResGCN preset (depth-resgcn-pubmed: the pubmed GCN script's setting)
-    for depth in (16, 32):
+    for depth in (16, 32, 64):
         flags = _pubmed("0.5", depth, "resgcn", "AugRWalk", "--withloop")
         out.append(Cell(f"pm-resgcn{depth}-do0.5", "pubmed", "ResGCN", depth, "preset", flags))
     # script/semi-supervised/pubmed_IncepGCN_nodrop.sh with 14 branches (fathom preset
