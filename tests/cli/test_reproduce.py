@@ -351,6 +351,65 @@ def test_reproduce_tune_searches_then_runs_the_choice(
     assert json.loads(js.read_text())["runs_executed"] == 0
 
 
+def test_reproduce_tune_waits_for_the_grid_runs_another_process_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two invocations of one search: the one that finds nothing left to claim in the grid
+    waits for the other's grid runs, then chooses from the whole grid and runs the seeds."""
+    import functools
+    import subprocess
+
+    from fathom.config import config_hash, config_to_dict
+    from fathom.experiments import tuning
+
+    (tmp_path / "tiny.yaml").write_text(
+        "metric: val_acc\nseeds: 1\naxes:\n  - {key: train.lr, values: [0.05, 0.001]}\n"
+        "  - {key: model.dropout, values: [0.0, 0.5]}\n"
+    )
+    monkeypatch.setattr(tuning, "SEARCH_DIR", tmp_path)
+    monkeypatch.setitem(rp.SUITES, "tiny", replace(TINY, cell=_tunable_tiny_cell))
+    db, js = tmp_path / "r.db", tmp_path / "rows.json"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    claimed: list[str] = []
+    real_run_suite = rp.run_suite
+
+    def run_suite(cells: list[Cell], store: Path, *, name: str, **kw: Any) -> Any:
+        if name.endswith("-tune"):  # the other invocation has claimed the first grid point
+            cfg = cells[0].configs[0]
+            key = config_hash(cfg)
+            with RunStore(store) as st:
+                st.register(name, [(key, config_to_dict(cfg))])
+                assert st.claim(key, pid=other.pid)
+            claimed.append(key)
+        return real_run_suite(cells, store, name=name, **kw)
+
+    def other_finishes(seconds: float) -> None:
+        with RunStore(db) as st:
+            assert st.get(claimed[0])["status"] == "running"  # the grid's others are done
+            st.finish(
+                claimed[0], status="done", metrics={"val_acc": 1.0, "test_acc": 0.5}, history=[]
+            )
+
+    monkeypatch.setattr(rp, "run_suite", run_suite)
+    monkeypatch.setattr(
+        tuning, "wait_for_grids", functools.partial(tuning.wait_for_grids, sleep=other_finishes)
+    )
+    argv = ["reproduce", "tiny", "--seeds", "2", "--store", str(db), "--threads", "1", "--tune"]
+    try:
+        assert main([*argv, "--json", str(js)]) == 0
+    finally:
+        other.kill()
+        other.wait()
+    err = capsys.readouterr().err
+    assert f"waiting for 1 search run that another process (pid {other.pid}) is training" in err
+    data = json.loads(js.read_text())
+    # 3 of the 4 grid points, the tuned cell's seed 1 (its seed 0 is the other's grid run,
+    # chosen: val acc 1.0) and depth 1's 2 seeds
+    assert data["runs_executed"] == 6
+    rows = {r["depth"]: r for r in data["rows"]}
+    assert rows[2]["n"] == 2 and "val_acc 100.0: lr 0.05, dropout 0.0" in rows[2]["note"]
+
+
 def test_reproduce_tune_without_a_declared_search_is_one_line_exit_2(
     tmp_path: Path, one_line_error: Callable[..., str]
 ) -> None:

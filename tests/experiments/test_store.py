@@ -253,6 +253,21 @@ def test_recover_stale(store: RunStore) -> None:
     assert store.recover_stale(host="another-host") == ["k002"]
 
 
+def test_in_flight_lists_live_claims_of_this_host_only(store: RunStore) -> None:
+    store.register("a", _runs(5))
+    here = socket.gethostname()
+    assert store.claim("k000", pid=os.getpid(), host=here)
+    assert store.claim("k001", pid=_dead_pid(), host=here)  # its process is gone
+    assert store.claim("k002", pid=os.getpid(), host="another-host")  # cannot tell
+    assert store.claim("k003", pid=os.getpid(), host=here)  # live, but not asked about
+    # k004 pending
+    assert store.in_flight(["k000", "k001", "k002", "k004"]) == {"k000": os.getpid()}
+    assert store.in_flight(["k002"], host="another-host") == {"k002": os.getpid()}
+    assert store.in_flight([]) == {}
+    # a read: the dead claim is not recovered by it
+    assert store.get("k001")["status"] == "running"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_recover_stale_treats_a_zombie_as_dead(store: RunStore) -> None:
     store.register("a", _runs(1))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,7 @@ from fathom.config import apply_overrides, config_hash, config_to_dict
 from fathom.errors import ConfigError
 from fathom.experiments.reproduce import build_cells
 from fathom.experiments.store import RunStore
-from fathom.experiments.tuning import apply_choices, load_search, plan_searches
+from fathom.experiments.tuning import apply_choices, load_search, plan_searches, wait_for_grids
 
 
 def _depth_cells(models: str, depths: list[int], seeds: int = 2) -> list[Any]:
@@ -112,6 +116,45 @@ def test_incomplete_grid_reports_nothing_as_tuned(tmp_path: Path) -> None:
     (cell,) = apply_choices(cells, searches, space, db)
     assert cell.configs == ()
     assert "to be tuned on validation" in cell.note and "2 of 6 done" in cell.note
+
+
+def test_wait_for_grids_waits_for_another_live_process_only(tmp_path: Path) -> None:
+    space = load_search("depth")
+    searches = plan_searches(_depth_cells("gcn", [8]), space)
+    configs = searches[0].all_configs()
+    keys = [config_hash(c) for c in configs]
+    db = tmp_path / "runs.db"
+    here = socket.gethostname()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with RunStore(db) as st:
+            st.register("t", [(k, config_to_dict(c)) for k, c in zip(keys, configs, strict=True)])
+            assert st.claim(keys[0], pid=other.pid, host=here)  # another live process
+            assert st.claim(keys[1], pid=os.getpid(), host=here)  # this one: not waited for
+            assert st.claim(keys[2], pid=other.pid, host="elsewhere")  # not waited for
+        waits: list[dict[str, int]] = []
+        sleeps: list[float] = []
+
+        def other_finishes(seconds: float) -> None:  # the other process ends its run
+            sleeps.append(seconds)
+            with RunStore(db) as st:
+                st.finish(keys[0], status="done", metrics={"val_acc": 0.5}, history=[])
+
+        wait_for_grids(db, searches, poll_s=7.0, on_wait=waits.append, sleep=other_finishes)
+        assert waits == [{keys[0]: other.pid}] and sleeps == [7.0]
+
+        # a claim whose process dies ends the wait without a sleep; the run stays unfinished
+        with RunStore(db) as st:
+            assert st.claim(keys[3], pid=other.pid, host=here)
+        other.kill()
+        other.wait()
+        wait_for_grids(db, searches, on_wait=waits.append, sleep=sleeps.append)
+        assert len(waits) == 1 and sleeps == [7.0]
+        with RunStore(db) as st:
+            assert st.get(keys[3])["status"] == "running"
+    finally:
+        other.kill()
+        other.wait()
 
 
 @pytest.mark.parametrize(

@@ -238,6 +238,21 @@ def _plan_tuning(args: argparse.Namespace, cells: list[Any]) -> tuple[Any, dict[
     return space, searches
 
 
+def _print_grid_wait(live: dict[str, int]) -> None:
+    """The line ``--tune`` prints while it waits for another invocation's grid runs."""
+    from fathom.report.console import err_console
+
+    pids = ", ".join(str(p) for p in sorted(set(live.values())))
+    runs = f"{len(live)} search run{'s' if len(live) > 1 else ''}"
+    err_console.print(
+        f"waiting for {runs} that another process (pid {pids}) is training, "
+        "to choose from the whole grid",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
+
+
 def _run_cells(
     args: argparse.Namespace,
     cells: list[Any],
@@ -294,7 +309,7 @@ def _run_cells(
             "executor": args.executor,
         }
         if tuning is not None:
-            from fathom.experiments.tuning import apply_choices
+            from fathom.experiments.tuning import apply_choices, wait_for_grids
 
             space, searches = tuning
             if not args.no_run and searches:
@@ -313,6 +328,11 @@ def _run_cells(
                     markup=False,
                     highlight=False,
                 )
+                if not tune_summary.interrupted:
+                    try:
+                        wait_for_grids(args.store, searches, on_wait=_print_grid_wait)
+                    except KeyboardInterrupt:
+                        tune_summary.interrupted = True
             cells = apply_choices(cells, searches, space, args.store)
         if not args.no_run and not (tune_summary is not None and tune_summary.interrupted):
             summary = rp.run_suite(

@@ -953,6 +953,24 @@ class RunStore:
         with self._read() as conn:
             return {str(k): str(s) for k, s in conn.execute("SELECT run_key, status FROM runs")}
 
+    def in_flight(self, run_keys: Collection[str], *, host: str | None = None) -> dict[str, int]:
+        """The runs among ``run_keys`` that a live process of ``host`` (default: this host) is
+        training: run key -> that process's pid. A claim whose process is gone is not listed,
+        nor is a run of another host (whether its process lives cannot be told from here)."""
+        host = socket.gethostname() if host is None else host
+        wanted = set(run_keys)
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT run_key, pid, started_at FROM runs WHERE status = 'running' "
+                "AND host = ? ORDER BY id",
+                (host,),
+            ).fetchall()
+        return {
+            str(key): int(pid)
+            for key, pid, started in rows
+            if key in wanted and pid is not None and _pid_alive(pid, started)
+        }
+
     def counts(self, *, sweep: str | None = None) -> dict[str, int]:
         """How many runs have each status (every status present, 0 by default)."""
         if sweep is None:

@@ -9,14 +9,18 @@ which grid, and what was chosen.
 
 Grid runs are ordinary single-seed runs of the results store (their keys are their configs),
 so a search resumes like any sweep, and a cell's seed-0 run is the grid run of the chosen
-point when the search uses seed 0.
+point when the search uses seed 0. Several invocations of one search share its grid through
+the store's claims; each waits (:func:`wait_for_grids`) for the grid runs the others are
+still training before it chooses, so that all of them go on to share the chosen cells' seeds.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,7 @@ __all__ = [
     "apply_choices",
     "load_search",
     "plan_searches",
+    "wait_for_grids",
 ]
 
 SEARCH_DIR = Path(__file__).resolve().parents[1] / "presets" / "search"
@@ -217,6 +222,42 @@ def plan_searches(cells: Sequence[Any], space: SearchSpace) -> dict[int, CellSea
         axes = tuple(a.key for a in space.axes_for(base))
         out[i] = CellSearch(base, axes, tuple(points), configs)
     return out
+
+
+WAIT_POLL_S = 15.0
+"""How often :func:`wait_for_grids` reads the store while another process trains."""
+
+
+def wait_for_grids(
+    store: str | Path,
+    searches: dict[int, CellSearch],
+    *,
+    poll_s: float = WAIT_POLL_S,
+    on_wait: Callable[[dict[str, int]], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return once no grid run of ``searches`` is being trained by another live process of
+    this host: the wait of an invocation that found nothing left to claim in the grid while
+    another invocation of the same search still trains some, so that it chooses from the
+    whole grid and then shares the chosen cells' seeds instead of leaving them to the other.
+
+    ``on_wait`` gets the runs waited for (run key -> pid) each time that set changes. A claim
+    whose process dies ends the wait for it (the run stays unfinished and the grid
+    incomplete); runs claimed on another host are not waited for. Ctrl-C interrupts the
+    wait (``KeyboardInterrupt``), which writes nothing.
+    """
+    keys = [config_hash(c) for search in searches.values() for c in search.all_configs()]
+    me = os.getpid()
+    shown: dict[str, int] | None = None
+    while True:
+        with RunStore(store) as st:
+            live = {k: pid for k, pid in st.in_flight(keys).items() if pid != me}
+        if not live:
+            return
+        if on_wait is not None and live != shown:
+            on_wait(live)
+        shown = live
+        sleep(poll_s)
 
 
 def _describe(point: dict[str, Any]) -> str:
