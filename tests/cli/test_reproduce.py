@@ -308,9 +308,9 @@ def _tunable_tiny_cell(key: str, dataset: str, depth: int | None, seeds: int) ->
     return replace(cell, tunable=cell.depth == 2)  # depth 1: "published"
 
 
-def test_reproduce_tune_searches_then_runs_the_choice(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _tiny_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The tiny suite with its depth-2 cell searched over a 4-point grid (lr × dropout, one
+    seed): the store's and the JSON's paths."""
     from fathom.experiments import tuning
 
     (tmp_path / "tiny.yaml").write_text(
@@ -319,7 +319,13 @@ def test_reproduce_tune_searches_then_runs_the_choice(
     )
     monkeypatch.setattr(tuning, "SEARCH_DIR", tmp_path)
     monkeypatch.setitem(rp.SUITES, "tiny", replace(TINY, cell=_tunable_tiny_cell))
-    db, js = tmp_path / "r.db", tmp_path / "rows.json"
+    return tmp_path / "r.db", tmp_path / "rows.json"
+
+
+def test_reproduce_tune_searches_then_runs_the_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, js = _tiny_search(tmp_path, monkeypatch)
     argv = ["reproduce", "tiny", "--seeds", "2", "--store", str(db), "--threads", "1", "--tune"]
     assert main([*argv, "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -362,13 +368,7 @@ def test_reproduce_tune_waits_for_the_grid_runs_another_process_trains(
     from fathom.config import config_hash, config_to_dict
     from fathom.experiments import tuning
 
-    (tmp_path / "tiny.yaml").write_text(
-        "metric: val_acc\nseeds: 1\naxes:\n  - {key: train.lr, values: [0.05, 0.001]}\n"
-        "  - {key: model.dropout, values: [0.0, 0.5]}\n"
-    )
-    monkeypatch.setattr(tuning, "SEARCH_DIR", tmp_path)
-    monkeypatch.setitem(rp.SUITES, "tiny", replace(TINY, cell=_tunable_tiny_cell))
-    db, js = tmp_path / "r.db", tmp_path / "rows.json"
+    db, js = _tiny_search(tmp_path, monkeypatch)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     claimed: list[str] = []
     real_run_suite = rp.run_suite

@@ -260,8 +260,14 @@ def test_in_flight_lists_live_claims_of_this_host_only(store: RunStore) -> None:
     assert store.claim("k001", pid=_dead_pid(), host=here)  # its process is gone
     assert store.claim("k002", pid=os.getpid(), host="another-host")  # cannot tell
     assert store.claim("k003", pid=os.getpid(), host=here)  # live, but not asked about
-    # k004 pending
-    assert store.in_flight(["k000", "k001", "k002", "k004"]) == {"k000": os.getpid()}
+    assert store.claim("k004", pid=os.getpid(), host=here)
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE runs SET host = NULL WHERE run_key = 'k004'")  # counts as this host's
+    conn.commit()
+    conn.close()
+    store.register("a", _runs(6))  # k005 pending
+    asked = ["k000", "k001", "k002", "k004", "k005"]
+    assert store.in_flight(asked) == {"k000": os.getpid(), "k004": os.getpid()}
     assert store.in_flight(["k002"], host="another-host") == {"k002": os.getpid()}
     assert store.in_flight([]) == {}
     # a read: the dead claim is not recovered by it

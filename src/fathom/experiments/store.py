@@ -811,6 +811,19 @@ class RunStore:
                     (run_key,),
                 )
 
+    @staticmethod
+    def _running_rows(
+        conn: sqlite3.Connection, host: str | None
+    ) -> list[tuple[str, int | None, str | None]]:
+        """``(run_key, pid, started_at)`` of the ``running`` runs claimed on ``host`` (default:
+        this host) or on no recorded host, in insertion order."""
+        host = socket.gethostname() if host is None else host
+        return conn.execute(
+            "SELECT run_key, pid, started_at FROM runs WHERE status = 'running' "
+            "AND (host = ? OR host IS NULL) ORDER BY id",
+            (host,),
+        ).fetchall()
+
     def recover_stale(self, *, host: str | None = None, exclude: Collection[str] = ()) -> list[str]:
         """Return to ``pending`` the ``running`` runs of ``host`` (default: this host) whose
         process is gone, or that have no pid; runs of other hosts, and those in ``exclude``
@@ -819,13 +832,8 @@ class RunStore:
         A process counts as gone when it does not exist, is a zombie, or (on Linux) started
         after the run was claimed (its pid was reused). Returns the keys reset, in order.
         """
-        host = socket.gethostname() if host is None else host
         with self._write() as conn:
-            rows = conn.execute(
-                "SELECT run_key, pid, started_at FROM runs WHERE status = 'running' "
-                "AND (host = ? OR host IS NULL) ORDER BY id",
-                (host,),
-            ).fetchall()
+            rows = self._running_rows(conn, host)
             stale = [
                 key
                 for key, pid, started in rows
@@ -956,15 +964,11 @@ class RunStore:
     def in_flight(self, run_keys: Collection[str], *, host: str | None = None) -> dict[str, int]:
         """The runs among ``run_keys`` that a live process of ``host`` (default: this host) is
         training: run key -> that process's pid. A claim whose process is gone is not listed,
-        nor is a run of another host (whether its process lives cannot be told from here)."""
-        host = socket.gethostname() if host is None else host
+        nor is a run of another host (whether its process lives cannot be told from here); a
+        claim with no recorded host counts as this host's, as in :meth:`recover_stale`."""
         wanted = set(run_keys)
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT run_key, pid, started_at FROM runs WHERE status = 'running' "
-                "AND host = ? ORDER BY id",
-                (host,),
-            ).fetchall()
+            rows = self._running_rows(conn, host)
         return {
             str(key): int(pid)
             for key, pid, started in rows
