@@ -396,12 +396,14 @@ def test_reproduce_tune_waits_for_the_grid_runs_another_process_trains(
     )
     argv = ["reproduce", "tiny", "--seeds", "2", "--store", str(db), "--threads", "1", "--tune"]
     try:
-        assert main([*argv, "--json", str(js)]) == 0
+        assert main(["-v", *argv, "--json", str(js)]) == 0
     finally:
         other.kill()
         other.wait()
     err = capsys.readouterr().err
     assert f"waiting for 1 search run that another process (pid {other.pid}) is training" in err
+    # the chosen setting's runs are named by their cell, as the others are
+    assert "csbm gcn depth 2 seed 1: done test accuracy " in err
     data = json.loads(js.read_text())
     # 3 of the 4 grid points, the tuned cell's seed 1 (its seed 0 is the other's grid run,
     # chosen: val acc 1.0) and depth 1's 2 seeds

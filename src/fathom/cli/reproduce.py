@@ -281,12 +281,16 @@ def _run_cells(
 
         # the metric each run's cell compares (cells may share a run: the first one's)
         compared: dict[str, tuple[str, str]] = {}
-        for cell in cells:
-            label = cell.metric_label or rp.METRIC_LABELS.get(cell.metric, cell.metric)
-            for c in cell.configs:
-                key = config_hash(c)
-                compared.setdefault(key, (cell.metric, label))
-                in_flight.labels.setdefault(key, run_label(cell, c.seed))
+
+        def label_runs(cells: list[Any]) -> None:
+            for cell in cells:
+                label = cell.metric_label or rp.METRIC_LABELS.get(cell.metric, cell.metric)
+                for c in cell.configs:
+                    key = config_hash(c)
+                    compared.setdefault(key, (cell.metric, label))
+                    in_flight.labels.setdefault(key, run_label(cell, c.seed))
+
+        label_runs(cells)
 
         def on_run_end(done: int, todo: int, record: dict[str, Any]) -> None:
             key, met = record.get("run_key", ""), record["metrics"]
@@ -334,6 +338,7 @@ def _run_cells(
                     except KeyboardInterrupt:
                         tune_summary.interrupted = True
             cells = apply_choices(cells, searches, space, args.store)
+            label_runs(cells)  # the chosen settings' runs, named like the others
         if not args.no_run and not (tune_summary is not None and tune_summary.interrupted):
             summary = rp.run_suite(
                 cells,
